@@ -1,0 +1,1 @@
+"""The event-sourced CQRS user service: domain, event store, projections, API and worker."""

@@ -1,0 +1,39 @@
+"""The composition root: builds engines, stores and services from settings, once per URL."""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import lru_cache
+
+from sqlalchemy import Engine
+
+from es_app.domain import UPCASTERS, User, UserState
+from es_app.services import UserService
+from es_app.settings import Settings, get_settings
+from es_app.store import EventStore, Repository, SnapshotStore, UpcasterRegistry, make_engine
+
+
+@lru_cache(maxsize=None)
+def engine_for(url: str) -> Engine:
+    """Returns one shared engine per database URL in this process."""
+    return make_engine(url)
+
+
+@dataclasses.dataclass
+class EsContainer:
+    settings: Settings
+    engine: Engine
+    store: EventStore
+    snapshots: SnapshotStore
+    users: Repository
+    user_service: UserService
+
+
+def build(settings: Settings | None = None) -> EsContainer:
+    """Returns the wired event-sourced side for these settings (default: the environment's)."""
+    settings = settings or get_settings()
+    engine = engine_for(settings.es_database_url)
+    store = EventStore(engine, UpcasterRegistry(UPCASTERS))
+    snapshots = SnapshotStore(engine)
+    users = Repository(store, snapshots, User, UserState, snapshot_every=settings.snapshot_every)
+    return EsContainer(settings, engine, store, snapshots, users, UserService(users))

@@ -1,0 +1,31 @@
+"""Base class and registry of domain events (past tense, immutable, plain data)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+EVENT_TYPES: dict[str, type["DomainEvent"]] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class DomainEvent:
+    schema_version: ClassVar[int] = 1
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        EVENT_TYPES[cls.__name__] = cls
+
+    @property
+    def type_name(self) -> str:
+        return type(self).__name__
+
+    def to_data(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+def event_from_data(type_name: str, data: dict[str, Any]) -> DomainEvent:
+    """Returns the domain event of that type built from its (current-schema) data."""
+    cls = EVENT_TYPES[type_name]
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})

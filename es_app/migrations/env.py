@@ -1,0 +1,25 @@
+"""Alembic environment of the event-sourced database (store + read models)."""
+
+from alembic import context
+
+from es_app.store.engine import make_engine
+
+VERSION_TABLE = "alembic_version_es"
+
+config = context.config
+
+
+def _run(connection) -> None:  # noqa: ANN001
+    context.configure(connection=connection, version_table=VERSION_TABLE, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+connection = config.attributes.get("connection")
+if connection is not None:
+    _run(connection)
+else:
+    engine = make_engine(config.get_main_option("sqlalchemy.url"))
+    with engine.connect() as conn:
+        _run(conn)
+    engine.dispose()

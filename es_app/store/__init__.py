@@ -1,0 +1,27 @@
+"""The SQL event store: append-only events, global feed, snapshots, unique claims, upcasting."""
+
+from .engine import make_engine, normalize_url, write_transaction
+from .event_store import EventStore
+from .repository import Repository
+from .snapshots import Snapshot, SnapshotStore
+from .types import (
+    AppendResult,
+    Claim,
+    ClaimTaken,
+    ConcurrencyError,
+    EventIdConflict,
+    Expected,
+    ExpectedVersion,
+    NewEvent,
+    RecordedEvent,
+    StoreError,
+    category_of,
+)
+from .upcasting import UpcasterRegistry
+
+__all__ = [
+    "AppendResult", "Claim", "ClaimTaken", "ConcurrencyError", "EventIdConflict", "EventStore",
+    "Expected", "ExpectedVersion", "NewEvent", "RecordedEvent", "Repository", "Snapshot",
+    "SnapshotStore", "StoreError", "UpcasterRegistry", "category_of", "make_engine",
+    "normalize_url", "write_transaction",
+]

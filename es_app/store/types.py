@@ -1,0 +1,87 @@
+"""Values and errors of the event store's public API."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+
+class ExpectedVersion(str, enum.Enum):
+    """The non-numeric expected-version modes; an `int` means exactly that version."""
+
+    ANY = "any"
+    NO_STREAM = "no_stream"
+    STREAM_EXISTS = "stream_exists"
+
+
+Expected = ExpectedVersion | int
+
+
+@dataclasses.dataclass(frozen=True)
+class NewEvent:
+    type: str
+    data: dict[str, Any]
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    event_id: str = dataclasses.field(default_factory=lambda: str(uuid.uuid4()))
+    schema_version: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordedEvent:
+    position: int
+    stream_id: str
+    version: int
+    event_id: str
+    type: str
+    schema_version: int
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    recorded_at: datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class AppendResult:
+    """Returns where the batch landed; `written` is False when it was an idempotent retry."""
+
+    stream_id: str
+    version: int
+    position: int
+    positions: tuple[int, ...]
+    written: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """A unique value (e.g. an email) held by one stream, checked in the append's transaction."""
+
+    scope: str
+    value: str
+
+
+class StoreError(Exception):
+    pass
+
+
+class ConcurrencyError(StoreError):
+    def __init__(self, stream_id: str, expected: Expected, actual: int):
+        exp = expected.value if isinstance(expected, ExpectedVersion) else expected
+        super().__init__(f"stream {stream_id!r}: expected version {exp}, actual {actual}")
+        self.stream_id, self.expected, self.actual = stream_id, expected, actual
+
+
+class EventIdConflict(StoreError):
+    """An event id is already stored with other content or at another place."""
+
+
+class ClaimTaken(StoreError):
+    def __init__(self, claim: Claim, owner: str):
+        super().__init__(f"{claim.scope} {claim.value!r} is already taken by {owner}")
+        self.claim, self.owner = claim, owner
+
+
+def category_of(stream_id: str) -> str:
+    """Returns the category of a stream id: the part before the first '-' (`user-42` -> `user`)."""
+    return stream_id.split("-", 1)[0]

@@ -1,0 +1,1 @@
+"""The legacy CRUD user service: the "before" system, mutated in place."""

@@ -1,0 +1,68 @@
+"""The `migrator` command line. Each module of this package adds its commands with `register(app)`."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+
+import typer
+from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
+
+from .common import CliError, EsUrl, LegacyUrl, err_console, settings_for
+
+app = typer.Typer(
+    name="migrator",
+    help="Walk a live legacy CRUD database into an event-sourced CQRS system, phase by phase.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _global_options(ctx: typer.Context, es_url: EsUrl = None, legacy_url: LegacyUrl = None) -> None:
+    ctx.obj = settings_for(None, es_url, legacy_url)
+
+
+for _mod in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    if _mod != "common":
+        importlib.import_module(f"{__name__}.{_mod}").register(app)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the CLI; known failures print one `error:` line and exit non-zero."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except CliError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        return exc.code
+    except (OperationalError, ProgrammingError) as exc:
+        err_console.print(f"[red]error:[/red] database: {_first_line(exc)}", highlight=False)
+        return 1
+    except ArgumentError as exc:
+        err_console.print(f"[red]error:[/red] bad database URL: {_first_line(exc)}", highlight=False)
+        return 2
+    except typer.Abort:
+        err_console.print("aborted")
+        return 130
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    except Exception as exc:
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # click's usage errors
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

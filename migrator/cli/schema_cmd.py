@@ -1,0 +1,27 @@
+"""`migrator init`: create or upgrade every schema to head (idempotent)."""
+
+from __future__ import annotations
+
+import typer
+
+from es_app.bootstrap import engine_for
+from migrator import schema
+
+from .common import EsUrl, LegacyUrl, console, settings_for
+
+
+def init(ctx: typer.Context, es_url: EsUrl = None, legacy_url: LegacyUrl = None) -> None:
+    """Create or upgrade the event store and legacy schemas to head; safe to run again."""
+    settings = settings_for(ctx, es_url, legacy_url)
+    engines = {"es": engine_for(settings.es_database_url),
+               "legacy": engine_for(settings.legacy_database_url)}
+    for tree in schema.TREES:
+        engine = engines[tree.database]
+        schema.upgrade(tree, engine)
+        current, _ = schema.status(tree, engine)
+        console.print(f"[green]✓[/green] {tree.name:<8} at {', '.join(sorted(current))}  "
+                      f"({engine.url.render_as_string(hide_password=True)})", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(init)
