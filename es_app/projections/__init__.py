@@ -1,0 +1,1 @@
+"""Projections: the runner (checkpoints, shards, dead letters, rebuild) and the read models."""
