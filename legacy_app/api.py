@@ -1,0 +1,160 @@
+"""FastAPI CRUD over the legacy `users` table: `legacy_app.api:app`.
+
+The database comes from LEGACY_DATABASE_URL (or `create_app(database_url=...)`) and
+is connected on the first request, never at import time.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Annotated, Optional
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .db import Database, SchemaMissing
+from .reads import MAX_PAGE, ReadModeError, UserReads, UserRecord, reads_for
+from .service import EmailTaken, UserNotFound, UserService
+
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+Email = Annotated[str, Field(min_length=3, max_length=254, pattern=EMAIL_PATTERN)]
+FullName = Annotated[str, Field(min_length=1, max_length=200)]
+Phone = Annotated[str, Field(min_length=1, max_length=40)]
+
+
+class UserIn(BaseModel):
+    model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
+
+    email: Email
+    full_name: FullName
+    is_active: bool = True
+    phone: Optional[Phone] = None
+
+
+class UserPatch(BaseModel):
+    """A PUT body: any subset of the fields; `phone: null` clears the phone."""
+
+    model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
+
+    email: Optional[Email] = None
+    full_name: Optional[FullName] = None
+    is_active: Optional[bool] = None
+    phone: Optional[Phone] = None
+
+    @field_validator("email", "full_name", "is_active")
+    @classmethod
+    def _not_null(cls, value):  # noqa: ANN001
+        if value is None:
+            raise ValueError("may be omitted but not null")
+        return value
+
+
+class UserOut(BaseModel):
+    id: int
+    email: str
+    full_name: str
+    is_active: bool
+    phone: Optional[str]
+    created_at: datetime
+    updated_at: datetime
+
+
+class UserPage(BaseModel):
+    items: list[UserOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class _Services:
+    def __init__(self, database: Database, reads: UserReads):
+        self.database, self.reads, self.users = database, reads, UserService(database)
+
+
+def _services(request: Request) -> _Services:
+    return request.app.state.services()
+
+
+Svc = Annotated[_Services, Depends(_services)]
+
+
+def create_app(database_url: str | None = None, *, read_mode: str | None = None) -> FastAPI:
+    """Returns the legacy CRUD app; its database (default LEGACY_DATABASE_URL) connects on first use."""
+    lock = threading.Lock()
+    box: dict[str, _Services] = {}
+
+    def services() -> _Services:
+        if "s" not in box:
+            with lock:
+                if "s" not in box:
+                    database = Database.connect(database_url)
+                    try:
+                        box["s"] = _Services(database, reads_for(database, read_mode))
+                    except ReadModeError:
+                        database.dispose()
+                        raise
+        return box["s"]
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        if "s" in box:
+            box.pop("s").database.dispose()
+
+    app = FastAPI(title="legacy users (CRUD)", version="1.0", lifespan=lifespan)
+    app.state.services = services
+
+    @app.exception_handler(SchemaMissing)
+    @app.exception_handler(ReadModeError)
+    async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+
+    @app.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserOut)
+    def create_user(body: UserIn, svc: Svc) -> UserRecord:
+        try:
+            return svc.users.create(**body.model_dump())
+        except EmailTaken:
+            raise HTTPException(status.HTTP_409_CONFLICT, f"email already in use: {body.email}") from None
+
+    @app.get("/users/{user_id}", response_model=UserOut)
+    def get_user(user_id: int, svc: Svc) -> UserRecord:
+        record = svc.reads.get(user_id)
+        if record is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no user {user_id}")
+        return record
+
+    @app.get("/users", response_model=UserPage)
+    def list_users(svc: Svc,
+                   search: Annotated[Optional[str], Query(max_length=200,
+                                                          description="substring of name or email")] = None,
+                   limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+                   offset: Annotated[int, Query(ge=0)] = 0):
+        page = svc.reads.search(search.strip() if search else None, limit=limit, offset=offset)
+        return {"items": page.items, "total": page.total, "limit": page.limit, "offset": page.offset}
+
+    @app.put("/users/{user_id}", response_model=UserOut)
+    def update_user(user_id: int, body: UserPatch, svc: Svc) -> UserRecord:
+        changes = body.model_dump(exclude_unset=True)
+        try:
+            return svc.users.update(user_id, changes)
+        except UserNotFound:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no user {user_id}") from None
+        except EmailTaken:
+            raise HTTPException(status.HTTP_409_CONFLICT, f"email already in use: {changes['email']}") from None
+
+    @app.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+    def delete_user(user_id: int, svc: Svc) -> Response:
+        try:
+            svc.users.delete(user_id)
+        except UserNotFound:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no user {user_id}") from None
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    return app
+
+
+app = create_app()

@@ -1,0 +1,101 @@
+"""The classic CRUD service: load the row, mutate it in place, save (the talk's slide 3).
+
+Nothing here records *why* a row changed or what it was before — that is the point
+of the "before" system. The app maintains `created_at` / `updated_at` itself.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from sqlalchemy.exc import IntegrityError
+
+from .db import Database
+from .models import User
+from .reads import UserRecord
+
+EDITABLE = ("email", "full_name", "is_active", "phone")
+
+
+class UserNotFound(LookupError):
+    """No user row has that id."""
+
+
+class EmailTaken(ValueError):
+    """Another user row already has that email."""
+
+
+def utcnow() -> datetime:
+    """Returns the current time, aware, in UTC."""
+    return datetime.now(timezone.utc)
+
+
+class UserService:
+    """Creates, edits and deletes legacy user rows, one short transaction each."""
+
+    def __init__(self, database: Database, clock: Callable[[], datetime] = utcnow):
+        self._sessions = database.write_session
+        self._clock = clock
+
+    def create(self, *, email: str, full_name: str, is_active: bool = True, phone: str | None = None) -> UserRecord:
+        """Returns the new user; raises EmailTaken."""
+        now = self._clock()
+        with self._sessions() as session:
+            user = User(email=email, full_name=full_name, is_active=is_active, phone=phone,
+                        created_at=now, updated_at=now)
+            session.add(user)
+            self._commit(session, email)
+            return UserRecord.of(user)
+
+    def change_name(self, user_id: int, full_name: str) -> UserRecord:
+        """Returns the renamed user — slide 3, verbatim: load, mutate, save."""
+        with self._sessions() as session:
+            user = session.get(User, user_id)
+            if user is None:
+                raise UserNotFound(user_id)
+            user.full_name = full_name
+            user.updated_at = self._clock()
+            session.commit()
+            return UserRecord.of(user)
+
+    def update(self, user_id: int, changes: dict[str, Any]) -> UserRecord:
+        """Returns the user after setting the given fields; raises UserNotFound or EmailTaken.
+
+        `updated_at` moves only when a value really changes; an unchanged save writes nothing.
+        """
+        unknown = set(changes) - set(EDITABLE)
+        if unknown:
+            raise ValueError(f"not editable: {', '.join(sorted(unknown))}")
+        with self._sessions() as session:
+            user = session.get(User, user_id)
+            if user is None:
+                raise UserNotFound(user_id)
+            changed = False
+            for field, value in changes.items():
+                if getattr(user, field) != value:
+                    setattr(user, field, value)
+                    changed = True
+            if changed:
+                user.updated_at = self._clock()
+                self._commit(session, changes.get("email"))
+            return UserRecord.of(user)
+
+    def delete(self, user_id: int) -> None:
+        """Deletes the row; raises UserNotFound."""
+        with self._sessions() as session:
+            user = session.get(User, user_id)
+            if user is None:
+                raise UserNotFound(user_id)
+            session.delete(user)
+            session.commit()
+
+    @staticmethod
+    def _commit(session, email: str | None) -> None:  # noqa: ANN001
+        try:
+            session.commit()
+        except IntegrityError as exc:
+            session.rollback()
+            if email is not None and "email" in str(exc.orig).lower():
+                raise EmailTaken(email) from None
+            raise

@@ -1,0 +1,141 @@
+"""The legacy CRUD API over HTTP (TestClient), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from fastapi.testclient import TestClient
+
+from legacy_app.api import create_app
+
+
+@pytest.fixture
+def client(new_database_url):
+    with TestClient(create_app(new_database_url("legacy"))) as c:
+        yield c
+
+
+def _create(client, email, name="Ann Example", **extra):
+    r = client.post("/users", json={"email": email, "full_name": name, **extra})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def test_create_then_get(client):
+    body = _create(client, "ann@example.org", "Zoë Ångström", phone="+49 30 1234")
+    assert body["id"] > 0
+    assert (body["email"], body["full_name"], body["is_active"], body["phone"]) == \
+        ("ann@example.org", "Zoë Ångström", True, "+49 30 1234")
+    created = datetime.fromisoformat(body["created_at"])
+    assert created.utcoffset().total_seconds() == 0
+    assert body["updated_at"] == body["created_at"]
+    assert client.get(f"/users/{body['id']}").json() == body
+
+
+def test_unknown_user_is_404_on_get_put_delete(client):
+    assert client.get("/users/999").status_code == 404
+    assert client.put("/users/999", json={"full_name": "X"}).status_code == 404
+    r = client.delete("/users/999")
+    assert r.status_code == 404 and "999" in r.json()["detail"]
+
+
+def test_delete(client):
+    uid = _create(client, "del@example.org")["id"]
+    r = client.delete(f"/users/{uid}")
+    assert r.status_code == 204 and r.content == b""
+    assert client.get(f"/users/{uid}").status_code == 404
+    assert client.get("/users").json()["total"] == 0
+
+
+def test_duplicate_email_is_409_and_changes_nothing(client):
+    a = _create(client, "a@example.org", "A")
+    b = _create(client, "b@example.org", "B")
+    r = client.post("/users", json={"email": "a@example.org", "full_name": "Other"})
+    assert r.status_code == 409 and "a@example.org" in r.json()["detail"]
+    r = client.put(f"/users/{b['id']}", json={"email": "a@example.org", "full_name": "B2"})
+    assert r.status_code == 409
+    assert client.get(f"/users/{b['id']}").json() == b
+    assert client.get("/users").json()["total"] == 2
+    assert client.get(f"/users/{a['id']}").json() == a
+
+
+def test_partial_update_keeps_other_fields_and_moves_updated_at(client):
+    user = _create(client, "p@example.org", "Pat", phone="+1 555 0100")
+    r = client.put(f"/users/{user['id']}", json={"is_active": False})
+    assert r.status_code == 200
+    after = r.json()
+    assert after["is_active"] is False
+    assert {k: after[k] for k in ("email", "full_name", "phone", "created_at")} == \
+        {k: user[k] for k in ("email", "full_name", "phone", "created_at")}
+    assert after["updated_at"] > user["updated_at"]
+
+    cleared = client.put(f"/users/{user['id']}", json={"phone": None}).json()
+    assert cleared["phone"] is None and cleared["is_active"] is False
+
+    full = client.put(f"/users/{user['id']}", json={"email": "pat@example.org", "full_name": "Pat Q",
+                                                     "is_active": True, "phone": "+1 2"}).json()
+    assert (full["email"], full["full_name"], full["is_active"], full["phone"]) == \
+        ("pat@example.org", "Pat Q", True, "+1 2")
+    assert client.get(f"/users/{user['id']}").json() == full
+
+
+def test_unchanged_put_does_not_touch_updated_at(client):
+    user = _create(client, "same@example.org", "Same")
+    r = client.put(f"/users/{user['id']}", json={"full_name": "Same", "email": "same@example.org"})
+    assert r.status_code == 200 and r.json() == user
+
+
+@pytest.mark.parametrize("body", [
+    {"full_name": "No Email"},
+    {"email": "not-an-email", "full_name": "X"},
+    {"email": "x@example.org", "full_name": "   "},
+    {"email": "x@example.org", "full_name": "X" * 201},
+    {"email": "x@example.org", "full_name": "X", "phone": "1" * 41},
+    {"email": "x@example.org", "full_name": "X", "is_active": "maybe"},
+    {"email": "x@example.org", "full_name": "X", "password": "secret"},
+])
+def test_bad_create_is_422_and_writes_nothing(client, body):
+    r = client.post("/users", json=body)
+    assert r.status_code == 422 and r.json()["detail"]
+    assert client.get("/users").json()["total"] == 0
+
+
+@pytest.mark.parametrize("body", [{"full_name": None}, {"email": None}, {"is_active": None},
+                                  {"email": "bad"}, {"id": 5}])
+def test_bad_update_is_422_and_changes_nothing(client, body):
+    user = _create(client, "u@example.org", "U")
+    assert client.put(f"/users/{user['id']}", json=body).status_code == 422
+    assert client.get(f"/users/{user['id']}").json() == user
+
+
+def test_bad_path_and_query_are_422(client):
+    assert client.get("/users/abc").status_code == 422
+    assert client.get("/users", params={"limit": 0}).status_code == 422
+    assert client.get("/users", params={"limit": 501}).status_code == 422
+    assert client.get("/users", params={"offset": -1}).status_code == 422
+
+
+def test_search_by_name_or_email_with_pagination(client):
+    names = ["Alice Smith", "Bob Smithers", "Carol Jones", "Dan SMITH", "Eve Brown", "Ümit Smith"]
+    ids = [_create(client, f"user{i}@example.org", n)["id"] for i, n in enumerate(names)]
+    _create(client, "smithy@example.net", "Frank Miller")
+    _create(client, "100%@example.org", "Percent")
+
+    page = client.get("/users", params={"search": "smith", "limit": 2}).json()
+    assert page["total"] == 5 and page["limit"] == 2 and page["offset"] == 0
+    assert [u["full_name"] for u in page["items"]] == ["Alice Smith", "Bob Smithers"]
+    page2 = client.get("/users", params={"search": "smith", "limit": 2, "offset": 2}).json()
+    assert [u["full_name"] for u in page2["items"]] == ["Dan SMITH", "Ümit Smith"]
+    page3 = client.get("/users", params={"search": "smith", "limit": 2, "offset": 4}).json()
+    assert [u["email"] for u in page3["items"]] == ["smithy@example.net"]
+
+    assert client.get("/users", params={"search": "EXAMPLE.NET"}).json()["total"] == 1
+    assert [u["full_name"] for u in client.get("/users", params={"search": "üMIT"}).json()["items"]] == ["Ümit Smith"]
+    assert client.get("/users", params={"search": "%"}).json()["total"] == 1  # wildcards are literal
+    assert client.get("/users", params={"search": "_"}).json()["total"] == 0
+
+    everyone = client.get("/users", params={"limit": 500}).json()
+    assert everyone["total"] == 8
+    assert [u["id"] for u in everyone["items"]][:6] == ids
+    assert client.get("/users", params={"offset": 8}).json()["items"] == []
