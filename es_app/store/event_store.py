@@ -203,9 +203,9 @@ class EventStore:
         unique = list(dict.fromkeys(stream_ids))
         for start in range(0, len(unique), 900):
             chunk = unique[start:start + 900]
-            found.update(conn.execute(
+            found.update((stream_id, version) for stream_id, version in conn.execute(
                 select(events.c.stream_id, func.max(events.c.version))
-                .where(events.c.stream_id.in_(chunk)).group_by(events.c.stream_id)).tuples())
+                .where(events.c.stream_id.in_(chunk)).group_by(events.c.stream_id)))
         return found
 
     def read_stream(self, stream_id: str, from_version: int = 1, to_version: int | None = None,

@@ -1,0 +1,1 @@
+"""Benchmarks that print tables (never asserted in tests). See bench/README.md."""

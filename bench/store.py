@@ -1,0 +1,323 @@
+"""Event store bench: command path, batch append, global feed, stream loads, the gap-safety lock.
+
+Runs the same work through our store and, when it is installed, the `eventsourcing`
+library, each in a fresh database of its own, and prints the speed ratio ours/theirs
+(above 1.0x = we are faster). Run: `python -m bench.store [--quick] [--backend sqlite]`.
+
+Durability is the same on both sides: SQLite in WAL mode with synchronous=NORMAL
+(our engine's setting, applied to eventsourcing's connections too); PostgreSQL with
+the server's settings (fsync=on, synchronous_commit=on here). Both sides keep their
+gap-safety lock on PostgreSQL (ours: a transaction advisory lock; theirs: LOCK TABLE).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import sys
+from typing import Any, Iterator, Sequence
+
+from . import store_eventsourcing
+from .common import (
+    Timing,
+    es_database,
+    empty_database,
+    fmt,
+    machine_line,
+    median_ms,
+    parse,
+    parser,
+    print_table,
+    ratio,
+    run_ops,
+    run_threads,
+)
+
+THREADS = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class Sizes:
+    commands: int  # sequential commands (and per-op appends)
+    per_thread: int  # commands per thread, THREADS threads
+    users: int  # streams the sequential commands rotate over (keeps streams short on both sides)
+    batches: int  # appends of `batch` events
+    batch: int
+    feed: int  # events in the global feed read
+    page: int
+    big: int  # events of the long stream
+    load_repeat: int
+    big_repeat: int  # loads of the long stream without a snapshot
+
+
+FULL = Sizes(commands=1000, per_thread=125, users=100, batches=40, batch=100, feed=20_000, page=1000,
+             big=10_000, load_repeat=200, big_repeat=5)
+QUICK = Sizes(commands=40, per_thread=5, users=10, batches=3, batch=100, feed=1_000, page=250,
+              big=1_000, load_repeat=10, big_repeat=2)
+
+
+class OurSide:
+    """Does the bench's work through es_app: UserService/Repository and EventStore."""
+
+    name = "ours"
+
+    def __init__(self, url: str, *, serialize_appends: bool = True):
+        from es_app.domain import UPCASTERS, User, UserState
+        from es_app.services import UserService
+        from es_app.store import EventStore, Repository, SnapshotStore, UpcasterRegistry, make_engine
+
+        self.engine = make_engine(url)
+        self.store = EventStore(self.engine, UpcasterRegistry(UPCASTERS), serialize_appends=serialize_appends)
+        snapshots = SnapshotStore(self.engine)
+        self.users = Repository(self.store, snapshots, User, UserState, snapshot_every=100)
+        self.unsnapped = Repository(self.store, snapshots, User, UserState, snapshot_every=10**12)
+        self.service = UserService(self.users)
+        self.user_cls = User
+
+    # -- command path ----------------------------------------------------------
+    def register(self, n: int) -> list[str]:
+        import uuid
+
+        return [self.service.register(f"User {i}", f"u{i}-{uuid.uuid4().hex[:8]}@example.org").stream_id
+                for i in range(n)]
+
+    def command(self, user_id: str, name: str) -> None:
+        self.service.execute(user_id, lambda u: u.change_name(name), metadata={"actor": "bench"})
+
+    # -- store level -----------------------------------------------------------
+    def new_stream(self) -> str:
+        import uuid
+
+        return f"thing-{uuid.uuid4()}"
+
+    def _event(self, i: int) -> Any:
+        from es_app.store import NewEvent
+
+        return NewEvent("Thing", {"name": f"Name {i}", "n": i}, {"actor": "bench"})
+
+    def append_one(self, stream: str, version: int, i: int) -> None:
+        self.store.append(stream, [self._event(i)], version)
+
+    def append_many(self, stream: str, n: int) -> None:
+        self.store.append(stream, [self._event(v) for v in range(1, n + 1)], 0)
+
+    def append_across(self, streams: list[str]) -> None:
+        from es_app.store import ExpectedVersion, write_transaction
+
+        with write_transaction(self.engine) as conn:
+            self.store.append_batch(conn, [(s, [self._event(i)], ExpectedVersion.NO_STREAM)
+                                           for i, s in enumerate(streams)])
+
+    def read_feed(self, page: int) -> int:
+        """Returns how many events it read."""
+        seen, after = 0, 0
+        while True:
+            batch = self.store.read_all(after=after, limit=page)
+            seen += len(batch)
+            if len(batch) < page:
+                return seen
+            after = batch[-1].position
+
+    # -- loading ---------------------------------------------------------------
+    def build_stream(self, n: int, *, snapshot_at: int | None = None, chunk: int = 1000) -> str:
+        """Returns the id of a new user stream of `n` events, with a snapshot at version `snapshot_at`."""
+        user = self.user_cls.register(self.new_stream().replace("thing", "user"), "Loaded", "loaded@example.org")
+        for v in range(2, n + 1):
+            user.change_name(f"Name {v}")
+            if v % chunk == 0 or v == snapshot_at:
+                self.unsnapped.save(user)
+            if v == snapshot_at:
+                self.users.snapshot(user.state.id)
+        if user.pending:
+            self.unsnapped.save(user)
+        return user.state.id
+
+    def load(self, stream: str) -> int:
+        return self.users.load(stream).state.version
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+@contextlib.contextmanager
+def sides(backend: str, compare: bool, **ours: Any) -> Iterator[tuple[OurSide, Any]]:
+    """Yields (our side, eventsourcing's side or None), each on a fresh database of its own."""
+    with contextlib.ExitStack() as stack:
+        our = OurSide(stack.enter_context(es_database(backend, "bench_ours")), **ours)
+        stack.callback(our.close)
+        theirs = None
+        if compare:
+            if backend == "sqlite":
+                stack.enter_context(store_eventsourcing.sqlite_synchronous("NORMAL"))
+            theirs = store_eventsourcing.EsSide(backend, stack.enter_context(empty_database(backend, "bench_es")))
+            stack.callback(theirs.close)
+        yield our, theirs
+
+
+# -- the work --------------------------------------------------------------------
+
+def command_path(side: Any, s: Sizes, threads: int) -> Timing:
+    """Returns the timing of load + change_name + save commands, one event each, commit each."""
+    if threads == 1:
+        users = side.register(s.users)
+        return run_ops(lambda i: side.command(users[i % len(users)], f"Name {i}"), s.commands)
+    users = side.register(threads * 4)
+    return run_threads(lambda t, i: side.command(users[t * 4 + i % 4], f"Name {t}-{i}"), threads, s.per_thread)
+
+
+def append_path(side: Any, s: Sizes, threads: int) -> Timing:
+    """Returns the timing of one-event appends with an exact expected version, commit each."""
+    streams = [side.new_stream() for _ in range(threads)]
+    if threads == 1:
+        return run_ops(lambda i: side.append_one(streams[0], i, i), s.commands)
+    return run_threads(lambda t, i: side.append_one(streams[t], i, i), threads, s.per_thread)
+
+
+def batch_append(side: Any, s: Sizes) -> Timing:
+    return run_ops(lambda i: side.append_many(side.new_stream(), s.batch), s.batches, s.batch)
+
+
+def batch_across(side: Any, s: Sizes) -> Timing:
+    return run_ops(lambda i: side.append_across([side.new_stream() for _ in range(s.batch)]), s.batches, s.batch)
+
+
+def feed_read(side: Any, s: Sizes) -> Timing:
+    """Returns the timing of reading the whole feed (after filling it up to `s.feed` events)."""
+    have = side.read_feed(s.page)
+    while have < s.feed:
+        n = min(1000, s.feed - have)
+        side.append_across([side.new_stream() for _ in range(n)])
+        have += n
+    count = side.read_feed(s.page)
+    ms = median_ms(lambda: side.read_feed(s.page), repeat=3, warmup=1)
+    return Timing(ms / 1000, 1, count)
+
+
+LOADS = ("10 events", "{big} events, no snapshot", "{big} events, snapshot at {big}",
+         "{big}+99 events, snapshot at {big}")
+
+
+def load_times(side: Any, s: Sizes) -> list[float]:
+    """Returns median ms per load for each case in LOADS."""
+    small = side.build_stream(10)
+    bare = side.build_stream(s.big)
+    snapped = side.build_stream(s.big, snapshot_at=s.big)
+    tail = side.build_stream(s.big + 99, snapshot_at=s.big)
+    return [median_ms(lambda: side.load(small), s.load_repeat),
+            median_ms(lambda: side.load(bare), s.big_repeat, warmup=1),
+            median_ms(lambda: side.load(snapped), s.load_repeat),
+            median_ms(lambda: side.load(tail), s.load_repeat)]
+
+
+def _throughput_rows(backend: str, ours: dict[str, Timing], theirs: dict[str, Timing]) -> list[list[str]]:
+    rows = []
+    for work, t in ours.items():
+        e = theirs.get(work)
+        rows.append([backend, work, fmt(t.per_second), fmt(t.percentile_ms(50), 2), fmt(t.percentile_ms(99), 2),
+                     fmt(e.per_second) if e else "-", fmt(e.percentile_ms(50), 2) if e else "-",
+                     fmt(e.percentile_ms(99), 2) if e else "-", ratio(t.per_second, e.per_second if e else None)])
+    return rows
+
+
+def run_backend(backend: str, s: Sizes, compare: bool) -> dict[str, Any]:
+    """Returns the figures of one backend: throughput timings and load times, per side."""
+    out: dict[str, Any] = {"ours": {}, "theirs": {}, "loads": {}}
+    with sides(backend, compare) as (our, theirs):
+        for side, key in ((our, "ours"), (theirs, "theirs")):
+            if side is None:
+                continue
+            res = out[key]
+            res["command, sequential"] = command_path(side, s, 1)
+            res[f"command, {THREADS} threads"] = command_path(side, s, THREADS)
+            res["append 1 event, sequential"] = append_path(side, s, 1)
+            res[f"append 1 event, {THREADS} threads"] = append_path(side, s, THREADS)
+            res[f"append {s.batch} events to 1 stream"] = batch_append(side, s)
+            res[f"append_batch: {s.batch} streams x 1 event"] = batch_across(side, s)
+            res[f"read_all, pages of {s.page}"] = feed_read(side, s)
+            out["loads"][key] = load_times(side, s)
+    return out
+
+
+def lock_cost(s: Sizes) -> dict[str, Timing]:
+    """Returns PostgreSQL timings with the gap-safety lock on and off (8 threads)."""
+    out = {}
+    for on in (True, False):
+        with sides("postgres", False, serialize_appends=on) as (our, _):
+            tag = "lock on" if on else "lock off"
+            out[f"command, {THREADS} threads|{tag}"] = command_path(our, s, THREADS)
+            out[f"append 1 event, {THREADS} threads|{tag}"] = append_path(our, s, THREADS)
+    return out
+
+
+# -- reporting -------------------------------------------------------------------
+
+def report(results: dict[str, dict[str, Any]], locks: dict[str, Timing] | None, s: Sizes,
+           markdown: bool) -> list[str]:
+    """Prints the tables; returns the goals that were missed."""
+    rows = []
+    for backend, r in results.items():
+        rows += _throughput_rows(backend, r["ours"], r["theirs"])
+    print_table("Event store: throughput (events/s) and latency per operation (ms)",
+                ["backend", "work", "ours ev/s", "p50", "p99", "eventsourcing ev/s", "p50", "p99", "speed ours/es"],
+                rows, markdown=markdown, caption=machine_line())
+
+    rows = []
+    for backend, r in results.items():
+        ours, theirs = r["loads"]["ours"], r["loads"].get("theirs")
+        for i, label in enumerate(LOADS):
+            their_ms = theirs[i] if theirs else None
+            rows.append([backend, label.format(big=f"{s.big:,}"), fmt(ours[i], 3), fmt(their_ms, 3),
+                         ratio(their_ms, ours[i])])
+    print_table("Event store: load a User (Repository.load), median ms",
+                ["backend", "stream", "ours ms", "eventsourcing ms", "speed ours/es"], rows, markdown=markdown)
+
+    if locks:
+        rows = []
+        for work in dict.fromkeys(k.split("|")[0] for k in locks):
+            on, off = locks[f"{work}|lock on"], locks[f"{work}|lock off"]
+            rows.append(["postgres", work, fmt(on.per_second), fmt(on.percentile_ms(99), 2), fmt(off.per_second),
+                         fmt(off.percentile_ms(99), 2), f"{(1 - on.per_second / off.per_second) * 100:.0f}%"])
+        print_table("Event store: cost of the PostgreSQL gap-safety lock (serialize_appends)",
+                    ["backend", "work", "lock on ev/s", "p99", "lock off ev/s", "p99", "throughput lost"],
+                    rows, markdown=markdown)
+    return goals(results, s, markdown)
+
+
+def goals(results: dict[str, dict[str, Any]], s: Sizes, markdown: bool) -> list[str]:
+    """Prints the issue's goals as met/missed; returns the missed ones."""
+    rows, missed = [], []
+
+    def check(backend: str, goal: str, figure: str, ok: bool | None) -> None:
+        verdict = "n/a" if ok is None else ("met" if ok else "MISSED")
+        rows.append([backend, goal, figure, verdict])
+        if ok is False:
+            missed.append(f"{backend}: {goal} ({figure})")
+
+    for backend, r in results.items():
+        for work in ("command, sequential", f"command, {THREADS} threads"):
+            ours, theirs = r["ours"][work], r["theirs"].get(work)
+            check(backend, f"{work} >= 1.0x eventsourcing", ratio(ours.per_second, theirs.per_second if theirs else None),
+                  None if theirs is None else ours.per_second >= theirs.per_second)
+        small, snapped = r["loads"]["ours"][0], r["loads"]["ours"][2]
+        check(backend, f"{s.big:,}-event stream with snapshot <= 2 ms", f"{snapped:.3f} ms", snapped <= 2.0)
+        check(backend, f"... and <= 1.5x the 10-event stream", f"{snapped / small:.2f}x", snapped <= 1.5 * small)
+    print_table("Event store: goals of issue 2", ["backend", "goal", "figure", "verdict"], rows, markdown=markdown)
+    return missed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--no-compare", action="store_true", help="skip the eventsourcing side")
+    args = parse(p, argv)
+    s = QUICK if args.quick else FULL
+    compare = not args.no_compare and store_eventsourcing.available()
+    if not compare and not args.no_compare:
+        print("note: eventsourcing is not installed (pip install '.[bench]'); no ratios", file=sys.stderr)
+    results = {backend: run_backend(backend, s, compare) for backend in args.backends}
+    locks = lock_cost(s) if "postgres" in args.backends else None
+    report(results, locks, s, args.markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
