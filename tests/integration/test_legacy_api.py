@@ -139,3 +139,9 @@ def test_search_by_name_or_email_with_pagination(client):
     assert everyone["total"] == 8
     assert [u["id"] for u in everyone["items"]][:6] == ids
     assert client.get("/users", params={"offset": 8}).json()["items"] == []
+
+
+def test_api_with_unavailable_read_mode_is_503(new_database_url):
+    with TestClient(create_app(new_database_url("legacy"), read_mode="new")) as client:
+        r = client.get("/users")
+        assert r.status_code == 503 and "read mode 'new' is not available yet" in r.json()["detail"]

@@ -1,0 +1,140 @@
+"""The legacy service's load–mutate–save and its read seam, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import event, select
+
+from legacy_app.db import Database
+from legacy_app.models import User
+from legacy_app.reads import LegacyTableReads, ReadMode, reads_for
+from legacy_app.service import EmailTaken, UserNotFound, UserService
+
+T0 = datetime(2020, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(minutes=1)
+        return self.now
+
+
+@pytest.fixture
+def database(new_database_url):
+    db = Database.connect(new_database_url("legacy"))
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def statements(database):
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, _params, _context, _many):  # noqa: ANN001
+        seen.append(" ".join(statement.split()).upper())
+
+    event.listen(database.engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(database.engine, "before_cursor_execute", record)
+
+
+def test_change_name_is_load_mutate_save(database, statements):
+    clock = Clock()
+    users = UserService(database, clock)
+    created = users.create(email="ann@example.org", full_name="Ann", phone="+1 555")
+    assert created.created_at == created.updated_at == T0 + timedelta(minutes=1)
+    statements.clear()
+
+    renamed = users.change_name(created.id, "Ann Example")
+
+    dml = [s for s in statements if s.startswith(("SELECT", "UPDATE", "INSERT", "DELETE"))]
+    assert len(dml) == 2 and dml[0].startswith("SELECT") and dml[1].startswith("UPDATE USERS SET")
+    assert "FULL_NAME=" in dml[1] and "UPDATED_AT=" in dml[1] and "EMAIL=" not in dml[1]
+    assert renamed.full_name == "Ann Example"
+    assert renamed.updated_at == T0 + timedelta(minutes=2)
+    assert renamed.created_at == created.created_at
+    stored = database.read_session().get(User, created.id)
+    assert (stored.full_name, stored.updated_at, stored.phone) == ("Ann Example", renamed.updated_at, "+1 555")
+    assert stored.updated_at.tzinfo is not None and stored.updated_at.utcoffset() == timedelta(0)
+
+
+def test_update_sets_only_changed_fields_and_skips_a_no_op(database, statements):
+    users = UserService(database, Clock())
+    u = users.create(email="b@example.org", full_name="B", is_active=True)
+    statements.clear()
+    same = users.update(u.id, {"full_name": "B", "is_active": True})
+    assert same == u
+    assert not [s for s in statements if s.startswith("UPDATE")]
+
+    changed = users.update(u.id, {"is_active": False, "phone": "+44 20"})
+    assert (changed.is_active, changed.phone, changed.full_name) == (False, "+44 20", "B")
+    assert changed.updated_at > u.updated_at
+    with pytest.raises(ValueError, match="not editable: id"):
+        users.update(u.id, {"id": 7})
+
+
+def test_errors_leave_rows_untouched(database):
+    users = UserService(database, Clock())
+    a = users.create(email="a@example.org", full_name="A")
+    b = users.create(email="b@example.org", full_name="B")
+    with pytest.raises(EmailTaken):
+        users.create(email="a@example.org", full_name="A again")
+    with pytest.raises(EmailTaken):
+        users.update(b.id, {"email": "a@example.org", "full_name": "B2"})
+    with pytest.raises(UserNotFound):
+        users.change_name(999, "X")
+    with pytest.raises(UserNotFound):
+        users.delete(999)
+    reads = LegacyTableReads(database)
+    assert reads.get(a.id) == a and reads.get(b.id) == b
+    assert reads.search().total == 2
+    users.delete(a.id)
+    assert reads.get(a.id) is None
+
+
+def test_concurrent_load_mutate_save_from_threads(database):
+    """Four threads renaming the same rows: every save lands, none fails on a lock."""
+    users = UserService(database)
+    ids = [users.create(email=f"c{i}@example.org", full_name=f"C{i}").id for i in range(3)]
+    errors: list[BaseException] = []
+
+    def work(worker: int) -> None:
+        try:
+            for n in range(15):
+                users.change_name(ids[n % 3], f"w{worker}-{n}")
+                users.update(ids[(n + 1) % 3], {"phone": f"+{worker}{n}"})
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with database.read_session() as s:
+        rows = s.scalars(select(User).order_by(User.id)).all()
+    assert len(rows) == 3
+    assert all(r.full_name.startswith("w") and r.updated_at >= r.created_at for r in rows)
+
+
+def test_read_seam_get_and_search(database):
+    users = UserService(database, Clock())
+    for i, name in enumerate(["Émile Zola", "émile roux", "Ann 50%_off", "Bob"]):
+        users.create(email=f"r{i}@Example.org", full_name=name)
+    reads = reads_for(database)
+    assert reads.mode is ReadMode.LEGACY
+    assert [r.full_name for r in reads.search("ÉMILE").items] == ["Émile Zola", "émile roux"]
+    assert reads.search("example.ORG", limit=3).total == 4
+    assert [r.full_name for r in reads.search("example.org", limit=3, offset=3).items] == ["Bob"]
+    assert [r.full_name for r in reads.search("50%_").items] == ["Ann 50%_off"]
+    assert reads.search("0%x").total == 0
+    assert reads.get(1).full_name == "Émile Zola" and reads.get(1).created_at.tzinfo is not None
+    with pytest.raises(ValueError):
+        reads.search(limit=0)
