@@ -1,0 +1,338 @@
+"""How a legacy table becomes streams and events: a declarative mapping, the same for every tool.
+
+A `TableMapping` names the legacy table, its key column (stream id `<prefix>-<key>`), the
+columns that become aggregate fields (with normalizers and the event each change produces),
+the delete event, a generic event for every other column, and the import event that carries
+a whole row. Capture, relay, backfill and verify use nothing but this object, so a second
+table needs only a second mapping. `USERS` is the worked example; docs/mapping.md explains
+how to write your own (in Python or in a TOML/JSON file, see `migrator.mapping_files`).
+
+Values go through two steps: the column's *coercer* (from its reflected SQL type, see
+`bind`) makes SQLite and PostgreSQL values alike, then the field's normalizers apply.
+
+The comparable *state* of a row is `{field: value, ..., "extra": {column: value}}`: the
+mapped fields plus every column that is neither the key, a mapped column, a timestamp
+column nor excluded. `state_from_row(row)` and `replay(events)` both return it, so a
+legacy row and the replay of its stream can be compared with `==`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from es_app.store import NewEvent
+
+from .normalizers import Normalizer, compose, jsonable, timestamp
+
+RESERVED_FIELDS = frozenset({"extra", "legacy_key", "created_at", "updated_at", "row"})
+ID_NAMESPACE = uuid.UUID("6f1c8a52-3d0e-4c5e-9b7a-2e4d1f0c9a11")
+
+
+class MappingError(ValueError):
+    """A mapping that cannot work; the message is one line naming the table and the problem."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ColumnMap:
+    """One legacy column mapped to one aggregate field.
+
+    A change of the field produces `event` with data `{payload_key or field: new value}`;
+    or, for a boolean, `true_event` / `false_event` with empty data; with none of them the
+    table's generic column event `{column, value}` is used.
+    """
+
+    column: str
+    field: str
+    normalize: tuple[str | Normalizer, ...] = ()
+    event: str | None = None
+    payload_key: str | None = None
+    true_event: str | None = None
+    false_event: str | None = None
+
+    @property
+    def key_in_event(self) -> str:
+        return self.payload_key or self.field
+
+
+@dataclasses.dataclass(frozen=True)
+class TableMapping:
+    """A legacy table's mapping to streams and events. Raises MappingError when inconsistent."""
+
+    table: str
+    key: str
+    stream_prefix: str
+    columns: tuple[ColumnMap, ...]
+    import_event_type: str
+    delete_event_type: str
+    column_event_type: str
+    created_at: str | None = None
+    updated_at: str | None = None
+    exclude: tuple[str, ...] = ()
+    timestamp_precision: str = "us"
+    # filled by bind(): column -> coercer name (from the SQL type), and the table's columns in order
+    coerce: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    table_columns: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "columns", tuple(self.columns))
+        object.__setattr__(self, "exclude", tuple(self.exclude))
+        self._check()
+        fns: dict[str, Normalizer] = {}
+        try:
+            for c in self.columns:
+                fns[c.column] = compose(c.normalize)
+            coercers = {col: (timestamp(self.timestamp_precision) if name == "timestamp" else compose([name]))
+                        for col, name in self.coerce.items()}
+            stamp = timestamp(self.timestamp_precision)
+        except ValueError as exc:
+            raise MappingError(f"mapping {self.table}: {exc}") from None
+        object.__setattr__(self, "_normalizers", fns)
+        object.__setattr__(self, "_coercers", coercers)
+        object.__setattr__(self, "_stamp", stamp)
+        object.__setattr__(self, "_by_column", {c.column: c for c in self.columns})
+        object.__setattr__(self, "_by_event", self._events_index())
+
+    # -- validation --------------------------------------------------------
+    def _fail(self, problem: str) -> None:
+        raise MappingError(f"mapping {self.table}: {problem}")
+
+    def _check(self) -> None:
+        if not self.table or not self.key:
+            self._fail("a mapping needs a table and a key column")
+        if not self.stream_prefix or "-" in self.stream_prefix:
+            self._fail(f"stream prefix {self.stream_prefix!r} must be non-empty and contain no '-'")
+        seen_columns: set[str] = set()
+        owner_of_field: dict[str, str] = {}
+        for c in self.columns:
+            if c.column in seen_columns:
+                self._fail(f"column {c.column!r} is mapped twice")
+            seen_columns.add(c.column)
+            if c.column in (self.key, self.created_at, self.updated_at) or c.column in self.exclude:
+                self._fail(f"column {c.column!r} is the key, a timestamp or excluded and cannot be a field")
+            if c.field in owner_of_field:
+                self._fail(f"columns {owner_of_field[c.field]!r} and {c.column!r} both map to field {c.field!r}")
+            owner_of_field[c.field] = c.column
+            if c.field in RESERVED_FIELDS:
+                self._fail(f"field name {c.field!r} is reserved ({', '.join(sorted(RESERVED_FIELDS))})")
+            if (c.true_event is None) != (c.false_event is None):
+                self._fail(f"column {c.column!r} needs both true_event and false_event")
+            if c.event and c.true_event:
+                self._fail(f"column {c.column!r} has both an event and true/false events")
+        if self.key in self.exclude:
+            self._fail(f"key column {self.key!r} cannot be excluded")
+        if self.timestamp_precision not in ("s", "ms", "us"):
+            self._fail("timestamp_precision must be s, ms or us")
+
+    def _events_index(self) -> dict[str, tuple[str, Any]]:
+        """event type -> (kind, column map or None); every type has one meaning."""
+        index: dict[str, tuple[str, Any]] = {}
+
+        def add(event_type: str | None, kind: str, col: ColumnMap | None) -> None:
+            if event_type is None:
+                return
+            if event_type in index:
+                self._fail(f"event type {event_type!r} is used for two things")
+            index[event_type] = (kind, col)
+
+        add(self.import_event_type, "import", None)
+        add(self.delete_event_type, "delete", None)
+        add(self.column_event_type, "column", None)
+        for c in self.columns:
+            add(c.event, "set", c)
+            add(c.true_event, "true", c)
+            add(c.false_event, "false", c)
+        return index
+
+    def bind(self, engine: Any) -> "TableMapping":
+        """Returns this mapping checked against the real table, with coercers from its column types.
+
+        Raises MappingError (one line) for a missing table or column or a key that is not the
+        table's single-column primary key.
+        """
+        from .mapping_files import bind_to_database
+
+        return bind_to_database(self, engine)
+
+    # -- keys and streams --------------------------------------------------
+    def stream_id(self, key: Any) -> str:
+        """Returns the stream id of a legacy key: `<prefix>-<key>`."""
+        return f"{self.stream_prefix}-{key}"
+
+    def key_of(self, row: Mapping[str, Any]) -> Any:
+        """Returns the row's legacy key, coerced (e.g. 42, or 'acc-1' for a text key)."""
+        return self._value(self.key, row.get(self.key))
+
+    @property
+    def category(self) -> str:
+        return self.stream_prefix
+
+    @property
+    def timestamp_columns(self) -> tuple[str, ...]:
+        return tuple(c for c in (self.created_at, self.updated_at) if c)
+
+    def extra_columns(self, row: Mapping[str, Any]) -> list[str]:
+        """Returns the row's unmapped columns (they change through the generic event), sorted."""
+        skip = {self.key, *self._by_column, *self.timestamp_columns, *self.exclude}
+        names = self.table_columns or tuple(row.keys())
+        return sorted(c for c in names if c not in skip)
+
+    # -- values ------------------------------------------------------------
+    def _value(self, column: str, value: Any) -> Any:
+        coerce = self._coercers.get(column)
+        if coerce is None and column in self.timestamp_columns:
+            coerce = self._stamp
+        return jsonable(coerce(value) if coerce else value, self.timestamp_precision)
+
+    def field_value(self, column: str, value: Any) -> Any:
+        """Returns a mapped column's value as the field holds it (coerced, then normalized)."""
+        return self._normalizers[column](self._value(column, value))
+
+    def fields_of(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """Returns {field: normalized value} of a row."""
+        return {c.field: self.field_value(c.column, row.get(c.column)) for c in self.columns}
+
+    def extras_of(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """Returns {column: value} of the row's unmapped columns."""
+        return {c: self._value(c, row.get(c)) for c in self.extra_columns(row)}
+
+    def state_from_row(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """Returns the row's comparable state: normalized fields plus `extra` (unmapped columns)."""
+        return {**self.fields_of(row), "extra": self.extras_of(row)}
+
+    def timestamp_of(self, row: Mapping[str, Any], column: str | None) -> str | None:
+        return None if column is None else self._stamp(row.get(column))
+
+    def json_row(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """Returns the whole row as JSON data (coerced, not normalized; excluded columns left out)."""
+        names = self.table_columns or tuple(row.keys())
+        return {c: self._value(c, row.get(c)) for c in names if c not in self.exclude}
+
+    # -- events ------------------------------------------------------------
+    def import_event(self, row: Mapping[str, Any], *, event_id: str,
+                     metadata: Mapping[str, Any]) -> NewEvent:
+        """Returns the import event: the fields, `legacy_key`, `created_at`, `updated_at` and the whole `row`.
+
+        The caller's metadata must carry `source` and `changelog_watermark` (see docs/architecture.md).
+        """
+        data = {**self.fields_of(row), "legacy_key": self.key_of(row),
+                "created_at": self.timestamp_of(row, self.created_at),
+                "updated_at": self.timestamp_of(row, self.updated_at), "row": self.json_row(row)}
+        return NewEvent(self.import_event_type, data, dict(metadata), event_id=event_id)
+
+    def change_events(self, old_row: Mapping[str, Any], new_row: Mapping[str, Any], *,
+                      event_ids: Callable[[int], str], metadata: Mapping[str, Any]) -> list[NewEvent]:
+        """Returns the events for an UPDATE from `old_row` to `new_row`, in a fixed order.
+
+        Mapped fields come first (mapping order), then unmapped columns by name; `event_ids(i)`
+        gives the id of the i-th event. Timestamp and excluded columns produce no events.
+        """
+        found: list[tuple[str, dict[str, Any]]] = []
+        for c in self.columns:
+            before, after = self.field_value(c.column, old_row.get(c.column)), self.field_value(c.column, new_row.get(c.column))
+            if before == after:
+                continue
+            if c.event:
+                found.append((c.event, {c.key_in_event: after}))
+            elif c.true_event and isinstance(after, bool):
+                found.append((c.true_event if after else c.false_event, {}))
+            else:
+                found.append((self.column_event_type, {"column": c.column, "value": after}))
+        for col in self.extra_columns(new_row):
+            after = self._value(col, new_row.get(col))
+            if self._value(col, old_row.get(col)) != after:
+                found.append((self.column_event_type, {"column": col, "value": after}))
+        return [NewEvent(t, data, dict(metadata), event_id=event_ids(i)) for i, (t, data) in enumerate(found)]
+
+    def delete_event(self, *, event_id: str, metadata: Mapping[str, Any]) -> NewEvent:
+        """Returns the event recording that the row was deleted."""
+        return NewEvent(self.delete_event_type, {}, dict(metadata), event_id=event_id)
+
+    # -- folding streams back into state -----------------------------------
+    def replay(self, events: Iterable[Any], *, strict: bool = False) -> dict[str, Any] | None:
+        """Returns the state the events lead to (as `state_from_row`), None when deleted or never imported.
+
+        `events` are RecordedEvent/NewEvent objects or (type, data) pairs. Types the mapping does
+        not know are ignored, or raise ValueError with `strict`.
+        """
+        state: dict[str, Any] | None = None
+        deleted = False
+        for item in events:
+            event_type, data = (item if isinstance(item, tuple) else (item.type, item.data))[:2]
+            kind, col = self._by_event.get(event_type, (None, None))
+            if kind == "import":
+                row = data.get("row") or {}
+                state = {**{c.field: data.get(c.field) for c in self.columns}, "extra": self.extras_of(row)}
+                deleted = False
+            elif kind == "delete":
+                deleted = True
+            elif state is None:
+                if kind is None and strict:
+                    raise ValueError(f"mapping {self.table}: unknown event type {event_type!r}")
+                continue
+            elif kind == "set":
+                state[col.field] = data.get(col.key_in_event)
+            elif kind in ("true", "false"):
+                state[col.field] = kind == "true"
+            elif kind == "column":
+                target = self._by_column.get(data.get("column"))
+                if target is not None:
+                    state[target.field] = data.get("value")
+                else:
+                    state["extra"][data.get("column")] = data.get("value")
+            elif strict:
+                raise ValueError(f"mapping {self.table}: unknown event type {event_type!r}")
+        return None if state is None or deleted else state
+
+    def import_watermark(self, events: Iterable[Any]) -> int | None:
+        """Returns the `changelog_watermark` of the last import event among `events`, None without one."""
+        mark = None
+        for e in events:
+            if e.type == self.import_event_type:
+                mark = int(e.metadata.get("changelog_watermark", 0))
+        return mark
+
+
+# -- event ids shared by relay and backfill --------------------------------
+def relay_event_id(table: str, changelog_id: int, index: int) -> str:
+    """Returns the id of the `index`-th event the relay makes from one changelog row."""
+    return str(uuid.uuid5(ID_NAMESPACE, f"{table}:{changelog_id}:{index}"))
+
+
+def relay_import_id(table: str, changelog_id: int) -> str:
+    """Returns the id of the import event the relay makes on a key's first touch (or re-insert)."""
+    return str(uuid.uuid5(ID_NAMESPACE, f"{table}:{changelog_id}:import"))
+
+
+def backfill_import_id(table: str, key: Any) -> str:
+    """Returns the id of the backfill's import event of one legacy key."""
+    return str(uuid.uuid5(ID_NAMESPACE, f"{table}:{key}:backfill"))
+
+
+def import_metadata(source: str, watermark: int, occurred_at: str | None, **extra: Any) -> dict[str, Any]:
+    """Returns the metadata every import event carries: `source`, `changelog_watermark`, `occurred_at`."""
+    meta: dict[str, Any] = {"source": source, "changelog_watermark": int(watermark), "actor": "migrator", **extra}
+    if occurred_at is not None:
+        meta["occurred_at"] = occurred_at
+    return meta
+
+
+USERS = TableMapping(
+    table="users",
+    key="id",
+    stream_prefix="user",
+    columns=(
+        ColumnMap("full_name", "name", ("trim",), event="UserNameChanged"),
+        ColumnMap("email", "email", ("email",), event="UserEmailChanged"),
+        ColumnMap("is_active", "active", ("bool",), true_event="UserReactivated", false_event="UserDeactivated"),
+        ColumnMap("phone", "phone", ("trim", "blank_to_none"), event="UserPhoneChanged"),
+    ),
+    import_event_type="UserImported",
+    delete_event_type="UserDeleted",
+    column_event_type="UserLegacyColumnChanged",
+    created_at="created_at",
+    updated_at="updated_at",
+)
+
+DEFAULT_MAPPINGS: Sequence[TableMapping] = (USERS,)

@@ -1,0 +1,186 @@
+"""Value normalizers and type coercers used by table mappings.
+
+A *coercer* turns a column value as either backend hands it over (a Python value from a
+SELECT, or a JSON value from a changelog row: SQLite booleans arrive as 0/1, timestamps as
+text) into one canonical JSON-able value. A *normalizer* then applies the mapping's
+cosmetic rules (trimming, email case, timestamp precision). Both leave None alone.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any, Callable, Iterable
+
+Normalizer = Callable[[Any], Any]
+
+_PRECISIONS = {"s": 0, "ms": 3, "us": 6}
+
+
+def _none_safe(fn: Normalizer) -> Normalizer:
+    def wrapped(value: Any) -> Any:
+        return None if value is None else fn(value)
+
+    wrapped.__name__ = fn.__name__
+    return wrapped
+
+
+def timestamp(precision: str = "us") -> Normalizer:
+    """Returns a normalizer to an ISO-8601 UTC string truncated to `precision` (s, ms or us).
+
+    Naive values are taken as UTC (SQLite stores timestamps without an offset).
+    """
+    if precision not in _PRECISIONS:
+        raise ValueError(f"timestamp precision must be one of {', '.join(_PRECISIONS)}")
+    digits = _PRECISIONS[precision]
+
+    def to_timestamp(value: Any) -> str:
+        t = datetime.fromisoformat(value) if isinstance(value, str) else value
+        if not isinstance(t, datetime):
+            raise ValueError(f"not a timestamp: {value!r}")
+        t = t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+        t = t.replace(microsecond=t.microsecond - t.microsecond % 10 ** (6 - digits))
+        return t.isoformat(timespec={0: "seconds", 3: "milliseconds", 6: "microseconds"}[digits])
+
+    to_timestamp.__name__ = f"timestamp_{precision}"
+    return _none_safe(to_timestamp)
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("1", "t", "true", "y", "yes", "on"):
+            return True
+        if text in ("0", "f", "false", "n", "no", "off", ""):
+            return False
+        raise ValueError(f"not a boolean: {value!r}")
+    return bool(value)
+
+
+def _to_text(value: Any) -> str:
+    return value if isinstance(value, str) else str(value)
+
+
+def _trim(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _email(value: Any) -> Any:
+    return _lower(_trim(value))
+
+
+def _blank_to_none(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+def _to_date(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return date.fromisoformat(str(value)[:10]).isoformat()
+
+
+def _to_decimal(value: Any) -> str:
+    return str(Decimal(str(value)))
+
+
+def _decimal_places(places: int) -> Normalizer:
+    quantum = Decimal(1).scaleb(-places)
+
+    def to_decimal(value: Any) -> str:
+        return str(Decimal(str(value)).quantize(quantum))
+
+    return to_decimal
+
+
+def _to_bytes(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode()
+    return str(value)
+
+
+NORMALIZERS: dict[str, Normalizer] = {
+    "trim": _trim,
+    "lower": _lower,
+    "email": _email,
+    "blank_to_none": _blank_to_none,
+    "bool": _none_safe(_to_bool),
+    "int": _none_safe(int),
+    "float": _none_safe(float),
+    "text": _none_safe(_to_text),
+    "date": _none_safe(_to_date),
+    "decimal": _none_safe(_to_decimal),
+    "bytes": _none_safe(_to_bytes),
+    "timestamp": timestamp("us"),
+    "timestamp_ms": timestamp("ms"),
+    "timestamp_s": timestamp("s"),
+}
+
+
+def compose(specs: Iterable[str | Normalizer]) -> Normalizer:
+    """Returns one function applying the named or given normalizers left to right.
+
+    Besides the names of NORMALIZERS, `decimal:N` rounds to N decimal places.
+
+    Raises ValueError naming the unknown normalizer.
+    """
+    fns: list[Normalizer] = []
+    for spec in specs:
+        if callable(spec):
+            fns.append(spec)
+        elif spec in NORMALIZERS:
+            fns.append(NORMALIZERS[spec])
+        elif isinstance(spec, str) and spec.startswith("decimal:") and spec[8:].isdigit():
+            fns.append(_none_safe(_decimal_places(int(spec[8:]))))
+        else:
+            raise ValueError(f"unknown normalizer {spec!r} (known: {', '.join(sorted(NORMALIZERS))})")
+
+    def normalize(value: Any) -> Any:
+        for fn in fns:
+            value = fn(value)
+        return value
+
+    return normalize
+
+
+def jsonable(value: Any, precision: str = "us") -> Any:
+    """Returns `value` as plain JSON data: timestamps as UTC ISO strings, decimals as text."""
+    if isinstance(value, datetime):
+        return timestamp(precision)(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return _to_bytes(value)
+    return value
+
+
+def coercer_for_type(sqltype: Any) -> str | None:
+    """Returns the coercer name for a reflected SQLAlchemy column type, None to keep values as they come."""
+    from sqlalchemy import types as t
+
+    if isinstance(sqltype, t.Boolean):
+        return "bool"
+    if isinstance(sqltype, t.DateTime):
+        return "timestamp"
+    if isinstance(sqltype, t.Date):
+        return "date"
+    if isinstance(sqltype, t.Integer):
+        return "int"
+    if isinstance(sqltype, t.Float):
+        return "float"
+    if isinstance(sqltype, t.Numeric):
+        scale = getattr(sqltype, "scale", None)
+        return "decimal" if scale is None else f"decimal:{scale}"
+    if isinstance(sqltype, t.LargeBinary):
+        return "bytes"
+    if isinstance(sqltype, (t.String, t.Text)):
+        return "text"
+    return None

@@ -1,0 +1,190 @@
+"""The mapping on its own: events from rows, the generic fold, normalizers and validation."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from migrator.mapping import (
+    USERS,
+    ColumnMap,
+    MappingError,
+    TableMapping,
+    backfill_import_id,
+    import_metadata,
+    relay_event_id,
+    relay_import_id,
+)
+from migrator.mapping_files import load_mapping_file, mapping_from_dict
+from tests.accounts import accounts_mapping
+
+T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
+
+
+def user_row(**over):
+    row = {"id": 42, "email": " Ann@Example.ORG ", "full_name": "  Ann Smith ", "is_active": True,
+           "phone": "", "created_at": T0, "updated_at": T0 + timedelta(days=1)}
+    return row | over
+
+
+def ids(prefix="e"):
+    return lambda i: f"{prefix}-{i}"
+
+
+def test_import_event_carries_normalized_fields_key_timestamps_and_whole_row():
+    event = USERS.import_event(user_row(), event_id="i-1", metadata=import_metadata("backfill", 7, "x"))
+    assert event.type == "UserImported" and event.event_id == "i-1"
+    assert event.data | {"row": None} == {
+        "name": "Ann Smith", "email": "ann@example.org", "active": True, "phone": None,
+        "legacy_key": 42, "created_at": "2026-01-02T03:04:05.678901+00:00",
+        "updated_at": "2026-01-03T03:04:05.678901+00:00", "row": None}
+    assert event.data["row"]["full_name"] == "  Ann Smith "  # the row as it was, not normalized
+    assert event.metadata == {"source": "backfill", "changelog_watermark": 7, "actor": "migrator",
+                              "occurred_at": "x"}
+    assert USERS.stream_id(USERS.key_of(user_row())) == "user-42"
+
+
+def test_each_changed_field_gives_its_event_in_mapping_order():
+    old = user_row()
+    new = user_row(full_name="Ann Jones", email="ANN@example.org ", is_active=False, phone=" 555 ")
+    events = USERS.change_events(old, new, event_ids=ids(), metadata={"source": "relay"})
+    # the email differs only by case and spaces: normalized equal, so no event
+    assert [(e.type, e.data, e.event_id) for e in events] == [
+        ("UserNameChanged", {"name": "Ann Jones"}, "e-0"),
+        ("UserDeactivated", {}, "e-1"),
+        ("UserPhoneChanged", {"phone": "555"}, "e-2"),
+    ]
+    assert USERS.change_events(new, user_row(full_name="Ann Jones", is_active=True, phone="555"),
+                               event_ids=ids(), metadata={})[0].type == "UserReactivated"
+
+
+def test_timestamps_alone_produce_no_event_and_unmapped_columns_a_generic_one():
+    old = user_row(nickname="annie")
+    new = user_row(nickname="nan", updated_at=T0 + timedelta(days=9))
+    events = USERS.change_events(old, new, event_ids=ids(), metadata={})
+    assert [(e.type, e.data) for e in events] == [("UserLegacyColumnChanged", {"column": "nickname", "value": "nan"})]
+
+
+def test_replay_of_import_and_changes_equals_the_state_of_the_last_row():
+    rows = [user_row(nickname="a"), user_row(full_name="B", nickname="b"),
+            user_row(full_name="B", email="b@x.org", is_active=False, phone="1", nickname="c")]
+    events = [USERS.import_event(rows[0], event_id="i", metadata={})]
+    for n, (old, new) in enumerate(zip(rows, rows[1:])):
+        events += USERS.change_events(old, new, event_ids=ids(str(n)), metadata={})
+    assert USERS.replay(events) == USERS.state_from_row(rows[-1])
+    assert USERS.state_from_row(rows[-1]) == {"name": "B", "email": "b@x.org", "active": False, "phone": "1",
+                                              "extra": {"nickname": "c"}}
+    assert USERS.replay(events[:1]) == USERS.state_from_row(rows[0]) != USERS.state_from_row(rows[-1])
+
+
+def test_replay_of_a_deleted_stream_is_none_and_a_reimport_brings_it_back():
+    first, again = user_row(), user_row(full_name="Back")
+    events = [USERS.import_event(first, event_id="1", metadata={}), USERS.delete_event(event_id="2", metadata={})]
+    assert USERS.replay(events) is None
+    assert USERS.replay([]) is None
+    events.append(USERS.import_event(again, event_id="3", metadata={}))
+    assert USERS.replay(events) == USERS.state_from_row(again)
+
+
+def test_replay_ignores_unknown_event_types_unless_strict():
+    events = [USERS.import_event(user_row(), event_id="1", metadata={}), ("UserCorrected", {"field": "x"})]
+    assert USERS.replay(events) == USERS.state_from_row(user_row())
+    with pytest.raises(ValueError, match="UserCorrected"):
+        USERS.replay(events, strict=True)
+
+
+def test_import_watermark_is_the_last_import_events():
+    a = USERS.import_event(user_row(), event_id="1", metadata=import_metadata("backfill", 3, None))
+    b = USERS.import_event(user_row(), event_id="2", metadata=import_metadata("relay", 9, None))
+    assert USERS.import_watermark([]) is None
+    assert USERS.import_watermark([a, USERS.delete_event(event_id="x", metadata={}), b]) == 9
+
+
+def test_event_ids_are_stable_and_differ_by_source():
+    assert relay_event_id("users", 5, 0) == relay_event_id("users", 5, 0)
+    assert len({relay_event_id("users", 5, 0), relay_event_id("users", 5, 1), relay_event_id("accounts", 5, 0),
+                relay_import_id("users", 5), backfill_import_id("users", 5)}) == 5
+
+
+def test_timestamp_precision_truncates():
+    m = dataclasses.replace(USERS, timestamp_precision="ms")
+    assert m.import_event(user_row(), event_id="1", metadata={}).data["created_at"] == "2026-01-02T03:04:05.678+00:00"
+    local = datetime(2026, 1, 2, 5, 4, 5, tzinfo=timezone(timedelta(hours=2)))
+    assert USERS.timestamp_of({"created_at": local}, "created_at") == "2026-01-02T03:04:05.000000+00:00"
+    assert USERS.timestamp_of({"created_at": "2026-01-02 03:04:05"}, "created_at") == "2026-01-02T03:04:05.000000+00:00"
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(columns=USERS.columns + (ColumnMap("nick", "name"),)), "columns 'full_name' and 'nick' both map to field 'name'"),
+    (dict(columns=USERS.columns + (ColumnMap("email", "mail"),)), "column 'email' is mapped twice"),
+    (dict(stream_prefix="legacy-user"), "stream prefix 'legacy-user'"),
+    (dict(columns=(ColumnMap("full_name", "row"),)), "field name 'row' is reserved"),
+    (dict(columns=(ColumnMap("full_name", "name", ("shout",)),)), "unknown normalizer 'shout'"),
+    (dict(columns=(ColumnMap("is_active", "active", true_event="On"),)), "needs both true_event and false_event"),
+    (dict(delete_event_type="UserImported"), "event type 'UserImported' is used for two things"),
+    (dict(columns=(ColumnMap("id", "ident"),)), "column 'id' is the key"),
+])
+def test_inconsistent_mappings_fail_at_construction_with_one_line(change, message):
+    with pytest.raises(MappingError) as info:
+        dataclasses.replace(USERS, **change)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert str(info.value).startswith("mapping users: ")
+
+
+def test_the_accounts_mapping_loads_from_toml():
+    m = accounts_mapping()
+    assert (m.table, m.key, m.stream_prefix, m.exclude) == ("accounts", "code", "account", ("secret",))
+    assert [(c.column, c.field) for c in m.columns] == [("title", "title"), ("owner_email", "owner"),
+                                                        ("enabled", "enabled")]
+    row = {"code": "acc-1", "owner_email": "X@Y.org", "title": " T ", "enabled": 1, "balance": "1.50",
+           "secret": "s", "opened_at": T0, "touched_at": T0}
+    event = m.import_event(row, event_id="1", metadata={})
+    assert m.stream_id(m.key_of(row)) == "account-acc-1"
+    assert event.data["owner"] == "x@y.org" and "secret" not in event.data["row"]
+    assert m.state_from_row(row) == {"title": "T", "owner": "x@y.org", "enabled": 1, "extra": {"balance": "1.50"}}
+
+
+@pytest.mark.parametrize("content, suffix, message", [
+    ('[[table]]\ntable = "t"\nkey = "id"\n', ".toml", "missing required key 'stream_prefix'"),
+    ('[[table]]\ntable = "t"\nkey = "id"\nstream_prefix = "t"\nimport_event_type = "I"\ndelete_event_type = "D"\n'
+     'column_event_type = "C"\ncolour = 1\n', ".toml", "unknown key 'colour'"),
+    ('[[table]]\ntable = ', ".toml", "mapping file"),
+    ('{"table": [{"table": "t", "key": "id", "stream_prefix": "t", "import_event_type": "I", "delete_event_type": "D",'
+     ' "column_event_type": "C", "columns": {"a": "f", "b": "f"}}]}', ".json", "both map to field 'f'"),
+    ('table: []\n', ".yaml", "no [[table]] entries"),
+    ("", ".ini", "use .toml, .json or .yaml"),
+])
+def test_bad_mapping_files_fail_with_one_line(tmp_path, content, suffix, message):
+    path = tmp_path / f"m{suffix}"
+    path.write_text(content)
+    with pytest.raises(MappingError) as info:
+        load_mapping_file(path)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_missing_mapping_file_fails_with_one_line(tmp_path):
+    with pytest.raises(MappingError, match="No such file"):
+        load_mapping_file(tmp_path / "absent.toml")
+
+
+def test_mapping_from_dict_builds_the_same_mapping_as_python():
+    spec = {"table": "users", "key": "id", "stream_prefix": "user", "import_event_type": "UserImported",
+            "delete_event_type": "UserDeleted", "column_event_type": "UserLegacyColumnChanged",
+            "created_at": "created_at", "updated_at": "updated_at",
+            "columns": {"full_name": {"field": "name", "normalize": ["trim"], "event": "UserNameChanged"},
+                        "email": {"field": "email", "normalize": "email", "event": "UserEmailChanged"},
+                        "is_active": {"field": "active", "normalize": ["bool"], "true_event": "UserReactivated",
+                                      "false_event": "UserDeactivated"},
+                        "phone": {"field": "phone", "normalize": ["trim", "blank_to_none"],
+                                  "event": "UserPhoneChanged"}}}
+    assert mapping_from_dict(spec) == USERS
+
+
+def test_a_mapping_without_events_for_a_field_uses_the_generic_event():
+    m = TableMapping(table="t", key="id", stream_prefix="t", columns=(ColumnMap("a", "alpha"),),
+                     import_event_type="TImported", delete_event_type="TDeleted", column_event_type="TChanged")
+    (event,) = m.change_events({"id": 1, "a": 1}, {"id": 1, "a": 2}, event_ids=ids(), metadata={})
+    assert (event.type, event.data) == ("TChanged", {"column": "a", "value": 2})
+    assert m.replay([m.import_event({"id": 1, "a": 1}, event_id="i", metadata={}), event]) == {"alpha": 2, "extra": {}}
