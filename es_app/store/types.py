@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import uuid
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 
@@ -40,6 +40,11 @@ class RecordedEvent:
     data: dict[str, Any]
     metadata: dict[str, Any]
     recorded_at: datetime
+
+    def __post_init__(self) -> None:
+        # The store writes UTC; SQLite hands the time back without its offset.
+        if self.recorded_at.tzinfo is None:
+            object.__setattr__(self, "recorded_at", self.recorded_at.replace(tzinfo=timezone.utc))
 
 
 @dataclasses.dataclass(frozen=True)

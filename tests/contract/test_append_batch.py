@@ -1,0 +1,82 @@
+"""append_batch: many streams in one bulk insert inside the caller's write transaction."""
+
+from __future__ import annotations
+
+import pytest
+
+from es_app.store import ConcurrencyError, ExpectedVersion, write_transaction
+from tests.factories import NewEventFactory
+
+
+def batch(n: int) -> list:
+    return NewEventFactory.build_batch(n)
+
+
+def test_a_batch_appends_to_many_streams_in_item_order(store):
+    store.append("b-1", batch(1))
+    a1, b1, a2 = batch(2), batch(1), batch(1)
+    with write_transaction(store.engine) as conn:
+        results = store.append_batch(conn, [
+            ("a-1", a1, ExpectedVersion.NO_STREAM),
+            ("b-1", b1, 1),
+            ("a-1", a2, 2),  # the same stream again, after its first item
+        ])
+    assert [(r.stream_id, r.version, len(r.positions)) for r in results] == [("a-1", 2, 2), ("b-1", 2, 1), ("a-1", 3, 1)]
+    positions = [p for r in results for p in r.positions]
+    assert positions == sorted(positions) and len(set(positions)) == 4
+    assert all(r.position == r.positions[-1] and r.written for r in results)
+
+    feed = store.read_all(after=positions[0] - 1)
+    assert [e.event_id for e in feed] == [e.event_id for e in a1 + b1 + a2]
+    assert [e.position for e in feed] == positions  # each result says where its events landed
+    assert [e.version for e in store.read_stream("a-1")] == [1, 2, 3]
+
+
+def test_a_mismatch_refuses_the_whole_batch(store):
+    store.append("b-1", batch(2))
+    with pytest.raises(ConcurrencyError) as info:
+        with write_transaction(store.engine) as conn:
+            store.append_batch(conn, [("a-1", batch(1), ExpectedVersion.NO_STREAM),
+                                      ("b-1", batch(1), ExpectedVersion.NO_STREAM)])
+    assert (info.value.stream_id, info.value.actual) == ("b-1", 2)
+    assert store.stream_version("a-1") == 0 and store.stream_version("b-1") == 2
+
+
+def test_skip_mismatched_leaves_out_only_the_stale_items(store):
+    store.append("b-1", batch(2))
+    with write_transaction(store.engine) as conn:
+        results = store.append_batch(conn, [
+            ("a-1", batch(1), ExpectedVersion.NO_STREAM),
+            ("b-1", batch(1), ExpectedVersion.NO_STREAM),  # already exists: skipped
+            ("c-1", batch(2), ExpectedVersion.STREAM_EXISTS),  # missing: skipped
+            ("d-1", batch(3), ExpectedVersion.ANY),
+        ], skip_mismatched=True)
+    assert [None if r is None else (r.stream_id, r.version) for r in results] == [
+        ("a-1", 1), None, None, ("d-1", 3)]
+    assert [store.stream_version(s) for s in ("a-1", "b-1", "c-1", "d-1")] == [1, 2, 0, 3]
+
+
+def test_a_rerun_of_the_same_batch_with_skip_mismatched_writes_nothing_twice(store):
+    items = [(f"user-{i}", batch(2), ExpectedVersion.NO_STREAM) for i in range(5)]
+    with write_transaction(store.engine) as conn:
+        assert all(store.append_batch(conn, items, skip_mismatched=True))
+    with write_transaction(store.engine) as conn:
+        assert store.append_batch(conn, items, skip_mismatched=True) == [None] * 5
+    assert len(store.read_all()) == 10
+
+
+def test_a_batch_shares_the_callers_transaction(store):
+    with pytest.raises(RuntimeError):
+        with write_transaction(store.engine) as conn:
+            store.append_batch(conn, [("a-1", batch(2), ExpectedVersion.NO_STREAM)])
+            store.append_in(conn, "b-1", batch(1))
+            raise RuntimeError("the caller fails after appending")
+    assert store.read_all() == []
+
+
+def test_a_large_batch_spans_many_streams(store):
+    items = [(f"user-{i}", batch(1 + i % 3), ExpectedVersion.NO_STREAM) for i in range(1200)]
+    with write_transaction(store.engine) as conn:
+        results = store.append_batch(conn, items)
+    assert sum(len(r.positions) for r in results) == len(store.read_all(limit=10_000)) == 2400
+    assert [store.stream_version(f"user-{i}") for i in (0, 1, 2, 1199)] == [1, 2, 3, 3]
