@@ -29,6 +29,13 @@ class Settings(BaseSettings):
     projection_shards: int = 1
     read_your_writes_timeout_s: float = 5.0
 
+    # worker and projections (es_app.worker, es_app.projections)
+    broker_key_prefix: str = ""  # prefixes every broker key (isolates deployments sharing one Redis)
+    projection_batch_size: int = 2000
+    projection_max_retries: int = 3  # Celery retries of a failing handler before its event is parked
+    projection_retry_backoff_s: float = 1.0  # first retry delay; doubles each time
+    catch_up_interval_s: float = 10.0  # beat: how often workers catch up without a wake-up message
+
     @property
     def embedded(self) -> bool:
         return not self.broker_url

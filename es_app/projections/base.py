@@ -1,0 +1,30 @@
+"""What the runner needs from a projection: a name, the category it reads, and batches.
+
+A batch is opened inside the runner's transaction for a list of events, applies them
+one at a time (an event either applies completely or raises and leaves the batch as it
+was), and writes everything applied in one go on `flush()`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+from sqlalchemy import Connection
+
+from es_app.store import RecordedEvent
+
+
+class Batch(Protocol):
+    def apply(self, event: RecordedEvent) -> bool:
+        """Returns True if the event changed something, False if it was already applied or ignored."""
+
+    def flush(self) -> None: ...
+
+
+class Projection(Protocol):
+    name: str  # checkpoint and dead-letter name
+    category: str | None  # the stream category it reads (None: every event)
+    shardable: bool
+    queue: str  # the Celery queue whose workers run it (read models: "projections")
+
+    def open(self, conn: Connection, events: Sequence[RecordedEvent]) -> Batch: ...

@@ -1,0 +1,135 @@
+"""Checkpoints: one row per projection (or per shard of it), moved with the read model.
+
+A projection run unsharded keeps its position under its own name (`users`); run in
+N shards it keeps one row per shard (`users:0/4` ... `users:3/4`). All workers of a
+projection use the same shard count; when the count changes, the new layout starts
+at the lowest position of the old one (re-applying an event is a no-op), and the old
+rows are removed in the same transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+
+from sqlalchemy import Connection, Engine, func, select
+
+from es_app.store.engine import is_sqlite
+
+from .tables import projection_checkpoints as cp
+
+USERS = "users"
+
+
+def shard_of(stream_id: str, shards: int) -> int:
+    """Returns the shard (0..shards-1) that owns a stream: a stable hash, the same in every process."""
+    digest = hashlib.blake2b(stream_id.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % shards
+
+
+def check_shard(shard: int | None, shards: int | None) -> tuple[int | None, int | None]:
+    """Returns (shard, shards) normalised: (None, None) when unsharded; raises ValueError when invalid."""
+    if shards is None or shards == 1:
+        if shard not in (None, 0):
+            raise ValueError(f"shard {shard} needs a shard count above 1")
+        return None, None
+    if shards < 1:
+        raise ValueError(f"shard count must be at least 1, got {shards}")
+    if shard is None or not 0 <= shard < shards:
+        raise ValueError(f"shard must be between 0 and {shards - 1}, got {shard}")
+    return shard, shards
+
+
+def checkpoint_name(projection: str, shard: int | None = None, shards: int | None = None) -> str:
+    """Returns the checkpoint row name of a projection, or of one of its shards."""
+    shard, shards = check_shard(shard, shards)
+    return projection if shards is None else f"{projection}:{shard}/{shards}"
+
+
+def layout_names(projection: str, shards: int | None) -> list[str]:
+    """Returns the checkpoint names of every shard of a layout (one name when unsharded)."""
+    if shards is None or shards == 1:
+        return [projection]
+    return [checkpoint_name(projection, i, shards) for i in range(shards)]
+
+
+def _rows_of(projection: str):  # noqa: ANN202
+    return (cp.c.name == projection) | cp.c.name.like(f"{projection}:%")
+
+
+def _locked(conn: Connection, q):  # noqa: ANN001, ANN202
+    return q if is_sqlite(conn) else q.with_for_update()
+
+
+def ensure_layout(conn: Connection, projection: str, shards: int | None) -> None:
+    """Creates the layout's checkpoint rows when missing, starting where the old layout safely was."""
+    wanted = layout_names(projection, shards)
+    rows = {n: p for n, p in conn.execute(_locked(conn, select(cp.c.name, cp.c.position).where(_rows_of(projection))))}
+    if set(rows) == set(wanted):
+        return
+    present = [rows[n] for n in wanted if n in rows]
+    others = [p for n, p in rows.items() if n not in wanted]
+    start = min(present + others) if (present or others) else 0
+    now = datetime.now(timezone.utc)
+    for name in wanted:
+        if name not in rows:
+            conn.execute(_insert_ignore(conn).values(name=name, position=start, updated_at=now))
+    if others:
+        conn.execute(cp.delete().where(_rows_of(projection), cp.c.name.not_in(wanted)))
+
+
+def _insert_ignore(conn: Connection):  # noqa: ANN202
+    if is_sqlite(conn):
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert
+    return insert(cp).on_conflict_do_nothing(index_elements=["name"])
+
+
+def lock_position(conn: Connection, name: str) -> int | None:
+    """Returns the checkpoint's position, locking the row until the transaction ends (None if absent)."""
+    return conn.execute(_locked(conn, select(cp.c.position).where(cp.c.name == name))).scalar()
+
+
+def get_position(conn: Connection, name: str) -> int | None:
+    """Returns the checkpoint's position without locking it (None if absent)."""
+    return conn.execute(select(cp.c.position).where(cp.c.name == name)).scalar()
+
+
+def save_position(conn: Connection, name: str, position: int, rate: float | None = None) -> None:
+    values: dict = {"position": position, "updated_at": datetime.now(timezone.utc)}
+    if rate is not None:
+        values["rate"] = rate
+    if conn.execute(cp.update().where(cp.c.name == name).values(**values)).rowcount == 0:
+        conn.execute(_insert_ignore(conn).values(name=name, **{"rate": None, **values}))
+
+
+def replace_layout(conn: Connection, projection: str, shards: int | None, position: int) -> None:
+    """Sets the projection's checkpoints to exactly this layout at `position` (after a rebuild)."""
+    conn.execute(cp.delete().where(_rows_of(projection)))
+    now = datetime.now(timezone.utc)
+    for name in layout_names(projection, shards):
+        conn.execute(cp.insert().values(name=name, position=position, updated_at=now))
+
+
+def current_shards(conn: Connection, projection: str) -> int | None:
+    """Returns the shard count of the projection's stored layout (None when unsharded or not started)."""
+    names = conn.execute(select(cp.c.name).where(cp.c.name.like(f"{projection}:%"))).scalars().all()
+    counts = {int(n.rsplit("/", 1)[1]) for n in names if "/" in n}
+    return max(counts) if counts else None
+
+
+def delete_checkpoint(conn: Connection, name: str) -> None:
+    conn.execute(cp.delete().where(cp.c.name == name))
+
+
+def read_model_position(engine: Engine | Connection, projection: str = USERS) -> int:
+    """Returns the position up to which the projection's read model is complete.
+
+    With shards it is the lowest shard checkpoint; 0 before the first run.
+    """
+    q = select(func.min(cp.c.position)).where(_rows_of(projection))
+    if isinstance(engine, Connection):
+        return engine.execute(q).scalar() or 0
+    with engine.connect() as conn:
+        return conn.execute(q).scalar() or 0

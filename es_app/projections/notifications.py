@@ -1,0 +1,77 @@
+"""Side effects of user events, one handler per event type, written to the `notifications` outbox.
+
+Each notification is keyed by the id of the event that caused it, so running a
+handler twice (a redelivered task, a replay, two workers) writes it once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Callable, Sequence
+
+from sqlalchemy import Connection
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from es_app.store import RecordedEvent
+from es_app.store.engine import is_sqlite
+
+from .tables import notifications
+
+Handler = Callable[[RecordedEvent], dict[str, Any]]
+
+
+def welcome(event: RecordedEvent) -> dict[str, Any]:
+    """Returns the welcome notification for a newly registered user."""
+    name, email = event.data["name"], event.data["email"]
+    return {"kind": "welcome", "recipient": email,
+            "payload": {"subject": f"Welcome, {name}!", "name": name, "email": email}}
+
+
+def email_changed(event: RecordedEvent) -> dict[str, Any]:
+    """Returns the confirmation sent to a user's new email address."""
+    email = event.data["email"]
+    return {"kind": "email-changed", "recipient": email,
+            "payload": {"subject": "Your email address was changed", "email": email}}
+
+
+HANDLERS: dict[str, Handler] = {
+    "UserRegistered": welcome,
+    "UserEmailChanged": email_changed,
+}
+
+
+class NotificationsBatch:
+    def __init__(self, conn: Connection, handlers: dict[str, Handler]):
+        self.conn, self.handlers = conn, handlers
+        self.rows: list[dict[str, Any]] = []
+
+    def apply(self, event: RecordedEvent) -> bool:
+        handler = self.handlers.get(event.type)
+        if handler is None:
+            return False
+        note = handler(event)
+        self.rows.append({"event_id": event.event_id, "stream_id": event.stream_id,
+                          "created_at": datetime.now(timezone.utc), **note})
+        return True
+
+    def flush(self) -> None:
+        if self.rows:
+            ins = (sqlite_insert if is_sqlite(self.conn) else pg_insert)(notifications)
+            self.conn.execute(ins.on_conflict_do_nothing(index_elements=["event_id"]), self.rows)
+            self.rows = []
+
+
+class NotificationsProjection:
+    """Returns batches that write one outbox row per handled event, idempotent by event id."""
+
+    name = "notifications"
+    category = "user"
+    shardable = False
+    queue = "notifications"
+
+    def __init__(self, handlers: dict[str, Handler] | None = None):
+        self.handlers = dict(HANDLERS if handlers is None else handlers)
+
+    def open(self, conn: Connection, events: Sequence[RecordedEvent]) -> NotificationsBatch:
+        return NotificationsBatch(conn, self.handlers)

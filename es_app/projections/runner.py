@@ -1,0 +1,162 @@
+"""The projection runner: read the global feed after the checkpoint, apply a batch, move the checkpoint.
+
+Each batch is one write transaction: lock the checkpoint row, read up to `batch_size`
+events of the projection's category after it (one query), let the projection fold
+them (one read of the rows they touch, one bulk upsert) and store the new position.
+The read model and its checkpoint therefore commit together, and because rows keep
+the version of the last event applied, replaying a batch changes nothing.
+
+The feed is gap-free to read by position (appends are serialised, see the store), so
+when a read returns fewer events than asked, everything up to the head read just
+before it has been seen and the checkpoint moves to that head.
+
+Sharding: a shard reads the same feed but applies only the events of the streams it
+owns (`shard_of`), so per-stream order holds and no two shards touch the same row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Callable
+
+from sqlalchemy import Connection, Engine, select
+
+from es_app.store import EventStore, RecordedEvent
+from es_app.store.engine import write_transaction
+
+from .base import Projection
+from .checkpoints import check_shard, checkpoint_name, ensure_layout, layout_names, lock_position, save_position, \
+    shard_of
+from .dead_letters import park, parked_streams
+from .registry import select_projections
+from .tables import projection_checkpoints as cp
+
+DEFAULT_BATCH_SIZE = 2000
+
+
+class HandlerFailed(Exception):
+    """A handler raised on `event` and failures are not being parked; earlier events were committed."""
+
+    def __init__(self, projection: str, event: RecordedEvent, error: BaseException):
+        super().__init__(f"{projection}: {event.type} at position {event.position} "
+                         f"({event.stream_id} v{event.version}): {type(error).__name__}: {error}")
+        self.projection, self.event, self.error = projection, event, error
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchResult:
+    """Returns what one batch did: events read and applied, the new position, whether at the head."""
+
+    checkpoint: str
+    read: int
+    applied: int
+    parked: int
+    position: int
+    head: int
+    at_head: bool
+    failure: HandlerFailed | None = None
+
+
+def run_batch(conn: Connection, store: EventStore, projection: Projection, *, shard: int | None = None,
+              shards: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE, park_failures: bool = True,
+              attempts: int = 1, checkpoint: str | None = None) -> BatchResult:
+    """Returns the result of projecting one batch inside the caller's write transaction."""
+    started = time.perf_counter()
+    name = checkpoint or checkpoint_name(projection.name, shard, shards)
+    position = lock_position(conn, name)
+    if position is None:
+        ensure_layout(conn, projection.name, shards)
+        position = lock_position(conn, name) or 0
+    head = store.head_position(conn)
+    if position >= head:
+        return BatchResult(name, 0, 0, 0, position, head, True)
+    events = store.read_all(after=position, limit=batch_size, category=projection.category, conn=conn)
+    at_head = len(events) < batch_size
+    new_position = max(head, events[-1].position if events else position) if at_head else events[-1].position
+    mine = events if shards is None else [e for e in events if shard_of(e.stream_id, shards) == shard]
+    blocked = parked_streams(conn, projection.name)
+    batch = projection.open(conn, [e for e in mine if e.stream_id not in blocked])
+    applied = parked = 0
+    failure = None
+    for event in mine:
+        if event.stream_id in blocked:
+            continue
+        try:
+            applied += bool(batch.apply(event))
+        except Exception as exc:  # noqa: BLE001 - a handler's failure is parked or reported
+            if park_failures:
+                park(conn, projection.name, event, exc, attempts)
+                blocked.add(event.stream_id)
+                parked += 1
+            else:
+                failure = HandlerFailed(projection.name, event, exc)
+                new_position, at_head = event.position - 1, False
+                break
+    batch.flush()
+    elapsed = time.perf_counter() - started
+    save_position(conn, name, new_position, rate=len(events) / elapsed if events and elapsed > 0 else None)
+    return BatchResult(name, len(events), applied, parked, new_position, head, at_head, failure)
+
+
+def run_projection(engine: Engine, store: EventStore, projection: Projection, *, until_head: bool = True,
+                   shard: int | None = None, shards: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                   park_failures: bool = True, attempts: int = 1,
+                   on_batch: Callable[[BatchResult], Any] | None = None) -> int:
+    """Returns the number of events one projection (or one shard of it) applied.
+
+    Batches until the head of the feed (or one batch with `until_head=False`). With
+    `park_failures=False` a failing handler raises HandlerFailed after the events
+    before it were committed (for the caller to retry with backoff).
+    """
+    shard, shards = check_shard(shard, shards) if projection.shardable else (None, None)
+    _ensure_layout_once(engine, projection, shards)
+    total = 0
+    while True:
+        with write_transaction(engine) as conn:
+            result = run_batch(conn, store, projection, shard=shard, shards=shards, batch_size=batch_size,
+                               park_failures=park_failures, attempts=attempts)
+        total += result.applied
+        if on_batch is not None:
+            on_batch(result)
+        if result.failure is not None:
+            raise result.failure
+        if result.at_head or not until_head:
+            return total
+
+
+def _ensure_layout_once(engine: Engine, projection: Projection, shards: int | None) -> None:
+    wanted = set(layout_names(projection.name, shards))
+    with engine.connect() as conn:
+        have = set(conn.execute(select(cp.c.name).where(cp.c.name.in_(wanted))).scalars())
+    if have != wanted:
+        with write_transaction(engine) as conn:
+            ensure_layout(conn, projection.name, shards)
+
+
+def run_projections(container: Any, *, until_head: bool = True, shard: int | None = None,
+                    shards: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                    names: list[str] | tuple[str, ...] | None = None, park_failures: bool = True,
+                    attempts: int = 1, on_batch: Callable[[BatchResult], Any] | None = None) -> int:
+    """Returns the number of events applied by the registered projections (or `names`) up to the head.
+
+    `shard`/`shards` select one shard of the shardable projections; projections that
+    cannot be sharded (the notifications outbox) run only on shard 0 or unsharded.
+    """
+    shard, shards = check_shard(shard, shards)
+    total = 0
+    for projection in select_projections(names):
+        if not projection.shardable and shard not in (None, 0):
+            continue
+        total += run_projection(container.engine, container.store, projection, until_head=until_head,
+                                shard=shard, shards=shards, batch_size=batch_size,
+                                park_failures=park_failures, attempts=attempts, on_batch=on_batch)
+    return total
+
+
+def caught_up(engine: Engine, position: int, names: list[str] | tuple[str, ...] | None = None) -> bool:
+    """Returns True when every checkpoint of the projections (or `names`) is at or past `position`."""
+    from .checkpoints import read_model_position
+
+    with engine.connect() as conn:
+        return all(read_model_position(conn, p.name) >= position for p in select_projections(names))

@@ -1,0 +1,171 @@
+"""The projection runner on both backends: every event type, atomic checkpoints, replays, shards."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import update
+
+from es_app.projections import (
+    projection_status,
+    read_model_position,
+    run_projection,
+    run_projections,
+    shard_of,
+)
+from es_app.projections import runner as runner_module
+from es_app.projections.registry import get_projection
+from es_app.projections.tables import projection_checkpoints
+from es_app.store import NewEvent
+
+from .projection_helpers import (
+    checkpoints,
+    container,
+    dump,
+    expected_row,
+    outbox,
+    register,
+    seed_every_event_type,
+    seed_users,
+    view_fields,
+)
+
+
+@pytest.fixture
+def es(new_database_url):
+    return container(new_database_url("es"))
+
+
+def test_every_user_event_type_projects_like_a_replay_of_its_stream(es):
+    ids = seed_every_event_type(es)
+    applied = run_projections(es, names=["users"])
+    assert applied == 11
+    rows = dump(es.engine)
+    assert sorted(rows) == sorted(ids)
+    for uid in ids:
+        assert view_fields(rows[uid]) == expected_row(es, uid)
+    a, b, imported = ids
+    assert rows[a]["name"] == "Anna Maria" and rows[a]["phone"] == "+1 555 0100" and rows[a]["active"]
+    assert rows[b]["deleted"] is True  # a deleted user keeps its row
+    assert rows[imported]["legacy_key"] == "42" and rows[imported]["extra"] == {"shoe_size": 44}
+    assert rows[a]["position"] == es.store.read_stream(a)[-1].position
+    assert read_model_position(es.engine) == es.store.head_position()
+
+
+def test_replaying_everything_again_changes_nothing(es):
+    seed_every_event_type(es)
+    seed_users(es, 5)
+    run_projections(es)
+    before, notes = dump(es.engine), outbox(es.engine)
+    with es.engine.begin() as conn:
+        conn.execute(update(projection_checkpoints).values(position=0))
+    assert run_projections(es, batch_size=4, names=["users"]) == 0
+    run_projections(es, names=["notifications"])
+    assert dump(es.engine) == before
+    assert outbox(es.engine) == notes
+    assert read_model_position(es.engine) == es.store.head_position()
+
+
+def test_the_read_model_and_its_checkpoint_commit_together(es, monkeypatch):
+    ids = seed_users(es, 3)
+
+    def broken_save(*args, **kwargs):
+        raise RuntimeError("crash between the read-model write and the checkpoint")
+
+    monkeypatch.setattr(runner_module, "save_position", broken_save)
+    with pytest.raises(RuntimeError):
+        run_projections(es, names=["users"])
+    assert dump(es.engine) == {}
+    assert checkpoints(es.engine).get("users", 0) == 0
+    monkeypatch.undo()
+    assert run_projections(es, names=["users"]) == 6
+    assert sorted(dump(es.engine)) == sorted(ids)
+
+
+def test_one_batch_at_a_time_resumes_from_the_checkpoint(es):
+    seed_users(es, 4)  # 8 events
+    users = get_projection("users")
+    assert run_projection(es.engine, es.store, users, until_head=False, batch_size=3) == 3
+    assert checkpoints(es.engine)["users"] == 3
+    assert sum(r["version"] for r in dump(es.engine).values()) == 3
+    assert run_projection(es.engine, es.store, users, batch_size=3) == 5
+    assert checkpoints(es.engine)["users"] == 8
+
+
+def test_events_of_other_categories_still_move_the_checkpoint_to_the_head(es):
+    register(es)
+    es.store.append("order-1", [NewEvent("OrderPlaced", {"n": 1}), NewEvent("OrderPaid", {"n": 1})])
+    run_projections(es)
+    head = es.store.head_position()
+    assert checkpoints(es.engine) == {"users": head, "notifications": head}
+    assert {s.name: s.lag for s in projection_status(es)} == {"users": 0, "notifications": 0}
+
+
+def test_shards_split_the_streams_without_overlap_and_keep_their_own_checkpoints(es):
+    ids = seed_users(es, 12)
+    owners = {uid: shard_of(uid, 3) for uid in ids}
+    assert len(set(owners.values())) == 3  # every shard owns some of these streams
+    applied0 = run_projections(es, shard=0, shards=3, names=["users"])
+    assert sorted(dump(es.engine)) == sorted(uid for uid, s in owners.items() if s == 0)
+    assert applied0 == 2 * sum(1 for s in owners.values() if s == 0)
+    assert read_model_position(es.engine) == 0  # the other shards have not run yet
+    applied = [applied0, 0, 0]
+    errors = []
+
+    def run(shard: int) -> None:
+        try:
+            applied[shard] = run_projections(es, shard=shard, shards=3, names=["users"], batch_size=5)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert sum(applied) == 24  # each event applied exactly once over all shards
+    rows = dump(es.engine)
+    assert {uid: view_fields(rows[uid]) for uid in ids} == {uid: expected_row(es, uid) for uid in ids}
+    head = es.store.head_position()
+    assert checkpoints(es.engine) == {"users:0/3": head, "users:1/3": head, "users:2/3": head}
+    assert read_model_position(es.engine) == head
+    assert [s.name for s in projection_status(es) if s.projection == "users"] == ["users:0/3", "users:1/3",
+                                                                                 "users:2/3"]
+
+
+def test_a_new_shard_count_starts_where_the_old_layout_safely_was(es):
+    seed_users(es, 3)
+    run_projections(es, names=["users"])
+    first = es.store.head_position()
+    later = seed_users(es, 3)
+    run_projections(es, shard=1, shards=2, names=["users"])
+    cps = checkpoints(es.engine)
+    assert set(cps) == {"users:0/2", "users:1/2"}  # the unsharded row is gone
+    assert cps["users:0/2"] == first and cps["users:1/2"] == es.store.head_position()
+    assert read_model_position(es.engine) == first
+    run_projections(es, shard=0, shards=2, names=["users"])
+    assert set(later) <= set(dump(es.engine))
+    assert read_model_position(es.engine) == es.store.head_position()
+
+
+def test_bad_shard_arguments_are_refused(es):
+    for shard, shards in ((3, 3), (None, 2), (-1, 2), (1, None)):
+        with pytest.raises(ValueError):
+            run_projections(es, shard=shard, shards=shards)
+
+
+def test_notifications_are_written_once_per_event_id(es):
+    a = register(es, "Ann")
+    es.user_service.execute(a, lambda u: u.change_email("ann.new@example.org"))
+    es.user_service.execute(a, lambda u: u.change_name("Anne"))  # no side effect
+    assert run_projections(es, names=["notifications"]) == 2
+    notes = outbox(es.engine)
+    assert sorted(n["kind"] for n in notes) == ["email-changed", "welcome"]
+    welcome = next(n for n in notes if n["kind"] == "welcome")
+    assert welcome["payload"]["subject"] == "Welcome, Ann!" and welcome["stream_id"] == a
+    with es.engine.begin() as conn:
+        conn.execute(update(projection_checkpoints).values(position=0))
+    run_projections(es, names=["notifications"])
+    assert outbox(es.engine) == notes
