@@ -106,10 +106,13 @@ def save_position(conn: Connection, name: str, position: int, rate: float | None
 
 def replace_layout(conn: Connection, projection: str, shards: int | None, position: int) -> None:
     """Sets the projection's checkpoints to exactly this layout at `position` (after a rebuild)."""
-    conn.execute(cp.delete().where(_rows_of(projection)))
+    wanted = layout_names(projection, shards)
     now = datetime.now(timezone.utc)
-    for name in layout_names(projection, shards):
-        conn.execute(cp.insert().values(name=name, position=position, updated_at=now))
+    conn.execute(cp.delete().where(_rows_of(projection), cp.c.name.not_in(wanted)))
+    for name in wanted:
+        values = {"position": position, "updated_at": now, "rate": None}
+        if conn.execute(cp.update().where(cp.c.name == name).values(**values)).rowcount == 0:
+            conn.execute(cp.insert().values(name=name, **values))
 
 
 def current_shards(conn: Connection, projection: str) -> int | None:

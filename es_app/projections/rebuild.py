@@ -1,0 +1,164 @@
+"""Rebuild the users read model by replay, blue/green.
+
+1. Create an empty `users_view_next` shaped like the live table (no secondary indexes yet).
+2. Replay the whole feed into it with the normal runner, under its own checkpoint,
+   while the live table keeps serving reads and keeps being projected.
+3. Give it the live table's indexes (PostgreSQL: built now under temporary names).
+4. Swap in one transaction: lock the live checkpoints, catch the new table up to the
+   head, drop the old table, rename the new one (and its indexes) into place, and set
+   every checkpoint of the layout to the new table's position. Readers see either the
+   old table or the new one, never a half-built one.
+
+Events parked during the replay become the live projection's dead letters; the old
+table's parked events are marked "superseded".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from sqlalchemy import Column, Connection, MetaData, Table, func, select, text
+
+from es_app.store.engine import is_sqlite, write_transaction
+
+from .checkpoints import USERS, current_shards, delete_checkpoint, ensure_layout, replace_layout
+from .runner import DEFAULT_BATCH_SIZE, BatchResult, run_batch, run_projection
+from .tables import dead_letters as dl
+from .tables import projection_checkpoints as cp
+from .tables import users_view
+from .users import UsersProjection
+
+LIVE = users_view.name
+NEXT = f"{LIVE}_next"
+REBUILD = f"{USERS}@rebuild"  # checkpoint and dead-letter name while rebuilding
+_REBUILD_LOCK_KEY = 7_045_112_358
+
+
+class RebuildInProgress(RuntimeError):
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class RebuildResult:
+    """Returns what a rebuild did: events applied, rows in the new table, its position, seconds taken."""
+
+    applied: int
+    rows: int
+    position: int
+    seconds: float
+
+
+def _next_table() -> Table:
+    return Table(NEXT, MetaData(), *[Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+                                     for c in users_view.columns])
+
+
+def _pg_index_defs(conn: Connection) -> list[tuple[str, str]]:
+    return [(n, d) for n, d in conn.execute(text(
+        "SELECT i.relname, pg_get_indexdef(i.oid) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+        "WHERE x.indrelid = CAST(:t AS regclass) AND NOT x.indisprimary ORDER BY i.relname"), {"t": LIVE})]
+
+
+def _sqlite_index_defs(conn: Connection) -> list[tuple[str, str]]:
+    return [(n, d) for n, d in conn.execute(text(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :t AND sql IS NOT NULL "
+        "ORDER BY name"), {"t": LIVE})]
+
+
+def _temp_name(name: str) -> str:
+    return f"{name[:57]}__next"
+
+
+def _create_next(conn: Connection) -> None:
+    conn.execute(text(f"DROP TABLE IF EXISTS {NEXT}"))
+    if is_sqlite(conn):
+        ddl = conn.execute(text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :t"),
+                           {"t": LIVE}).scalar_one()
+        conn.execute(text(re.sub(r'^CREATE TABLE\s+"?users_view"?', f"CREATE TABLE {NEXT}", ddl, count=1)))
+    else:
+        conn.execute(text(f"CREATE TABLE {NEXT} (LIKE {LIVE} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"))
+        conn.execute(text(f"ALTER TABLE {NEXT} ADD CONSTRAINT {NEXT}_pkey PRIMARY KEY (id)"))
+
+
+def _pg_index_next(conn: Connection) -> list[tuple[str, str]]:
+    """Builds the live table's indexes on the new table under temporary names; returns (temp, final)."""
+    renames = []
+    for name, ddl in _pg_index_defs(conn):
+        m = re.match(r"(CREATE (?:UNIQUE )?INDEX )(\S+)( ON (?:ONLY )?)((?:\S+\.)?)users_view( USING .*)", ddl,
+                     re.S)
+        if m is None:
+            raise RuntimeError(f"cannot copy index definition: {ddl}")
+        temp = _temp_name(name)
+        conn.execute(text(f"DROP INDEX IF EXISTS {temp}"))
+        conn.execute(text(f"{m[1]}{temp}{m[3]}{m[4]}{NEXT}{m[5]}"))
+        renames.append((temp, name))
+    return renames
+
+
+def _swap(conn: Connection, renames: list[tuple[str, str]]) -> None:
+    if is_sqlite(conn):
+        indexes = _sqlite_index_defs(conn)
+        conn.execute(text(f"DROP TABLE {LIVE}"))
+        conn.execute(text(f"ALTER TABLE {NEXT} RENAME TO {LIVE}"))
+        for _, ddl in indexes:
+            conn.execute(text(ddl))
+        return
+    conn.execute(text(f"DROP TABLE {LIVE}"))
+    conn.execute(text(f"ALTER TABLE {NEXT} RENAME TO {LIVE}"))
+    conn.execute(text(f"ALTER TABLE {LIVE} RENAME CONSTRAINT {NEXT}_pkey TO {LIVE}_pkey"))
+    for temp, final in renames:
+        conn.execute(text(f"ALTER INDEX {temp} RENAME TO {final}"))
+
+
+def rebuild_users(container: Any, *, shards: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                  on_batch: Callable[[BatchResult], Any] | None = None) -> RebuildResult:
+    """Returns the result of rebuilding users_view from position 0 and swapping it in.
+
+    `shards` is the checkpoint layout to leave behind (default: the current one).
+    Raises RebuildInProgress when another rebuild holds the lock (PostgreSQL).
+    """
+    started = time.perf_counter()
+    engine, store = container.engine, container.store
+    with engine.connect() as guard:
+        if not is_sqlite(guard):
+            if not guard.execute(text(f"SELECT pg_try_advisory_lock({_REBUILD_LOCK_KEY})")).scalar():
+                raise RebuildInProgress("another rebuild of users_view is running")
+            guard.commit()
+        try:
+            with write_transaction(engine) as conn:
+                layout = shards if shards is not None else current_shards(conn, USERS)
+                _create_next(conn)
+                delete_checkpoint(conn, REBUILD)
+                conn.execute(dl.update().where(dl.c.projection == REBUILD, dl.c.status == "parked")
+                             .values(status="superseded", resolved_at=datetime.now(timezone.utc)))
+            projection = UsersProjection(name=REBUILD, table=_next_table())
+            applied = run_projection(engine, store, projection, batch_size=batch_size, on_batch=on_batch)
+            renames: list[tuple[str, str]] = []
+            if not is_sqlite(engine):
+                with write_transaction(engine) as conn:
+                    renames = _pg_index_next(conn)
+            with write_transaction(engine) as conn:
+                ensure_layout(conn, USERS, layout)  # so the live checkpoints exist to be locked
+                q = select(cp.c.name).where((cp.c.name == USERS) | cp.c.name.like(f"{USERS}:%"))
+                conn.execute(q if is_sqlite(conn) else q.with_for_update()).all()
+                while True:
+                    result = run_batch(conn, store, projection, batch_size=batch_size)
+                    applied += result.applied
+                    if result.at_head:
+                        break
+                _swap(conn, renames)
+                replace_layout(conn, USERS, layout, result.position)
+                conn.execute(dl.update().where(dl.c.projection == USERS, dl.c.status == "parked")
+                             .values(status="superseded", resolved_at=datetime.now(timezone.utc)))
+                conn.execute(dl.update().where(dl.c.projection == REBUILD).values(projection=USERS))
+                delete_checkpoint(conn, REBUILD)
+                rows = conn.execute(select(func.count()).select_from(users_view)).scalar_one()
+        finally:
+            if not is_sqlite(guard):
+                guard.execute(text(f"SELECT pg_advisory_unlock({_REBUILD_LOCK_KEY})"))
+                guard.commit()
+    return RebuildResult(applied, rows, result.position, time.perf_counter() - started)
