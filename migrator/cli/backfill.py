@@ -1,0 +1,157 @@
+"""`migrator backfill`: every row of the mapped legacy tables becomes an import event."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from migrator.backfill import Backfill, BackfillError, BackfillOptions, ChunkResult, projection_lag
+from migrator.backfill_runs import BackfillRun
+from migrator.mapping import MappingError
+from migrator.throttle import PauseGate
+
+from .common import CliError, EsUrl, LegacyUrl, console, settings_for
+
+
+class RateColumn(ProgressColumn):
+    """Rows per second, averaged by Rich over the last chunks."""
+
+    def render(self, task: Task) -> Text:
+        return Text("-- rows/s" if task.speed is None else f"{task.speed:,.0f} rows/s", style="cyan")
+
+
+def _projection_lag(container: Any) -> Callable[[], int]:
+    return lambda: projection_lag(container)
+
+
+def _relay_backlog(legacy_engine: Any, container: Any) -> Callable[[], int] | None:
+    """Returns a callable giving the relay's backlog, None when the relay is not available."""
+    try:
+        from migrator.relay import backlog  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return lambda: backlog(legacy_engine, container.engine)
+
+
+def summary_table(runs: list[tuple[BackfillRun, float]]) -> Table:
+    """Returns the final summary: one line per table."""
+    table = Table(title="backfill summary")
+    for col in ("table", "status", "rows", "imported", "skipped (already a stream)", "chunks",
+                "last watermark", "seconds", "rows/s"):
+        table.add_column(col, justify="left" if col in ("table", "status") else "right")
+    for run, seconds in runs:
+        rate = run.rows_done / seconds if seconds > 0 else 0.0
+        table.add_row(run.table_name, run.status, f"{run.rows_done:,}", f"{run.rows_imported:,}",
+                      f"{run.rows_skipped:,}", str(run.chunks), str(run.watermark or 0),
+                      f"{seconds:.1f}", f"{rate:,.0f}")
+    return table
+
+
+def backfill(
+    ctx: typer.Context,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Rows per chunk")] = 1000,
+    max_rate: Annotated[Optional[float], typer.Option("--max-rate", min=0, show_default=False,
+                                                      help="Rate cap in rows per second (0 or unset: none)")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an unfinished run from its checkpoint")] = False,
+    restart: Annotated[bool, typer.Option("--restart", help="Forget the stored run and start over "
+                                                            "(rows already imported are skipped)")] = False,
+    tables: Annotated[Optional[list[str]], typer.Option("--table", show_default=False,
+                                                        help="Only this mapped table (repeatable)")] = None,
+    mapping: Annotated[Optional[Path], typer.Option("--mapping", show_default=False,
+                                                    help="Mapping file (TOML/JSON); default: the built-in users")] = None,
+    pause_file: Annotated[Optional[Path], typer.Option("--pause-file", show_default=False,
+                                                       help="Pause while this file exists")] = None,
+    max_relay_backlog: Annotated[Optional[int], typer.Option("--max-relay-backlog", min=0, show_default=False,
+                                                             help="Pause while the relay backlog is larger")] = None,
+    max_projection_lag: Annotated[Optional[int], typer.Option("--max-projection-lag", min=0, show_default=False,
+                                                              help="Pause while a projection lags more events")] = None,
+    project: Annotated[bool, typer.Option("--project/--no-project",
+                                          help="Run the projections after each chunk")] = True,
+    es_url: EsUrl = None,
+    legacy_url: LegacyUrl = None,
+) -> None:
+    """Import every legacy row as an event, chunk by chunk; resumable, throttled, safe under live writes."""
+    from es_app.bootstrap import build, engine_for
+
+    if resume and restart:
+        raise CliError("pass either --resume or --restart, not both")
+    settings = settings_for(ctx, es_url, legacy_url)
+    legacy = engine_for(settings.legacy_database_url)
+    es = build(settings)
+    try:
+        from migrator.mapping_files import load_mappings
+
+        mappings = load_mappings(mapping, legacy, tables)
+    except (MappingError, OSError) as exc:
+        raise CliError(str(exc)) from None
+    options = BackfillOptions(batch_size=batch_size, max_rate=max_rate, pause_file=pause_file,
+                              max_relay_backlog=max_relay_backlog, max_projection_lag=max_projection_lag)
+    gate = PauseGate(pause_file=pause_file, relay_backlog=_relay_backlog(legacy, es),
+                     max_relay_backlog=max_relay_backlog, projection_lag=_projection_lag(es),
+                     max_projection_lag=max_projection_lag)
+    if max_relay_backlog is not None and gate.relay_backlog is None:
+        raise CliError("--max-relay-backlog needs the relay (migrator.relay), which is not installed")
+    project_fn = _projector(es) if project else None
+    backfills = [Backfill(m, legacy, es.store, options=options, gate=gate, project=project_fn) for m in mappings]
+    try:
+        for b in backfills:  # check every table before touching any
+            _check_startable(b, resume=resume, restart=restart)
+        done = [_run_one(b, resume=resume, restart=restart) for b in backfills]
+    except BackfillError as exc:
+        raise CliError(str(exc)) from None
+    console.print(summary_table(done))
+
+
+def _projector(es: Any) -> Callable[[], Any]:
+    from es_app.projections import run_projections
+
+    return lambda: run_projections(es)
+
+
+def _check_startable(b: Backfill, *, resume: bool, restart: bool) -> None:
+    run = b.stored_run()
+    if run is not None and not (resume or restart):
+        b.start()  # raises the one-line BackfillError that says what to pass
+
+
+def _run_one(b: Backfill, *, resume: bool, restart: bool) -> tuple[BackfillRun, float]:
+    run = b.start(resume=resume, restart=restart)
+    if run.finished:
+        console.print(f"{b.name}: already finished, nothing to do")
+        return run, 0.0
+    total = run.rows_done + b.remaining_estimate()
+    started = time.perf_counter()
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+               TextColumn("ETA"), TimeRemainingColumn(), TimeElapsedColumn(), TextColumn("{task.fields[note]}"))
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task(b.name, total=max(total, run.rows_done), completed=run.rows_done, note="")
+
+        def on_pause(reason: str) -> None:
+            progress.update(task, note=f"[yellow]paused: {reason}")
+
+        def on_chunk(result: ChunkResult) -> None:
+            progress.update(task, advance=result.rows, note="")
+
+        b.on_pause = on_pause  # type: ignore[method-assign]
+        finished = b.run_to_end(on_chunk)
+        progress.update(task, total=finished.rows_done, completed=finished.rows_done)
+    return finished, time.perf_counter() - started
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(backfill)
