@@ -263,7 +263,8 @@ class TableMapping:
             kind, col = self._by_event.get(event_type, (None, None))
             if kind == "import":
                 row = data.get("row") or {}
-                state = {**{c.field: data.get(c.field) for c in self.columns}, "extra": self.extras_of(row)}
+                state = {**{c.field: data.get(c.field) for c in self.columns},
+                         "extra": {c: row.get(c) for c in self.extra_columns(row)}}
                 deleted = False
             elif kind == "delete":
                 deleted = True

@@ -100,6 +100,12 @@ def _decimal_places(places: int) -> Normalizer:
 
 
 def _to_bytes(value: Any) -> str:
+    """Base64 of the bytes; hex text as changelogs carry it (PostgreSQL `\\x…`, SQLite hex()) is decoded first."""
+    if isinstance(value, str):
+        try:
+            value = bytes.fromhex(value[2:] if value.startswith("\\x") else value)
+        except ValueError:
+            return value
     if isinstance(value, (bytes, bytearray, memoryview)):
         return base64.b64encode(bytes(value)).decode()
     return str(value)

@@ -1,0 +1,245 @@
+"""Change capture: triggers write a changelog row in the same transaction as each legacy write.
+
+`install`, `remove` and `status` are idempotent and are what `migrator capture ...` and the
+phase machine call. The changelog lives in the legacy database (`migrator_changelog`: a
+monotonically increasing `id` in commit order, `table_name`, `op` I/U/D, `pk` as text, the
+`old_row` and `new_row` as JSON, `tx_time` and `origin`). Writes made inside
+`migrator_writes(conn)` are recorded with origin "migrator" and never relayed (no loops).
+The application-level alternative to triggers is `migrator.capture_hook`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any, Iterator, Sequence
+
+from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy import types as sqltypes
+
+from . import capture_sql as sql
+from .capture_sql import CHANGELOG, LEGACY_ORIGIN, MIGRATOR_ORIGIN, NOTIFY_CHANNEL
+from .mapping import MappingError, TableMapping
+
+__all__ = [
+    "CHANGELOG", "Change", "CaptureError", "CaptureStatus", "LEGACY_ORIGIN", "MIGRATOR_ORIGIN", "MODES",
+    "NOTIFY_CHANNEL", "TableCapture", "backlog", "changelog_exists", "install", "latest_change_id",
+    "migrator_writes", "read_changes", "remove", "status",
+]
+
+
+class CaptureError(RuntimeError):
+    """Capture cannot be used as asked; the message is one line saying what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """One changelog row, with the rows decoded from JSON and `tx_time` as an ISO UTC string."""
+
+    id: int
+    table: str
+    op: str
+    pk: str
+    old_row: dict[str, Any] | None
+    new_row: dict[str, Any] | None
+    tx_time: str
+    origin: str
+
+
+@dataclasses.dataclass(frozen=True)
+class TableCapture:
+    table: str
+    installed: bool
+    changes: int  # changelog rows of this table
+    last_id: int  # highest changelog id of this table, 0 when none
+
+
+@dataclasses.dataclass(frozen=True)
+class CaptureStatus:
+    """Returns what is installed: the changelog table and, per mapped table, its triggers."""
+
+    backend: str
+    changelog: bool
+    tables: tuple[TableCapture, ...]
+
+    @property
+    def installed(self) -> bool:
+        return self.changelog and all(t.installed for t in self.tables)
+
+
+def _is_sqlite(bind: Engine | Connection) -> bool:
+    return bind.dialect.name == "sqlite"
+
+
+def _run(conn: Connection, statements: Sequence[str]) -> None:
+    for statement in statements:
+        # psycopg reads % as a placeholder even with no parameters
+        conn.exec_driver_sql(statement if _is_sqlite(conn) else statement.replace("%", "%%"))
+
+
+def _begin(engine: Engine):  # noqa: ANN202
+    conn = engine.connect()
+    if _is_sqlite(engine):
+        conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+    return conn
+
+
+MODES = ("triggers", "session")
+
+
+def install(engine: Engine, mappings: Sequence[TableMapping], *, mode: str = "triggers") -> CaptureStatus:
+    """Creates the changelog and (re)creates the triggers of every mapped table, in one transaction.
+
+    With mode "session" only the changelog is created (and triggers are dropped), for the
+    application-level hook of `migrator.capture_hook`. Safe to run again (it also refreshes
+    SQLite triggers after columns were added). Raises MappingError when a mapping does not
+    fit the database. Returns the status afterwards.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}")
+    bound = [m if m.table_columns else m.bind(engine) for m in mappings]
+    with _begin(engine) as conn, conn.begin():
+        if _is_sqlite(conn):
+            _run(conn, sql.SQLITE_CHANGELOG)
+            for m in bound:
+                _run(conn, sql.sqlite_triggers(m.table, m.key, m.table_columns, _binary_columns(conn, m.table))
+                     if mode == "triggers" else sql.sqlite_drop_triggers(m.table))
+        else:
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({sql.NUMBERING_LOCK_KEY})")
+            _run(conn, sql.PG_CHANGELOG)
+            for m in bound:
+                _run(conn, sql.pg_triggers(m.table, m.key) if mode == "triggers" else sql.pg_drop_triggers(m.table))
+    return status(engine, mappings)
+
+
+def remove(engine: Engine, mappings: Sequence[TableMapping], *, drop_changelog: bool = False) -> CaptureStatus:
+    """Drops the triggers of the mapped tables; with `drop_changelog` also the changelog itself.
+
+    Safe to run again. Returns the status afterwards.
+    """
+    with _begin(engine) as conn, conn.begin():
+        insp = inspect(conn)
+        for m in mappings:
+            if insp.has_table(m.table):
+                _run(conn, sql.sqlite_drop_triggers(m.table) if _is_sqlite(conn) else sql.pg_drop_triggers(m.table))
+        if drop_changelog:
+            _run(conn, sql.SQLITE_DROP_CHANGELOG if _is_sqlite(conn) else sql.PG_DROP_CHANGELOG)
+    return status(engine, mappings)
+
+
+def status(engine: Engine, mappings: Sequence[TableMapping]) -> CaptureStatus:
+    """Returns whether the changelog and each mapped table's triggers are installed, with row counts."""
+    with engine.connect() as conn:
+        has_changelog = changelog_exists(conn)
+        counts: dict[str, tuple[int, int]] = {}
+        if has_changelog:
+            counts = {r[0]: (r[1], r[2] or 0) for r in conn.execute(text(
+                f"SELECT table_name, count(*), max(id) FROM {CHANGELOG} GROUP BY table_name"))}
+        tables = tuple(TableCapture(m.table, has_changelog and _triggers_installed(conn, m.table),
+                                    *counts.get(m.table, (0, 0))) for m in mappings)
+    return CaptureStatus(engine.dialect.name, has_changelog, tables)
+
+
+def changelog_exists(conn: Connection) -> bool:
+    """Returns True when the changelog table exists in this (legacy) database."""
+    return inspect(conn).has_table(CHANGELOG)
+
+
+def _triggers_installed(conn: Connection, table: str) -> bool:
+    if _is_sqlite(conn):
+        names = set(conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :t"),
+                                 {"t": table}).scalars())
+        return set(sql.sqlite_trigger_names(table)) <= names
+    found = conn.execute(text(
+        "SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+        "WHERE c.relname = :t AND pg_table_is_visible(c.oid) AND t.tgname = 'migrator_capture'"),
+        {"t": table}).scalar()
+    return bool(found)
+
+
+def _binary_columns(conn: Connection, table: str) -> list[str]:
+    return [c["name"] for c in inspect(conn).get_columns(table)
+            if isinstance(c["type"], (sqltypes.LargeBinary, sqltypes.NullType))]
+
+
+def require_installed(engine: Engine, mappings: Sequence[TableMapping]) -> None:
+    """Raises CaptureError unless the changelog exists (the relay's precondition)."""
+    with engine.connect() as conn:
+        if not changelog_exists(conn):
+            raise CaptureError("change capture is not installed in the legacy database: run `migrator capture install`")
+
+
+# -- the origin marker: the migrator's own legacy writes -----------------------
+@contextmanager
+def migrator_writes(conn: Connection, origin: str = MIGRATOR_ORIGIN) -> Iterator[Connection]:
+    """Marks the writes made on `conn` inside the block as the migrator's (origin `origin`).
+
+    Use inside the caller's write transaction. Their changelog rows carry that origin and
+    the relay skips them, so the migrator's writes to the legacy table never loop back.
+    On PostgreSQL this sets a transaction-local setting; on SQLite (one writer at a time)
+    it puts a row in `migrator_origin` for the duration of the block.
+    """
+    if not origin or origin == LEGACY_ORIGIN:
+        raise ValueError(f"origin must be a name other than {LEGACY_ORIGIN!r}")
+    if _is_sqlite(conn):
+        if not inspect(conn).has_table(sql.ORIGIN_TABLE):
+            raise CaptureError("change capture is not installed in the legacy database: run `migrator capture install`")
+        conn.execute(text(f"DELETE FROM {sql.ORIGIN_TABLE}"))
+        conn.execute(text(f"INSERT INTO {sql.ORIGIN_TABLE} (origin) VALUES (:o)"), {"o": origin})
+        try:
+            yield conn
+        finally:
+            conn.execute(text(f"DELETE FROM {sql.ORIGIN_TABLE}"))
+    else:
+        conn.execute(text("SELECT set_config(:k, :o, true)"), {"k": sql.ORIGIN_SETTING, "o": origin})
+        try:
+            yield conn
+        finally:
+            conn.execute(text("SELECT set_config(:k, '', true)"), {"k": sql.ORIGIN_SETTING})
+
+
+# -- reading the changelog -----------------------------------------------------
+def _json(value: Any) -> dict[str, Any] | None:
+    if value is None or isinstance(value, dict):
+        return value
+    return json.loads(value)
+
+
+def _iso(value: Any) -> str:
+    t = datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else value
+    t = t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+    return t.isoformat(timespec="microseconds")
+
+
+def read_changes(conn: Connection, table: str, after: int, limit: int = 1000) -> list[Change]:
+    """Returns the table's changelog rows with id > `after`, in id (= commit) order."""
+    rows = conn.execute(text(
+        f"SELECT id, table_name, op, pk, old_row, new_row, tx_time, origin FROM {CHANGELOG} "
+        "WHERE table_name = :t AND id > :after ORDER BY id LIMIT :n"), {"t": table, "after": after, "n": limit})
+    return [Change(r.id, r.table_name, r.op, r.pk, _json(r.old_row), _json(r.new_row), _iso(r.tx_time), r.origin)
+            for r in rows]
+
+
+def backlog(conn: Connection, table: str, after: int) -> int:
+    """Returns how many changelog rows of the table have id > `after`."""
+    return conn.execute(text(f"SELECT count(*) FROM {CHANGELOG} WHERE table_name = :t AND id > :after"),
+                        {"t": table, "after": after}).scalar() or 0
+
+
+def latest_change_id(conn: Connection, table: str | None = None) -> int:
+    """Returns the highest committed changelog id (of one table, or of all), 0 when there is none.
+
+    The backfill reads it as its low watermark before reading a chunk.
+    """
+    q = f"SELECT max(id) FROM {CHANGELOG}" + (" WHERE table_name = :t" if table else "")
+    return conn.execute(text(q), {"t": table} if table else {}).scalar() or 0
+
+
+def check_mappings(engine: Engine, mappings: Sequence[TableMapping]) -> list[TableMapping]:
+    """Returns the mappings bound to the legacy database; raises CaptureError with MappingError's line."""
+    try:
+        return [m if m.table_columns else m.bind(engine) for m in mappings]
+    except MappingError as exc:
+        raise CaptureError(str(exc)) from None

@@ -1,0 +1,54 @@
+"""`migrator capture install|remove|status` through the real CLI entry point."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from es_app.store import make_engine
+from migrator.cli import main
+from tests.accounts import MAPPING_FILE
+
+
+@pytest.fixture
+def legacy_url(new_database_url):
+    return new_database_url("legacy")
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_install_status_remove_are_idempotent(capsys, legacy_url):
+    for _ in range(2):
+        code, out, _ = run(capsys, "--legacy-url", legacy_url, "capture", "install")
+        assert code == 0 and "installed" in out and "present" in out
+    code, out, _ = run(capsys, "capture", "status", "--legacy-url", legacy_url)
+    assert code == 0 and "users" in out and "installed" in out
+    for _ in range(2):
+        code, out, _ = run(capsys, "capture", "remove", "--legacy-url", legacy_url)
+        assert code == 0 and "absent" in out
+    code, out, _ = run(capsys, "capture", "remove", "--drop-changelog", "--legacy-url", legacy_url)
+    assert code == 0
+    engine = make_engine(legacy_url)
+    with engine.connect() as conn:
+        triggers = conn.execute(text(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'migrator%'" if engine.dialect.name == "sqlite"
+            else "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'migrator%'")).scalar()
+    engine.dispose()
+    assert triggers == 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["capture", "install", "--mode", "magic"], "--mode must be one of triggers, session"),
+    (["capture", "install", "--table", "orders"], "no mapping for this table"),
+    (["capture", "install", "--mapping", str(MAPPING_FILE)], "table 'accounts' does not exist"),
+    (["capture", "install", "--mapping", "/nonexistent/m.toml"], "No such file"),
+])
+def test_bad_input_is_one_error_line_and_a_non_zero_exit(capsys, legacy_url, argv, message):
+    code, out, err = run(capsys, *argv, "--legacy-url", legacy_url)
+    assert code == 1 and message in err and len(err.strip().splitlines()) == 1
+    code, out, _ = run(capsys, "capture", "status", "--legacy-url", legacy_url)
+    assert "absent" in out  # nothing half-installed
