@@ -112,11 +112,15 @@ def parse_mode(value: str | ReadMode | None) -> ReadMode:
         raise ReadModeError(f"unknown read mode {raw!r}: choose one of {choices}") from None
 
 
-def reads_for(database: Database, mode: str | ReadMode | None = None) -> UserReads:
-    """Returns the reads of the selected mode; raises ReadModeError when that mode is not available."""
+def available_mode(mode: str | ReadMode | None = None) -> ReadMode:
+    """Returns the selected mode; raises ReadModeError when it is unknown or nothing provides it."""
     selected = parse_mode(mode)
-    factory = _PROVIDERS.get(selected)
-    if factory is None:
+    if selected not in _PROVIDERS:
         raise ReadModeError(f"read mode {selected.value!r} is not available yet: only 'legacy' is "
                             f"implemented until the read switchover provides it")
-    return factory(database)
+    return selected
+
+
+def reads_for(database: Database, mode: str | ReadMode | None = None) -> UserReads:
+    """Returns the reads of the selected mode; raises ReadModeError when that mode is not available."""
+    return _PROVIDERS[available_mode(mode)](database)
