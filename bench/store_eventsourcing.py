@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
+from functools import lru_cache
 from typing import Any, Iterator
 from uuid import UUID
 
@@ -49,7 +50,9 @@ def sqlite_synchronous(mode: str) -> Iterator[None]:
         SQLiteConnectionPool._create_connection = original
 
 
+@lru_cache(maxsize=None)
 def _classes() -> tuple[type, type]:
+    """Returns (EsUser, EsUsers), defined once: eventsourcing registers each class under a topic."""
     from eventsourcing.application import Application
     from eventsourcing.domain import Aggregate, event
 

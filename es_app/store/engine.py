@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+import time
 from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InvalidatePoolError
 
 
 def normalize_url(url: str) -> str:
@@ -19,8 +21,13 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, **kwargs) -> Engine:
-    """Returns an engine; SQLite gets WAL, a busy timeout and explicit BEGIN handling."""
+def make_engine(url: str, *, ping_after_idle_s: float | None = None, **kwargs) -> Engine:
+    """Returns an engine; SQLite gets WAL, a busy timeout and explicit BEGIN handling.
+
+    PostgreSQL connections idle for more than `ping_after_idle_s` (default
+    PING_AFTER_IDLE_S) are pinged when checked out of the pool; busy ones are not.
+    """
+    ping_after_idle_s = PING_AFTER_IDLE_S if ping_after_idle_s is None else ping_after_idle_s
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -31,8 +38,38 @@ def make_engine(url: str, **kwargs) -> Engine:
         return engine
     kwargs.setdefault("pool_size", 20)
     kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        _ping_when_idle(engine, ping_after_idle_s)
+    return engine
+
+
+PING_AFTER_IDLE_S = 5.0
+
+
+def _ping_when_idle(engine: Engine, idle_s: float) -> None:
+    """Pings a pooled connection on checkout only when it sat idle for more than `idle_s`.
+
+    SQLAlchemy's pool_pre_ping pings on every checkout: one more round trip per
+    operation, as much as the operation itself on the store's hot paths. A connection
+    that was used moments ago is alive; one that sat idle may have been cut. When a
+    ping fails the whole pool is invalidated and the checkout retried on a new connection.
+    """
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_conn, record) -> None:  # noqa: ANN001
+        record.info["es_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn, record, _proxy) -> None:  # noqa: ANN001
+        since = record.info.get("es_idle_since")
+        if since is None or time.monotonic() - since <= idle_s:
+            return
+        try:
+            dialect.do_ping(dbapi_conn)
+        except dialect.loaded_dbapi.Error as exc:
+            raise InvalidatePoolError(f"idle connection failed its ping: {exc}") from exc
 
 
 def _configure_sqlite(engine: Engine) -> None:

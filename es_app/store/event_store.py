@@ -12,13 +12,13 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Connection, Engine, func, insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
-from .engine import is_sqlite, write_transaction
-from .schema import events, unique_claims
+from .driver import Dialect, dbapi_connection, dbapi_of, dumps, translated_errors
+from .engine import is_sqlite
+from .schema import events
+from .snapshots import Snapshot
 from .types import (
     AppendResult,
     Claim,
@@ -34,13 +34,7 @@ from .types import (
 from .upcasting import UpcasterRegistry
 
 APPEND_LOCK_KEY = 7_045_112_357  # pg_advisory_xact_lock key shared by every appender
-
-_COLUMNS = (
-    events.c.position, events.c.stream_id, events.c.version, events.c.event_id,
-    events.c.event_type, events.c.schema_version, events.c.data, events.c.meta,
-    events.c.recorded_at,
-)
-_INSERT = insert(events).returning(events.c.position, sort_by_parameter_order=True)
+LOCK_SQL = f"SELECT pg_advisory_xact_lock({APPEND_LOCK_KEY})"
 
 
 def _matches(expected: Expected, current: int) -> bool:
@@ -53,11 +47,19 @@ def _matches(expected: Expected, current: int) -> bool:
     return current == expected
 
 
+class _Mismatch(Exception):
+    """The stream's version did not match; nothing was written."""
+
+    def __init__(self, current: int | None):
+        self.current = current
+
+
 class EventStore:
     """Append to streams and read streams or the global feed.
 
     `serialize_appends=False` turns the PostgreSQL append lock off; it exists only
     so tests and benchmarks can show what the lock prevents and what it costs.
+    The hot paths run driver-level SQL (see driver.py); the rare ones use SQLAlchemy Core.
     """
 
     def __init__(self, engine: Engine, upcasters: UpcasterRegistry | None = None,
@@ -65,18 +67,25 @@ class EventStore:
         self.engine = engine
         self.upcasters = upcasters or UpcasterRegistry()
         self.serialize_appends = serialize_appends
+        self._sql = Dialect(engine.dialect.name)
 
     # -- writing -----------------------------------------------------------
     def append(self, stream_id: str, new_events: Sequence[NewEvent],
                expected_version: Expected = ExpectedVersion.ANY, *,
                claims: Iterable[Claim] = (), releases: Iterable[Claim] = ()) -> AppendResult:
         """Returns where the events landed. Raises ConcurrencyError, EventIdConflict, ClaimTaken."""
+        if not new_events:
+            raise ValueError("append needs at least one event")
+        claims, releases = tuple(claims), tuple(releases)
         try:
-            with write_transaction(self.engine) as conn:
-                return self.append_in(conn, stream_id, new_events, expected_version,
-                                      claims=claims, releases=releases)
-        except IntegrityError:
-            return self._after_integrity_error(stream_id, new_events, expected_version)
+            with dbapi_connection(self.engine) as db:
+                if self._sql.sqlite:
+                    return self._append_sqlite(db, stream_id, new_events, expected_version, claims, releases)
+                if claims or releases:
+                    return self._append_pg_own(db, stream_id, new_events, expected_version, claims, releases)
+                return self._append_pg_pipelined(db, stream_id, new_events, expected_version)
+        except (_Mismatch, IntegrityError):
+            return self._resolve_failed_append(stream_id, new_events, expected_version)
 
     def append_in(self, conn: Connection, stream_id: str, new_events: Sequence[NewEvent],
                   expected_version: Expected = ExpectedVersion.ANY, *,
@@ -84,18 +93,152 @@ class EventStore:
         """Appends inside the caller's write transaction (see `write_transaction`)."""
         if not new_events:
             raise ValueError("append needs at least one event")
-        self.lock_for_append(conn)
-        current = self._stream_version(conn, stream_id)
-        if not _matches(expected_version, current):
+        try:
+            with translated_errors(self.engine.dialect):
+                cur = dbapi_of(conn).cursor()
+                try:
+                    if self._sql.sqlite:
+                        return self._append_checked_sqlite(cur, stream_id, new_events, expected_version,
+                                                           tuple(claims), tuple(releases))
+                    return self._append_checked_pg(cur, stream_id, new_events, expected_version,
+                                                   tuple(claims), tuple(releases))
+                finally:
+                    cur.close()
+        except _Mismatch as mismatch:
             retried = self._stored_retry(conn, stream_id, new_events)
             if retried is not None:
                 return retried
-            raise ConcurrencyError(stream_id, expected_version, current)
-        self._release(conn, stream_id, releases)
-        self._claim(conn, stream_id, claims)
-        rows = self._rows(stream_id, current, new_events)
-        positions = tuple(conn.execute(_INSERT, rows).scalars().all())
-        return AppendResult(stream_id, current + len(rows), positions[-1], positions)
+            current = mismatch.current if mismatch.current is not None else self._stream_version(conn, stream_id)
+            raise ConcurrencyError(stream_id, expected_version, current) from None
+
+    # SQLite: BEGIN IMMEDIATE serialises writers; read the version, check, insert, commit.
+    def _append_sqlite(self, db: Any, stream_id: str, new_events: Sequence[NewEvent], expected: Expected,
+                       claims: tuple[Claim, ...], releases: tuple[Claim, ...]) -> AppendResult:
+        cur = db.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            result = self._append_checked_sqlite(cur, stream_id, new_events, expected, claims, releases)
+            cur.execute("COMMIT")
+            return result
+        except BaseException:
+            if db.in_transaction:
+                cur.execute("ROLLBACK")
+            raise
+        finally:
+            cur.close()
+
+    def _append_checked_sqlite(self, cur: Any, stream_id: str, new_events: Sequence[NewEvent],
+                               expected: Expected, claims: tuple[Claim, ...],
+                               releases: tuple[Claim, ...]) -> AppendResult:
+        current = cur.execute(self._sql.stream_version, (stream_id,)).fetchone()[0] or 0
+        if not _matches(expected, current):
+            raise _Mismatch(current)
+        self._release_claim_rows(cur, stream_id, claims, releases)
+        positions = self._insert_sqlite(cur, self._row_tuples(stream_id, current, new_events))
+        return AppendResult(stream_id, current + len(new_events), positions[-1], tuple(positions))
+
+    def _insert_sqlite(self, cur: Any, rows: list[tuple]) -> list[int]:
+        """Returns the positions of `rows` (tuples in INSERT_COLUMNS order), inserted in order."""
+        if len(rows) == 1:
+            cur.execute(self._sql.insert_one, rows[0])
+            return [cur.lastrowid]
+        landed: dict[tuple[str, int], int] = {}
+        for start in range(0, len(rows), 500):
+            chunk = rows[start:start + 500]
+            cur.execute(self._sql.insert_values(len(chunk)), [value for row in chunk for value in row])
+            landed.update(((stream_id, version), position) for stream_id, version, position in cur.fetchall())
+        return [landed[(row[0], row[2])] for row in rows]
+
+    # PostgreSQL: the lock, then one INSERT that reads the version itself and writes only when
+    # it matches; pipelined with BEGIN and COMMIT, so an append is one round trip.
+    def _append_pg_pipelined(self, db: Any, stream_id: str, new_events: Sequence[NewEvent],
+                             expected: Expected) -> AppendResult:
+        lock = db.cursor()
+        cur = db.cursor()
+        try:
+            with db.pipeline():
+                if self.serialize_appends:
+                    lock.execute(LOCK_SQL, prepare=True)
+                mode, params = self._checked_insert_params(stream_id, new_events, expected)
+                cur.execute(self._sql.insert_unnest(mode), params, prepare=True)
+                db.commit()
+            rows = cur.fetchall()
+        except BaseException:
+            db.rollback()
+            raise
+        finally:
+            lock.close()
+            cur.close()
+        return self._landed(stream_id, rows)
+
+    def _append_pg_own(self, db: Any, stream_id: str, new_events: Sequence[NewEvent], expected: Expected,
+                       claims: tuple[Claim, ...], releases: tuple[Claim, ...]) -> AppendResult:
+        cur = db.cursor()
+        try:
+            result = self._append_checked_pg(cur, stream_id, new_events, expected, claims, releases)
+            db.commit()
+            return result
+        except BaseException:
+            db.rollback()
+            raise
+        finally:
+            cur.close()
+
+    def _append_checked_pg(self, cur: Any, stream_id: str, new_events: Sequence[NewEvent], expected: Expected,
+                           claims: tuple[Claim, ...], releases: tuple[Claim, ...]) -> AppendResult:
+        if self.serialize_appends:
+            cur.execute(LOCK_SQL, prepare=True)
+        if claims or releases:
+            current = cur.execute(self._sql.stream_version, (stream_id,)).fetchone()[0] or 0
+            if not _matches(expected, current):
+                raise _Mismatch(current)
+            self._release_claim_rows(cur, stream_id, claims, releases)
+            cur.execute(self._sql.insert_unnest(None), self._insert_params(stream_id, new_events, current))
+        else:
+            mode, params = self._checked_insert_params(stream_id, new_events, expected)
+            cur.execute(self._sql.insert_unnest(mode), params, prepare=True)
+        return self._landed(stream_id, cur.fetchall())
+
+    @staticmethod
+    def _landed(stream_id: str, rows: list[tuple[int, int]]) -> AppendResult:
+        if not rows:
+            raise _Mismatch(None)
+        rows.sort()
+        positions = tuple(position for _, position in rows)
+        return AppendResult(stream_id, rows[-1][0], positions[-1], positions)
+
+    def _checked_insert_params(self, stream_id: str, new_events: Sequence[NewEvent],
+                               expected: Expected) -> tuple[str, list[Any]]:
+        params = self._insert_params(stream_id, new_events, stream_id)
+        if isinstance(expected, ExpectedVersion):
+            return expected.value, params
+        return "exact", params + [expected]
+
+    def _insert_params(self, stream_id: str, new_events: Sequence[NewEvent], current: Any) -> list[Any]:
+        now = datetime.now(timezone.utc)
+        occurred = now.isoformat()
+        return [stream_id, category_of(stream_id), now, current,
+                [str(e.event_id) for e in new_events], [e.type for e in new_events],
+                [e.schema_version for e in new_events], [dumps(e.data) for e in new_events],
+                [dumps({"occurred_at": occurred, **e.metadata}) for e in new_events]]
+
+    def _row_tuples(self, stream_id: str, current: int, new_events: Sequence[NewEvent]) -> list[tuple]:
+        now = datetime.now(timezone.utc)
+        occurred, recorded = now.isoformat(), self._sql.time_param(now)
+        category = category_of(stream_id)
+        return [(stream_id, category, current + i, str(e.event_id), e.type, e.schema_version, dumps(e.data),
+                 dumps({"occurred_at": occurred, **e.metadata}), recorded)
+                for i, e in enumerate(new_events, start=1)]
+
+    def _release_claim_rows(self, cur: Any, stream_id: str, claims: tuple[Claim, ...],
+                            releases: tuple[Claim, ...]) -> None:
+        for claim in releases:
+            cur.execute(self._sql.release, (claim.scope, claim.value, stream_id))
+        for claim in claims:
+            cur.execute(self._sql.claim, (claim.scope, claim.value, stream_id))
+            owner = cur.execute(self._sql.claim_owner, (claim.scope, claim.value)).fetchone()[0]
+            if owner != stream_id:
+                raise ClaimTaken(claim, owner)
 
     def append_batch(self, conn: Connection,
                      items: Sequence[tuple[str, Sequence[NewEvent], Expected]],
@@ -107,7 +250,7 @@ class EventStore:
         """
         self.lock_for_append(conn)
         versions = self._stream_versions(conn, [stream_id for stream_id, _, _ in items])
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple] = []
         spans: list[tuple[str, int, int, int] | None] = []
         for stream_id, batch, expected in items:
             current = versions.get(stream_id, 0)
@@ -117,49 +260,38 @@ class EventStore:
                     continue
                 raise ConcurrencyError(stream_id, expected, current)
             start = len(rows)
-            rows.extend(self._rows(stream_id, current, batch))
+            rows.extend(self._row_tuples(stream_id, current, batch))
             versions[stream_id] = current + len(batch)
             spans.append((stream_id, versions[stream_id], start, len(rows)))
-        positions = conn.execute(_INSERT, rows).scalars().all() if rows else []
+        with translated_errors(self.engine.dialect):
+            positions = self._insert_rows(dbapi_of(conn), rows) if rows else []
         return [None if span is None else
                 AppendResult(span[0], span[1], positions[span[3] - 1], tuple(positions[span[2]:span[3]]))
                 for span in spans]
 
+    def _insert_rows(self, db: Any, rows: list[tuple]) -> list[int]:
+        """Returns the positions of `rows` (tuples in INSERT_COLUMNS order), inserted in order."""
+        cur = db.cursor()
+        try:
+            if self._sql.sqlite:
+                return self._insert_sqlite(cur, rows)
+            landed: dict[tuple[str, int], int] = {}
+            for start in range(0, len(rows), 5000):
+                columns = [list(col) for col in zip(*rows[start:start + 5000])]
+                recorded_at = columns.pop()[0]
+                cur.execute(self._sql.insert_rows_unnest, [recorded_at, *columns])
+                landed.update(((stream_id, version), position) for stream_id, version, position in cur.fetchall())
+            return [landed[(row[0], row[2])] for row in rows]
+        finally:
+            cur.close()
+
     def lock_for_append(self, conn: Connection) -> None:
         if self.serialize_appends and not is_sqlite(conn):
-            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({APPEND_LOCK_KEY})")
+            conn.exec_driver_sql(LOCK_SQL)
 
-    def _rows(self, stream_id: str, current: int, new_events: Sequence[NewEvent]) -> list[dict[str, Any]]:
-        now = datetime.now(timezone.utc)
-        occurred = now.isoformat()
-        category = category_of(stream_id)
-        return [
-            {
-                "stream_id": stream_id, "category": category, "version": current + i,
-                "event_id": str(e.event_id), "event_type": e.type, "schema_version": e.schema_version,
-                "data": e.data, "meta": {"occurred_at": occurred, **e.metadata}, "recorded_at": now,
-            }
-            for i, e in enumerate(new_events, start=1)
-        ]
-
-    def _claim(self, conn: Connection, stream_id: str, claims: Iterable[Claim]) -> None:
-        ins = sqlite_insert if is_sqlite(conn) else pg_insert
-        for claim in claims:
-            conn.execute(ins(unique_claims).values(scope=claim.scope, value=claim.value, owner=stream_id)
-                         .on_conflict_do_nothing())
-            owner = conn.execute(select(unique_claims.c.owner).where(
-                unique_claims.c.scope == claim.scope, unique_claims.c.value == claim.value)).scalar_one()
-            if owner != stream_id:
-                raise ClaimTaken(claim, owner)
-
-    def _release(self, conn: Connection, stream_id: str, releases: Iterable[Claim]) -> None:
-        for claim in releases:
-            conn.execute(unique_claims.delete().where(
-                unique_claims.c.scope == claim.scope, unique_claims.c.value == claim.value,
-                unique_claims.c.owner == stream_id))
-
-    def _after_integrity_error(self, stream_id: str, new_events: Sequence[NewEvent],
+    def _resolve_failed_append(self, stream_id: str, new_events: Sequence[NewEvent],
                                expected: Expected) -> AppendResult:
+        """Returns the stored result of an idempotent retry; else raises ConcurrencyError."""
         with self.engine.connect() as conn:
             retried = self._stored_retry(conn, stream_id, new_events)
             if retried is not None:
@@ -213,39 +345,72 @@ class EventStore:
                     conn: Connection | None = None) -> list[RecordedEvent]:
         """Returns the stream's events between the two versions (inclusive), in version order
         or, with `backwards`, from the newest."""
-        q = select(*_COLUMNS).where(events.c.stream_id == stream_id, events.c.version >= from_version)
+        params: list[Any] = [stream_id, from_version]
         if to_version is not None:
-            q = q.where(events.c.version <= to_version)
-        q = q.order_by(events.c.version.desc() if backwards else events.c.version)
+            params.append(to_version)
         if limit is not None:
-            q = q.limit(limit)
-        return self._fetch(q, conn)
+            params.append(limit)
+        sql = self._sql.read_stream(to_version is not None, backwards, limit is not None)
+        return self._fetch(sql, params, conn)
 
     def read_all(self, after: int = 0, limit: int = 1000, types: Iterable[str] | None = None,
                  category: str | None = None, conn: Connection | None = None) -> list[RecordedEvent]:
         """Returns events of the global feed with position > `after`, in position order."""
-        q = select(*_COLUMNS).where(events.c.position > after)
+        params: list[Any] = [after]
+        n_types = None
         if types is not None:
-            q = q.where(events.c.event_type.in_(list(types)))
+            types = list(types)
+            n_types = len(types)
+            if self._sql.sqlite:
+                params.extend(types)
+            else:
+                params.append(types)
         if category is not None:
-            q = q.where(events.c.category == category)
-        return self._fetch(q.order_by(events.c.position).limit(limit), conn)
+            params.append(category)
+        params.append(limit)
+        return self._fetch(self._sql.read_all(n_types, category is not None), params, conn)
+
+    def read_from_snapshot(self, stream_id: str, schema_version: int,
+                           to_version: int | None = None) -> tuple[Snapshot | None, list[RecordedEvent]]:
+        """Returns the stream's latest usable snapshot (same schema version, not past `to_version`)
+        and the events after it up to `to_version`, read on one connection."""
+        upto = [] if to_version is None else [to_version]
+        params = [stream_id, schema_version, *upto, stream_id, stream_id, schema_version, *upto, *upto]
+        with dbapi_connection(self.engine, autocommit=True) as db:
+            cur = db.cursor()
+            try:
+                cur.execute(self._sql.snapshot_and_tail(to_version is not None), params)
+                rows = cur.fetchall()
+            finally:
+                cur.close()
+        snap = None
+        if rows and rows[0][0] == 0:
+            part, _, _, version, _, _, snap_schema, state, _, _ = rows.pop(0)
+            snap = Snapshot(stream_id, version, snap_schema, self._sql.json_value(state))
+        upcast, recorded = self.upcasters.upcast, self._sql.recorded
+        return snap, [recorded(r[1:], upcast) for r in rows]
 
     def head_position(self, conn: Connection | None = None) -> int:
         """Returns the highest position in the feed, 0 when empty."""
-        q = select(func.max(events.c.position))
         if conn is not None:
-            return conn.execute(q).scalar() or 0
+            return conn.exec_driver_sql(self._sql.head).scalar() or 0
         with self.engine.connect() as c:
-            return c.execute(q).scalar() or 0
+            return c.exec_driver_sql(self._sql.head).scalar() or 0
 
-    def _fetch(self, q, conn: Connection | None) -> list[RecordedEvent]:  # noqa: ANN001
+    def _fetch(self, sql: str, params: list[Any], conn: Connection | None) -> list[RecordedEvent]:
+        upcast = self.upcasters.upcast
         if conn is not None:
-            return [self._recorded(r) for r in conn.execute(q)]
-        with self.engine.connect() as c:
-            return [self._recorded(r) for r in c.execute(q)]
-
-    def _recorded(self, r) -> RecordedEvent:  # noqa: ANN001
-        schema_version, data = self.upcasters.upcast(r.event_type, r.schema_version, r.data)
-        return RecordedEvent(r.position, r.stream_id, r.version, r.event_id, r.event_type,
-                             schema_version, data, r.meta, r.recorded_at)
+            with translated_errors(self.engine.dialect):
+                cur = dbapi_of(conn).cursor()
+                try:
+                    cur.execute(sql, params)
+                    return [self._sql.recorded(r, upcast) for r in cur.fetchall()]
+                finally:
+                    cur.close()
+        with dbapi_connection(self.engine, autocommit=True) as db:
+            cur = db.cursor()
+            try:
+                cur.execute(sql, params)
+                return [self._sql.recorded(r, upcast) for r in cur.fetchall()]
+            finally:
+                cur.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from datetime import datetime
 from typing import Any, Iterable, Protocol, TypeVar
 
@@ -53,13 +52,8 @@ class Repository:
 
     def load(self, stream_id: str, *, version: int | None = None) -> A:
         """Returns the aggregate at its latest version, or as of `version`; version 0 = no events."""
-        state = None
-        snap = self.snapshots.get(stream_id)
-        if (snap is not None and snap.schema_version == self.aggregate.snapshot_schema_version
-                and (version is None or snap.version <= version)):
-            state = self.state_type.from_dict(copy.deepcopy(snap.state))
-        start = state.version + 1 if state is not None else 1
-        tail = self.store.read_stream(stream_id, from_version=start, to_version=version)
+        snap, tail = self.store.read_from_snapshot(stream_id, self.aggregate.snapshot_schema_version, version)
+        state = self.state_type.from_dict(snap.state) if snap is not None else None  # freshly decoded: ours
         return self.aggregate.replay(stream_id, _pairs(tail), state)
 
     def load_as_of(self, stream_id: str, at: str | datetime) -> A:

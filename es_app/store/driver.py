@@ -1,0 +1,224 @@
+"""Driver-level SQL for the store's hot paths: append, read a stream or the feed, load a snapshot.
+
+SQLAlchemy Core spends tens of microseconds per statement on cache keys, result
+wrappers and events; on the command path that was most of the time. These paths
+run fixed SQL strings on the DB-API connection under SQLAlchemy's pool instead
+(sqlite3 caches prepared statements, psycopg prepares them after a few uses).
+The stored format is exactly what the SQLAlchemy tables in `schema.py` write and
+read, so both kinds of access can be mixed freely.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Any, Iterator
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+
+from .types import RecordedEvent
+
+COLUMNS = "position, stream_id, version, event_id, event_type, schema_version, data, metadata, recorded_at"
+INSERT_COLUMNS = "stream_id, category, version, event_id, event_type, schema_version, data, metadata, recorded_at"
+SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's storage format for DateTime on SQLite
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value)
+
+
+@contextmanager
+def dbapi_connection(engine: Engine, *, autocommit: bool = False) -> Iterator[Any]:
+    """Yields a pooled DB-API connection; `autocommit` makes PostgreSQL reads one round trip each.
+
+    Driver errors come out as SQLAlchemy's (IntegrityError, OperationalError, ...), as
+    they would from Core; a connection found dead is invalidated, not pooled again.
+    The pool rolls back whatever transaction an error left open.
+    """
+    fairy = engine.raw_connection()
+    conn = fairy.dbapi_connection
+    pg = engine.dialect.name != "sqlite"
+    try:
+        with translated_errors(engine.dialect, fairy):
+            if pg and autocommit:
+                conn.autocommit = True
+            yield conn
+            if pg and autocommit:
+                conn.autocommit = False
+    finally:
+        fairy.close()
+
+
+@contextmanager
+def translated_errors(dialect: Any, fairy: Any = None) -> Iterator[None]:
+    """Re-raises DB-API errors as the matching SQLAlchemy exception (IntegrityError, ...)."""
+    dbapi_error = dialect.loaded_dbapi.Error
+    try:
+        yield
+    except dbapi_error as err:
+        invalidated = fairy is not None and dialect.is_disconnect(err, fairy.dbapi_connection, None)
+        if invalidated:
+            fairy.invalidate(err)
+        raise DBAPIError.instance(None, None, err, dbapi_error, connection_invalidated=invalidated,
+                                  dialect=dialect) from err
+
+
+def dbapi_of(conn: Connection) -> Any:
+    """Returns the DB-API connection under a SQLAlchemy connection (same transaction)."""
+    return conn.connection.dbapi_connection
+
+
+class Dialect:
+    """Returns SQL text and value conversions of one backend ("sqlite" or "postgresql")."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.sqlite = name == "sqlite"
+
+    def q(self, sql: str) -> str:
+        """Returns `sql` (written with %s placeholders) in this driver's parameter style."""
+        return sql.replace("%s", "?") if self.sqlite else sql
+
+    # -- values ------------------------------------------------------------------
+    def time_param(self, now: datetime) -> Any:
+        return now.strftime(SQLITE_TIME) if self.sqlite else now
+
+    def json_value(self, raw: Any) -> Any:
+        return json.loads(raw) if self.sqlite else raw
+
+    def recorded(self, row: tuple, upcast: Any) -> RecordedEvent:
+        position, stream_id, version, event_id, event_type, schema_version, data, meta, recorded_at = row
+        if self.sqlite:
+            data, meta = json.loads(data), json.loads(meta)
+            recorded_at = datetime.fromisoformat(recorded_at).replace(tzinfo=timezone.utc)
+        schema_version, data = upcast(event_type, schema_version, data)
+        return RecordedEvent(position, stream_id, version, event_id, event_type, schema_version, data, meta,
+                             recorded_at)
+
+    # -- statements ----------------------------------------------------------------
+    @property
+    def stream_version(self) -> str:
+        return self.q("SELECT max(version) FROM events WHERE stream_id = %s")
+
+    @property
+    def insert_one(self) -> str:
+        return self.q(f"INSERT INTO events ({INSERT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)")
+
+    def insert_unnest(self, checked: str | None) -> str:
+        """Returns PostgreSQL's bulk insert of one stream's events (arrays of ids, types, schema
+        versions, data and metadata) at versions current+1.., RETURNING (version, position).
+
+        `checked` ("any", "no_stream", "stream_exists" or "exact") makes the statement read the
+        stream's version itself and insert nothing unless it matches the expected one.
+        """
+        return _insert_unnest(checked)
+
+    @property
+    def insert_rows_unnest(self) -> str:
+        """Returns PostgreSQL's bulk insert of rows of many streams (one array per column)."""
+        return (f"INSERT INTO events ({INSERT_COLUMNS}) "
+                "SELECT u.stream_id, u.category, u.version, u.event_id, u.event_type, u.schema_version, "
+                "u.data::jsonb, u.metadata::jsonb, %s "
+                "FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::text[], %s::int[], %s::text[], "
+                "%s::text[]) WITH ORDINALITY AS u(stream_id, category, version, event_id, event_type, "
+                "schema_version, data, metadata, n) ORDER BY u.n RETURNING stream_id, version, position")
+
+    def read_stream(self, has_to: bool, backwards: bool, has_limit: bool) -> str:
+        return _read_stream(self.sqlite, has_to, backwards, has_limit)
+
+    def insert_values(self, n: int) -> str:
+        """Returns SQLite's insert of `n` rows in one statement, RETURNING (stream_id, version, position)."""
+        return _insert_values(n)
+
+    def snapshot_and_tail(self, has_to: bool) -> str:
+        """Returns one statement (so one consistent read) yielding the stream's usable snapshot,
+        if any, as a row with part 0, then the events after it as rows with part 1.
+
+        Parameters: stream id, schema version[, to], stream id, stream id, schema version[, to][, to].
+        """
+        return _snapshot_and_tail(self.sqlite, has_to)
+
+    def read_all(self, n_types: int | None, has_category: bool) -> str:
+        return _read_all(self.sqlite, n_types, has_category)
+
+    @property
+    def snapshot(self) -> str:
+        return self.q("SELECT version, schema_version, state FROM snapshots WHERE stream_id = %s")
+
+    @property
+    def head(self) -> str:
+        return "SELECT max(position) FROM events"
+
+    @property
+    def claim(self) -> str:
+        return self.q("INSERT INTO unique_claims (scope, value, owner) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING")
+
+    @property
+    def claim_owner(self) -> str:
+        return self.q("SELECT owner FROM unique_claims WHERE scope = %s AND value = %s")
+
+    @property
+    def release(self) -> str:
+        return self.q("DELETE FROM unique_claims WHERE scope = %s AND value = %s AND owner = %s")
+
+
+_CHECKS = {"any": "TRUE", "no_stream": "cur.v = 0", "stream_exists": "cur.v > 0", "exact": "cur.v = %s"}
+
+
+@lru_cache(maxsize=None)
+def _insert_unnest(checked: str | None) -> str:
+    where = _CHECKS[checked] if checked else "TRUE"
+    current = ("(SELECT coalesce(max(version), 0) AS v FROM events WHERE stream_id = %s)" if checked
+               else "(SELECT %s::int AS v)")
+    return (f"INSERT INTO events ({INSERT_COLUMNS}) "
+            "SELECT %s, %s, cur.v + u.n, u.event_id, u.event_type, u.schema_version, u.data::jsonb, "
+            f"u.metadata::jsonb, %s FROM {current} AS cur, "
+            "unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::text[]) WITH ORDINALITY "
+            "AS u(event_id, event_type, schema_version, data, metadata, n) "
+            f"WHERE {where} ORDER BY u.n RETURNING version, position")
+
+
+@lru_cache(maxsize=None)
+def _read_stream(sqlite: bool, has_to: bool, backwards: bool, has_limit: bool) -> str:
+    sql = f"SELECT {COLUMNS} FROM events WHERE stream_id = %s AND version >= %s"
+    if has_to:
+        sql += " AND version <= %s"
+    sql += " ORDER BY version DESC" if backwards else " ORDER BY version"
+    if has_limit:
+        sql += " LIMIT %s"
+    return sql.replace("%s", "?") if sqlite else sql
+
+
+@lru_cache(maxsize=None)
+def _read_all(sqlite: bool, n_types: int | None, has_category: bool) -> str:
+    sql = f"SELECT {COLUMNS} FROM events WHERE position > %s"
+    if n_types is not None:
+        sql += (f" AND event_type IN ({', '.join(['%s'] * n_types) or 'NULL'})" if sqlite
+                else " AND event_type = ANY(%s)")
+    if has_category:
+        sql += " AND category = %s"
+    sql += " ORDER BY position LIMIT %s"
+    return sql.replace("%s", "?") if sqlite else sql
+
+
+@lru_cache(maxsize=64)
+def _insert_values(n: int) -> str:
+    row = "(" + ", ".join(["?"] * 9) + ")"
+    return (f"INSERT INTO events ({INSERT_COLUMNS}) VALUES {', '.join([row] * n)} "
+            "RETURNING stream_id, version, position")
+
+
+@lru_cache(maxsize=None)
+def _snapshot_and_tail(sqlite: bool, has_to: bool) -> str:
+    upto = " AND version <= %s" if has_to else ""
+    usable = f"stream_id = %s AND schema_version = %s{upto}"
+    sql = (f"SELECT 0 AS part, NULL AS position, NULL AS stream_id, version, NULL AS event_id, "
+           f"NULL AS event_type, schema_version, state AS data, NULL AS metadata, NULL AS recorded_at "
+           f"FROM snapshots WHERE {usable} "
+           f"UNION ALL SELECT 1, {COLUMNS} FROM events WHERE stream_id = %s "
+           f"AND version > coalesce((SELECT version FROM snapshots WHERE {usable}), 0){upto} "
+           f"ORDER BY 1, 4")
+    return sql.replace("%s", "?") if sqlite else sql
