@@ -1,0 +1,130 @@
+"""`migrator relay [--follow]`: turn captured legacy changes into events, report backlog and rate."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from migrator.capture import CaptureError, require_installed
+from migrator.mapping import MappingError
+from migrator.relay import Relay, RelayTotals, relays_for
+
+from .common import CliError, EsUrl, LegacyUrl, console, settings_for
+
+
+def summary_table(rows: list[tuple[RelayTotals, int]], title: str = "relay summary") -> Table:
+    """Returns one line per table: changes read, relayed, skipped, events, offset, rate, backlog left."""
+    table = Table(title=title)
+    for col in ("table", "changes", "relayed", "skipped", "events", "offset", "seconds", "changes/s", "backlog"):
+        table.add_column(col, justify="left" if col == "table" else "right")
+    for t, left in rows:
+        table.add_row(t.table, f"{t.read:,}", f"{t.relayed:,}", f"{t.skipped:,}", f"{t.events:,}", str(t.position),
+                      f"{t.seconds:.2f}", f"{t.rate:,.0f}", f"{left:,}")
+    return table
+
+
+def _project(es: Any, follow: bool, position: int | None) -> int:
+    """Runs the projections in-process (or, following in servers mode, wakes the workers)."""
+    if follow and not es.settings.embedded:
+        from es_app.worker import publish_appended
+
+        if position:
+            publish_appended(es.settings, position)
+        return 0
+    try:
+        from es_app.projections import run_projections
+    except ImportError:  # pragma: no cover - projections are part of es_app
+        return 0
+    return run_projections(es)
+
+
+def _drain(relays: list[Relay], es: Any, project: bool) -> None:
+    backlogs = {r.mapping.table: r.backlog() for r in relays}
+    results: list[tuple[RelayTotals, int]] = []
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console,
+                  transient=True) as progress:
+        for r in relays:
+            task = progress.add_task(f"relay {r.mapping.table}", total=backlogs[r.mapping.table] or None, rate="")
+            started = time.perf_counter()
+
+            def advance(batch: Any, task: Any = task, started: float = started) -> None:
+                done = progress.tasks[task].completed + batch.read
+                rate = done / max(time.perf_counter() - started, 1e-9)
+                progress.update(task, completed=done, rate=f"{rate:,.0f} changes/s")
+
+            results.append((r.drain(on_batch=advance), 0))
+    results = [(t, r.backlog()) for (t, _), r in zip(results, relays)]
+    console.print(summary_table(results))
+    if project and any(t.events for t, _ in results):
+        applied = _project(es, False, None)
+        console.print(f"projections applied {applied:,} events")
+
+
+def _follow(relays: list[Relay], legacy: Any, es: Any, project: bool, poll_interval: float) -> None:
+    from migrator.relay_follow import follow
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+
+    def on_round(totals: list[RelayTotals]) -> None:
+        last = max((t.last_event_position or 0 for t in totals), default=0)
+        if project and last:
+            _project(es, True, last)
+        for t, r in zip(totals, relays):
+            if t.read:
+                console.print(f"{r.mapping.table}: {t.read:,} changes → {t.events:,} events "
+                              f"({t.rate:,.0f} changes/s), offset {t.position}, backlog {r.backlog():,}",
+                              highlight=False)
+
+    console.print(f"following {', '.join(r.mapping.table for r in relays)} "
+                  f"({'LISTEN' if legacy.dialect.name == 'postgresql' else 'polling'}, every {poll_interval}s at most); "
+                  f"backlog {sum(r.backlog() for r in relays):,}", highlight=False)
+    follow(relays, legacy, stop=stop, poll_interval=poll_interval, on_round=on_round)
+    console.print("stopped")
+
+
+def relay(
+    ctx: typer.Context,
+    follow: Annotated[bool, typer.Option("--follow", help="Keep relaying new changes until stopped")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Changelog rows per transaction")] = 1000,
+    poll_interval: Annotated[float, typer.Option("--poll-interval", min=0.01,
+                                                 help="With --follow: seconds between polls (PostgreSQL also "
+                                                      "wakes on every legacy commit)")] = 1.0,
+    project: Annotated[bool, typer.Option("--project/--no-project", help="Run the projections afterwards")] = True,
+    tables: Annotated[Optional[list[str]], typer.Option("--table", show_default=False,
+                                                        help="Only this mapped table (repeatable)")] = None,
+    mapping: Annotated[Optional[Path], typer.Option("--mapping", show_default=False,
+                                                    help="Mapping file (TOML/JSON/YAML); default: the built-in users")] = None,
+    es_url: EsUrl = None,
+    legacy_url: LegacyUrl = None,
+) -> None:
+    """Relay captured legacy changes into events: drain the backlog, project, exit (or --follow)."""
+    from es_app.bootstrap import build, engine_for
+    from migrator.mapping_files import load_mappings
+
+    settings = settings_for(ctx, es_url, legacy_url)
+    legacy = engine_for(settings.legacy_database_url)
+    es = build(settings)
+    try:
+        mappings = load_mappings(mapping, legacy, tables)
+        require_installed(legacy, mappings)
+    except (MappingError, CaptureError) as exc:
+        raise CliError(str(exc)) from None
+    relays = relays_for(mappings, legacy, es.store, batch_size=batch_size)
+    if follow:
+        _follow(relays, legacy, es, project, poll_interval)
+    else:
+        _drain(relays, es, project)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(relay)

@@ -1,0 +1,247 @@
+"""The relay: changelog rows become events through the mapping, per key in changelog order, idempotently.
+
+One batch is one write transaction on the event store: lock the table's offset, read the
+next changelog rows after it, decide the events, append them with one bulk insert and
+move the offset — all committed together. Event ids are uuid5 of (table, changelog id,
+index), and changes whose ids are already stored are skipped, so a re-run after a crash or
+a reset offset writes nothing twice.
+
+Rules (shared with the backfill, see docs/architecture.md):
+- An INSERT becomes an import event of the new row (watermark = its changelog id), also
+  on a stream that exists (a key inserted again after a delete).
+- First touch of a key with no stream: an import event of the change's OLD row
+  (watermark = changelog id - 1), then the change.
+- On an existing stream a change C is applied only if C > the watermark of the stream's
+  last import event: a backfilled row that already contains C does not get it twice.
+- Rows written by the migrator itself (origin other than "legacy") are never relayed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Callable, Iterable, Sequence
+
+from sqlalchemy import Engine, func, select
+
+from es_app.store import EventStore, NewEvent, write_transaction
+from es_app.store.schema import events as events_table
+
+from .capture import LEGACY_ORIGIN, Change, backlog as changelog_backlog, read_changes
+from .mapping import TableMapping, import_metadata, relay_event_id, relay_import_id
+from .relay_offsets import get_offset, lock_offset, offset_name, save_offset
+
+DEFAULT_BATCH_SIZE = 1000
+_CHUNK = 500
+
+
+@dataclasses.dataclass(frozen=True)
+class RelayBatch:
+    """Returns what one batch did: changelog rows read, relayed and skipped, events appended, the new offset."""
+
+    table: str
+    read: int
+    relayed: int
+    skipped: int
+    events: int
+    position: int
+    last_event_position: int | None = None
+
+
+@dataclasses.dataclass
+class RelayTotals:
+    """Returns the sums over the batches of one drain, with its duration."""
+
+    table: str
+    read: int = 0
+    relayed: int = 0
+    skipped: int = 0
+    events: int = 0
+    batches: int = 0
+    position: int = 0
+    last_event_position: int | None = None
+    seconds: float = 0.0
+
+    def add(self, batch: RelayBatch) -> None:
+        self.read += batch.read
+        self.relayed += batch.relayed
+        self.skipped += batch.skipped
+        self.events += batch.events
+        self.batches += 1
+        self.position = batch.position
+        self.last_event_position = batch.last_event_position or self.last_event_position
+
+    @property
+    def rate(self) -> float:
+        return self.read / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclasses.dataclass
+class _Stream:
+    version: int
+    watermark: int | None
+
+
+class Relay:
+    """Relays one mapped legacy table's changelog into the event store."""
+
+    def __init__(self, mapping: TableMapping, legacy: Engine, store: EventStore, *,
+                 batch_size: int = DEFAULT_BATCH_SIZE):
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.mapping = mapping if mapping.table_columns else mapping.bind(legacy)
+        self.legacy, self.store, self.batch_size = legacy, store, batch_size
+        self.name = offset_name(self.mapping.table)
+
+    # -- running -----------------------------------------------------------
+    def run_batch(self, *, before_commit: Callable[[], Any] | None = None) -> RelayBatch:
+        """Returns the result of relaying the next batch (read == 0 when there was nothing to do).
+
+        `before_commit` runs after the appends and the offset move, just before the commit
+        (tests use it to crash there).
+        """
+        table = self.mapping.table
+        with write_transaction(self.store.engine) as conn:
+            offset = lock_offset(conn, self.name)
+            with self.legacy.connect() as legacy_conn:
+                changes = read_changes(legacy_conn, table, offset, self.batch_size)
+            if not changes:
+                return RelayBatch(table, 0, 0, 0, 0, offset)
+            self.store.lock_for_append(conn)
+            items, relayed, skipped = self._plan(conn, changes)
+            results = self.store.append_batch(conn, items) if items else []
+            save_offset(conn, self.name, changes[-1].id)
+            if before_commit is not None:
+                before_commit()
+        appended = sum(len(batch) for _, batch, _ in items)
+        last = max((r.position for r in results if r is not None), default=None)
+        return RelayBatch(table, len(changes), relayed, skipped, appended, changes[-1].id, last)
+
+    def drain(self, *, max_batches: int | None = None,
+              on_batch: Callable[[RelayBatch], Any] | None = None) -> RelayTotals:
+        """Returns the totals after relaying batches until the changelog is exhausted (or `max_batches`)."""
+        totals = RelayTotals(self.mapping.table, position=self.position())
+        started = time.perf_counter()
+        while max_batches is None or totals.batches < max_batches:
+            batch = self.run_batch()
+            if batch.read == 0:
+                break
+            totals.add(batch)
+            if on_batch is not None:
+                on_batch(batch)
+            if batch.read < self.batch_size:
+                break
+        totals.seconds = time.perf_counter() - started
+        return totals
+
+    def position(self) -> int:
+        """Returns the last changelog id relayed (0 before the first batch)."""
+        with self.store.engine.connect() as conn:
+            return get_offset(conn, self.name)
+
+    def backlog(self) -> int:
+        """Returns how many changelog rows of the table wait to be relayed."""
+        position = self.position()
+        with self.legacy.connect() as conn:
+            return changelog_backlog(conn, self.mapping.table, position)
+
+    # -- deciding ----------------------------------------------------------
+    def _plan(self, conn: Any, changes: Sequence[Change]) -> tuple[list[tuple[str, list[NewEvent], int]], int, int]:
+        m = self.mapping
+        stream_ids = list(dict.fromkeys(m.stream_id(c.pk) for c in changes))
+        streams = self._streams(conn, stream_ids)
+        already = self._already_relayed(conn, changes)
+        planned: dict[str, tuple[int, list[NewEvent]]] = {}
+        relayed = skipped = 0
+        for change in changes:
+            if change.origin != LEGACY_ORIGIN or change.id in already:
+                skipped += 1
+                continue
+            sid = m.stream_id(change.pk)
+            stream = streams.setdefault(sid, _Stream(0, None))
+            new = self._events_for(change, stream)
+            if not new:
+                skipped += 1
+                continue
+            relayed += 1
+            planned.setdefault(sid, (stream.version, []))[1].extend(new)
+            stream.version += len(new)
+        return [(sid, batch, expected) for sid, (expected, batch) in planned.items()], relayed, skipped
+
+    def _events_for(self, c: Change, stream: _Stream) -> list[NewEvent]:
+        m, table = self.mapping, self.mapping.table
+        exists = stream.version > 0
+        if exists and stream.watermark is not None and c.id <= stream.watermark:
+            return []  # the imported row already contains this change
+        meta = {"source": "relay", "actor": "legacy", "occurred_at": c.tx_time, "changelog_id": c.id}
+        if c.op == "I":
+            stream.watermark = c.id
+            return [m.import_event(c.new_row or {}, event_id=relay_import_id(table, c.id),
+                                   metadata=import_metadata("relay", c.id, c.tx_time, actor="legacy",
+                                                            changelog_id=c.id))]
+        out: list[NewEvent] = []
+        if not exists:  # first touch: the state before this change, then the change
+            old = c.old_row or {}
+            stream.watermark = c.id - 1
+            out.append(m.import_event(old, event_id=relay_import_id(table, c.id),
+                                      metadata=import_metadata("relay", c.id - 1,
+                                                               m.timestamp_of(old, m.updated_at) or c.tx_time,
+                                                               changelog_id=c.id)))
+        if c.op == "U":
+            out += m.change_events(c.old_row or {}, c.new_row or {}, metadata=meta,
+                                   event_ids=lambda i: relay_event_id(table, c.id, i))
+        else:
+            out.append(m.delete_event(event_id=relay_event_id(table, c.id, 0), metadata=meta))
+        return out
+
+    def _streams(self, conn: Any, stream_ids: list[str]) -> dict[str, _Stream]:
+        e = events_table
+        found: dict[str, _Stream] = {}
+        for chunk in _chunks(stream_ids):
+            for sid, version in conn.execute(select(e.c.stream_id, func.max(e.c.version))
+                                             .where(e.c.stream_id.in_(chunk)).group_by(e.c.stream_id)):
+                found[sid] = _Stream(version, None)
+            for row in conn.execute(select(e.c.stream_id, e.c.meta)
+                                    .where(e.c.stream_id.in_(chunk), e.c.event_type == self.mapping.import_event_type)
+                                    .order_by(e.c.stream_id, e.c.version)):
+                found[row.stream_id].watermark = int((row.meta or {}).get("changelog_watermark", 0))
+        return found
+
+    def _already_relayed(self, conn: Any, changes: Sequence[Change]) -> set[int]:
+        table = self.mapping.table
+        by_id: dict[str, int] = {}
+        for c in changes:
+            by_id[relay_import_id(table, c.id)] = c.id
+            by_id[relay_event_id(table, c.id, 0)] = c.id
+        done: set[int] = set()
+        for chunk in _chunks(list(by_id)):
+            done.update(by_id[i] for i in conn.execute(
+                select(events_table.c.event_id).where(events_table.c.event_id.in_(chunk))).scalars())
+        return done
+
+
+def _chunks(items: list[Any]) -> Iterable[list[Any]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start:start + _CHUNK]
+
+
+def relays_for(mappings: Sequence[TableMapping], legacy: Engine, store: EventStore, *,
+               batch_size: int = DEFAULT_BATCH_SIZE) -> list[Relay]:
+    """Returns one relay per mapping (binding the mappings to the legacy database)."""
+    return [Relay(m, legacy, store, batch_size=batch_size) for m in mappings]
+
+
+def backlog(legacy: Engine, es: Engine, mappings: Sequence[TableMapping] | None = None) -> int:
+    """Returns the changelog rows not yet relayed, over the mapped tables (default: the built-in ones).
+
+    0 when capture is not installed.
+    """
+    from .capture import changelog_exists
+    from .mapping import DEFAULT_MAPPINGS
+
+    with legacy.connect() as lconn:
+        if not changelog_exists(lconn):
+            return 0
+        with es.connect() as conn:
+            return sum(changelog_backlog(lconn, m.table, get_offset(conn, offset_name(m.table)))
+                       for m in (mappings or DEFAULT_MAPPINGS))

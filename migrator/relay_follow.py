@@ -1,0 +1,85 @@
+"""Following the changelog: relay, then wait for the next legacy commit (PostgreSQL NOTIFY) or a poll tick.
+
+On PostgreSQL the capture trigger sends NOTIFY on the `migrator_changelog` channel with
+every captured write, delivered at commit; the loop LISTENs and wakes at once. On SQLite
+(no notifications) it polls. Either way a lost wake-up only delays the relay until the
+next tick: the data is always read from the changelog.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from typing import Any, Callable, Iterator, Sequence
+
+from sqlalchemy import Engine
+
+from .capture import NOTIFY_CHANNEL
+from .relay import Relay, RelayTotals
+
+log = logging.getLogger(__name__)
+
+
+class _Waiter:
+    """Waits for a NOTIFY on PostgreSQL, or just for the timeout on SQLite."""
+
+    def __init__(self, legacy: Engine):
+        self._raw: Any = None
+        if legacy.dialect.name == "postgresql":
+            try:
+                self._raw = legacy.raw_connection()
+                driver = self._raw.driver_connection
+                driver.autocommit = True
+                driver.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            except Exception:  # noqa: BLE001 - fall back to polling
+                log.exception("LISTEN failed; polling instead")
+                self.close()
+
+    @property
+    def listening(self) -> bool:
+        return self._raw is not None
+
+    def wait(self, timeout: float, stop: threading.Event) -> None:
+        if self._raw is None:
+            stop.wait(timeout)
+            return
+        try:
+            for _ in self._raw.driver_connection.notifies(timeout=timeout, stop_after=1):
+                break
+            # drain whatever else arrived meanwhile: one relay round covers them all
+            for _ in self._raw.driver_connection.notifies(timeout=0.01):
+                pass
+        except Exception:  # noqa: BLE001 - a broken listener connection: poll from now on
+            log.exception("LISTEN connection lost; polling instead")
+            self.close()
+            stop.wait(timeout)
+
+    def close(self) -> None:
+        if self._raw is not None:
+            with contextlib.suppress(Exception):
+                self._raw.invalidate()
+            self._raw = None
+
+
+@contextlib.contextmanager
+def _waiter(legacy: Engine) -> Iterator[_Waiter]:
+    w = _Waiter(legacy)
+    try:
+        yield w
+    finally:
+        w.close()
+
+
+def follow(relays: Sequence[Relay], legacy: Engine, *, stop: threading.Event, poll_interval: float = 1.0,
+           on_round: Callable[[list[RelayTotals]], Any] | None = None) -> None:
+    """Relays every table until `stop` is set, waking on legacy commits (PostgreSQL) or every `poll_interval`.
+
+    `on_round` gets the totals of each round that relayed something (to project, publish, report).
+    """
+    with _waiter(legacy) as waiter:
+        while not stop.is_set():
+            totals = [r.drain() for r in relays]
+            if any(t.read for t in totals) and on_round is not None:
+                on_round(totals)
+            waiter.wait(poll_interval, stop)
