@@ -83,9 +83,10 @@ class TableMapping:
         try:
             for c in self.columns:
                 fns[c.column] = compose(c.normalize)
-            coercers = {col: (timestamp(self.timestamp_precision) if name == "timestamp" else compose([name]))
-                        for col, name in self.coerce.items()}
             stamp = timestamp(self.timestamp_precision)
+            coercers = {col: _lenient(stamp if name == "timestamp" else compose([name]))
+                        for col, name in self.coerce.items()}
+            coercers.update({col: stamp for col in (self.created_at, self.updated_at) if col})
         except ValueError as exc:
             raise MappingError(f"mapping {self.table}: {exc}") from None
         object.__setattr__(self, "_normalizers", fns)
@@ -181,8 +182,6 @@ class TableMapping:
     # -- values ------------------------------------------------------------
     def _value(self, column: str, value: Any) -> Any:
         coerce = self._coercers.get(column)
-        if coerce is None and column in self.timestamp_columns:
-            coerce = self._stamp
         return jsonable(coerce(value) if coerce else value, self.timestamp_precision)
 
     def field_value(self, column: str, value: Any) -> Any:
@@ -293,6 +292,18 @@ class TableMapping:
             if e.type == self.import_event_type:
                 mark = int(e.metadata.get("changelog_watermark", 0))
         return mark
+
+
+def _lenient(coerce: Normalizer) -> Normalizer:
+    """A coercer from a reflected type keeps values it cannot read (e.g. SQLite's loose typing)."""
+
+    def lenient(value: Any) -> Any:
+        try:
+            return coerce(value)
+        except (ValueError, TypeError, ArithmeticError):
+            return value
+
+    return lenient
 
 
 # -- event ids shared by relay and backfill --------------------------------
