@@ -24,8 +24,13 @@ class DomainEvent:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
+
+
 def event_from_data(type_name: str, data: dict[str, Any]) -> DomainEvent:
     """Returns the domain event of that type built from its (current-schema) data."""
     cls = EVENT_TYPES[type_name]
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(f.name for f in dataclasses.fields(cls))
     return cls(**{k: v for k, v in data.items() if k in names})

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, Iterator
 
+import orjson
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -26,8 +27,39 @@ INSERT_COLUMNS = "stream_id, category, version, event_id, event_type, schema_ver
 SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's storage format for DateTime on SQLite
 
 
+_STRICT = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS \
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(value)
+    """Returns `value` as JSON text: orjson where it gives what json.dumps gives, else json.dumps
+    (integers beyond 64 bits, str/int/dict subclasses; datetimes still raise TypeError)."""
+    try:
+        return orjson.dumps(value, option=_STRICT).decode()
+    except TypeError:
+        return json.dumps(value)
+
+
+def loads(raw: str | bytes | memoryview) -> Any:
+    """Returns the value of JSON text, parsed by orjson; when that holds a float, parsed again by
+    json.loads, since orjson turns integers beyond 64 bits into floats."""
+    if isinstance(raw, memoryview):
+        raw = bytes(raw)
+    value = orjson.loads(raw)
+    return json.loads(raw) if _has_float(value) else value
+
+
+def _has_float(value: Any) -> bool:
+    kind = type(value)
+    if kind is dict:
+        value = value.values()
+    elif kind is not list:
+        return kind is float
+    for item in value:
+        kind = type(item)
+        if kind is float or ((kind is dict or kind is list) and _has_float(item)):
+            return True
+    return False
 
 
 @contextmanager
@@ -45,11 +77,21 @@ def dbapi_connection(engine: Engine, *, autocommit: bool = False) -> Iterator[An
         with translated_errors(engine.dialect, fairy):
             if pg and autocommit:
                 conn.autocommit = True
-            yield conn
-            if pg and autocommit:
-                conn.autocommit = False
+            try:
+                yield conn
+            finally:
+                if pg and autocommit:
+                    _leave_autocommit(fairy)
     finally:
         fairy.close()
+
+
+def _leave_autocommit(fairy: Any) -> None:
+    """Puts a PostgreSQL connection back in transaction mode; one that refuses is not pooled again."""
+    try:
+        fairy.dbapi_connection.autocommit = False
+    except Exception:  # noqa: BLE001 - a broken connection: drop it rather than pool it in autocommit
+        fairy.invalidate()
 
 
 @contextmanager
@@ -87,13 +129,13 @@ class Dialect:
         return now.strftime(SQLITE_TIME) if self.sqlite else now
 
     def json_value(self, raw: Any) -> Any:
-        return json.loads(raw) if self.sqlite else raw
+        return loads(raw) if self.sqlite else raw
 
     def recorded(self, row: tuple, upcast: Any) -> RecordedEvent:
         position, stream_id, version, event_id, event_type, schema_version, data, meta, recorded_at = row
         if self.sqlite:
-            data, meta = json.loads(data), json.loads(meta)
-            recorded_at = datetime.fromisoformat(recorded_at).replace(tzinfo=timezone.utc)
+            data, meta = loads(data), loads(meta)
+            recorded_at = datetime.fromisoformat(recorded_at + "+00:00")
         schema_version, data = upcast(event_type, schema_version, data)
         return RecordedEvent(position, stream_id, version, event_id, event_type, schema_version, data, meta,
                              recorded_at)

@@ -39,12 +39,24 @@ def make_engine(url: str, *, ping_after_idle_s: float | None = None, **kwargs) -
     kwargs.setdefault("pool_size", 20)
     kwargs.setdefault("max_overflow", 20)
     engine = create_engine(url, **kwargs)
+    _decode_json_fast(engine)
     if not kwargs.get("pool_pre_ping"):
         _ping_when_idle(engine, ping_after_idle_s)
     return engine
 
 
 PING_AFTER_IDLE_S = 5.0
+
+
+def _decode_json_fast(engine: Engine) -> None:
+    """Makes psycopg decode json/jsonb with the store's loads (orjson; exact for big integers)."""
+    from psycopg.types.json import set_json_loads
+
+    from .driver import loads
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record) -> None:  # noqa: ANN001
+        set_json_loads(loads, dbapi_conn)
 
 
 def _ping_when_idle(engine: Engine, idle_s: float) -> None:
