@@ -1,0 +1,115 @@
+"""Idempotency-Key: the first response of a keyed command, stored with its events in one transaction.
+
+A command sent with a key runs through `KeyedStore`, an EventStore stand-in whose
+`append` takes the append lock, checks the key, appends and records the response
+in the same write transaction. So the key row exists if and only if the events
+do: a retry after a crash either finds both or neither, and two concurrent
+requests with one key are serialised by the append lock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from datetime import datetime, timezone
+from typing import Any, Callable, Sequence
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    select,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from es_app.store import AppendResult, Claim, EventStore, Expected, ExpectedVersion, NewEvent, write_transaction
+
+metadata = MetaData()
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+idempotency_keys = Table(
+    "api_idempotency_keys",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),  # sha256 of actor, method, path and body
+    Column("status_code", Integer, nullable=False),
+    Column("body", Json, nullable=False),
+    Column("headers", Json, nullable=False),
+    Column("stream_id", String(255), nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredResponse:
+    """Returns the first response given to a keyed command."""
+
+    status_code: int
+    body: dict[str, Any]
+    headers: dict[str, str]
+    request_hash: str
+
+
+class KeyReplay(Exception):
+    """The key was already used; `stored` is its first response."""
+
+    def __init__(self, stored: StoredResponse):
+        super().__init__("idempotency key already used")
+        self.stored = stored
+
+
+def request_hash(actor: str, method: str, path: str, body: Any) -> str:
+    """Returns a fingerprint of a request, to tell a retry from a reuse of the key for something else."""
+    canonical = json.dumps([actor, method, path, body], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def lookup(engine_or_conn: Engine | Connection, key: str) -> StoredResponse | None:
+    """Returns the stored first response for `key`, or None."""
+    q = select(idempotency_keys).where(idempotency_keys.c.key == key)
+    if isinstance(engine_or_conn, Connection):
+        row = engine_or_conn.execute(q).first()
+    else:
+        with engine_or_conn.connect() as conn:
+            row = conn.execute(q).first()
+    if row is None:
+        return None
+    return StoredResponse(row.status_code, dict(row.body), dict(row.headers), row.request_hash)
+
+
+Responder = Callable[[AppendResult], tuple[int, dict[str, Any], dict[str, str]]]
+
+
+class KeyedStore:
+    """An EventStore whose `append` also records the command's response under an idempotency key."""
+
+    def __init__(self, store: EventStore, key: str, fingerprint: str, respond: Responder):
+        self._store, self._key, self._hash, self._respond = store, key, fingerprint, respond
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def append(self, stream_id: str, new_events: Sequence[NewEvent],
+               expected_version: Expected = ExpectedVersion.ANY, *,
+               claims: Sequence[Claim] = (), releases: Sequence[Claim] = ()) -> AppendResult:
+        with write_transaction(self._store.engine) as conn:
+            self._store.lock_for_append(conn)
+            found = lookup(conn, self._key)
+            if found is not None:
+                raise KeyReplay(found)
+            result = self._store.append_in(conn, stream_id, new_events, expected_version,
+                                           claims=claims, releases=releases)
+            status, body, headers = self._respond(result)
+            conn.execute(idempotency_keys.insert().values(
+                key=self._key, request_hash=self._hash, status_code=status, body=body, headers=headers,
+                stream_id=stream_id, position=result.position, created_at=datetime.now(timezone.utc)))
+        return result

@@ -1,0 +1,83 @@
+"""`migrator serve <app>`: run an HTTP API with uvicorn (`serve es`: the event-sourced command/query API)."""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated
+
+import typer
+
+from .common import CliError, EsUrl, LegacyUrl, console, settings_for
+
+serve_app = typer.Typer(help="Run an HTTP API with uvicorn.", no_args_is_help=True)
+
+Host = Annotated[str, typer.Option("--host", help="Interface to bind")]
+Port = Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port")]
+
+
+class LogLevel(str, enum.Enum):
+    critical = "critical"
+    error = "error"
+    warning = "warning"
+    info = "info"
+    debug = "debug"
+
+
+LogLevelOpt = Annotated[LogLevel, typer.Option("--log-level", help="uvicorn log level")]
+
+
+def check_schema(tree_name: str, url: str) -> None:
+    """Raises CliError unless the database is reachable and at its schema heads (`migrator init`)."""
+    from es_app.bootstrap import engine_for
+    from migrator import schema
+
+    tree = next(t for t in schema.TREES if t.name == tree_name)
+    engine = engine_for(url)
+    current, heads = schema.status(tree, engine)
+    if current != heads:
+        shown = engine.url.render_as_string(hide_password=True)
+        raise CliError(f"the {tree_name} database at {shown} is not at its schema head: run `migrator init`")
+
+
+def run_uvicorn(app: object, host: str, port: int, log_level: str) -> None:
+    """Serves `app` until interrupted; a port already in use ends with uvicorn's one-line error and exit 1."""
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=True)  # type: ignore[arg-type]
+
+
+@serve_app.command("es")
+def serve_es(ctx: typer.Context, host: Host = "127.0.0.1", port: Port = 8000,
+             log_level: LogLevelOpt = LogLevel.info,
+             es_url: EsUrl = None, legacy_url: LegacyUrl = None) -> None:
+    """Serve the event-sourced API (es_app.api:app): commands, queries, audit, admin, /docs."""
+    from es_app.api import create_app
+
+    settings = settings_for(ctx, es_url, legacy_url)
+    check_schema("es", settings.es_database_url)
+    mode = "embedded" if settings.embedded else f"broker {settings.broker_url}"
+    console.print(f"es API on http://{host}:{port}  (docs at /docs, {mode})", highlight=False)
+    run_uvicorn(create_app(settings), host, port, log_level.value)
+
+
+@serve_app.command("legacy")
+def serve_legacy(ctx: typer.Context, host: Host = "127.0.0.1", port: Port = 8001,
+                 log_level: LogLevelOpt = LogLevel.info, legacy_url: LegacyUrl = None) -> None:
+    """Serve the legacy CRUD API (legacy_app.api:app): /users, /docs. Reads per LEGACY_READ_MODE."""
+    from legacy_app.api import create_app
+    from legacy_app.db import Database, SchemaMissing
+    from legacy_app.reads import ReadModeError, available_mode
+
+    url = settings_for(ctx, None, legacy_url).legacy_database_url
+    try:
+        mode = available_mode()
+        Database.connect(url).dispose()  # refuses a missing SQLite file without creating it
+    except (ReadModeError, SchemaMissing) as exc:
+        raise CliError(str(exc)) from None
+    check_schema("legacy", url)
+    console.print(f"legacy API on http://{host}:{port}  (docs at /docs, reads: {mode.value})", highlight=False)
+    run_uvicorn(create_app(url, read_mode=mode.value), host, port, log_level.value)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(serve_app, name="serve")

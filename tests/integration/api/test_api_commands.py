@@ -1,0 +1,153 @@
+"""Commands over HTTP: status codes, headers, events written and their metadata."""
+
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import func, select
+
+from es_app.bootstrap import build
+from es_app.store.schema import events
+
+from .conftest import ADMIN, ADMIN_TOKEN, read, register, unique_email
+
+
+def _events(settings, stream_id):  # noqa: ANN001, ANN202
+    return build(settings).store.read_stream(stream_id)
+
+
+def _count(settings) -> int:  # noqa: ANN001
+    with build(settings).engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(events)).scalar_one()
+
+
+def test_register_returns_201_with_id_version_position_and_location(client, api_settings):
+    r = client.post("/users", json={"name": " Sarah Connor ", "email": "Sarah@Example.org", "phone": "+1 555"},
+                    headers={"X-Actor": "alice", "X-Correlation-ID": "corr-1"})
+    assert r.status_code == 201
+    body = r.json()
+    assert set(body) == {"id", "version", "position"}
+    assert body["id"].startswith("user-") and body["version"] == 1 and body["position"] >= 1
+    assert r.headers["location"] == f"/users/{body['id']}"
+    assert r.headers["etag"] == '"1"'
+    assert r.headers["x-correlation-id"] == "corr-1"
+    [event] = _events(api_settings, body["id"])
+    assert event.type == "UserRegistered" and event.position == body["position"]
+    assert event.data == {"name": "Sarah Connor", "email": "sarah@example.org", "phone": "+1 555"}
+    assert event.metadata["actor"] == "alice"
+    assert event.metadata["correlation_id"] == "corr-1"
+    assert event.metadata["causation_id"]
+    assert read(client, body["id"], body["position"])["email"] == "sarah@example.org"
+
+
+def test_patch_emits_one_event_per_changed_field(client, api_settings, backend):
+    user = register(client, email=unique_email("old"))
+    new_email = unique_email("new")
+    r = client.patch(f"/users/{user['id']}", json={"name": "Sarah Reese", "email": new_email, "phone": None})
+    assert r.status_code == 200, r.text
+    assert r.json()["version"] == 3  # phone was already null: no event for it
+    types = [e.type for e in _events(api_settings, user["id"])]
+    assert types == ["UserRegistered", "UserNameChanged", "UserEmailChanged"]
+    view = read(client, user["id"], r.json()["position"])
+    assert (view["name"], view["email"], view["version"]) == ("Sarah Reese", new_email, 3)
+    # the old email is free again, the new one is taken
+    register(client, email=user_email_of(api_settings, user["id"], version=1))
+    assert client.post("/users", json={"name": "X", "email": new_email}).status_code == 409
+
+
+def user_email_of(settings, user_id: str, version: int) -> str:  # noqa: ANN001
+    return build(settings).users.load(user_id, version=version).state.email
+
+
+def test_lifecycle_deactivate_reactivate_correct_delete(client, api_settings):
+    user = register(client)
+    uid = user["id"]
+    assert client.post(f"/users/{uid}/deactivate", json={"reason": "left"}).json()["version"] == 2
+    assert client.post(f"/users/{uid}/deactivate").status_code == 409  # already inactive
+    assert client.post(f"/users/{uid}/reactivate").json()["version"] == 3
+    r = client.post(f"/users/{uid}/corrections", json={"field": "phone", "value": "+44 1", "reason": "typo"},
+                    headers={"X-Actor": "support"})
+    assert r.status_code == 200 and r.json()["version"] == 4
+    assert read(client, uid, r.json()["position"])["phone"] == "+44 1"
+    r = client.delete(f"/users/{uid}")
+    assert r.status_code == 200 and r.json()["version"] == 5
+    got = client.get(f"/users/{uid}", params={"min_position": r.json()["position"]})
+    assert got.status_code == 410
+    stored = _events(api_settings, uid)
+    assert [e.type for e in stored] == ["UserRegistered", "UserDeactivated", "UserReactivated", "UserCorrected",
+                                       "UserDeleted"]
+    assert stored[1].data == {"reason": "left"}
+    assert stored[3].data == {"field": "phone", "value": "+44 1", "reason": "typo"}
+    assert stored[3].metadata["actor"] == "support"
+    assert client.patch(f"/users/{uid}", json={"name": "Ghost"}).status_code == 409  # deleted
+    assert len(_events(api_settings, uid)) == 5
+
+
+def test_if_match_stale_answers_412_with_the_current_version(client, api_settings, backend):
+    uid = register(client)["id"]
+    assert client.patch(f"/users/{uid}", json={"name": "B"}, headers={"If-Match": '"1"'}).status_code == 200
+    before = _count(api_settings)
+    r = client.patch(f"/users/{uid}", json={"name": "C"}, headers={"If-Match": "1"})
+    assert r.status_code == 412
+    assert r.json()["current_version"] == 2 and "stale" in r.json()["detail"]
+    assert r.headers["etag"] == '"2"'
+    assert _count(api_settings) == before  # nothing written
+    # a stale If-Match wins over what the domain would say about the (newer) state
+    assert client.patch(f"/users/{uid}", json={"name": "B"}, headers={"If-Match": "1"}).status_code == 412
+    assert client.post(f"/users/{uid}/deactivate", headers={"If-Match": "2"}).status_code == 200
+    assert client.post(f"/users/{uid}/reactivate", headers={"If-Match": "*"}).json()["version"] == 4
+
+
+def test_concurrent_changes_without_if_match_all_apply(client, api_settings, backend):
+    uid = register(client)["id"]
+    results: list[int] = []
+
+    def rename(i: int) -> None:
+        r = client.patch(f"/users/{uid}", json={"name": f"Name {i}"})
+        results.append(r.status_code)
+
+    threads = [threading.Thread(target=rename, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [200] * 8
+    stored = _events(api_settings, uid)
+    assert [e.version for e in stored] == list(range(1, 10))
+
+
+def test_concurrent_changes_with_the_same_if_match_one_wins(client, api_settings, backend):
+    uid = register(client)["id"]
+    codes: list[int] = []
+
+    def rename(i: int) -> None:
+        codes.append(client.patch(f"/users/{uid}", json={"name": f"N{i}"}, headers={"If-Match": "1"}).status_code)
+
+    threads = [threading.Thread(target=rename, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(codes) == [200] + [412] * 5
+    assert len(_events(api_settings, uid)) == 2
+
+
+def test_actor_comes_from_x_actor_else_the_bearer_token(client, api_settings):
+    a = register(client)
+    b = register(client, Authorization=f"Bearer {ADMIN_TOKEN}")
+    c = register(client, Authorization="Bearer some-client-token")
+    d = register(client, **{"X-Actor": "carol", **ADMIN})
+    actors = [_events(api_settings, u["id"])[0].metadata["actor"] for u in (a, b, c, d)]
+    assert actors[0] == "anonymous" and actors[1] == "admin" and actors[3] == "carol"
+    assert actors[2].startswith("token:") and "some-client-token" not in actors[2]
+
+
+def test_correlation_id_is_generated_echoed_and_causation_can_be_given(client, api_settings):
+    r = client.post("/users", json={"name": "A", "email": unique_email()}, headers={"X-Causation-ID": "msg-9"})
+    generated = r.headers["x-correlation-id"]
+    assert len(generated) >= 16
+    event = _events(api_settings, r.json()["id"])[0]
+    assert event.metadata["correlation_id"] == generated
+    assert event.metadata["causation_id"] == "msg-9"
+    assert event.metadata["command"] == "RegisterUser"
+    assert client.get("/health", headers={"X-Correlation-ID": "abc"}).headers["x-correlation-id"] == "abc"
