@@ -6,11 +6,11 @@ Run a worker with `celery -A es_app.worker worker -Q projections,notifications -
 
 from .app import NOTIFICATIONS_QUEUE, PROJECTIONS_QUEUE, app, celery_config
 from .embedded import EmbeddedWorker, embedded_worker, stop_embedded
-from .publish import publish_appended
+from .publish import close_publishers, publish_appended
 from .tasks import catch_up, container_for, notify, project, send_wakeups
 
 __all__ = [
     "EmbeddedWorker", "NOTIFICATIONS_QUEUE", "PROJECTIONS_QUEUE", "app", "catch_up", "celery_config",
-    "container_for", "embedded_worker", "notify", "project", "publish_appended", "send_wakeups",
+    "close_publishers", "container_for", "embedded_worker", "notify", "project", "publish_appended", "send_wakeups",
     "stop_embedded",
 ]

@@ -43,6 +43,16 @@ def _drop_connection(settings: Settings) -> None:
             pass
 
 
+def close_publishers() -> None:
+    """Closes this thread's publishing connections (tests, shutdown)."""
+    for settings_key in list(_local.__dict__.get("connections", {})):
+        conn = _local.connections.pop(settings_key)
+        try:
+            conn.release()
+        except Exception:  # noqa: BLE001
+            pass
+
+
 def publish_appended(settings: Settings, position: int) -> None:
     """Wakes the workers after events up to `position` were committed; logs (never raises) on failure.
 

@@ -1,0 +1,56 @@
+"""Embedded mode (no BROKER_URL): the same task code runs on a background thread of this process."""
+
+from __future__ import annotations
+
+import pytest
+
+from es_app.projections import caught_up, list_parked, read_model_position
+from es_app.store import NewEvent
+from es_app.worker import embedded_worker, publish_appended, stop_embedded
+from tests.e2e.celery_worker import wait_until
+
+from .projection_helpers import container, dump, expected_row, outbox, register, view_fields
+
+
+@pytest.fixture
+def url(new_database_url):
+    yield new_database_url("es")
+    stop_embedded()
+
+
+def test_publish_after_commit_wakes_the_in_process_worker(url):
+    es = container(url)
+    assert es.settings.embedded
+    ids = []
+    for i in range(3):
+        uid = register(es, f"U{i}")
+        r = es.user_service.execute(uid, lambda u, i=i: u.change_name(f"U{i} renamed"))
+        publish_appended(es.settings, r.position)
+        ids.append(uid)
+    head = es.store.head_position()
+    wait_until(lambda: caught_up(es.engine, head), "the embedded worker to reach the head")
+    rows = dump(es.engine)
+    assert {uid: view_fields(rows[uid]) for uid in ids} == {uid: expected_row(es, uid) for uid in ids}
+    assert sorted(n["stream_id"] for n in outbox(es.engine)) == sorted(ids)
+
+
+def test_the_embedded_worker_catches_up_without_any_wake_up(url):
+    es = container(url, catch_up_interval_s=0.2)
+    embedded_worker(es.settings)  # started once, e.g. by the API at start-up
+    uid = register(es)
+    head = es.store.head_position()
+    wait_until(lambda: read_model_position(es.engine) >= head, "the periodic catch-up")
+    assert dump(es.engine)[uid]["version"] == 1
+
+
+def test_a_poison_event_is_retried_then_parked_in_embedded_mode_too(url):
+    es = container(url, projection_max_retries=2, projection_retry_backoff_s=0.01)
+    a, b = register(es, "Ann"), register(es, "Bob")
+    es.store.append(a, [NewEvent("UserEmailChanged", {"mail": "oops"})])
+    r = es.user_service.execute(b, lambda u: u.change_name("Bobby"))
+    publish_appended(es.settings, r.position)
+    wait_until(lambda: caught_up(es.engine, r.position), "the embedded worker to park and move on")
+    letters = {d.projection: d for d in list_parked(es.engine)}
+    assert sorted(letters) == ["notifications", "users"]
+    assert letters["users"].stream_id == a and letters["users"].attempts == 3
+    assert dump(es.engine)[b]["name"] == "Bobby"
