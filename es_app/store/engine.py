@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Iterator
 
@@ -105,6 +107,31 @@ def is_sqlite(bind: Engine | Connection) -> bool:
     return bind.dialect.name == "sqlite"
 
 
+_SQLITE_WRITERS: "weakref.WeakKeyDictionary[Engine, threading.RLock]" = weakref.WeakKeyDictionary()
+_SQLITE_WRITERS_GUARD = threading.Lock()
+
+
+@contextmanager
+def sqlite_writer_turn(engine: Engine, timeout_s: float = 60.0) -> Iterator[None]:
+    """Waits for this process's turn to write to an SQLite engine (taken before BEGIN IMMEDIATE).
+
+    Threads then queue on an in-process lock instead of polling SQLite's file lock
+    through the busy handler, which sleeps up to 100 ms between tries. Other processes
+    still wait on the file lock. After `timeout_s` it goes on without its turn and
+    SQLite's own busy timeout decides, as it would without this lock.
+    """
+    with _SQLITE_WRITERS_GUARD:
+        lock = _SQLITE_WRITERS.get(engine)
+        if lock is None:
+            lock = _SQLITE_WRITERS[engine] = threading.RLock()
+    got = lock.acquire(timeout=timeout_s)
+    try:
+        yield
+    finally:
+        if got:
+            lock.release()
+
+
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """Yields a connection in a transaction that will write.
@@ -112,8 +139,11 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     On SQLite it starts with BEGIN IMMEDIATE, so concurrent writers queue on the
     database lock instead of failing when a read lock is upgraded.
     """
-    with engine.connect() as conn:
-        if is_sqlite(engine):
-            conn.execution_options(sqlite_begin="IMMEDIATE")
+    if not is_sqlite(engine):
+        with engine.connect() as conn, conn.begin():
+            yield conn
+        return
+    with sqlite_writer_turn(engine), engine.connect() as conn:
+        conn.execution_options(sqlite_begin="IMMEDIATE")
         with conn.begin():
             yield conn

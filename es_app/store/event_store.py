@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
 from .driver import Dialect, dbapi_connection, dbapi_of, dumps, translated_errors
-from .engine import is_sqlite
+from .engine import is_sqlite, sqlite_writer_turn
 from .schema import events
 from .snapshots import Snapshot
 from .types import (
@@ -78,9 +78,10 @@ class EventStore:
             raise ValueError("append needs at least one event")
         claims, releases = tuple(claims), tuple(releases)
         try:
-            with dbapi_connection(self.engine) as db:
-                if self._sql.sqlite:
+            if self._sql.sqlite:
+                with sqlite_writer_turn(self.engine), dbapi_connection(self.engine) as db:
                     return self._append_sqlite(db, stream_id, new_events, expected_version, claims, releases)
+            with dbapi_connection(self.engine) as db:
                 if claims or releases:
                     return self._append_pg_own(db, stream_id, new_events, expected_version, claims, releases)
                 return self._append_pg_pipelined(db, stream_id, new_events, expected_version)
