@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     projection_retry_backoff_s: float = 1.0  # first retry delay; doubles each time
     catch_up_interval_s: float = 10.0  # beat: how often workers catch up without a wake-up message
 
+    # migrator relay (migrator.relay, migrator.tasks)
+    mapping_file: str = ""  # TOML/JSON/YAML table mappings for the relay task; empty = the built-in users mapping
+    relay_interval_s: float = 2.0  # beat: how often the relay task runs without a wake-up
+    relay_batch_size: int = 1000  # changelog rows per relay transaction
+
     @property
     def embedded(self) -> bool:
         return not self.broker_url
