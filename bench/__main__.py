@@ -22,7 +22,12 @@ def modules() -> list[str]:
     for info in pkgutil.iter_modules(bench.__path__):
         if info.name in SKIP or info.name.startswith("_"):
             continue
-        if hasattr(importlib.import_module(f"bench.{info.name}"), "main"):
+        try:
+            module = importlib.import_module(f"bench.{info.name}")
+        except Exception:  # noqa: BLE001 - listed, so that main() reports the import error
+            names.append(info.name)
+            continue
+        if hasattr(module, "main"):
             names.append(info.name)
     return sorted(names)
 
