@@ -23,16 +23,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from sqlalchemy import Connection, Engine, column, func, select, table
-from sqlalchemy.exc import DBAPIError
 
 from es_app.store import EventStore, ExpectedVersion, NewEvent, write_transaction
 
+from .capture import changelog_exists, latest_change_id
 from .backfill_runs import DONE, BackfillRun, delete_run, load_run, save_run
 from .mapping import TableMapping, backfill_import_id, import_metadata
 from .throttle import Clock, PauseGate, RateLimiter, Sleep
-
-CHANGELOG_TABLE = "migrator_changelog"
-
 
 class BackfillError(Exception):
     """A backfill that cannot start or go on; the message is one line the user can act on."""
@@ -68,11 +65,6 @@ class ChunkResult:
     skipped: int
     last_key: Any
     watermark: int
-
-
-def changelog_watermark(conn: Connection) -> int:
-    """Returns the highest changelog id visible to `conn`'s snapshot (0 when empty)."""
-    return conn.execute(select(func.max(column("id"))).select_from(table(CHANGELOG_TABLE))).scalar() or 0
 
 
 def projection_lag(container: Any) -> int:
@@ -144,11 +136,9 @@ class Backfill:
 
     def _check_capture(self) -> None:
         with self.legacy.connect() as conn:
-            try:
-                changelog_watermark(conn)
-            except DBAPIError:
-                raise BackfillError(f"change capture is not installed in the legacy database (no {CHANGELOG_TABLE}"
-                                    " table): run `migrator capture install` first") from None
+            if not changelog_exists(conn):
+                raise BackfillError("change capture is not installed in the legacy database (no changelog): "
+                                    "run `migrator capture install` first")
 
     # -- one chunk ---------------------------------------------------------
     def read_chunk(self, limit: int | None = None) -> Chunk:
@@ -166,7 +156,7 @@ class Backfill:
             q = q.where(self._key > run.last_key)
         with self._snapshot() as conn:
             rows = tuple(dict(r) for r in conn.execute(q).mappings())
-            watermark = changelog_watermark(conn)
+            watermark = latest_change_id(conn)
         last_key = rows[-1][self.mapping.key] if rows else run.last_key
         return Chunk(rows, last_key, watermark)
 

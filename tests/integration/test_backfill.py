@@ -1,0 +1,251 @@
+"""Backfill-as-events on both backends: chunks, checkpoint and resume, skipping relay-made
+streams, watermarks and legacy timestamps, the rate cap and pause conditions, a second table."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from es_app.bootstrap import build
+from es_app.projections import run_projections
+from es_app.settings import Settings
+from es_app.store import EventStore, ExpectedVersion, NewEvent, make_engine
+from migrator import capture
+from migrator.backfill import Backfill, BackfillError, BackfillOptions, projection_lag
+from migrator.cli import main
+from migrator.mapping import USERS
+from migrator.throttle import PauseGate
+
+from .backfill_helpers import (
+    ACCOUNTS,
+    FakeClock,
+    create_accounts,
+    differences,
+    import_counts,
+    insert_accounts,
+    insert_users,
+    keys,
+)
+
+
+@pytest.fixture
+def db(new_database_url):
+    """One database holding the legacy tables (with capture installed) and the event store."""
+    url = new_database_url("bf")
+    engine = make_engine(url)
+    capture.install(engine, [USERS])
+    yield url, engine
+    engine.dispose()
+
+
+def make_backfill(engine, mapping=USERS, **options) -> Backfill:
+    clock = options.pop("clock", None)
+    gate = options.pop("gate", None)
+    extra = {"clock": clock, "sleep": clock.sleep} if clock else {}
+    return Backfill(mapping.bind(engine), engine, EventStore(engine), options=BackfillOptions(**options),
+                    gate=gate, **extra)
+
+
+def event_count(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM events")).scalar()
+
+
+def test_chunks_import_every_row_once_with_legacy_timestamps_and_watermark(db):
+    _, engine = db
+    insert_users(engine, keys(23))
+    with engine.begin() as conn:  # captured changes before the backfill: the watermark covers them
+        conn.execute(text("UPDATE users SET full_name = 'Renamed' WHERE id = 7"))
+        conn.execute(text("DELETE FROM users WHERE id = 9"))
+    with engine.connect() as conn:  # (PostgreSQL numbers changelog rows at commit)
+        latest = capture.latest_change_id(conn)
+    b = make_backfill(engine, batch_size=5)
+    b.start()
+    sizes = []
+    run = b.run_to_end(lambda r: sizes.append(r.rows))
+    assert sizes == [5, 5, 5, 5, 2, 0]
+    assert (run.status, run.rows_done, run.rows_imported, run.rows_skipped, run.chunks) == ("done", 22, 22, 0, 5)
+    assert run.last_key == 23 and run.watermark == latest
+    assert differences(engine, EventStore(engine), b.mapping) == []
+    assert set(import_counts(EventStore(engine), b.mapping).values()) == {1}
+    first = EventStore(engine).read_stream("user-3")[0]
+    assert first.type == "UserImported"
+    assert first.metadata["source"] == "backfill"
+    assert first.metadata["changelog_watermark"] == latest
+    assert first.metadata["occurred_at"] == first.data["updated_at"] == "2020-01-03T03:04:08.678904+00:00"
+    assert first.data["legacy_key"] == 3 and first.data["row"]["full_name"] == " User 3 "
+    assert first.data["name"] == "User 3" and first.data["email"] == "user3@example.org"
+
+
+def test_streams_the_relay_already_made_are_skipped(db):
+    _, engine = db
+    insert_users(engine, keys(6))
+    store = EventStore(engine)
+    relay_made = NewEvent("UserImported", {"name": "by relay"}, {"source": "relay", "changelog_watermark": 0})
+    store.append("user-4", [relay_made], ExpectedVersion.NO_STREAM)
+    b = make_backfill(engine, batch_size=4)
+    b.start()
+    run = b.run_to_end()
+    assert (run.rows_done, run.rows_imported, run.rows_skipped) == (6, 5, 1)
+    assert [e.data["name"] for e in store.read_stream("user-4")] == ["by relay"]
+    assert import_counts(store, b.mapping) == {f"user-{i}": 1 for i in keys(6)}
+
+
+def test_a_crash_mid_run_resumes_from_the_checkpoint_with_no_duplicate_and_no_gap(db, monkeypatch):
+    _, engine = db
+    insert_users(engine, keys(30))
+    b = make_backfill(engine, batch_size=7)
+    b.start()
+    calls = {"n": 0}
+    real = EventStore.append_batch
+
+    def failing(self, conn, items, **kw):
+        calls["n"] += 1
+        result = real(self, conn, items, **kw)
+        if calls["n"] == 3:  # the third chunk's events are written, then the process "dies" before commit
+            raise RuntimeError("killed")
+        return result
+
+    monkeypatch.setattr(EventStore, "append_batch", failing)
+    with pytest.raises(RuntimeError):
+        b.run_to_end()
+    monkeypatch.setattr(EventStore, "append_batch", real)
+    assert event_count(engine) == 14
+    again = make_backfill(engine, batch_size=7)
+    with pytest.raises(BackfillError, match="--resume .* --restart"):
+        again.start()
+    run = again.start(resume=True)
+    assert (run.rows_done, run.last_key) == (14, 14)
+    run = again.run_to_end()
+    assert (run.rows_done, run.rows_imported, run.rows_skipped) == (30, 30, 0)
+    assert event_count(engine) == 30
+    assert differences(engine, EventStore(engine), again.mapping) == []
+
+
+def test_restart_forgets_the_run_and_skips_what_is_imported(db):
+    _, engine = db
+    insert_users(engine, keys(10))
+    b = make_backfill(engine, batch_size=4)
+    b.start()
+    b.step()
+    again = make_backfill(engine, batch_size=4)
+    run = again.start(restart=True)
+    assert run.rows_done == 0
+    run = again.run_to_end()
+    assert (run.rows_done, run.rows_imported, run.rows_skipped) == (10, 6, 4)
+    with pytest.raises(BackfillError, match="finished .* --restart"):
+        make_backfill(engine).start()
+    assert make_backfill(engine).start(resume=True).finished
+
+
+def test_rows_changed_between_read_and_append_keep_the_older_watermark(db):
+    _, engine = db
+    insert_users(engine, keys(3))
+    b = make_backfill(engine, batch_size=10)
+    b.start()
+    chunk = b.read_chunk()
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE users SET full_name = 'Later' WHERE id = 2"))
+    with engine.connect() as conn:
+        later = capture.latest_change_id(conn)
+    b.write_chunk(chunk)
+    imported = EventStore(engine).read_stream("user-2")[0]
+    assert imported.data["name"] == "User 2"  # the row as read ...
+    assert imported.metadata["changelog_watermark"] < later  # ... so the relay will apply the change
+
+
+def test_the_rate_cap_sleeps_to_hold_the_average_rate(db):
+    _, engine = db
+    insert_users(engine, keys(25))
+    clock = FakeClock()
+    b = make_backfill(engine, batch_size=50, max_rate=10, clock=clock)
+    b.start()
+    sizes = []
+    b.run_to_end(lambda r: sizes.append(r.rows))
+    assert sizes == [10, 10, 5, 0]  # chunks shrink to the cap, so it acts at least once a second
+    assert clock.sleeps == [1.0, 1.0, 0.5]
+    assert clock.now - 1000.0 == pytest.approx(25 / 10)
+
+
+def test_a_pause_file_holds_the_backfill_until_it_is_removed(db, tmp_path):
+    _, engine = db
+    insert_users(engine, keys(4))
+    pause = tmp_path / "pause"
+    pause.touch()
+    clock = FakeClock()
+    seen = []
+
+    def while_paused():
+        seen.append(event_count(engine))
+        if len(clock.sleeps) == 3:
+            pause.unlink()
+
+    clock.hooks.append(while_paused)
+    reasons = []
+    b = make_backfill(engine, batch_size=10, pause_file=pause, poll_s=2.0, clock=clock)
+    b.on_pause = reasons.append
+    b.start()
+    b.run_to_end()
+    assert seen == [0, 0, 0] and clock.sleeps == [2.0, 2.0, 2.0]
+    assert reasons == [f"pause file {pause} exists"] * 3
+    assert event_count(engine) == 4
+
+
+def test_it_pauses_while_projections_lag_and_goes_on_once_they_catch_up(db):
+    url, engine = db
+    insert_users(engine, keys(12))
+    container = build(Settings(es_database_url=url, legacy_database_url=url))
+    clock = FakeClock()
+    clock.hooks.append(lambda: run_projections(container))  # a projector catching up while we wait
+    lags = []
+    gate = PauseGate(projection_lag=lambda: lags.append(projection_lag(container)) or lags[-1], max_projection_lag=4)
+    b = make_backfill(engine, batch_size=5, clock=clock, gate=gate)
+    b.start()
+    b.run_to_end()
+    assert lags == [0, 5, 0, 5, 0, 2]  # paused (one poll) after each full chunk, never before
+    assert len(clock.sleeps) == 2
+    assert differences(engine, EventStore(engine), b.mapping) == []
+
+
+def test_a_second_table_with_a_text_key_backfills_with_no_code_change(db):
+    _, engine = db
+    create_accounts(engine)
+    capture.install(engine, [ACCOUNTS])
+    codes = [f"acc-{c}" for c in "kbxadzm"]
+    insert_accounts(engine, codes)
+    b = make_backfill(engine, ACCOUNTS, batch_size=3)
+    b.start()
+    run = b.run_to_end()
+    assert (run.rows_done, run.rows_imported, run.last_key) == (7, 7, "acc-z")
+    store = EventStore(engine)
+    assert differences(engine, store, b.mapping) == []
+    first = store.read_stream("account-acc-a")[0]
+    assert first.type == "AccountImported" and first.data["legacy_key"] == "acc-a"
+    assert first.data["owner"] == "Owner acc-a" and first.metadata["occurred_at"] == first.data["updated_at"]
+    assert b.mapping.replay(store.read_stream("account-acc-b"))["extra"] == {"note": None}
+
+
+def test_without_capture_it_refuses_to_start(new_database_url):
+    engine = make_engine(new_database_url("nocapture"))
+    with pytest.raises(BackfillError, match="migrator capture install"):
+        make_backfill(engine).start()
+    engine.dispose()
+
+
+def test_cli_backfills_projects_and_reports(db, capsys, tmp_path):
+    url, engine = db
+    insert_users(engine, keys(9))
+    assert main(["backfill", "--batch-size", "4", "--es-url", url, "--legacy-url", url]) == 0
+    out = capsys.readouterr().out
+    assert "backfill summary" in out and "9/9" in out
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM users_view WHERE deleted = false")).scalar() == 9
+    assert main(["backfill", "--es-url", url, "--legacy-url", url]) == 1
+    err = capsys.readouterr().err
+    assert "finished" in err and "--restart" in err and len(err.strip().splitlines()) == 1
+    assert main(["backfill", "--resume", "--restart", "--es-url", url, "--legacy-url", url]) == 1
+    assert main(["backfill", "--table", "nope", "--es-url", url, "--legacy-url", url]) == 1
+    assert "no mapping for this table" in capsys.readouterr().err
+    with engine.connect() as conn:
+        pass
+    assert event_count(engine) == 9
