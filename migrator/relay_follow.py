@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from typing import Any, Callable, Iterator, Sequence
 
 from sqlalchemy import Engine
@@ -19,6 +20,8 @@ from .capture import NOTIFY_CHANNEL
 from .relay import Relay, RelayTotals
 
 log = logging.getLogger(__name__)
+
+_SLICE_S = 0.5
 
 
 class _Waiter:
@@ -44,11 +47,15 @@ class _Waiter:
         if self._raw is None:
             stop.wait(timeout)
             return
+        driver = self._raw.driver_connection
+        deadline = time.monotonic() + timeout
         try:
-            for _ in self._raw.driver_connection.notifies(timeout=timeout, stop_after=1):
-                break
+            # in slices, so that `stop` (set by a signal handler) is seen within a fraction of a second
+            while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+                if list(driver.notifies(timeout=min(left, _SLICE_S), stop_after=1)):
+                    break
             # drain whatever else arrived meanwhile: one relay round covers them all
-            for _ in self._raw.driver_connection.notifies(timeout=0.01):
+            for _ in driver.notifies(timeout=0.01):
                 pass
         except Exception:  # noqa: BLE001 - a broken listener connection: poll from now on
             log.exception("LISTEN connection lost; polling instead")
@@ -71,15 +78,25 @@ def _waiter(legacy: Engine) -> Iterator[_Waiter]:
         w.close()
 
 
+def wait_loop(legacy: Engine, *, stop: threading.Event, poll_interval: float,
+              on_wake: Callable[[], Any]) -> None:
+    """Calls `on_wake()` now and after every legacy commit (PostgreSQL) or `poll_interval`, until `stop` is set."""
+    with _waiter(legacy) as waiter:
+        while not stop.is_set():
+            on_wake()
+            waiter.wait(poll_interval, stop)
+
+
 def follow(relays: Sequence[Relay], legacy: Engine, *, stop: threading.Event, poll_interval: float = 1.0,
            on_round: Callable[[list[RelayTotals]], Any] | None = None) -> None:
     """Relays every table until `stop` is set, waking on legacy commits (PostgreSQL) or every `poll_interval`.
 
     `on_round` gets the totals of each round that relayed something (to project, publish, report).
     """
-    with _waiter(legacy) as waiter:
-        while not stop.is_set():
-            totals = [r.drain() for r in relays]
-            if any(t.read for t in totals) and on_round is not None:
-                on_round(totals)
-            waiter.wait(poll_interval, stop)
+
+    def relay_round() -> None:
+        totals = [r.drain() for r in relays]
+        if any(t.read for t in totals) and on_round is not None:
+            on_round(totals)
+
+    wait_loop(legacy, stop=stop, poll_interval=poll_interval, on_wake=relay_round)

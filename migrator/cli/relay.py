@@ -92,9 +92,34 @@ def _follow(relays: list[Relay], legacy: Any, es: Any, project: bool, poll_inter
     console.print("stopped")
 
 
+def _wake_workers(relays: list[Relay], legacy: Any, es: Any, poll_interval: float) -> None:
+    from migrator.relay_follow import wait_loop
+    from migrator.tasks import relay as relay_task
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    kwargs = {"es_url": es.settings.es_database_url, "legacy_url": es.settings.legacy_database_url}
+
+    def wake() -> None:
+        if any(r.backlog() for r in relays):
+            try:
+                relay_task.apply_async(kwargs=kwargs, retry=False)
+            except Exception as exc:  # noqa: BLE001 - the beat still runs the relay
+                console.print(f"[yellow]wake-up not sent[/yellow]: {exc}", highlight=False)
+
+    console.print(f"waking the relay workers on every legacy commit "
+                  f"({'LISTEN' if legacy.dialect.name == 'postgresql' else 'polling'}, every {poll_interval}s at most)",
+                  highlight=False)
+    wait_loop(legacy, stop=stop, poll_interval=poll_interval, on_wake=wake)
+    console.print("stopped")
+
+
 def relay(
     ctx: typer.Context,
     follow: Annotated[bool, typer.Option("--follow", help="Keep relaying new changes until stopped")] = False,
+    wake_workers: Annotated[bool, typer.Option("--wake-workers", help="With --follow: relay nothing here; send the "
+                                               "relay task to the Celery workers whenever changes wait")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Changelog rows per transaction")] = 1000,
     poll_interval: Annotated[float, typer.Option("--poll-interval", min=0.01,
                                                  help="With --follow: seconds between polls (PostgreSQL also "
@@ -120,7 +145,13 @@ def relay(
     except (MappingError, CaptureError) as exc:
         raise CliError(str(exc)) from None
     relays = relays_for(mappings, legacy, es.store, batch_size=batch_size)
-    if follow:
+    if wake_workers:
+        if not follow:
+            raise CliError("--wake-workers needs --follow")
+        if settings.embedded:
+            raise CliError("--wake-workers needs BROKER_URL (Celery workers to wake)")
+        _wake_workers(relays, legacy, es, poll_interval)
+    elif follow:
         _follow(relays, legacy, es, project, poll_interval)
     else:
         _drain(relays, es, project)

@@ -1,0 +1,62 @@
+"""The migrator's Celery tasks, on es_app's app: the relay, run by the beat and woken after legacy commits.
+
+`migrator.relay` drains the changelog of every mapped table (MAPPING_FILE, default: the
+built-in users mapping) and then wakes the projection workers. It is safe to run
+anywhere and any number of times at once: batches lock the table's relay offset, and
+event ids derive from changelog ids. The beat runs it every RELAY_INTERVAL_S seconds;
+`migrator relay --follow --wake-workers` sends it on every legacy commit (PostgreSQL LISTEN).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from es_app.worker import app, container_for, publish_appended
+
+RELAY_QUEUE = "relay"
+RELAY_TASK = "migrator.relay"
+
+log = logging.getLogger(__name__)
+
+
+@app.task(name=RELAY_TASK, queue=RELAY_QUEUE, ignore_result=True)
+def relay(es_url: str | None = None, legacy_url: str | None = None) -> int:
+    """Returns the number of changelog rows read: relays every mapped table up to now, then wakes the projectors."""
+    from es_app.bootstrap import engine_for
+
+    from .capture import CaptureError, require_installed
+    from .mapping import MappingError
+    from .mapping_files import load_mappings
+    from .relay import relays_for
+
+    container = container_for(es_url)
+    settings = container.settings
+    legacy = engine_for(legacy_url or settings.legacy_database_url)
+    try:
+        mappings = load_mappings(settings.mapping_file or None, legacy)
+        require_installed(legacy, mappings)
+    except (MappingError, CaptureError) as exc:
+        log.warning("relay not run: %s", exc)
+        return 0
+    totals = [r.drain() for r in relays_for(mappings, legacy, container.store, batch_size=settings.relay_batch_size)]
+    last = max((t.last_event_position or 0 for t in totals), default=0)
+    if last:
+        publish_appended(settings, last)
+    for t in totals:
+        if t.read:
+            log.info("relayed %s: %d changes -> %d events, offset %d", t.table, t.read, t.events, t.position)
+    return sum(t.read for t in totals)
+
+
+def _add_beat_entry(sender: Any = None, **_: Any) -> None:
+    from es_app.settings import get_settings
+
+    app.conf.beat_schedule.setdefault("migrator-relay", {
+        "task": RELAY_TASK, "schedule": get_settings().relay_interval_s, "options": {"queue": RELAY_QUEUE}})
+
+
+if app.configured:
+    _add_beat_entry()
+else:
+    app.on_after_configure.connect(_add_beat_entry, weak=False)
