@@ -290,6 +290,7 @@ def seed_users(engine: Engine, users: int, *, chunk_size: int = CHUNK_SIZE, seed
     with engine.connect() as conn:
         if sqlite:
             conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+            conn.exec_driver_sql("PRAGMA cache_size=-65536")  # 64 MiB: the email index is written at random
         first_seq = (conn.scalar(select(func.max(User.id))) or 0) + 1
         conn.rollback()
         plan = _Plan(users, chunk_size, random.randrange(2**62) if seed is None else seed,
