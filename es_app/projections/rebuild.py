@@ -146,7 +146,7 @@ def rebuild_users(container: Any, *, shards: int | None = None, batch_size: int 
                 q = select(cp.c.name).where((cp.c.name == USERS) | cp.c.name.like(f"{USERS}:%"))
                 conn.execute(q if is_sqlite(conn) else q.with_for_update()).all()
                 while True:
-                    result = run_batch(conn, store, projection, batch_size=batch_size)
+                    result, _ = run_batch(conn, store, projection, batch_size=batch_size)
                     applied += result.applied
                     if result.at_head:
                         break

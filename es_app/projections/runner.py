@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
 from sqlalchemy import Connection, Engine, select
 
 from es_app.store import EventStore, RecordedEvent
-from es_app.store.engine import write_transaction
+from es_app.store.engine import is_sqlite, write_transaction
 
 from .base import Projection
 from .checkpoints import check_shard, checkpoint_name, ensure_layout, layout_names, lock_position, save_position, \
@@ -58,22 +59,52 @@ class BatchResult:
     failure: HandlerFailed | None = None
 
 
+@dataclasses.dataclass(frozen=True)
+class FeedPage:
+    """Events of the feed after `after`, read with the head seen just before them."""
+
+    after: int
+    head: int
+    events: list[RecordedEvent]
+
+
+def read_page(store: EventStore, projection: Projection, after: int, batch_size: int,
+              conn: Connection | None = None) -> FeedPage:
+    """Returns the next page of the feed for a projection (head first, so every event up to it is in view)."""
+    head = store.head_position(conn)
+    events = store.read_all(after=after, limit=batch_size, category=projection.category, conn=conn) \
+        if after < head else []
+    return FeedPage(after, head, events)
+
+
 def run_batch(conn: Connection, store: EventStore, projection: Projection, *, shard: int | None = None,
               shards: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE, park_failures: bool = True,
-              attempts: int = 1, checkpoint: str | None = None) -> BatchResult:
-    """Returns the result of projecting one batch inside the caller's write transaction."""
+              attempts: int = 1, checkpoint: str | None = None, ahead: Future | None = None,
+              read_ahead: Callable[[int], Future] | None = None) -> tuple[BatchResult, Future | None]:
+    """Returns the result of projecting one batch inside the caller's write transaction.
+
+    `ahead` is a page read in advance (used only if it starts at the locked checkpoint);
+    `read_ahead(position)` starts reading the next page while this one is applied.
+    Returns the future of that next page too (None when at the head).
+    """
     started = time.perf_counter()
     name = checkpoint or checkpoint_name(projection.name, shard, shards)
     position = lock_position(conn, name)
     if position is None:
         ensure_layout(conn, projection.name, shards)
         position = lock_position(conn, name) or 0
-    head = store.head_position(conn)
+    try:
+        page = ahead.result() if ahead is not None else None
+    except Exception:  # noqa: BLE001 - read it again here
+        page = None
+    if page is None or page.after != position:
+        page = read_page(store, projection, position, batch_size, conn)
+    head, events = page.head, page.events
     if position >= head:
-        return BatchResult(name, 0, 0, 0, position, head, True)
-    events = store.read_all(after=position, limit=batch_size, category=projection.category, conn=conn)
+        return BatchResult(name, 0, 0, 0, position, head, True), None
     at_head = len(events) < batch_size
     new_position = max(head, events[-1].position if events else position) if at_head else events[-1].position
+    following = read_ahead(new_position) if read_ahead is not None and not at_head else None
     mine = events if shards is None else [e for e in events if shard_of(e.stream_id, shards) == shard]
     blocked = parked_streams(conn, projection.name)
     batch = projection.open(conn, [e for e in mine if e.stream_id not in blocked])
@@ -96,7 +127,7 @@ def run_batch(conn: Connection, store: EventStore, projection: Projection, *, sh
     batch.flush()
     elapsed = time.perf_counter() - started
     save_position(conn, name, new_position, rate=len(events) / elapsed if events and elapsed > 0 else None)
-    return BatchResult(name, len(events), applied, parked, new_position, head, at_head, failure)
+    return BatchResult(name, len(events), applied, parked, new_position, head, at_head, failure), following
 
 
 def run_projection(engine: Engine, store: EventStore, projection: Projection, *, until_head: bool = True,
@@ -105,24 +136,32 @@ def run_projection(engine: Engine, store: EventStore, projection: Projection, *,
                    on_batch: Callable[[BatchResult], Any] | None = None) -> int:
     """Returns the number of events one projection (or one shard of it) applied.
 
-    Batches until the head of the feed (or one batch with `until_head=False`). With
-    `park_failures=False` a failing handler raises HandlerFailed after the events
-    before it were committed (for the caller to retry with backoff).
+    Batches until the head of the feed (or one batch with `until_head=False`). On
+    PostgreSQL, while a full batch is applied the next page is read on another
+    connection, so the server's work overlaps ours. With `park_failures=False` a failing handler raises
+    HandlerFailed after the events before it were committed (for the caller to retry).
     """
     shard, shards = check_shard(shard, shards) if projection.shardable else (None, None)
     _ensure_layout_once(engine, projection, shards)
     total = 0
-    while True:
-        with write_transaction(engine) as conn:
-            result = run_batch(conn, store, projection, shard=shard, shards=shards, batch_size=batch_size,
-                               park_failures=park_failures, attempts=attempts)
-        total += result.applied
-        if on_batch is not None:
-            on_batch(result)
-        if result.failure is not None:
-            raise result.failure
-        if result.at_head or not until_head:
-            return total
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"read-ahead:{projection.name}") as pool:
+        read_ahead = None
+        if until_head and not is_sqlite(engine):  # SQLite reads in-process: nothing to overlap
+            def read_ahead(after: int) -> Future:
+                return pool.submit(read_page, store, projection, after, batch_size)
+        ahead = None
+        while True:
+            with write_transaction(engine) as conn:
+                result, ahead = run_batch(conn, store, projection, shard=shard, shards=shards,
+                                          batch_size=batch_size, park_failures=park_failures, attempts=attempts,
+                                          ahead=ahead, read_ahead=read_ahead)
+            total += result.applied
+            if on_batch is not None:
+                on_batch(result)
+            if result.failure is not None:
+                raise result.failure
+            if result.at_head or not until_head:
+                return total
 
 
 def _ensure_layout_once(engine: Engine, projection: Projection, shards: int | None) -> None:

@@ -9,11 +9,10 @@ A deleted user keeps its row with `deleted` = true.
 
 from __future__ import annotations
 
-import dataclasses
+import json
 from typing import Any, Sequence
 
-from sqlalchemy import Connection, Table, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import ARRAY, Connection, String, Table, func, literal, select, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from es_app.domain import User, UserState, event_from_data
@@ -35,14 +34,17 @@ def state_from_row(row: Any) -> UserState:
 
 def _check(state: UserState) -> None:
     """Raises ValueError when the state cannot be stored (a poison event, not a database error)."""
-    if not isinstance(state.name, str) or not isinstance(state.email, str):
+    name, email, active = state.name, state.email, state.active
+    if type(name) is not str or type(email) is not str:
         raise ValueError("name and email must be strings")
-    if not isinstance(state.active, bool):
+    if type(active) is not bool:
         raise ValueError("active must be true or false")
-    for field, limit in _LIMITS.items():
+    if len(name) > _LIMITS["name"] or len(email) > _LIMITS["email"]:
+        raise ValueError("name or email is too long")
+    for field in ("phone", "legacy_key", "created_at", "updated_at"):
         value = getattr(state, field)
-        if value is not None and len(str(value)) > limit:
-            raise ValueError(f"{field} is longer than {limit} characters")
+        if value is not None and len(str(value)) > _LIMITS[field]:
+            raise ValueError(f"{field} is longer than {_LIMITS[field]} characters")
 
 
 def _row(state: UserState, position: int) -> dict[str, Any]:
@@ -52,43 +54,71 @@ def _row(state: UserState, position: int) -> dict[str, Any]:
             "created_at": state.created_at, "updated_at": state.updated_at, "extra": state.extra or None}
 
 
+_COLUMNS = ("id", "name", "email", "phone", "active", "deleted", "version", "position", "legacy_key",
+            "created_at", "updated_at", "extra")
+_PG_TYPES = ("text", "text", "text", "text", "boolean", "boolean", "integer", "bigint", "text", "text", "text",
+             "jsonb")
+
+
+def _pg_upsert_sql(table: str) -> str:
+    """Returns one INSERT .. SELECT FROM jsonb_to_recordset(:rows) .. ON CONFLICT statement: a batch in one go."""
+    cols = ", ".join(f'"{c}"' for c in _COLUMNS)
+    spec = ", ".join(f'"{c}" {t}' for c, t in zip(_COLUMNS, _PG_TYPES))
+    sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in _COLUMNS[1:])
+    return (f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM jsonb_to_recordset(CAST(:rows AS jsonb)) '
+            f'AS r({spec}) ON CONFLICT ("id") DO UPDATE SET {sets} WHERE "{table}"."version" < EXCLUDED."version"')
+
+
 class UsersBatch:
     def __init__(self, conn: Connection, table: Table, events: Sequence[RecordedEvent]):
         self.conn, self.table = conn, table
         ids = list(dict.fromkeys(e.stream_id for e in events))
         self.states: dict[str, UserState] = {}
-        for start in range(0, len(ids), _CHUNK):
-            for row in conn.execute(select(table).where(table.c.id.in_(ids[start:start + _CHUNK]))):
+        if not ids:
+            pass
+        elif is_sqlite(conn):
+            for start in range(0, len(ids), _CHUNK):
+                for row in conn.execute(select(table).where(table.c.id.in_(ids[start:start + _CHUNK]))):
+                    self.states[row.id] = state_from_row(row)
+        else:  # one array parameter instead of one parameter per id
+            for row in conn.execute(select(table).where(table.c.id == func.any(literal(ids, ARRAY(String))))):
                 self.states[row.id] = state_from_row(row)
-        self.dirty: dict[str, dict[str, Any]] = {}
+        self.dirty: dict[str, int] = {}  # stream id -> position of the last event applied
 
     def apply(self, event: RecordedEvent) -> bool:
-        current = self.states.get(event.stream_id)
-        if current is not None and current.version >= event.version:
+        state = self.states.get(event.stream_id)
+        if state is None:
+            state = UserState(id=event.stream_id)
+        elif state.version >= event.version:
             return False
-        state = (dataclasses.replace(current, extra=dict(current.extra)) if current is not None
-                 else UserState(id=event.stream_id))
-        User.replay(event.stream_id, [(event_from_data(event.type, event.data), event.metadata)], state)
-        state.version = event.version  # the stream's own version, even after a skipped dead letter
-        _check(state)
+        domain_event = event_from_data(event.type, event.data)
+        saved, saved_extra = state.__dict__.copy(), dict(state.extra)
+        try:
+            User.replay(event.stream_id, [(domain_event, event.metadata)], state)
+            state.version = event.version  # the stream's own version, even after a skipped dead letter
+            _check(state)
+        except BaseException:
+            state.__dict__.update(saved)  # an event applies completely or not at all
+            state.extra = saved_extra
+            raise
         self.states[event.stream_id] = state
-        self.dirty[event.stream_id] = _row(state, event.position)
+        self.dirty[event.stream_id] = event.position
         return True
 
     def flush(self) -> None:
         if not self.dirty:
             return
-        t = self.table
-        ins = (sqlite_insert if is_sqlite(self.conn) else pg_insert)(t)
-        stmt = ins.on_conflict_do_update(
-            index_elements=[t.c.id],
-            set_={c: ins.excluded[c] for c in ("name", "email", "phone", "active", "deleted", "version",
-                                                "position", "legacy_key", "created_at", "updated_at",
-                                                "extra")},
-            where=t.c.version < ins.excluded.version,
-        )
-        self.conn.execute(stmt, list(self.dirty.values()))
+        rows = [_row(self.states[sid], position) for sid, position in self.dirty.items()]
         self.dirty = {}
+        if not is_sqlite(self.conn):
+            self.conn.execute(text(_pg_upsert_sql(self.table.name)), {"rows": json.dumps(rows)})
+            return
+        t = self.table
+        ins = sqlite_insert(t)
+        stmt = ins.on_conflict_do_update(
+            index_elements=[t.c.id], set_={c: ins.excluded[c] for c in _COLUMNS[1:]},
+            where=t.c.version < ins.excluded.version)
+        self.conn.execute(stmt, rows)
 
 
 class UsersProjection:

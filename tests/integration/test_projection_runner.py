@@ -169,3 +169,25 @@ def test_notifications_are_written_once_per_event_id(es):
         conn.execute(update(projection_checkpoints).values(position=0))
     run_projections(es, names=["notifications"])
     assert outbox(es.engine) == notes
+
+
+def test_a_page_read_ahead_is_used_only_if_it_starts_at_the_locked_checkpoint(es):
+    from concurrent.futures import Future
+
+    from es_app.projections.runner import FeedPage, read_page, run_batch
+    from es_app.store import write_transaction
+
+    seed_users(es, 3)  # 6 events
+    users = get_projection("users")
+    stale = Future()
+    stale.set_result(read_page(es.store, users, 0, 100))  # read before another runner moved on
+    assert run_projection(es.engine, es.store, users, until_head=False, batch_size=4) == 4
+    with write_transaction(es.engine) as conn:
+        result, following = run_batch(conn, es.store, users, batch_size=4, ahead=stale,
+                                      read_ahead=lambda after: pytest.fail("at the head: nothing to read ahead"))
+    assert (result.read, result.applied, result.position, following) == (2, 2, 6, None)
+    fresh = Future()
+    fresh.set_result(FeedPage(6, 6, []))
+    with write_transaction(es.engine) as conn:
+        result, _ = run_batch(conn, es.store, users, ahead=fresh)
+    assert (result.at_head, result.applied, result.position) == (True, 0, 6)
