@@ -11,11 +11,11 @@ The application-level alternative to triggers is `migrator.capture_hook`.
 from __future__ import annotations
 
 import dataclasses
-import json
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Iterator, Sequence
 
+import orjson
 from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy import types as sqltypes
 
@@ -204,7 +204,7 @@ def migrator_writes(conn: Connection, origin: str = MIGRATOR_ORIGIN) -> Iterator
 def _json(value: Any) -> dict[str, Any] | None:
     if value is None or isinstance(value, dict):
         return value
-    return json.loads(value)
+    return orjson.loads(value)
 
 
 def _iso(value: Any) -> str:

@@ -45,10 +45,28 @@ PG_CHANGELOG = [
     )""",
     f"CREATE SEQUENCE IF NOT EXISTS {CHANGELOG}_id_seq",
     f"CREATE INDEX IF NOT EXISTS ix_{CHANGELOG}_table_id ON {CHANGELOG} (table_name, id)",
+    f"CREATE INDEX IF NOT EXISTS ix_{CHANGELOG}_unnumbered ON {CHANGELOG} (entry) WHERE id IS NULL",
+    # Fires at commit once per changelog row; the first firing numbers all of the transaction's
+    # rows (the only unnumbered rows it can see) in one UPDATE, from a block of the sequence
+    # taken under the lock; the other firings find their row numbered and return.
     f"""CREATE OR REPLACE FUNCTION {CHANGELOG}_number() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        n BIGINT;
+        base BIGINT;
     BEGIN
+        IF (SELECT id FROM {CHANGELOG} WHERE entry = NEW.entry) IS NOT NULL THEN
+            RETURN NULL;
+        END IF;
         PERFORM pg_advisory_xact_lock({NUMBERING_LOCK_KEY});
-        UPDATE {CHANGELOG} SET id = nextval('{CHANGELOG}_id_seq') WHERE entry = NEW.entry AND id IS NULL;
+        SELECT count(*) INTO n FROM {CHANGELOG} WHERE id IS NULL;
+        base := nextval('{CHANGELOG}_id_seq');
+        IF n > 1 THEN
+            PERFORM setval('{CHANGELOG}_id_seq', base + n - 1);
+        END IF;
+        UPDATE {CHANGELOG} c SET id = s.id
+          FROM (SELECT entry, base + row_number() OVER (ORDER BY entry) - 1 AS id
+                  FROM {CHANGELOG} WHERE id IS NULL) s
+         WHERE c.entry = s.entry;
         RETURN NULL;
     END $$""",
     f"DROP TRIGGER IF EXISTS {CHANGELOG}_number ON {CHANGELOG}",

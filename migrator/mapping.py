@@ -215,9 +215,14 @@ class TableMapping:
 
         The caller's metadata must carry `source` and `changelog_watermark` (see docs/architecture.md).
         """
-        data = {**self.fields_of(row), "legacy_key": self.key_of(row),
-                "created_at": self.timestamp_of(row, self.created_at),
-                "updated_at": self.timestamp_of(row, self.updated_at), "row": self.json_row(row)}
+        names = dict.fromkeys((*(self.table_columns or row.keys()), self.key, *self._by_column,
+                               *self.timestamp_columns))
+        coerced = {c: self._value(c, row.get(c)) for c in names}  # each value coerced once
+        data = {**{c.field: self._normalizers[c.column](coerced[c.column]) for c in self.columns},
+                "legacy_key": coerced[self.key],
+                "created_at": coerced[self.created_at] if self.created_at else None,
+                "updated_at": coerced[self.updated_at] if self.updated_at else None,
+                "row": {c: v for c, v in coerced.items() if c not in self.exclude}}
         return NewEvent(self.import_event_type, data, dict(metadata), event_id=event_id)
 
     def change_events(self, old_row: Mapping[str, Any], new_row: Mapping[str, Any], *,

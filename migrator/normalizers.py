@@ -34,8 +34,12 @@ def timestamp(precision: str = "us") -> Normalizer:
     if precision not in _PRECISIONS:
         raise ValueError(f"timestamp precision must be one of {', '.join(_PRECISIONS)}")
     digits = _PRECISIONS[precision]
+    canonical_length = 25 + (digits + 1 if digits else 0)  # 2026-01-02T03:04:05[.ffffff]+00:00
 
     def to_timestamp(value: Any) -> str:
+        if (isinstance(value, str) and len(value) == canonical_length and value[10] == "T"
+                and value.endswith("+00:00")):
+            return value  # already normalized (the common case when values pass through twice)
         t = datetime.fromisoformat(value) if isinstance(value, str) else value
         if not isinstance(t, datetime):
             raise ValueError(f"not a timestamp: {value!r}")

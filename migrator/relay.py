@@ -150,7 +150,7 @@ class Relay:
         m = self.mapping
         stream_ids = list(dict.fromkeys(m.stream_id(c.pk) for c in changes))
         streams = self._streams(conn, stream_ids)
-        already = self._already_relayed(conn, changes)
+        already = self._already_relayed(conn, changes, set(streams))
         planned: dict[str, tuple[int, list[NewEvent]]] = {}
         relayed = skipped = 0
         for change in changes:
@@ -207,12 +207,18 @@ class Relay:
                 found[row.stream_id].watermark = int((row.meta or {}).get("changelog_watermark", 0))
         return found
 
-    def _already_relayed(self, conn: Any, changes: Sequence[Change]) -> set[int]:
-        table = self.mapping.table
+    def _already_relayed(self, conn: Any, changes: Sequence[Change], existing: set[str]) -> set[int]:
+        """Returns the ids of changes whose events are stored (only streams that exist can hold them).
+
+        The first event a change makes is the import (for an INSERT, or on a first touch) or
+        its event 0; a first touch stored both, and checking event 0 alone finds it too unless
+        the update changed nothing, which re-applies as nothing.
+        """
+        table, m = self.mapping.table, self.mapping
         by_id: dict[str, int] = {}
         for c in changes:
-            by_id[relay_import_id(table, c.id)] = c.id
-            by_id[relay_event_id(table, c.id, 0)] = c.id
+            if m.stream_id(c.pk) in existing:
+                by_id[relay_import_id(table, c.id) if c.op == "I" else relay_event_id(table, c.id, 0)] = c.id
         done: set[int] = set()
         for chunk in _chunks(list(by_id)):
             done.update(by_id[i] for i in conn.execute(
