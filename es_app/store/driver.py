@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timezone
 from functools import lru_cache
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import orjson
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from .types import RecordedEvent
+from .types import NewEvent, RecordedEvent, category_of
 
 COLUMNS = "position, stream_id, version, event_id, event_type, schema_version, data, metadata, recorded_at"
 INSERT_COLUMNS = "stream_id, category, version, event_id, event_type, schema_version, data, metadata, recorded_at"
@@ -139,6 +139,24 @@ class Dialect:
         schema_version, data = upcast(event_type, schema_version, data)
         return RecordedEvent(position, stream_id, version, event_id, event_type, schema_version, data, meta,
                              recorded_at)
+
+    def row_tuples(self, stream_id: str, current: int, new_events: Sequence[NewEvent]) -> list[tuple]:
+        """Returns the events as rows in INSERT_COLUMNS order, at versions current+1.."""
+        now = datetime.now(timezone.utc)
+        occurred, recorded = now.isoformat(), self.time_param(now)
+        category = category_of(stream_id)
+        return [(stream_id, category, current + i, str(e.event_id), e.type, e.schema_version, dumps(e.data),
+                 dumps({"occurred_at": occurred, **e.metadata}), recorded)
+                for i, e in enumerate(new_events, start=1)]
+
+    def unnest_params(self, stream_id: str, new_events: Sequence[NewEvent], current: Any) -> list[Any]:
+        """Returns the parameters of `insert_unnest` (without the expected version of "exact")."""
+        now = datetime.now(timezone.utc)
+        occurred = now.isoformat()
+        return [stream_id, category_of(stream_id), now, current,
+                [str(e.event_id) for e in new_events], [e.type for e in new_events],
+                [e.schema_version for e in new_events], [dumps(e.data) for e in new_events],
+                [dumps({"occurred_at": occurred, **e.metadata}) for e in new_events]]
 
     # -- statements ----------------------------------------------------------------
     @property

@@ -9,13 +9,12 @@ global feed with `after=checkpoint` can never see position N+1 before N
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
-from .driver import Dialect, dbapi_connection, dbapi_of, dumps, translated_errors
+from .driver import Dialect, dbapi_connection, dbapi_of, translated_errors
 from .engine import is_sqlite, sqlite_writer_turn
 from .schema import events
 from .snapshots import Snapshot
@@ -29,7 +28,6 @@ from .types import (
     ExpectedVersion,
     NewEvent,
     RecordedEvent,
-    category_of,
 )
 from .upcasting import UpcasterRegistry
 
@@ -135,7 +133,7 @@ class EventStore:
         if not _matches(expected, current):
             raise _Mismatch(current)
         self._release_claim_rows(cur, stream_id, claims, releases)
-        positions = self._insert_sqlite(cur, self._row_tuples(stream_id, current, new_events))
+        positions = self._insert_sqlite(cur, self._sql.row_tuples(stream_id, current, new_events))
         return AppendResult(stream_id, current + len(new_events), positions[-1], tuple(positions))
 
     def _insert_sqlite(self, cur: Any, rows: list[tuple]) -> list[int]:
@@ -194,7 +192,7 @@ class EventStore:
             if not _matches(expected, current):
                 raise _Mismatch(current)
             self._release_claim_rows(cur, stream_id, claims, releases)
-            cur.execute(self._sql.insert_unnest(None), self._insert_params(stream_id, new_events, current))
+            cur.execute(self._sql.insert_unnest(None), self._sql.unnest_params(stream_id, new_events, current))
         else:
             mode, params = self._checked_insert_params(stream_id, new_events, expected)
             cur.execute(self._sql.insert_unnest(mode), params, prepare=True)
@@ -210,26 +208,10 @@ class EventStore:
 
     def _checked_insert_params(self, stream_id: str, new_events: Sequence[NewEvent],
                                expected: Expected) -> tuple[str, list[Any]]:
-        params = self._insert_params(stream_id, new_events, stream_id)
+        params = self._sql.unnest_params(stream_id, new_events, stream_id)
         if isinstance(expected, ExpectedVersion):
             return expected.value, params
         return "exact", params + [expected]
-
-    def _insert_params(self, stream_id: str, new_events: Sequence[NewEvent], current: Any) -> list[Any]:
-        now = datetime.now(timezone.utc)
-        occurred = now.isoformat()
-        return [stream_id, category_of(stream_id), now, current,
-                [str(e.event_id) for e in new_events], [e.type for e in new_events],
-                [e.schema_version for e in new_events], [dumps(e.data) for e in new_events],
-                [dumps({"occurred_at": occurred, **e.metadata}) for e in new_events]]
-
-    def _row_tuples(self, stream_id: str, current: int, new_events: Sequence[NewEvent]) -> list[tuple]:
-        now = datetime.now(timezone.utc)
-        occurred, recorded = now.isoformat(), self._sql.time_param(now)
-        category = category_of(stream_id)
-        return [(stream_id, category, current + i, str(e.event_id), e.type, e.schema_version, dumps(e.data),
-                 dumps({"occurred_at": occurred, **e.metadata}), recorded)
-                for i, e in enumerate(new_events, start=1)]
 
     def _release_claim_rows(self, cur: Any, stream_id: str, claims: tuple[Claim, ...],
                             releases: tuple[Claim, ...]) -> None:
@@ -261,7 +243,7 @@ class EventStore:
                     continue
                 raise ConcurrencyError(stream_id, expected, current)
             start = len(rows)
-            rows.extend(self._row_tuples(stream_id, current, batch))
+            rows.extend(self._sql.row_tuples(stream_id, current, batch))
             versions[stream_id] = current + len(batch)
             spans.append((stream_id, versions[stream_id], start, len(rows)))
         with translated_errors(self.engine.dialect):
