@@ -1,0 +1,195 @@
+"""HTTP API: command throughput and p50/p99 latency with 32 concurrent clients, and end-to-end lag.
+
+    python -m bench.http [--quick] [--backend sqlite|postgres] [--mode embedded|servers] [--requests N]
+                         [--clients C] [--markdown]
+
+The API runs as `migrator serve es` (uvicorn, one process) on loopback, started from
+docker-compose.yml by `migrator.topology`; in servers mode with the compose projections
+and notifications workers (real `celery worker`s on Redis, under a unique key prefix).
+Clients are asyncio tasks in this process, each sending its next command as soon as the
+previous one answered. Phases: register N users, then rename them (PATCH). The lag of a
+rename is the time from sending it until the read model's position covers it (polled
+from the database every 2 ms by a thread of this process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Sequence
+from urllib.parse import urlparse
+
+from bench.common import Timing, es_database, fmt, machine_line, parse, parser, percentile, print_table
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+COMPOSE = Path(__file__).resolve().parents[1] / "docker-compose.yml"
+MODES = ("embedded", "servers")
+
+
+def redis_reachable() -> bool:
+    parsed = urlparse(REDIS_URL)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 6379), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+class PositionWatcher:
+    """Polls the read model's position; `visible_at(p)` is when it first reached p (perf_counter)."""
+
+    def __init__(self, url: str, interval: float = 0.002):
+        from es_app.store import make_engine
+
+        self.engine = make_engine(url)
+        self.interval = interval
+        self.seen: list[tuple[float, int]] = []  # (time, position) whenever it moved
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        from es_app.projections import read_model_position
+
+        last = -1
+        while not self._stop.is_set():
+            position = read_model_position(self.engine)
+            if position != last:
+                self.seen.append((time.perf_counter(), position))
+                last = position
+            time.sleep(self.interval)
+
+    def __enter__(self) -> "PositionWatcher":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.engine.dispose()
+
+    def visible_at(self, position: int) -> float | None:
+        for t, p in self.seen:
+            if p >= position:
+                return t
+        return None
+
+    def wait_for(self, position: int, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while (not self.seen or self.seen[-1][1] < position) and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
+async def _drive(base: str, clients: int, bodies: list[tuple[str, str, dict]]) -> tuple[Timing, list[tuple]]:
+    """Returns the timing of sending every (method, path, body), `clients` at a time, and per-request records."""
+    import httpx
+
+    queue: asyncio.Queue = asyncio.Queue()
+    for item in bodies:
+        queue.put_nowait(item)
+    records: list[tuple[float, float, int, dict]] = []  # (sent, answered, status, body)
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+
+        async def worker() -> None:
+            while not queue.empty():
+                method, path, body = queue.get_nowait()
+                sent = time.perf_counter()
+                r = await client.request(method, path, json=body)
+                records.append((sent, time.perf_counter(), r.status_code, r.json()))
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        seconds = time.perf_counter() - start
+    bad = [r for r in records if r[2] >= 300]
+    if bad:
+        raise RuntimeError(f"{len(bad)} commands failed, e.g. {bad[0][2]} {bad[0][3]}")
+    return Timing(seconds, len(records), len(records), [a - s for s, a, _, _ in records]), records
+
+
+def _row(backend: str, mode: str, what: str, clients: int, t: Timing) -> list[str]:
+    return [backend, mode, what, fmt(t.ops), str(clients), fmt(t.per_second),
+            f"{t.percentile_ms(50):.1f}", f"{t.percentile_ms(99):.1f}"]
+
+
+def run(backend: str, mode: str, requests: int, clients: int) -> tuple[list[list[str]], list[str]]:
+    from migrator.topology import Topology, load_compose, local_env
+
+    with es_database(backend, prefix="bench_http") as url, tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
+        prefix = f"bench-{uuid.uuid4().hex}:"
+        broker = REDIS_URL if mode == "servers" else ""
+        env = local_env(url, url, broker, broker_key_prefix=prefix, catch_up_interval_s=5)
+        names = ["es-api"] + (["projections-worker", "notifications-worker"] if mode == "servers" else [])
+        topology = Topology(load_compose(COMPOSE), env, Path(tmp))
+        try:
+            topology.start(names)
+            base = topology.url("es-api")
+            run_id = uuid.uuid4().hex[:6]
+            registers = [("POST", "/users", {"name": f"User {i}", "email": f"b{run_id}-{i}@example.org"})
+                         for i in range(requests)]
+            t_reg, records = asyncio.run(_drive(base, clients, registers))
+            ids = [body["id"] for *_, body in records]
+            renames = [("PATCH", f"/users/{uid}", {"name": f"Renamed {i}"}) for i, uid in enumerate(ids)]
+            with PositionWatcher(url) as watcher:
+                t_ren, records = asyncio.run(_drive(base, clients, renames))
+                watcher.wait_for(max(body["position"] for *_, body in records))
+                lags = []
+                for sent, _answered, _, body in records:
+                    seen = watcher.visible_at(body["position"])
+                    if seen is not None:
+                        lags.append(max(0.0, seen - sent))
+        finally:
+            topology.stop()
+            if mode == "servers":
+                _clean_redis(prefix)
+    rows = [_row(backend, mode, "POST /users (register)", clients, t_reg),
+            _row(backend, mode, "PATCH /users/{id} (rename)", clients, t_ren)]
+    lag = [backend, mode, fmt(len(lags)), f"{percentile(lags, 50) * 1000:.1f}", f"{percentile(lags, 99) * 1000:.1f}",
+           f"{max(lags, default=0) * 1000:.1f}"]
+    return rows, lag
+
+
+def _clean_redis(prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=500))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--mode", action="append", choices=MODES, dest="modes",
+                   help="embedded (in-process projection) or servers (Celery workers on Redis); repeatable; "
+                        "default: both (servers only when Redis is reachable)")
+    p.add_argument("--requests", type=int, default=None, help="commands per phase (default 3,000; --quick 200)")
+    p.add_argument("--clients", type=int, default=32, help="concurrent clients (default 32)")
+    args = parse(p, argv)
+    requests = args.requests or (200 if args.quick else 3000)
+    modes = args.modes or (["embedded"] + (["servers"] if redis_reachable() else []))
+    rows, lags = [], []
+    for backend in args.backends:
+        for mode in modes:
+            r, lag = run(backend, mode, requests, args.clients)
+            rows += r
+            lags.append(lag)
+    print_table(f"HTTP commands over loopback ({args.clients} concurrent clients, uvicorn, one API process)",
+                ["backend", "mode", "command", "requests", "clients", "req/s", "p50 ms", "p99 ms"], rows,
+                markdown=args.markdown, caption=machine_line())
+    print_table("End-to-end lag under that load: rename sent -> read model position covers it",
+                ["backend", "mode", "renames", "p50 ms", "p99 ms", "max ms"], lags,
+                markdown=args.markdown, caption=machine_line())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
