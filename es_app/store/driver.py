@@ -163,6 +163,14 @@ class Dialect:
     def stream_version(self) -> str:
         return self.q("SELECT max(version) FROM events WHERE stream_id = %s")
 
+    def stream_versions(self, n: int | None) -> str:
+        """Returns the (stream_id, max version) query of many streams: `n` placeholders on SQLite,
+        one array on PostgreSQL (n=None)."""
+        if n is None:
+            return "SELECT stream_id, max(version) FROM events WHERE stream_id = ANY(%s) GROUP BY stream_id"
+        return f"SELECT stream_id, max(version) FROM events WHERE stream_id IN ({', '.join(['?'] * n)}) " \
+               "GROUP BY stream_id"
+
     @property
     def insert_one(self) -> str:
         return self.q(f"INSERT INTO events ({INSERT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)")

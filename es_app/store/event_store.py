@@ -231,8 +231,9 @@ class EventStore:
         Returns one result per item; with `skip_mismatched`, an item whose expected
         version does not match is left out (None) instead of raising.
         """
-        self.lock_for_append(conn)
-        versions = self._stream_versions(conn, [stream_id for stream_id, _, _ in items])
+        db = dbapi_of(conn)
+        with translated_errors(self.engine.dialect):
+            versions = self._lock_and_read_versions(db, [stream_id for stream_id, _, _ in items])
         rows: list[tuple] = []
         spans: list[tuple[str, int, int, int] | None] = []
         for stream_id, batch, expected in items:
@@ -247,7 +248,7 @@ class EventStore:
             versions[stream_id] = current + len(batch)
             spans.append((stream_id, versions[stream_id], start, len(rows)))
         with translated_errors(self.engine.dialect):
-            positions = self._insert_rows(dbapi_of(conn), rows) if rows else []
+            positions = self._insert_rows(db, rows) if rows else []
         return [None if span is None else
                 AppendResult(span[0], span[1], positions[span[3] - 1], tuple(positions[span[2]:span[3]]))
                 for span in spans]
@@ -312,16 +313,28 @@ class EventStore:
         return conn.execute(select(func.max(events.c.version)).where(
             events.c.stream_id == stream_id)).scalar() or 0
 
-    @staticmethod
-    def _stream_versions(conn: Connection, stream_ids: list[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
+    def _lock_and_read_versions(self, db: Any, stream_ids: list[str]) -> dict[str, int]:
+        """Takes the append lock (PostgreSQL) and returns the streams' versions: one round trip."""
         unique = list(dict.fromkeys(stream_ids))
-        for start in range(0, len(unique), 900):
-            chunk = unique[start:start + 900]
-            found.update((stream_id, version) for stream_id, version in conn.execute(
-                select(events.c.stream_id, func.max(events.c.version))
-                .where(events.c.stream_id.in_(chunk)).group_by(events.c.stream_id)))
-        return found
+        cur = db.cursor()
+        try:
+            if self._sql.sqlite:
+                found: dict[str, int] = {}
+                for start in range(0, len(unique), 900):
+                    chunk = unique[start:start + 900]
+                    found.update(cur.execute(self._sql.stream_versions(len(chunk)), chunk).fetchall())
+                return found
+            lock = db.cursor()
+            try:
+                with db.pipeline():
+                    if self.serialize_appends:
+                        lock.execute(LOCK_SQL, prepare=True)
+                    cur.execute(self._sql.stream_versions(None), [unique], prepare=True)
+                return dict(cur.fetchall())
+            finally:
+                lock.close()
+        finally:
+            cur.close()
 
     def read_stream(self, stream_id: str, from_version: int = 1, to_version: int | None = None,
                     limit: int | None = None, backwards: bool = False,
