@@ -29,7 +29,7 @@ def _connection(settings: Settings) -> Connection:
     key = (settings.broker_url, settings.broker_key_prefix)
     cache: dict = _local.__dict__.setdefault("connections", {})
     if key not in cache:
-        options = {**transport_options(settings), "max_retries": 0}
+        options = {**transport_options(settings), "max_retries": 0, "socket_timeout": 2}
         cache[key] = Connection(settings.broker_url, transport_options=options, connect_timeout=2)
     return cache[key]
 
