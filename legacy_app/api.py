@@ -11,9 +11,10 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Optional
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy.exc import OperationalError
 
 from .db import Database, SchemaMissing
 from .reads import MAX_PAGE, ReadModeError, UserReads, UserRecord, reads_for
@@ -24,6 +25,7 @@ EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 Email = Annotated[str, Field(min_length=3, max_length=254, pattern=EMAIL_PATTERN)]
 FullName = Annotated[str, Field(min_length=1, max_length=200)]
 Phone = Annotated[str, Field(min_length=1, max_length=40)]
+UserId = Annotated[int, Path(ge=1, le=2**31 - 1, description="the legacy primary key")]
 
 
 class UserIn(BaseModel):
@@ -113,6 +115,12 @@ def create_app(database_url: str | None = None, *, read_mode: str | None = None)
     async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
 
+    @app.exception_handler(OperationalError)
+    async def _database_down(_request: Request, exc: OperationalError) -> JSONResponse:
+        reason = (str(exc.orig or exc).strip().splitlines() or ["unknown"])[0]
+        return JSONResponse({"detail": f"legacy database unavailable: {reason}"},
+                            status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+
     @app.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserOut)
     def create_user(body: UserIn, svc: Svc) -> UserRecord:
         try:
@@ -121,7 +129,7 @@ def create_app(database_url: str | None = None, *, read_mode: str | None = None)
             raise HTTPException(status.HTTP_409_CONFLICT, f"email already in use: {body.email}") from None
 
     @app.get("/users/{user_id}", response_model=UserOut)
-    def get_user(user_id: int, svc: Svc) -> UserRecord:
+    def get_user(user_id: UserId, svc: Svc) -> UserRecord:
         record = svc.reads.get(user_id)
         if record is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no user {user_id}")
@@ -137,7 +145,7 @@ def create_app(database_url: str | None = None, *, read_mode: str | None = None)
         return {"items": page.items, "total": page.total, "limit": page.limit, "offset": page.offset}
 
     @app.put("/users/{user_id}", response_model=UserOut)
-    def update_user(user_id: int, body: UserPatch, svc: Svc) -> UserRecord:
+    def update_user(user_id: UserId, body: UserPatch, svc: Svc) -> UserRecord:
         changes = body.model_dump(exclude_unset=True)
         try:
             return svc.users.update(user_id, changes)
@@ -147,7 +155,7 @@ def create_app(database_url: str | None = None, *, read_mode: str | None = None)
             raise HTTPException(status.HTTP_409_CONFLICT, f"email already in use: {changes['email']}") from None
 
     @app.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-    def delete_user(user_id: int, svc: Svc) -> Response:
+    def delete_user(user_id: UserId, svc: Svc) -> Response:
         try:
             svc.users.delete(user_id)
         except UserNotFound:

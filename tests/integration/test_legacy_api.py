@@ -111,6 +111,9 @@ def test_bad_update_is_422_and_changes_nothing(client, body):
 
 def test_bad_path_and_query_are_422(client):
     assert client.get("/users/abc").status_code == 422
+    assert client.get("/users/0").status_code == 422
+    assert client.get(f"/users/{2**31}").status_code == 422  # beyond the integer key, on both backends
+    assert client.put(f"/users/{2**40}", json={"full_name": "X"}).status_code == 422
     assert client.get("/users", params={"limit": 0}).status_code == 422
     assert client.get("/users", params={"limit": 501}).status_code == 422
     assert client.get("/users", params={"offset": -1}).status_code == 422

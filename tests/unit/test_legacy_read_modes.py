@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -52,3 +54,12 @@ def test_api_answers_503_with_the_reason(tmp_path):
         assert r.status_code == 503 and "has no `users` table" in r.json()["detail"]
     assert not (tmp_path / "absent.db").exists()
 
+
+
+def test_api_answers_503_when_the_database_is_unreachable():
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with TestClient(create_app(f"postgresql://nobody@127.0.0.1:{port}/legacy")) as client:
+        r = client.get("/users")
+        assert r.status_code == 503 and r.json()["detail"].startswith("legacy database unavailable: ")
