@@ -2,13 +2,15 @@
 
 from .checkpoints import checkpoint_name, read_model_position, shard_of
 from .dead_letters import DeadLetter, DeadLetterNotFound, NotParked, get_dead_letter, list_parked, parked_count
+from .rebuild import RebuildInProgress, RebuildResult, rebuild_users
 from .registry import REGISTRY, get_projection, register_projection
 from .runner import DEFAULT_BATCH_SIZE, BatchResult, HandlerFailed, caught_up, run_projection, run_projections
 from .status import ProjectionStatus, projection_status
 
 __all__ = [
     "DEFAULT_BATCH_SIZE", "BatchResult", "DeadLetter", "DeadLetterNotFound", "HandlerFailed", "NotParked",
-    "ProjectionStatus", "REGISTRY", "caught_up", "checkpoint_name", "get_dead_letter", "get_projection",
-    "list_parked", "parked_count", "projection_status", "read_model_position", "register_projection",
-    "run_projection", "run_projections", "shard_of",
+    "ProjectionStatus", "REGISTRY", "RebuildInProgress", "RebuildResult", "caught_up", "checkpoint_name",
+    "get_dead_letter", "get_projection", "list_parked", "parked_count", "projection_status",
+    "read_model_position", "rebuild_users", "register_projection", "run_projection", "run_projections",
+    "shard_of",
 ]
