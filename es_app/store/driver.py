@@ -5,7 +5,9 @@ wrappers and events; on the command path that was most of the time. These paths
 run fixed SQL strings on the DB-API connection under SQLAlchemy's pool instead
 (sqlite3 caches prepared statements, psycopg prepares them after a few uses).
 The stored format is exactly what the SQLAlchemy tables in `schema.py` write and
-read, so both kinds of access can be mixed freely.
+read, so both kinds of access can be mixed freely. PostgreSQL array parameters go in
+binary (`%b`): psycopg's text format escapes every element with a regex, which made
+dumping 100 JSON documents cost ~8 ms against ~0.3 ms in binary.
 """
 
 from __future__ import annotations
@@ -167,7 +169,7 @@ class Dialect:
         """Returns the (stream_id, max version) query of many streams: `n` placeholders on SQLite,
         one array on PostgreSQL (n=None)."""
         if n is None:
-            return "SELECT stream_id, max(version) FROM events WHERE stream_id = ANY(%s) GROUP BY stream_id"
+            return "SELECT stream_id, max(version) FROM events WHERE stream_id = ANY(%b::text[]) GROUP BY stream_id"
         return f"SELECT stream_id, max(version) FROM events WHERE stream_id IN ({', '.join(['?'] * n)}) " \
                "GROUP BY stream_id"
 
@@ -190,8 +192,8 @@ class Dialect:
         return (f"INSERT INTO events ({INSERT_COLUMNS}) "
                 "SELECT u.stream_id, u.category, u.version, u.event_id, u.event_type, u.schema_version, "
                 "u.data::jsonb, u.metadata::jsonb, %s "
-                "FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::text[], %s::int[], %s::text[], "
-                "%s::text[]) WITH ORDINALITY AS u(stream_id, category, version, event_id, event_type, "
+                "FROM unnest(%b::text[], %b::text[], %b::int[], %b::text[], %b::text[], %b::int[], %b::text[], "
+                "%b::text[]) WITH ORDINALITY AS u(stream_id, category, version, event_id, event_type, "
                 "schema_version, data, metadata, n) ORDER BY u.n RETURNING stream_id, version, position")
 
     def read_stream(self, has_to: bool, backwards: bool, has_limit: bool) -> str:
@@ -244,7 +246,7 @@ def _insert_unnest(checked: str | None) -> str:
     return (f"INSERT INTO events ({INSERT_COLUMNS}) "
             "SELECT %s, %s, cur.v + u.n, u.event_id, u.event_type, u.schema_version, u.data::jsonb, "
             f"u.metadata::jsonb, %s FROM {current} AS cur, "
-            "unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::text[]) WITH ORDINALITY "
+            "unnest(%b::text[], %b::text[], %b::int[], %b::text[], %b::text[]) WITH ORDINALITY "
             "AS u(event_id, event_type, schema_version, data, metadata, n) "
             f"WHERE {where} ORDER BY u.n RETURNING version, position")
 
@@ -265,7 +267,7 @@ def _read_all(sqlite: bool, n_types: int | None, has_category: bool) -> str:
     sql = f"SELECT {COLUMNS} FROM events WHERE position > %s"
     if n_types is not None:
         sql += (f" AND event_type IN ({', '.join(['%s'] * n_types) or 'NULL'})" if sqlite
-                else " AND event_type = ANY(%s)")
+                else " AND event_type = ANY(%b::text[])")
     if has_category:
         sql += " AND category = %s"
     sql += " ORDER BY position LIMIT %s"
