@@ -44,14 +44,16 @@ def seed_every_event_type(c: EsContainer) -> list[str]:
     return [a, b, imported]
 
 
-def seed_users(c: EsContainer, n: int, renames: int = 1) -> list[str]:
-    ids = []
+def seed_users(c: EsContainer, n: int, renames: int = 1, ids: list[str] | None = None) -> list[str]:
+    """Returns the ids of n registered users (random ids unless given), each renamed `renames` times."""
+    out = []
     for i in range(n):
-        uid = register(c, f"User{i}")
+        uid = register(c, f"User{i}") if ids is None else c.user_service.register(
+            f"User{i}", f"user{i}.{uuid.uuid4().hex[:8]}@example.org", user_id=ids[i]).stream_id
         for r in range(renames):
             c.user_service.execute(uid, lambda u, r=r: u.change_name(f"User{i} r{r}"))
-        ids.append(uid)
-    return ids
+        out.append(uid)
+    return out
 
 
 def dump(engine: Engine, table=users_view) -> dict[str, dict[str, Any]]:  # noqa: ANN001
