@@ -7,7 +7,8 @@ The API runs as `migrator serve es` (uvicorn, one process) on loopback, started 
 docker-compose.yml by `migrator.topology`; in servers mode with the compose projections
 and notifications workers (real `celery worker`s on Redis, under a unique key prefix).
 Clients are asyncio tasks in this process, each sending its next command as soon as the
-previous one answered. Phases: register N users, then rename them (PATCH). The lag of a
+previous one answered; every command carries an Idempotency-Key, as a client that retries
+after a network error must (so the figures include the key's lookup and stored response). Phases: register N users, then rename them (PATCH). The lag of a
 rename is the time from sending it until the read model's position covers it (polled
 from the database every 2 ms by a thread of this process).
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -93,19 +95,31 @@ async def _drive(base: str, clients: int, bodies: list[tuple[str, str, dict]]) -
     for item in bodies:
         queue.put_nowait(item)
     records: list[tuple[float, float, int, dict]] = []  # (sent, answered, status, body)
+    retried: list[str] = []
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
 
         async def worker() -> None:
             while not queue.empty():
                 method, path, body = queue.get_nowait()
+                headers = {"Idempotency-Key": str(uuid.uuid4())}  # so a retry after a network error is safe
                 sent = time.perf_counter()
-                r = await client.request(method, path, json=body)
+                for attempt in range(3):
+                    try:
+                        r = await client.request(method, path, json=body, headers=headers)
+                        break
+                    except (httpx.ReadError, httpx.RemoteProtocolError, httpx.ConnectError):
+                        retried.append(path)
+                        if attempt == 2:
+                            raise
                 records.append((sent, time.perf_counter(), r.status_code, r.json()))
 
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(clients)))
         seconds = time.perf_counter() - start
+    if retried:
+        print(f"note: {len(retried)} requests retried after a network error (same Idempotency-Key)",
+              file=sys.stderr)
     bad = [r for r in records if r[2] >= 300]
     if bad:
         raise RuntimeError(f"{len(bad)} commands failed, e.g. {bad[0][2]} {bad[0][3]}")
@@ -143,6 +157,10 @@ def run(backend: str, mode: str, requests: int, clients: int) -> tuple[list[list
                     seen = watcher.visible_at(body["position"])
                     if seen is not None:
                         lags.append(max(0.0, seen - sent))
+        except Exception:
+            for name in names:
+                print(f"--- {name} log (last lines) ---\n{topology.log(name)[-3000:]}", file=sys.stderr)
+            raise
         finally:
             topology.stop()
             if mode == "servers":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -52,6 +53,16 @@ def domain_status(exc: DomainError) -> int:
     return 422 if isinstance(exc, InvalidCommand) else 409
 
 
+def _operational_errors() -> list[type[Exception]]:
+    """Returns SQLAlchemy's OperationalError and the drivers' own (raised when a pool cannot connect)."""
+    errors: list[type[Exception]] = [OperationalError, sqlite3.OperationalError]
+    try:
+        import psycopg
+    except ImportError:  # the postgres extra is not installed
+        return errors
+    return errors + [psycopg.OperationalError]
+
+
 def install(app: FastAPI) -> None:
     """Registers the handlers that turn exceptions into JSON errors."""
 
@@ -86,10 +97,12 @@ def install(app: FastAPI) -> None:
         return error_response(409, "the user changed concurrently; retry", current_version=exc.actual,
                               error="conflict")
 
-    @app.exception_handler(OperationalError)
-    async def _database_down(_req: Request, exc: OperationalError) -> JSONResponse:
+    async def _database_down(_req: Request, exc: Exception) -> JSONResponse:
         log.error("database unavailable: %s", exc)
         return error_response(503, "the database is unavailable; retry later", {"Retry-After": "1"})
+
+    for error in _operational_errors():
+        app.add_exception_handler(error, _database_down)
 
     @app.exception_handler(EventIdConflict)
     async def _event_ids(_req: Request, exc: EventIdConflict) -> JSONResponse:

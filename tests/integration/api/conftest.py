@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from es_app.api import create_app
+from es_app.bootstrap import engine_for
 from es_app.settings import Settings
 from es_app.worker import stop_embedded
 
@@ -29,6 +30,7 @@ def client(api_settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(api_settings)) as c:
         yield c
     stop_embedded()
+    engine_for(api_settings.es_database_url).dispose()  # give the server its connections back
 
 
 def unique_email(prefix: str = "u") -> str:

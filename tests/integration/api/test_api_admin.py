@@ -103,4 +103,7 @@ def test_health_ok_and_unavailable(client, tmp_path):
         assert r.json()["status"] == "unavailable" and r.json()["mode"] == "servers" and r.json()["database"]
         r = dead.get("/users")
         assert r.status_code == 503 and "unavailable" in r.json()["detail"]
+        r = dead.post("/users", json={"name": "A", "email": "a@example.org"})  # the store's driver-level path
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        assert dead.get("/users/user-1/history").status_code == 503
         assert dead.get("/metrics").status_code == 200

@@ -17,6 +17,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
 
 from es_app.api import create_app
+from es_app.bootstrap import engine_for
 from es_app.settings import Settings
 from es_app.store import make_engine
 from es_app.worker import stop_embedded
@@ -46,6 +47,7 @@ def seeded(request, tmp_path_factory):  # noqa: ANN001, ANN201
                for i in range(3)]
         yield app, ids
     stop_embedded()
+    engine_for(url).dispose()
 
 
 def _even(value: object) -> bool:
