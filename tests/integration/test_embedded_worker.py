@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from es_app.bootstrap import engine_for
 from es_app.projections import caught_up, list_parked, read_model_position
 from es_app.store import NewEvent
 from es_app.worker import embedded_worker, publish_appended, stop_embedded
@@ -14,8 +15,10 @@ from .projection_helpers import container, dump, expected_row, outbox, register,
 
 @pytest.fixture
 def url(new_database_url):
-    yield new_database_url("es")
+    url = new_database_url("es")
+    yield url
     stop_embedded()
+    engine_for(url).dispose()
 
 
 def test_publish_after_commit_wakes_the_in_process_worker(url):

@@ -16,7 +16,9 @@ from .projection_helpers import checkpoints, container, dump, expected_row, regi
 
 @pytest.fixture
 def es(new_database_url):
-    return container(new_database_url("es"))
+    c = container(new_database_url("es"))
+    yield c
+    c.engine.dispose()  # give the server its connections back
 
 
 def index_names(engine) -> set[str]:

@@ -34,7 +34,9 @@ from .projection_helpers import (
 
 @pytest.fixture
 def es(new_database_url):
-    return container(new_database_url("es"))
+    c = container(new_database_url("es"))
+    yield c
+    c.engine.dispose()  # give the server its connections back
 
 
 def test_every_user_event_type_projects_like_a_replay_of_its_stream(es):

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from es_app.bootstrap import engine_for
 from es_app.projections import list_parked, read_model_position
 from es_app.store import NewEvent
 from migrator.cli import main
@@ -26,7 +27,9 @@ def _json(capsys):
 
 @pytest.fixture
 def url(new_database_url):
-    return new_database_url("es")
+    url = new_database_url("es")
+    yield url
+    engine_for(url).dispose()  # the CLI and the helpers share this process's engine for the URL
 
 
 def test_run_status_and_rebuild(url, capsys):
