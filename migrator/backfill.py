@@ -174,8 +174,7 @@ class Backfill:
         Returns what was stored. An empty chunk marks the run done.
         """
         run = self._require_run()
-        items = [(self.mapping.stream_id(self.mapping.key_of(row)), [self._import_event(row, chunk.watermark)],
-                  ExpectedVersion.NO_STREAM) for row in chunk.rows]
+        items = [self._import_item(row, chunk.watermark) for row in chunk.rows]
         with write_transaction(self.store.engine) as conn:
             results = self.store.append_batch(conn, items, skip_mismatched=True) if items else []
             imported = sum(1 for r in results if r is not None)
@@ -191,10 +190,14 @@ class Backfill:
         self.run = updated
         return ChunkResult(len(chunk.rows), imported, len(chunk.rows) - imported, chunk.last_key, chunk.watermark)
 
-    def _import_event(self, row: dict[str, Any], watermark: int) -> NewEvent:
+    def _import_item(self, row: dict[str, Any], watermark: int) -> tuple[str, list[NewEvent], ExpectedVersion]:
         m = self.mapping
-        meta = import_metadata("backfill", watermark, m.timestamp_of(row, m.updated_at))
-        return m.import_event(row, event_id=backfill_import_id(m.table, m.key_of(row)), metadata=meta)
+        key = m.key_of(row)
+        event = m.import_event(row, event_id=backfill_import_id(m.table, key),
+                               metadata=import_metadata("backfill", watermark, None))
+        if event.data.get("updated_at") is not None:  # occurred_at = the row's updated_at, as the event carries it
+            event.metadata["occurred_at"] = event.data["updated_at"]
+        return m.stream_id(key), [event], ExpectedVersion.NO_STREAM
 
     def step(self) -> ChunkResult:
         """Reads and stores the next chunk (rate cap and pause conditions first), then projects.
