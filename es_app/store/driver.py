@@ -72,7 +72,8 @@ def dbapi_connection(engine: Engine, *, autocommit: bool = False) -> Iterator[An
     they would from Core; a connection found dead is invalidated, not pooled again.
     The pool rolls back whatever transaction an error left open.
     """
-    fairy = engine.raw_connection()
+    with translated_errors(engine.dialect):
+        fairy = engine.raw_connection()
     conn = fairy.dbapi_connection
     pg = engine.dialect.name != "sqlite"
     try:

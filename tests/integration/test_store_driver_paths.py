@@ -136,3 +136,20 @@ def test_sqlite_writers_in_threads_lose_nothing(tmp_path):
     for t in range(6):
         assert [e.data["i"] for e in store.read_stream(f"thing-{t}")] == list(range(25))
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_failed_connect_comes_out_as_sqlalchemy_operational_error():
+    require_postgres()
+    from sqlalchemy.exc import OperationalError
+
+    from tests.conftest import PG_URL
+
+    engine = make_engine(f"{PG_URL.rpartition('/')[0]}/no_such_database_here")
+    try:
+        with pytest.raises(OperationalError):
+            EventStore(engine).append("thing-1", [NewEvent("Thing", {})])
+        with pytest.raises(OperationalError):
+            EventStore(engine).read_all(after=0)
+    finally:
+        engine.dispose()
