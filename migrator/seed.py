@@ -50,19 +50,27 @@ _TITLES = {"mr", "mrs", "ms", "miss", "dr", "prof", "md", "phd", "dds", "dvm", "
            "mba", "sig", "sra", "herr", "frau", "dipl", "ing", "univ", "mag", "b", "sc", "m", "a"}
 
 
+def _name_words(full_name: str) -> tuple[str, str]:
+    """Returns the ASCII first and last word of a name, titles left out (for email addresses)."""
+    words = [w for w in _WORD.findall(unidecode(full_name).lower()) if w not in _TITLES] or ["user"]
+    return words[0], words[-1]
+
+
 class _Pools:
-    """Per-locale Faker output drawn once: names, phone numbers, email domains."""
+    """Per-locale Faker output drawn once: names (with their email words), phone numbers, email domains."""
 
     def __init__(self, rng: random.Random, pool_size: int):
         self.locales = list(LOCALES)
-        self.weights = list(LOCALES.values())
+        self.cum_weights = list(itertools.accumulate(LOCALES.values()))
         self.names: dict[str, list[str]] = {}
+        self.people: dict[str, list[tuple[str, str, str]]] = {}
         self.phones: dict[str, list[str]] = {}
         self.domains: dict[str, list[str]] = {}
         for locale in self.locales:
             fake = faker.Faker(locale)
             fake.seed_instance(rng.randrange(2**32))
             self.names[locale] = [fake.name() for _ in range(pool_size)]
+            self.people[locale] = [(name, *_name_words(name)) for name in self.names[locale]]
             self.phones[locale] = [fake.phone_number()[:40] for _ in range(max(pool_size // 4, 1))]
             self.domains[locale] = sorted({fake.free_email_domain() for _ in range(20)}) + \
                 [fake.domain_name() for _ in range(5)]
@@ -84,15 +92,12 @@ class RowMaker:
         return self.seq - 1
 
     def locale(self) -> str:
-        return self.rng.choices(self.pools.locales, self.pools.weights)[0]
-
-    def full_name(self, locale: str) -> str:
-        name = self.rng.choice(self.pools.names[locale])
-        return f"{name} " if self.rng.random() < UNTRIMMED_NAME_SHARE else name
+        return self.rng.choices(self.pools.locales, cum_weights=self.pools.cum_weights)[0]
 
     def email(self, full_name: str, locale: str, seq: int) -> str:
-        words = [w for w in _WORD.findall(unidecode(full_name).lower()) if w not in _TITLES] or ["user"]
-        first, last = words[0], words[-1]
+        return self._email(*_name_words(full_name), locale, seq)
+
+    def _email(self, first: str, last: str, locale: str, seq: int) -> str:
         style = self.rng.randrange(4)
         local = (f"{first}.{last}.{seq}", f"{first[0]}{last}{seq}", f"{last}_{seq}", f"{first}{seq}")[style]
         if self.rng.random() < MIXED_CASE_EMAIL_SHARE:
@@ -108,8 +113,10 @@ class RowMaker:
     def person(self) -> tuple[str, str, str | None]:
         """Returns (full_name, email, phone) of one person from one locale."""
         locale = self.locale()
-        full_name = self.full_name(locale)
-        return full_name, self.email(full_name, locale, self.next_seq()), self.phone(locale)
+        full_name, first, last = self.rng.choice(self.pools.people[locale])
+        if self.rng.random() < UNTRIMMED_NAME_SHARE:
+            full_name += " "
+        return full_name, self._email(first, last, locale, self.next_seq()), self.phone(locale)
 
     def history(self) -> tuple[bool, datetime, datetime]:
         """Returns (is_active, created_at, updated_at)."""
