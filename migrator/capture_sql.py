@@ -48,7 +48,9 @@ PG_CHANGELOG = [
     f"CREATE INDEX IF NOT EXISTS ix_{CHANGELOG}_unnumbered ON {CHANGELOG} (entry) WHERE id IS NULL",
     # Fires at commit once per changelog row; the first firing numbers all of the transaction's
     # rows (the only unnumbered rows it can see) in one UPDATE, from a block of the sequence
-    # taken under the lock; the other firings find their row numbered and return.
+    # taken under the lock; the other firings find their row numbered and return. Deferred
+    # events fire in insertion order, so the first firing's row has the transaction's lowest
+    # entry: `entry >= NEW.entry` keeps the scan off the dead row versions of older commits.
     f"""CREATE OR REPLACE FUNCTION {CHANGELOG}_number() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE
         n BIGINT;
@@ -58,14 +60,14 @@ PG_CHANGELOG = [
             RETURN NULL;
         END IF;
         PERFORM pg_advisory_xact_lock({NUMBERING_LOCK_KEY});
-        SELECT count(*) INTO n FROM {CHANGELOG} WHERE id IS NULL;
+        SELECT count(*) INTO n FROM {CHANGELOG} WHERE id IS NULL AND entry >= NEW.entry;
         base := nextval('{CHANGELOG}_id_seq');
         IF n > 1 THEN
             PERFORM setval('{CHANGELOG}_id_seq', base + n - 1);
         END IF;
         UPDATE {CHANGELOG} c SET id = s.id
           FROM (SELECT entry, base + row_number() OVER (ORDER BY entry) - 1 AS id
-                  FROM {CHANGELOG} WHERE id IS NULL) s
+                  FROM {CHANGELOG} WHERE id IS NULL AND entry >= NEW.entry) s
          WHERE c.entry = s.entry;
         RETURN NULL;
     END $$""",
