@@ -39,13 +39,11 @@ def _projection_lag(container: Any) -> Callable[[], int]:
     return lambda: projection_lag(container)
 
 
-def _relay_backlog(legacy_engine: Any, container: Any) -> Callable[[], int] | None:
-    """Returns a callable giving the relay's backlog, None when the relay is not available."""
-    try:
-        from migrator.relay import backlog  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return lambda: backlog(legacy_engine, container.engine)
+def _relay_backlog(legacy_engine: Any, container: Any, mappings: list[Any]) -> Callable[[], int]:
+    """Returns a callable giving the relay's backlog over the mapped tables."""
+    from migrator.relay import backlog
+
+    return lambda: backlog(legacy_engine, container.engine, mappings)
 
 
 def summary_table(runs: list[tuple[BackfillRun, float]]) -> Table:
@@ -101,11 +99,9 @@ def backfill(
         raise CliError(str(exc)) from None
     options = BackfillOptions(batch_size=batch_size, max_rate=max_rate, pause_file=pause_file,
                               max_relay_backlog=max_relay_backlog, max_projection_lag=max_projection_lag)
-    gate = PauseGate(pause_file=pause_file, relay_backlog=_relay_backlog(legacy, es),
+    gate = PauseGate(pause_file=pause_file, relay_backlog=_relay_backlog(legacy, es, mappings),
                      max_relay_backlog=max_relay_backlog, projection_lag=_projection_lag(es),
                      max_projection_lag=max_projection_lag)
-    if max_relay_backlog is not None and gate.relay_backlog is None:
-        raise CliError("--max-relay-backlog needs the relay (migrator.relay), which is not installed")
     project_fn = _projector(es) if project else None
     backfills = [Backfill(m, legacy, es.store, options=options, gate=gate, project=project_fn) for m in mappings]
     try:

@@ -14,6 +14,7 @@ from migrator import capture
 from migrator.backfill import Backfill, BackfillError, BackfillOptions, projection_lag
 from migrator.cli import main
 from migrator.mapping import USERS
+from migrator.relay import Relay, backlog as relay_backlog
 from migrator.throttle import PauseGate
 
 from .backfill_helpers import (
@@ -249,3 +250,22 @@ def test_cli_backfills_projects_and_reports(db, capsys, tmp_path):
     with engine.connect() as conn:
         pass
     assert event_count(engine) == 9
+
+
+def test_it_pauses_while_the_relay_backlog_is_too_long(db):
+    url, engine = db
+    insert_users(engine, keys(8))
+    with engine.begin() as conn:  # 8 inserts and 3 updates wait for the relay
+        conn.execute(text("UPDATE users SET full_name = 'Changed' WHERE id IN (2, 5, 8)"))
+    relay = Relay(USERS.bind(engine), engine, EventStore(engine), batch_size=1)
+    clock = FakeClock()
+    clock.hooks.append(lambda: relay.run_batch())  # the relay catches up one change per poll
+    seen = []
+    gate = PauseGate(relay_backlog=lambda: seen.append(relay_backlog(engine, engine, [USERS])) or seen[-1],
+                     max_relay_backlog=9)
+    b = make_backfill(engine, batch_size=10, clock=clock, gate=gate)
+    b.start()
+    b.run_to_end()
+    assert seen[:3] == [11, 10, 9] and len(clock.sleeps) == 2
+    relay.drain()
+    assert differences(engine, EventStore(engine), b.mapping) == []
