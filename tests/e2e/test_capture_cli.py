@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
+from es_app.bootstrap import engine_for
 from es_app.store import make_engine
 from migrator.cli import main
 from tests.accounts import MAPPING_FILE
@@ -12,7 +13,9 @@ from tests.accounts import MAPPING_FILE
 
 @pytest.fixture
 def legacy_url(new_database_url):
-    return new_database_url("legacy")
+    url = new_database_url("legacy")
+    yield url
+    engine_for(url).dispose()  # the CLI's cached engine: give its connections back
 
 
 def run(capsys, *argv):

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import text
 
+from es_app.bootstrap import engine_for
 from es_app.store import make_engine
 from migrator.cli import main
 
@@ -15,7 +16,10 @@ T = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 @pytest.fixture
 def urls(new_database_url):
-    return new_database_url("legacy"), new_database_url("es")
+    pair = new_database_url("legacy"), new_database_url("es")
+    yield pair
+    for url in pair:
+        engine_for(url).dispose()  # the CLI's cached engines: give their connections back
 
 
 def run(capsys, *argv):
