@@ -12,6 +12,7 @@ import time
 
 from sqlalchemy import text
 
+from es_app.bootstrap import engine_for
 from es_app.store import EventStore, make_engine
 from migrator import capture
 from migrator.cli import main
@@ -59,6 +60,7 @@ def test_sigkilled_backfill_resumes_with_no_duplicates_and_no_gaps(new_database_
         assert 0 < done < rows
     assert main(["backfill", "--es-url", url, "--legacy-url", url]) == 1  # unfinished: say what to pass
     err = capsys.readouterr().err
+    engine_for(url).dispose()
     assert "--resume" in err and "--restart" in err and len(err.strip().splitlines()) == 1
     finish = subprocess.run(_cli("backfill", "--resume", "--es-url", url, "--legacy-url", url),
                             capture_output=True, text=True, timeout=300)

@@ -155,5 +155,5 @@ def test_backfill_100k_rows_under_live_api_edits_ends_with_zero_differences(post
     assert duplicated_changes(es.store, mapping) == []
     assert read_model_differences(legacy, es_engine, mapping) == []
     print(f"compare {time.perf_counter() - t0:.1f} s")
-    legacy.dispose()
-    es_engine.dispose()
+    for engine in (legacy, es_engine, es.engine):
+        engine.dispose()

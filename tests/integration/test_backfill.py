@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from es_app.bootstrap import build
+from es_app.bootstrap import build, engine_for
 from es_app.projections import run_projections
 from es_app.settings import Settings
 from es_app.store import EventStore, ExpectedVersion, NewEvent, make_engine
@@ -206,6 +206,7 @@ def test_it_pauses_while_projections_lag_and_goes_on_once_they_catch_up(db):
     assert lags == [0, 5, 0, 5, 0, 2]  # paused (one poll) after each full chunk, never before
     assert len(clock.sleeps) == 2
     assert differences(engine, EventStore(engine), b.mapping) == []
+    container.engine.dispose()
 
 
 def test_a_second_table_with_a_text_key_backfills_with_no_code_change(db):
@@ -239,6 +240,7 @@ def test_cli_backfills_projects_and_reports(db, capsys, tmp_path):
     assert main(["backfill", "--batch-size", "4", "--es-url", url, "--legacy-url", url]) == 0
     out = capsys.readouterr().out
     assert "backfill summary" in out and "9/9" in out
+    engine_for(url).dispose()  # the CLI's pooled connections: give them back to the server
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM users_view WHERE deleted = false")).scalar() == 9
     assert main(["backfill", "--es-url", url, "--legacy-url", url]) == 1
@@ -247,6 +249,7 @@ def test_cli_backfills_projects_and_reports(db, capsys, tmp_path):
     assert main(["backfill", "--resume", "--restart", "--es-url", url, "--legacy-url", url]) == 1
     assert main(["backfill", "--table", "nope", "--es-url", url, "--legacy-url", url]) == 1
     assert "no mapping for this table" in capsys.readouterr().err
+    engine_for(url).dispose()
     with engine.connect() as conn:
         pass
     assert event_count(engine) == 9
