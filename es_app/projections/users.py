@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 from typing import Any, Sequence
 
-from sqlalchemy import ARRAY, Connection, String, Table, func, literal, select, text
+from sqlalchemy import Connection, Table, select, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from es_app.domain import User, UserState, event_from_data
 from es_app.store import RecordedEvent
+from es_app.store.driver import dbapi_of, translated_errors
 from es_app.store.engine import is_sqlite
 
 from .tables import users_view
@@ -75,6 +76,29 @@ def _pg_upsert_sql(table: str) -> str:
             f'AS r({spec}) ON CONFLICT ("id") DO UPDATE SET {sets} WHERE "{table}"."version" < EXCLUDED."version"')
 
 
+_PG_LOOKUP_COLUMNS = ("id", "name", "email", "phone", "active", "deleted", "version", "created_at", "updated_at",
+                      "legacy_key", "extra")
+
+
+def _pg_lookup(conn: Connection, table: str, ids: list[str]) -> dict[str, UserState]:
+    """Returns the states of these rows: one array parameter, planned afresh each time.
+
+    Not a prepared statement: a plan cached while the table was empty (a catch-up from 0)
+    would stay a sequential scan as the table grows, making every batch slower.
+    """
+    cols = ", ".join(f'"{c}"' for c in _PG_LOOKUP_COLUMNS)
+    with translated_errors(conn.dialect):
+        cur = dbapi_of(conn).cursor()
+        try:
+            cur.execute(f'SELECT {cols} FROM "{table}" WHERE "id" = ANY(%s)', (ids,), prepare=False)
+            return {r[0]: UserState(id=r[0], name=r[1], email=r[2], phone=r[3], active=r[4], deleted=r[5],
+                                    version=r[6], created_at=r[7], updated_at=r[8], legacy_key=r[9],
+                                    extra=dict(r[10] or {}))
+                    for r in cur.fetchall()}
+        finally:
+            cur.close()
+
+
 class UsersBatch:
     def __init__(self, conn: Connection, table: Table, events: Sequence[RecordedEvent]):
         self.conn, self.table = conn, table
@@ -86,9 +110,8 @@ class UsersBatch:
             for start in range(0, len(ids), _CHUNK):
                 for row in conn.execute(select(table).where(table.c.id.in_(ids[start:start + _CHUNK]))):
                     self.states[row.id] = state_from_row(row)
-        else:  # one array parameter instead of one parameter per id
-            for row in conn.execute(select(table).where(table.c.id == func.any(literal(ids, ARRAY(String))))):
-                self.states[row.id] = state_from_row(row)
+        else:
+            self.states = _pg_lookup(conn, table.name, ids)
         self.dirty: dict[str, int] = {}  # stream id -> position of the last event applied
 
     def apply(self, event: RecordedEvent) -> bool:
