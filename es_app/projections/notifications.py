@@ -6,11 +6,11 @@ handler twice (a redelivered task, a replay, two workers) writes it once.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
-from sqlalchemy import Connection
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Connection, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from es_app.store import RecordedEvent
@@ -41,6 +41,14 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
+_PG_INSERT = (
+    "INSERT INTO notifications (event_id, kind, stream_id, recipient, payload, created_at) "
+    "SELECT event_id, kind, stream_id, recipient, payload, :now "
+    "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) "
+    "AS r(event_id text, kind text, stream_id text, recipient text, payload jsonb) "
+    "ON CONFLICT (event_id) DO NOTHING")
+
+
 class NotificationsBatch:
     def __init__(self, conn: Connection, handlers: dict[str, Handler]):
         self.conn, self.handlers = conn, handlers
@@ -56,10 +64,15 @@ class NotificationsBatch:
         return True
 
     def flush(self) -> None:
-        if self.rows:
-            ins = (sqlite_insert if is_sqlite(self.conn) else pg_insert)(notifications)
-            self.conn.execute(ins.on_conflict_do_nothing(index_elements=["event_id"]), self.rows)
-            self.rows = []
+        if not self.rows:
+            return
+        rows, self.rows = self.rows, []
+        if is_sqlite(self.conn):
+            self.conn.execute(sqlite_insert(notifications).on_conflict_do_nothing(index_elements=["event_id"]), rows)
+            return
+        now = rows[0]["created_at"]  # one statement for the batch, as in the users projection
+        payload = json.dumps([{k: v for k, v in r.items() if k != "created_at"} for r in rows])
+        self.conn.execute(text(_PG_INSERT), {"rows": payload, "now": now})
 
 
 class NotificationsProjection:
