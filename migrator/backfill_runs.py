@@ -32,7 +32,7 @@ backfill_runs = Table(
     Column("name", String(200), primary_key=True),
     Column("table_name", String(200), nullable=False),
     Column("status", String(20), nullable=False),  # "running" or "done"
-    Column("last_key", Text, nullable=True),  # JSON: the last legacy key of the last stored chunk
+    Column("last_key", Text, nullable=True),  # JSON (non-JSON keys such as UUIDs as text): the last key stored
     Column("rows_done", BigInteger, nullable=False),
     Column("rows_imported", BigInteger, nullable=False),
     Column("rows_skipped", BigInteger, nullable=False),
@@ -69,7 +69,7 @@ class BackfillRun:
 
     def _values(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
-        values["last_key"] = None if self.last_key is None else json.dumps(self.last_key)
+        values["last_key"] = None if self.last_key is None else json.dumps(self.last_key, default=str)
         return values
 
 
