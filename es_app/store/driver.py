@@ -216,10 +216,6 @@ class Dialect:
         return _read_all(self.sqlite, n_types, has_category)
 
     @property
-    def snapshot(self) -> str:
-        return self.q("SELECT version, schema_version, state FROM snapshots WHERE stream_id = %s")
-
-    @property
     def head(self) -> str:
         return "SELECT max(position) FROM events"
 
