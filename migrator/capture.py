@@ -25,8 +25,8 @@ from .mapping import MappingError, TableMapping
 
 __all__ = [
     "CHANGELOG", "Change", "CaptureError", "CaptureStatus", "LEGACY_ORIGIN", "MIGRATOR_ORIGIN", "MODES",
-    "NOTIFY_CHANNEL", "TableCapture", "backlog", "changelog_exists", "install", "latest_change_id",
-    "migrator_writes", "read_changes", "remove", "status",
+    "NOTIFY_CHANNEL", "TableCapture", "backlog", "changelog_exists", "check_mappings", "install",
+    "latest_change_id", "migrator_writes", "read_changes", "remove", "require_installed", "status",
 ]
 
 
@@ -50,6 +50,8 @@ class Change:
 
 @dataclasses.dataclass(frozen=True)
 class TableCapture:
+    """Returns one mapped table's capture state: triggers present, changelog rows and last id."""
+
     table: str
     installed: bool
     changes: int  # changelog rows of this table
@@ -99,7 +101,7 @@ def install(engine: Engine, mappings: Sequence[TableMapping], *, mode: str = "tr
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}")
-    bound = [m if m.table_columns else m.bind(engine) for m in mappings]
+    bound = [m.bind(engine) for m in mappings]  # fresh: SQLite triggers list the columns of today
     with _begin(engine) as conn, conn.begin():
         if _is_sqlite(conn):
             _run(conn, sql.SQLITE_CHANGELOG)

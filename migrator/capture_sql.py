@@ -121,16 +121,13 @@ def pg_triggers(table: str, key: str) -> list[str]:
 
 
 def pg_drop_triggers(table: str) -> list[str]:
+    """Returns the statements dropping one table's capture triggers on PostgreSQL (if present)."""
     t = _quote(table)
     return [f"DROP TRIGGER IF EXISTS migrator_capture ON {t}",
             f"DROP TRIGGER IF EXISTS migrator_capture_truncate ON {t}"]
 
 
 PG_ORIGIN_EXPR = f"coalesce(nullif(current_setting('{ORIGIN_SETTING}', true), ''), '{LEGACY_ORIGIN}')"
-
-
-def pg_row_json(alias: str) -> str:
-    return f"to_jsonb({alias})"
 
 
 # -- SQLite --------------------------------------------------------------------
@@ -168,6 +165,7 @@ def sqlite_row_json(prefix: str, columns: Sequence[str], binary: Iterable[str] =
 
 
 def sqlite_trigger_names(table: str) -> list[str]:
+    """Returns the names of one table's four capture triggers on SQLite."""
     return [f"migrator_capture_{table}_{s}" for s in SQLITE_TRIGGER_SUFFIXES]
 
 
@@ -196,4 +194,5 @@ def sqlite_triggers(table: str, key: str, columns: Sequence[str], binary: Iterab
 
 
 def sqlite_drop_triggers(table: str) -> list[str]:
+    """Returns the statements dropping one table's capture triggers on SQLite (if present)."""
     return [f"DROP TRIGGER IF EXISTS {_quote(n)}" for n in sqlite_trigger_names(table)]

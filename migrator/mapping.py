@@ -167,10 +167,12 @@ class TableMapping:
 
     @property
     def category(self) -> str:
+        """Returns the streams' category (the prefix)."""
         return self.stream_prefix
 
     @property
     def timestamp_columns(self) -> tuple[str, ...]:
+        """Returns the created_at/updated_at columns that are set."""
         return tuple(c for c in (self.created_at, self.updated_at) if c)
 
     def extra_columns(self, row: Mapping[str, Any]) -> list[str]:
@@ -201,6 +203,7 @@ class TableMapping:
         return {**self.fields_of(row), "extra": self.extras_of(row)}
 
     def timestamp_of(self, row: Mapping[str, Any], column: str | None) -> str | None:
+        """Returns the row's value of a timestamp column as a UTC ISO string (None for no column)."""
         return None if column is None else self._stamp(row.get(column))
 
     def json_row(self, row: Mapping[str, Any]) -> dict[str, Any]:

@@ -44,6 +44,7 @@ def lock_offset(conn: Connection, name: str) -> int:
 
 
 def save_offset(conn: Connection, name: str, position: int) -> None:
+    """Stores the position in the caller's transaction (after `lock_offset`)."""
     conn.execute(update(offsets).where(offsets.c.name == name)
                  .values(position=position, updated_at=datetime.now(timezone.utc)))
 

@@ -198,3 +198,17 @@ def test_postgres_refuses_truncate_while_capture_is_installed(pg_captured):
     capture.remove(captured, [USERS])
     with captured.begin() as conn:
         conn.execute(text("TRUNCATE users"))
+
+
+def test_a_column_added_later_is_captured_after_install_runs_again(captured):
+    with captured.begin() as conn:
+        insert_users(conn, 1)
+        conn.execute(text("ALTER TABLE users ADD COLUMN nickname VARCHAR(40)"))
+    capture.install(captured, [USERS])  # refreshes the SQLite triggers' column list
+    with captured.begin() as conn:
+        conn.execute(text("UPDATE users SET nickname = 'annie' WHERE id = 1"))
+    update = changes(captured)[-1]
+    assert (update.old_row["nickname"], update.new_row["nickname"]) == (None, "annie")
+    bound = USERS.bind(captured)
+    (event,) = bound.change_events(update.old_row, update.new_row, event_ids=lambda i: str(i), metadata={})
+    assert (event.type, event.data) == ("UserLegacyColumnChanged", {"column": "nickname", "value": "annie"})
