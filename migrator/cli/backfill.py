@@ -26,6 +26,7 @@ from migrator.mapping import MappingError
 from migrator.throttle import PauseGate
 
 from .common import CliError, EsUrl, LegacyUrl, console, settings_for
+from .serve import check_schema
 
 
 class RateColumn(ProgressColumn):
@@ -89,6 +90,7 @@ def backfill(
     if resume and restart:
         raise CliError("pass either --resume or --restart, not both")
     settings = settings_for(ctx, es_url, legacy_url)
+    check_schema("es", settings.es_database_url)  # the checkpoint table lives there
     legacy = engine_for(settings.legacy_database_url)
     es = build(settings)
     try:

@@ -272,3 +272,11 @@ def test_it_pauses_while_the_relay_backlog_is_too_long(db):
     assert seen[:3] == [11, 10, 9] and len(clock.sleeps) == 2
     relay.drain()
     assert differences(engine, EventStore(engine), b.mapping) == []
+
+
+def test_cli_refuses_an_event_store_that_is_not_initialised(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    assert main(["backfill", "--es-url", url, "--legacy-url", url]) == 1
+    err = capsys.readouterr().err
+    assert "migrator init" in err and len(err.strip().splitlines()) == 1
+    engine_for(url).dispose()
