@@ -114,20 +114,32 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def new_database_url(backend: str, tmp_path, request: pytest.FixtureRequest) -> Callable[[str], str]:
-    """Returns a factory: name -> URL of a fresh database at schema head on this test's backend."""
+def new_database_url(backend: str, tmp_path, request: pytest.FixtureRequest) -> Iterator[Callable[[str], str]]:
+    """Returns a factory: name -> URL of a fresh database at schema head on this test's backend.
+
+    PostgreSQL databases are dropped when the test ends (WITH FORCE, which also closes the
+    idle connections that cached engines still pool), so a long run does not exhaust the
+    server's max_connections.
+    """
+    created: list[tuple[PostgresDatabases, str]] = []
 
     def make(name: str = "db") -> str:
         if backend == "postgres":
             dbs: PostgresDatabases = request.getfixturevalue("postgres_databases")
-            return dbs.new()
+            created.append((dbs, dbs.new()))
+            return created[-1][1]
         url = f"sqlite:///{tmp_path / f'{name}-{uuid.uuid4().hex[:6]}.db'}"
         engine = make_engine(url)
         schema.upgrade_all({"es": engine, "legacy": engine})
         engine.dispose()
         return url
 
-    return make
+    yield make
+    for dbs, url in created:
+        try:
+            dbs.drop(url)
+        except Exception:  # noqa: BLE001 - the session's end drops what is left
+            pass
 
 
 @pytest.fixture

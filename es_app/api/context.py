@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 import secrets
 import threading
@@ -43,12 +44,17 @@ class LazyContainer:
         return self._container
 
 
-def get_container(request: Request) -> EsContainer:
-    """Returns the app's wired event-sourced side."""
+async def get_container(request: Request) -> EsContainer:
+    """Returns the app's wired event-sourced side (async: no thread-pool hop; built once, on first use)."""
     return request.app.state.es.get()
 
 
 Container = Annotated[EsContainer, Depends(get_container)]
+
+
+def _new_id() -> str:
+    """Returns a random UUID4 string without a urandom call on the event loop (slow on some VMs)."""
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
 
 
 class CorrelationMiddleware:
@@ -62,7 +68,7 @@ class CorrelationMiddleware:
             await self.app(scope, receive, send)
             return
         raw = next((v for k, v in scope["headers"] if k == b"x-correlation-id"), None)
-        cid = raw.decode("latin-1") if raw is not None else str(uuid.uuid4())
+        cid = raw.decode("latin-1") if raw is not None else _new_id()
         if not _ID.match(cid):
             response = error_response(422, f"{CORRELATION_HEADER} must be 1-128 characters of "
                                            "letters, digits and ._:@/+=-")

@@ -1,4 +1,4 @@
-"""The compose topology as local processes: uvicorn (`migrator serve es`), real `celery worker`s and beat.
+"""The compose topology as local processes: both APIs in uvicorn, real `celery worker`s and beat.
 
 Users are created and renamed over HTTP; the read model converges through the
 projections worker, the notifications worker writes one welcome per user, and
@@ -48,11 +48,13 @@ def topology(postgres_databases, tmp_path):
                     catch_up_interval_s=2)
     topo = Topology(load_compose(COMPOSE), env, tmp_path / "topology")
     try:
-        topo.start(["init", "es-api", "projections-worker", "notifications-worker", "beat"])
+        topo.start(["init", "es-api", "legacy-api", "projections-worker", "notifications-worker", "beat"])
         yield topo, Settings(es_database_url=es_url, legacy_database_url=legacy_url)
     finally:
         topo.stop()
         clean_redis(prefix)
+        for url in (es_url, legacy_url):
+            postgres_databases.drop(url)
 
 
 def test_http_commands_converge_through_real_workers(topology):
@@ -93,4 +95,6 @@ def test_http_commands_converge_through_real_workers(topology):
     assert f'es_events_appended_total{{command="ChangeUser"}} {len(users)}.0' in api.get("/metrics").text
     health = api.get("/health").json()
     assert health["mode"] == "servers" and health["status"] == "ok"
+    legacy = httpx.post(f"{topo.url('legacy-api')}/users", json={"email": "old@example.org", "full_name": "Old Timer"})
+    assert legacy.status_code == 201, legacy.text
     es.engine.dispose()

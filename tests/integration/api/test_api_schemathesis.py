@@ -48,6 +48,8 @@ def seeded(request, tmp_path_factory):  # noqa: ANN001, ANN201
         yield app, ids
     stop_embedded()
     engine_for(url).dispose()
+    if request.param == "postgres":
+        request.getfixturevalue("postgres_databases").drop(url)
 
 
 def _even(value: object) -> bool:
