@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from functools import lru_cache
+import threading
 
 from sqlalchemy import Engine
 
@@ -13,10 +13,26 @@ from es_app.settings import Settings, get_settings
 from es_app.store import EventStore, Repository, SnapshotStore, UpcasterRegistry, make_engine
 
 
-@lru_cache(maxsize=None)
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
 def engine_for(url: str) -> Engine:
     """Returns one shared engine per database URL in this process."""
-    return make_engine(url)
+    with _engines_lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = _engines[url] = make_engine(url)
+        return engine
+
+
+def dispose_engines() -> None:
+    """Closes every shared engine's pooled connections and forgets the engines."""
+    with _engines_lock:
+        engines = list(_engines.values())
+        _engines.clear()
+    for engine in engines:
+        engine.dispose()
 
 
 @dataclasses.dataclass

@@ -147,3 +147,13 @@ def es_engine(new_database_url):
     engine = make_engine(new_database_url("es"))
     yield engine
     engine.dispose()
+
+
+
+@pytest.fixture(autouse=True)
+def _dispose_shared_engines() -> Iterator[None]:
+    """Disposes the per-URL engines that in-process CLI/API calls share, so no test hoards connections."""
+    yield
+    from es_app.bootstrap import dispose_engines
+
+    dispose_engines()
