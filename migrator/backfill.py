@@ -26,10 +26,11 @@ from sqlalchemy import Connection, Engine, column, func, select, table
 
 from es_app.store import EventStore, ExpectedVersion, NewEvent, write_transaction
 
-from .capture import changelog_exists, latest_change_id
 from .backfill_runs import DONE, BackfillRun, delete_run, load_run, save_run
+from .capture import changelog_exists, latest_change_id
 from .mapping import TableMapping, backfill_import_id, import_metadata
 from .throttle import Clock, PauseGate, RateLimiter, Sleep
+
 
 class BackfillError(Exception):
     """A backfill that cannot start or go on; the message is one line the user can act on."""
@@ -37,13 +38,12 @@ class BackfillError(Exception):
 
 @dataclasses.dataclass
 class BackfillOptions:
-    """Knobs of one backfill run; thresholds and the rate cap are off when None."""
+    """Knobs of one backfill run; the rate cap is off when None. Pause conditions beyond the
+    pause file (relay backlog, projection lag) come with a `PauseGate` passed to `Backfill`."""
 
     batch_size: int = 1000
     max_rate: float | None = None
     pause_file: Path | None = None
-    max_relay_backlog: int | None = None
-    max_projection_lag: int | None = None
     poll_s: float = 1.0
 
 

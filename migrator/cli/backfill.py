@@ -99,8 +99,7 @@ def backfill(
         mappings = load_mappings(mapping, legacy, tables)
     except (MappingError, OSError) as exc:
         raise CliError(str(exc)) from None
-    options = BackfillOptions(batch_size=batch_size, max_rate=max_rate, pause_file=pause_file,
-                              max_relay_backlog=max_relay_backlog, max_projection_lag=max_projection_lag)
+    options = BackfillOptions(batch_size=batch_size, max_rate=max_rate, pause_file=pause_file)
     gate = PauseGate(pause_file=pause_file, relay_backlog=_relay_backlog(legacy, es, mappings),
                      max_relay_backlog=max_relay_backlog, projection_lag=_projection_lag(es),
                      max_projection_lag=max_projection_lag)
