@@ -231,6 +231,8 @@ class EventStore:
         Returns one result per item; with `skip_mismatched`, an item whose expected
         version does not match is left out (None) instead of raising.
         """
+        if any(not batch for _, batch, _ in items):
+            raise ValueError("append_batch needs at least one event per stream")
         db = dbapi_of(conn)
         with translated_errors(self.engine.dialect):
             versions = self._lock_and_read_versions(db, [stream_id for stream_id, _, _ in items])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Iterable, Protocol, TypeVar
 
 from es_app.domain.events import DomainEvent, event_from_data
@@ -33,8 +33,9 @@ A = TypeVar("A", bound=Aggregate)
 
 
 def _parse_time(value: str | datetime) -> datetime:
+    """Returns an aware datetime; a naive one is taken as UTC (as the API and the store's clock do)."""
     t = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return t if t.tzinfo else t.replace(tzinfo=datetime.now().astimezone().tzinfo)
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
 def _pairs(recorded: Iterable[RecordedEvent]) -> Iterable[tuple[DomainEvent, dict[str, Any]]]:

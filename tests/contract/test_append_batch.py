@@ -80,3 +80,13 @@ def test_a_large_batch_spans_many_streams(store):
         results = store.append_batch(conn, items)
     assert sum(len(r.positions) for r in results) == len(store.read_all(limit=10_000)) == 2400
     assert [store.stream_version(f"user-{i}") for i in (0, 1, 2, 1199)] == [1, 2, 3, 3]
+
+
+def test_an_item_without_events_is_refused_before_anything_is_written(es_engine):
+    from es_app.store import EventStore, NewEvent, write_transaction
+
+    store = EventStore(es_engine)
+    with pytest.raises(ValueError, match="at least one event"):
+        with write_transaction(es_engine) as conn:
+            store.append_batch(conn, [("s-1", [NewEvent("T", {})], 0), ("s-2", [], 0)])
+    assert store.head_position() == 0
