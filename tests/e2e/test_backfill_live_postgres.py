@@ -4,6 +4,7 @@ between legacy rows, the replay of their streams, and the read model."""
 
 from __future__ import annotations
 
+import multiprocessing
 import random
 import threading
 import time
@@ -30,7 +31,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(900)]
 ROWS = 100_000
 EDITORS = 4
 BATCH = 2000
-PACE_S = 0.01  # between one editor's requests: leaves the 2 cores' share to the backfill and relay
+PACE_S = 0.03  # between one editor's requests (~100 edits/s in all): the 2 cores are shared with the backfill
 
 
 class Editors:
@@ -93,8 +94,20 @@ def seed_rows(engine) -> None:
         conn.execute(text("SELECT setval(pg_get_serial_sequence('users', 'id'), :n)"), {"n": ROWS})
 
 
-def read_model_differences(legacy_engine, es_engine, mapping) -> list[str]:
-    rows = legacy_rows(legacy_engine, mapping)
+def edit_in_a_process(legacy_url: str, cursor, stop, results) -> None:
+    """The legacy app's side, in its own process (as in production; and off the backfill's GIL):
+    EDITORS threads editing through the API until `stop`; puts (ops, errors) on `results`."""
+    editors = Editors(legacy_url, lambda: cursor.value, stop)
+    threads = [threading.Thread(target=editors.run, args=(i,), name=f"editor-{i}") for i in range(EDITORS)]
+    for t in threads:
+        t.start()
+    results.put("editing")
+    for t in threads:
+        t.join()
+    results.put((dict(editors.ops), editors.errors))
+
+
+def read_model_differences(rows, es_engine, mapping) -> list[str]:
     with es_engine.connect() as conn:
         view = {r.id: r for r in conn.execute(text(
             "SELECT id, name, email, phone, active, deleted FROM users_view WHERE id LIKE 'user-%'"))}
@@ -122,38 +135,41 @@ def test_backfill_100k_rows_under_live_api_edits_ends_with_zero_differences(post
     backfill.start()
     started = time.perf_counter()
 
-    stop_edits, stop_relay = threading.Event(), threading.Event()
-    editors = Editors(legacy_url, lambda: int(backfill.run.last_key or 0), stop_edits)
+    ctx = multiprocessing.get_context("spawn")
+    cursor, stop_edits, results = ctx.Value("q", 0), ctx.Event(), ctx.Queue()
+    editing = ctx.Process(target=edit_in_a_process, args=(legacy_url, cursor, stop_edits, results), name="editors")
+    stop_relay = threading.Event()
     relay = Relay(mapping, legacy, es.store, batch_size=1000)
-    threads = [threading.Thread(target=editors.run, args=(i,), name=f"editor-{i}") for i in range(EDITORS)]
-    threads.append(threading.Thread(target=follow, args=([relay], legacy),
-                                    kwargs={"stop": stop_relay, "poll_interval": 0.2}, name="relay"))
-    for t in threads:
-        t.start()
+    relaying = threading.Thread(target=follow, args=([relay], legacy),
+                                kwargs={"stop": stop_relay, "poll_interval": 0.2}, name="relay")
+    editing.start()
+    relaying.start()
     try:
-        run = backfill.run_to_end()
+        assert results.get(timeout=60) == "editing"  # the editors are at work before the backfill starts
+        run = backfill.run_to_end(lambda _chunk: setattr(cursor, "value", int(backfill.run.last_key or 0)))
     finally:
         stop_edits.set()
-        for t in threads[:EDITORS]:
-            t.join(timeout=60)
+        ops, errors = results.get(timeout=120)
+        editing.join(timeout=60)
         stop_relay.set()
-        threads[-1].join(timeout=60)
+        relaying.join(timeout=60)
     relay.drain()
     run_projections(es)
-    print(f"backfill {run.rows_done} rows in {time.perf_counter() - started:.1f} s under {dict(editors.ops)}")
+    print(f"backfill {run.rows_done} rows in {time.perf_counter() - started:.1f} s under {dict(ops)}")
 
-    assert editors.errors == []
-    edits = sum(editors.ops.values())
-    assert edits > 200 and editors.ops["put 200"] > 100, editors.ops
-    assert run.rows_done >= ROWS - editors.ops["delete 204"] and run.rows_imported + run.rows_skipped == run.rows_done
+    assert errors == []
+    edits = sum(ops.values())
+    assert edits > 200 and ops["put 200"] > 100, ops
+    assert run.rows_done >= ROWS - ops["delete 204"] and run.rows_imported + run.rows_skipped == run.rows_done
     with legacy.connect() as conn:  # (a PUT that changes nothing writes nothing)
         changes = conn.execute(text("SELECT count(*) FROM migrator_changelog")).scalar()
-    assert editors.ops["post 201"] + editors.ops["delete 204"] + 100 <= changes <= edits
+    assert ops["post 201"] + ops["delete 204"] + 100 <= changes <= edits
     t0 = time.perf_counter()
-    deleted = set(range(1, ROWS + 1)) - set(legacy_rows(legacy, mapping))
+    rows = legacy_rows(legacy, mapping)
+    deleted = set(range(1, ROWS + 1)) - set(rows)
     assert differences(legacy, es.store, mapping, deleted_keys=deleted) == []
     assert duplicated_changes(es.store, mapping) == []
-    assert read_model_differences(legacy, es_engine, mapping) == []
+    assert read_model_differences(rows, es_engine, mapping) == []
     print(f"compare {time.perf_counter() - t0:.1f} s")
     for engine in (legacy, es_engine, es.engine):
         engine.dispose()

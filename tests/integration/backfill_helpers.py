@@ -3,6 +3,7 @@ of legacy rows with the replay of their streams (until the verify issue brings i
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
@@ -11,6 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, column, select, table, text
 
 from es_app.store import EventStore
+from es_app.store.schema import events
 from migrator.mapping import ColumnMap, TableMapping
 
 T0 = datetime(2020, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
@@ -64,19 +66,24 @@ def legacy_rows(engine: Engine, mapping: TableMapping) -> dict[Any, dict[str, An
         return {mapping.key_of(r): dict(r) for r in conn.execute(select(t)).mappings()}
 
 
-def streams_of(store: EventStore, mapping: TableMapping) -> dict[str, list[Any]]:
-    """Returns {stream id: [recorded events in version order]} of the mapping's category."""
-    found: dict[str, list[Any]] = defaultdict(list)
-    after = 0
-    while True:
-        batch = store.read_all(after=after, limit=5000, category=mapping.category)
-        if not batch:
-            break
-        for e in batch:
-            found[e.stream_id].append(e)
-        after = batch[-1].position
-    for evs in found.values():
-        evs.sort(key=lambda e: e.version)
+@dataclasses.dataclass(frozen=True)
+class Ev:
+    stream_id: str
+    version: int
+    type: str
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+
+
+def streams_of(store: EventStore, mapping: TableMapping) -> dict[str, list[Ev]]:
+    """Returns {stream id: [events in version order]} of the mapping's category (one query, raw rows)."""
+    e = events
+    q = (select(e.c.stream_id, e.c.version, e.c.event_type, e.c.data, e.c.meta)
+         .where(e.c.category == mapping.category).order_by(e.c.stream_id, e.c.version))
+    found: dict[str, list[Ev]] = defaultdict(list)
+    with store.engine.connect() as conn:
+        for r in conn.execute(q):
+            found[r.stream_id].append(Ev(r.stream_id, r.version, r.event_type, r.data, r.meta))
     return dict(found)
 
 
