@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 
 from .db import Database
 from .models import User
@@ -56,7 +57,7 @@ class UserService:
                 raise UserNotFound(user_id)
             user.full_name = full_name
             user.updated_at = self._clock()
-            session.commit()
+            self._commit(session, None, user_id)
             return UserRecord.of(user)
 
     def update(self, user_id: int, changes: dict[str, Any]) -> UserRecord:
@@ -78,7 +79,7 @@ class UserService:
                     changed = True
             if changed:
                 user.updated_at = self._clock()
-                self._commit(session, changes.get("email"))
+                self._commit(session, changes.get("email"), user_id)
             return UserRecord.of(user)
 
     def delete(self, user_id: int) -> None:
@@ -88,12 +89,15 @@ class UserService:
             if user is None:
                 raise UserNotFound(user_id)
             session.delete(user)
-            session.commit()
+            self._commit(session, None, user_id)
 
     @staticmethod
-    def _commit(session, email: str | None) -> None:  # noqa: ANN001
+    def _commit(session, email: str | None, user_id: int | None = None) -> None:  # noqa: ANN001
         try:
             session.commit()
+        except StaleDataError:  # another request deleted the row between our load and our save
+            session.rollback()
+            raise UserNotFound(user_id) from None
         except IntegrityError as exc:
             session.rollback()
             if email is not None and "email" in str(exc.orig).lower():

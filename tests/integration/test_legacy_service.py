@@ -138,3 +138,20 @@ def test_read_seam_get_and_search(database):
     assert reads.get(1).full_name == "Émile Zola" and reads.get(1).created_at.tzinfo is not None
     with pytest.raises(ValueError):
         reads.search(limit=0)
+
+
+def test_a_save_racing_a_delete_is_user_not_found_not_a_crash(database, backend):
+    if backend == "sqlite":
+        pytest.skip("SQLite writers take the database lock before the load, so the race cannot happen")
+    victim = UserService(database).create(email="racer@example.org", full_name="Racer")
+    other = UserService(database)
+
+    def clock_that_lets_a_delete_in() -> datetime:  # runs between the load and the save
+        other.delete(victim.id)
+        return datetime.now(timezone.utc)
+
+    racing = UserService(database, clock=clock_that_lets_a_delete_in)
+    with pytest.raises(UserNotFound):
+        racing.change_name(victim.id, "Too Late")
+    with database.read_session() as session:
+        assert session.get(User, victim.id) is None
