@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import enum
 from typing import Annotated
 
@@ -32,11 +34,24 @@ def check_schema(tree_name: str, url: str) -> None:
     from migrator import schema
 
     tree = next(t for t in schema.TREES if t.name == tree_name)
+    missing = _missing_sqlite_file(url)
+    if missing is not None:  # connecting would create an empty file
+        raise CliError(f"the {tree_name} database {missing} does not exist: run `migrator init`")
     engine = engine_for(url)
     current, heads = schema.status(tree, engine)
     if current != heads:
         shown = engine.url.render_as_string(hide_password=True)
         raise CliError(f"the {tree_name} database at {shown} is not at its schema head: run `migrator init`")
+
+
+def _missing_sqlite_file(url: str) -> str | None:
+    """Returns the path of an SQLite database file that does not exist, else None."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return None if Path(parsed.database).exists() else parsed.database
 
 
 def run_uvicorn(app: object, host: str, port: int, log_level: str) -> None:
