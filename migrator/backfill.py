@@ -8,7 +8,14 @@ metadata `source=backfill, changelog_watermark=W, occurred_at=<the row's updated
 appended with expected version NO_STREAM: a stream the relay already created is skipped,
 and the relay applies to a stream only changes with id > its import watermark. The
 chunk's appends and the run's checkpoint commit in one transaction, so a run killed at
-any point resumes from the last stored chunk with no duplicate and no gap.
+any point resumes from the last stored chunk with no duplicate and no gap. With a
+`Projector`, the chunk's events are folded into the read model in that same transaction
+too (`es_app.projections.project_appended`), without reading them back from the feed.
+
+On PostgreSQL, while a chunk is written the next one is read and its events built on a
+second thread (the server's work on one overlaps the Python work of the other). Reading ahead is safe:
+whether a row's import is written is decided at write time (NO_STREAM), and its watermark
+is the one its own snapshot saw.
 
 Nothing here is specific to users: it takes any bound `TableMapping`.
 """
@@ -17,14 +24,15 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from sqlalchemy import Connection, Engine, column, func, select, table
 
-from es_app.store import EventStore, ExpectedVersion, NewEvent, write_transaction
+from es_app.store import EventStore, ExpectedVersion, NewEvent, RecordedEvent, write_transaction
 
 from .backfill_runs import DONE, BackfillRun, delete_run, load_run, save_run
 from .capture import changelog_exists, latest_change_id
@@ -58,13 +66,39 @@ class Chunk:
 
 @dataclasses.dataclass(frozen=True)
 class ChunkResult:
-    """Returns what one stored chunk did: rows read, imported, skipped (stream already there)."""
+    """Returns what one stored chunk did: rows read, imported, skipped (stream already there), and
+    whether its events were projected in its own transaction."""
 
     rows: int
     imported: int
     skipped: int
     last_key: Any
     watermark: int
+    projected: bool = False
+
+
+Item = tuple[str, list[NewEvent], ExpectedVersion]
+
+
+@dataclasses.dataclass(frozen=True)
+class Projector:
+    """How a backfill keeps the read model up with its chunks.
+
+    `appended(conn, events)` folds a chunk's events into the projections inside the chunk's
+    transaction and returns True when every projection then stands at them; `catch_up()`
+    runs the projections after the commit when it did not (or when `appended` is None).
+    """
+
+    catch_up: Callable[[], Any]
+    appended: Callable[[Connection, Sequence[RecordedEvent]], bool] | None = None
+
+
+def projector_for(container: Any) -> Projector:
+    """Returns the Projector of an es_app container: `project_appended`, then `run_projections`."""
+    from es_app.projections import project_appended, run_projections
+
+    return Projector(catch_up=lambda: run_projections(container),
+                     appended=lambda conn, events: project_appended(conn, container.store, events))
 
 
 def projection_lag(container: Any) -> int:
@@ -78,13 +112,13 @@ class Backfill:
     """Backfills one mapped table into the event store, chunk by chunk, from its checkpoint.
 
     `mapping` must be bound to the legacy database (`mapping.bind(engine)`). `project`
-    is called after each stored chunk (e.g. to run the projections); `gate` says when
-    to pause; `clock`/`sleep` are injectable for tests.
+    keeps the read model up with each stored chunk (see `Projector`; None leaves it to the
+    workers); `gate` says when to pause; `clock`/`sleep` are injectable for tests.
     """
 
     def __init__(self, mapping: TableMapping, legacy_engine: Engine, store: EventStore, *,
                  options: BackfillOptions | None = None, gate: PauseGate | None = None,
-                 project: Callable[[], Any] | None = None,
+                 project: Projector | None = None,
                  clock: Clock = time.monotonic, sleep: Sleep = time.sleep):
         if not mapping.table_columns:
             raise BackfillError(f"mapping {mapping.table} is not bound to the database (call mapping.bind)")
@@ -99,6 +133,13 @@ class Backfill:
         self._table = table(mapping.table, *(column(c) for c in mapping.table_columns))
         self._key = self._table.c[mapping.key]
         self.run: BackfillRun | None = None
+        self._reader: ThreadPoolExecutor | None = None
+        self._ahead: tuple[Any, int, Future] | None = None  # (after key, limit, future of (chunk, items))
+        # Reading ahead pays when the writer waits on a server (PostgreSQL releases the GIL for the whole
+        # statement). On SQLite the writer takes the GIL back after every row of an executemany, and
+        # a busy reader thread then holds it for up to the switch interval: slower than no thread at
+        # all (measured, docs/benchmarks.md). Throttled runs gain nothing from it either.
+        self._reads_ahead = store.engine.dialect.name != "sqlite" and self.options.max_rate is None
 
     @property
     def name(self) -> str:
@@ -150,15 +191,21 @@ class Backfill:
         a lock (migrator.capture_sql), so ids follow commit order there too. Hence every
         change the rows contain has an id <= W and every change they lack an id > W.
         """
-        run = self._require_run()
-        q = select(self._table).order_by(self._key).limit(limit or self.options.batch_size)
-        if run.last_key is not None:
-            q = q.where(self._key > run.last_key)
+        return self._read_after(self._require_run().last_key, limit or self.options.batch_size)
+
+    def _read_after(self, after: Any, limit: int) -> Chunk:
+        q = select(self._table).order_by(self._key).limit(limit)
+        if after is not None:
+            q = q.where(self._key > after)
         with self._snapshot() as conn:
             rows = tuple(dict(r) for r in conn.execute(q).mappings())
             watermark = latest_change_id(conn)
-        last_key = rows[-1][self.mapping.key] if rows else run.last_key
+        last_key = rows[-1][self.mapping.key] if rows else after
         return Chunk(rows, last_key, watermark)
+
+    def _read_and_build(self, after: Any, limit: int) -> tuple[Chunk, list[Item]]:
+        chunk = self._read_after(after, limit)
+        return chunk, self.import_items(chunk)
 
     @contextmanager
     def _snapshot(self) -> Iterator[Connection]:
@@ -168,15 +215,25 @@ class Backfill:
             with conn.begin():
                 yield conn
 
-    def write_chunk(self, chunk: Chunk) -> ChunkResult:
-        """Appends the chunk's import events (skipping existing streams) and moves the checkpoint, in one transaction.
+    def write_chunk(self, chunk: Chunk, items: list[Item] | None = None) -> ChunkResult:
+        """Appends the chunk's import events (skipping existing streams) and moves the checkpoint, in one
+        transaction; with a Projector that can, the read model follows in the same transaction.
 
-        Returns what was stored. An empty chunk marks the run done.
+        Returns what was stored. An empty chunk marks the run done. `items` are the chunk's
+        `import_items`, when already built.
         """
         run = self._require_run()
-        items = [self._import_item(row, chunk.watermark) for row in chunk.rows]
+        items = self.import_items(chunk) if items is None else items
+        appended = self.project.appended if self.project is not None else None
+        projected = False
         with write_transaction(self.store.engine) as conn:
-            results = self.store.append_batch(conn, items, skip_mismatched=True) if items else []
+            if not items:
+                results: list[Any] = []
+            elif appended is not None:
+                results = self.store.append_batch_recorded(conn, items, skip_mismatched=True)
+                projected = appended(conn, [e for events in results if events is not None for e in events])
+            else:
+                results = self.store.append_batch(conn, items, skip_mismatched=True)
             imported = sum(1 for r in results if r is not None)
             updated = dataclasses.replace(
                 run, last_key=chunk.last_key, rows_done=run.rows_done + len(chunk.rows),
@@ -188,16 +245,21 @@ class Backfill:
                 updated.status, updated.finished_at = DONE, datetime.now(timezone.utc)
             save_run(conn, updated)
         self.run = updated
-        return ChunkResult(len(chunk.rows), imported, len(chunk.rows) - imported, chunk.last_key, chunk.watermark)
+        return ChunkResult(len(chunk.rows), imported, len(chunk.rows) - imported, chunk.last_key, chunk.watermark,
+                           projected or not imported)
 
-    def _import_item(self, row: dict[str, Any], watermark: int) -> tuple[str, list[NewEvent], ExpectedVersion]:
-        m = self.mapping
-        key = m.key_of(row)
-        event = m.import_event(row, event_id=backfill_import_id(m.table, key),
-                               metadata=import_metadata("backfill", watermark, None))
-        if event.data.get("updated_at") is not None:  # occurred_at = the row's updated_at, as the event carries it
-            event.metadata["occurred_at"] = event.data["updated_at"]
-        return m.stream_id(key), [event], ExpectedVersion.NO_STREAM
+    def import_items(self, chunk: Chunk) -> list[Item]:
+        """Returns the chunk's appends: (stream id, [import event], NO_STREAM) per row."""
+        m, watermark, no_stream = self.mapping, chunk.watermark, ExpectedVersion.NO_STREAM
+        items = []
+        for row in chunk.rows:
+            data = m.import_data(row)
+            key = data["legacy_key"]
+            # occurred_at = the row's updated_at, as the event carries it
+            meta = import_metadata("backfill", watermark, data["updated_at"])
+            event = NewEvent(m.import_event_type, data, meta, backfill_import_id(m.table, key))
+            items.append((m.stream_id(key), [event], no_stream))
+        return items
 
     def step(self) -> ChunkResult:
         """Reads and stores the next chunk (rate cap and pause conditions first), then projects.
@@ -205,21 +267,45 @@ class Backfill:
         Returns what the chunk did; a result with 0 rows means the run is done.
         """
         self.gate.wait(self.sleep, poll_s=self.options.poll_s, on_pause=self.on_pause)
-        chunk = self.read_chunk(self.limiter.chunk_limit(self.options.batch_size))
-        result = self.write_chunk(chunk)
-        if self.project is not None and result.imported:
-            self.project()
+        after, limit = self._require_run().last_key, self.limiter.chunk_limit(self.options.batch_size)
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[:2] == (after, limit):
+            chunk, items = ahead[2].result()
+        else:
+            chunk, items = self._read_and_build(after, limit)
+        if chunk.rows and self._reads_ahead:
+            self._ahead = (chunk.last_key, limit, self._read_pool().submit(self._read_and_build, chunk.last_key, limit))
+        result = self.write_chunk(chunk, items)
+        if self.project is not None and not result.projected:
+            self.project.catch_up()
         self.limiter.record(result.rows)
+        if not result.rows:
+            self.close()
         return result
+
+    def _read_pool(self) -> ThreadPoolExecutor:
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"backfill-read:{self.name}")
+        return self._reader
+
+    def close(self) -> None:
+        """Stops reading ahead (a chunk read in advance is dropped; it is read again by the next step)."""
+        self._ahead = None
+        if self._reader is not None:
+            self._reader.shutdown(wait=True, cancel_futures=True)
+            self._reader = None
 
     def run_to_end(self, on_chunk: Callable[[ChunkResult], Any] | None = None) -> BackfillRun:
         """Steps until the table is exhausted. Returns the finished run."""
-        while True:
-            result = self.step()
-            if on_chunk is not None:
-                on_chunk(result)
-            if result.rows == 0:
-                return self._require_run()
+        try:
+            while True:
+                result = self.step()
+                if on_chunk is not None:
+                    on_chunk(result)
+                if result.rows == 0:
+                    return self._require_run()
+        finally:
+            self.close()
 
     def on_pause(self, reason: str) -> None:
         """Called with the reason each time the backfill waits; the CLI shows it."""

@@ -9,13 +9,14 @@ cosmetic rules (trimming, email case, timestamp precision). Both leave None alon
 from __future__ import annotations
 
 import base64
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Callable, Iterable
 
 Normalizer = Callable[[Any], Any]
 
 _PRECISIONS = {"s": 0, "ms": 3, "us": 6}
+_ZERO = timedelta(0)
 
 
 def _none_safe(fn: Normalizer) -> Normalizer:
@@ -36,16 +37,27 @@ def timestamp(precision: str = "us") -> Normalizer:
     digits = _PRECISIONS[precision]
     canonical_length = 25 + (digits + 1 if digits else 0)  # 2026-01-02T03:04:05[.ffffff]+00:00
 
+    spec = {0: "seconds", 3: "milliseconds", 6: "microseconds"}[digits]
+    cut = 10 ** (6 - digits)
+
     def to_timestamp(value: Any) -> str:
-        if (isinstance(value, str) and len(value) == canonical_length and value[10] == "T"
-                and value.endswith("+00:00")):
-            return value  # already normalized (the common case when values pass through twice)
-        t = datetime.fromisoformat(value) if isinstance(value, str) else value
-        if not isinstance(t, datetime):
-            raise ValueError(f"not a timestamp: {value!r}")
-        t = t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
-        t = t.replace(microsecond=t.microsecond - t.microsecond % 10 ** (6 - digits))
-        return t.isoformat(timespec={0: "seconds", 3: "milliseconds", 6: "microseconds"}[digits])
+        if type(value) is str:
+            if len(value) == canonical_length and value[10] == "T" and value.endswith("+00:00"):
+                return value  # already normalized (the common case when values pass through twice)
+            t = datetime.fromisoformat(value)
+        elif isinstance(value, datetime):
+            t = value
+        else:
+            t = datetime.fromisoformat(value) if isinstance(value, str) else value
+            if not isinstance(t, datetime):
+                raise ValueError(f"not a timestamp: {value!r}")
+        if cut > 1 and t.microsecond % cut:
+            t = t.replace(microsecond=t.microsecond - t.microsecond % cut)
+        if t.tzinfo is None:  # naive: taken as UTC
+            return t.isoformat(timespec=spec) + "+00:00"
+        if t.utcoffset() != _ZERO:
+            t = t.astimezone(timezone.utc)
+        return t.isoformat(timespec=spec)  # an offset of zero prints as +00:00
 
     to_timestamp.__name__ = f"timestamp_{precision}"
     return _none_safe(to_timestamp)

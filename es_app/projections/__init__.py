@@ -1,5 +1,6 @@
 """Projections: the runner (checkpoints, shards, dead letters, rebuild) and the read models."""
 
+from .appended import project_appended
 from .checkpoints import checkpoint_name, read_model_position, shard_of
 from .dead_letters import DeadLetter, DeadLetterNotFound, NotParked, get_dead_letter, list_parked, parked_count
 from .rebuild import RebuildInProgress, RebuildResult, rebuild_users
@@ -10,7 +11,7 @@ from .status import ProjectionStatus, projection_status
 __all__ = [
     "DEFAULT_BATCH_SIZE", "BatchResult", "DeadLetter", "DeadLetterNotFound", "HandlerFailed", "NotParked",
     "ProjectionStatus", "REGISTRY", "RebuildInProgress", "RebuildResult", "caught_up", "checkpoint_name",
-    "get_dead_letter", "get_projection", "list_parked", "parked_count", "projection_status",
+    "get_dead_letter", "get_projection", "list_parked", "parked_count", "project_appended", "projection_status",
     "read_model_position", "rebuild_users", "register_projection", "run_projection", "run_projections",
     "shard_of",
 ]

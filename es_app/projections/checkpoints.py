@@ -86,6 +86,21 @@ def _insert_ignore(conn: Connection):  # noqa: ANN202
     return insert(cp).on_conflict_do_nothing(index_elements=["name"])
 
 
+def lock_layout(conn: Connection, projection: str) -> dict[str, int]:
+    """Returns {checkpoint name: position} of every checkpoint row of the projection, locked until the
+    transaction ends (empty before its first run)."""
+    return dict(conn.execute(_locked(conn, select(cp.c.name, cp.c.position).where(_rows_of(projection)))).all())
+
+
+def shard_in_name(name: str) -> tuple[int | None, int | None]:
+    """Returns (shard, shards) of a checkpoint name made by `checkpoint_name` ((None, None) when unsharded)."""
+    _, sep, part = name.rpartition(":")
+    if not sep:
+        return None, None
+    shard, _, shards = part.partition("/")
+    return int(shard), int(shards)
+
+
 def lock_position(conn: Connection, name: str) -> int | None:
     """Returns the checkpoint's position, locking the row until the transaction ends (None if absent)."""
     return conn.execute(_locked(conn, select(cp.c.position).where(cp.c.name == name))).scalar()

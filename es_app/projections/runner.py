@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from sqlalchemy import Connection, Engine, select
 
@@ -106,28 +106,40 @@ def run_batch(conn: Connection, store: EventStore, projection: Projection, *, sh
     new_position = max(head, events[-1].position if events else position) if at_head else events[-1].position
     following = read_ahead(new_position) if read_ahead is not None and not at_head else None
     mine = events if shards is None else [e for e in events if shard_of(e.stream_id, shards) == shard]
+    applied, parked, failure = apply_events(conn, projection, mine, park_failures=park_failures, attempts=attempts)
+    if failure is not None:
+        new_position, at_head = failure.event.position - 1, False
+    elapsed = time.perf_counter() - started
+    save_position(conn, name, new_position, rate=len(events) / elapsed if events and elapsed > 0 else None)
+    return BatchResult(name, len(events), applied, parked, new_position, head, at_head, failure), following
+
+
+def apply_events(conn: Connection, projection: Projection, events: Sequence[RecordedEvent], *,
+                 park_failures: bool = True, attempts: int = 1) -> tuple[int, int, HandlerFailed | None]:
+    """Returns (applied, parked, failure) after folding `events` into the projection in the caller's transaction.
+
+    Streams with a parked event are passed over. A failing event is parked (its stream then
+    waits) or, without `park_failures`, ends the batch: the failure is returned and the events
+    before it stay applied.
+    """
     blocked = parked_streams(conn, projection.name)
-    batch = projection.open(conn, [e for e in mine if e.stream_id not in blocked])
+    batch = projection.open(conn, [e for e in events if e.stream_id not in blocked])
     applied = parked = 0
     failure = None
-    for event in mine:
+    for event in events:
         if event.stream_id in blocked:
             continue
         try:
             applied += bool(batch.apply(event))
         except Exception as exc:  # noqa: BLE001 - a handler's failure is parked or reported
-            if park_failures:
-                park(conn, projection.name, event, exc, attempts)
-                blocked.add(event.stream_id)
-                parked += 1
-            else:
+            if not park_failures:
                 failure = HandlerFailed(projection.name, event, exc)
-                new_position, at_head = event.position - 1, False
                 break
+            park(conn, projection.name, event, exc, attempts)
+            blocked.add(event.stream_id)
+            parked += 1
     batch.flush()
-    elapsed = time.perf_counter() - started
-    save_position(conn, name, new_position, rate=len(events) / elapsed if events and elapsed > 0 else None)
-    return BatchResult(name, len(events), applied, parked, new_position, head, at_head, failure), following
+    return applied, parked, failure
 
 
 def run_projection(engine: Engine, store: EventStore, projection: Projection, *, until_head: bool = True,

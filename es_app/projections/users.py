@@ -9,15 +9,14 @@ A deleted user keeps its row with `deleted` = true.
 
 from __future__ import annotations
 
-import json
+from functools import lru_cache
 from typing import Any, Sequence
 
-from sqlalchemy import Connection, Table, select, text
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, Table, select
 
 from es_app.domain import User, UserState, event_from_data
 from es_app.store import RecordedEvent
-from es_app.store.driver import dbapi_of, translated_errors
+from es_app.store.driver import dbapi_of, dumps, translated_errors
 from es_app.store.engine import is_sqlite
 
 from .tables import users_view
@@ -54,26 +53,48 @@ def _short(value: Any) -> bool:
     return value is None or (type(value) is str and len(value) <= 40)
 
 
-def _row(state: UserState, position: int) -> dict[str, Any]:
-    return {"id": state.id, "name": state.name, "email": state.email, "phone": state.phone,
-            "active": state.active, "deleted": state.deleted, "version": state.version,
-            "position": position, "legacy_key": None if state.legacy_key is None else str(state.legacy_key),
-            "created_at": state.created_at, "updated_at": state.updated_at, "extra": state.extra or None}
+def _row(state: UserState, position: int) -> tuple:
+    """Returns the row of a state in _COLUMNS order (`extra` as a dict, or None when empty)."""
+    return (state.id, state.name, state.email, state.phone, state.active, state.deleted, state.version, position,
+            None if state.legacy_key is None else str(state.legacy_key), state.created_at, state.updated_at,
+            state.extra or None)
 
 
 _COLUMNS = ("id", "name", "email", "phone", "active", "deleted", "version", "position", "legacy_key",
             "created_at", "updated_at", "extra")
 _PG_TYPES = ("text", "text", "text", "text", "boolean", "boolean", "integer", "bigint", "text", "text", "text",
-             "jsonb")
+             "text")  # extra goes as JSON text, cast to jsonb
 
 
+@lru_cache(maxsize=None)
 def _pg_upsert_sql(table: str) -> str:
-    """Returns one INSERT .. SELECT FROM jsonb_to_recordset(:rows) .. ON CONFLICT statement: a batch in one go."""
+    """Returns one INSERT .. SELECT FROM unnest(one binary array per column) .. ON CONFLICT: a batch in one go."""
     cols = ", ".join(f'"{c}"' for c in _COLUMNS)
-    spec = ", ".join(f'"{c}" {t}' for c, t in zip(_COLUMNS, _PG_TYPES))
+    arrays = ", ".join(f"%b::{t}[]" for t in _PG_TYPES)
+    values = ", ".join(f'u."{c}"' for c in _COLUMNS[:-1]) + ', u."extra"::jsonb'
     sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in _COLUMNS[1:])
-    return (f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM jsonb_to_recordset(CAST(:rows AS jsonb)) '
-            f'AS r({spec}) ON CONFLICT ("id") DO UPDATE SET {sets} WHERE "{table}"."version" < EXCLUDED."version"')
+    return (f'INSERT INTO "{table}" ({cols}) SELECT {values} FROM unnest({arrays}) AS u({cols}) '
+            f'ON CONFLICT ("id") DO UPDATE SET {sets} WHERE "{table}"."version" < EXCLUDED."version"')
+
+
+@lru_cache(maxsize=None)
+def _sqlite_upsert_sql(table: str) -> str:
+    """Returns SQLite's upsert of one row (for executemany), keeping a row whose version is not older."""
+    cols = ", ".join(f'"{c}"' for c in _COLUMNS)
+    sets = ", ".join(f'"{c}" = excluded."{c}"' for c in _COLUMNS[1:])
+    return (f'INSERT INTO "{table}" ({cols}) VALUES ({", ".join("?" * len(_COLUMNS))}) '
+            f'ON CONFLICT ("id") DO UPDATE SET {sets} WHERE "{table}"."version" < excluded."version"')
+
+
+def _sqlite_params(row: tuple) -> tuple:
+    """Returns a row's values as SQLAlchemy stores them on SQLite (booleans 1/0, `extra` as JSON text)."""
+    return (*row[:4], int(row[4]), int(row[5]), *row[6:11], dumps(row[11]))
+
+
+def _pg_params(rows: list[tuple]) -> list[list[Any]]:
+    columns = [list(c) for c in zip(*rows)]
+    columns[-1] = [None if extra is None else dumps(extra) for extra in columns[-1]]
+    return columns
 
 
 _PG_LOOKUP_COLUMNS = ("id", "name", "email", "phone", "active", "deleted", "version", "created_at", "updated_at",
@@ -139,15 +160,15 @@ class UsersBatch:
             return
         rows = [_row(self.states[sid], position) for sid, position in self.dirty.items()]
         self.dirty = {}
-        if not is_sqlite(self.conn):
-            self.conn.execute(text(_pg_upsert_sql(self.table.name)), {"rows": json.dumps(rows)})
-            return
-        t = self.table
-        ins = sqlite_insert(t)
-        stmt = ins.on_conflict_do_update(
-            index_elements=[t.c.id], set_={c: ins.excluded[c] for c in _COLUMNS[1:]},
-            where=t.c.version < ins.excluded.version)
-        self.conn.execute(stmt, rows)
+        with translated_errors(self.conn.dialect):
+            cur = dbapi_of(self.conn).cursor()
+            try:
+                if is_sqlite(self.conn):
+                    cur.executemany(_sqlite_upsert_sql(self.table.name), [_sqlite_params(r) for r in rows])
+                else:
+                    cur.execute(_pg_upsert_sql(self.table.name), _pg_params(rows))
+            finally:
+                cur.close()
 
 
 class UsersProjection:

@@ -131,6 +131,10 @@ class Dialect:
     def time_param(self, now: datetime) -> Any:
         return now.strftime(SQLITE_TIME) if self.sqlite else now
 
+    def recorded_time(self, stored: Any) -> datetime:
+        """Returns the recorded_at of a row as `row_tuples` made it (SQLite: text without offset)."""
+        return datetime.fromisoformat(stored + "+00:00") if self.sqlite else stored
+
     def json_value(self, raw: Any) -> Any:
         return loads(raw) if self.sqlite else raw
 
@@ -143,10 +147,20 @@ class Dialect:
         return RecordedEvent(position, stream_id, version, event_id, event_type, schema_version, data, meta,
                              recorded_at)
 
-    def row_tuples(self, stream_id: str, current: int, new_events: Sequence[NewEvent]) -> list[tuple]:
-        """Returns the events as rows in INSERT_COLUMNS order, at versions current+1.."""
-        now = datetime.now(timezone.utc)
-        occurred, recorded = now.isoformat(), self.time_param(now)
+    def row_tuples(self, stream_id: str, current: int, new_events: Sequence[NewEvent],
+                   now: datetime | None = None) -> list[tuple]:
+        """Returns the events as rows in INSERT_COLUMNS order, at versions current+1.., recorded at `now`
+        (default: the current time; a bulk append passes one time for all its streams)."""
+        return self.rows_at(self.stamps(now), stream_id, current, new_events)
+
+    def stamps(self, now: datetime | None = None) -> tuple[str, Any]:
+        """Returns (default occurred_at text, recorded_at parameter) of rows written at `now`."""
+        now = now or datetime.now(timezone.utc)
+        return now.isoformat(), self.time_param(now)
+
+    @staticmethod
+    def rows_at(stamps: tuple[str, Any], stream_id: str, current: int, new_events: Sequence[NewEvent]) -> list[tuple]:
+        occurred, recorded = stamps
         category = category_of(stream_id)
         return [(stream_id, category, current + i, str(e.event_id), e.type, e.schema_version, dumps(e.data),
                  dumps({"occurred_at": occurred, **e.metadata}), recorded)
@@ -175,6 +189,21 @@ class Dialect:
                "GROUP BY stream_id"
 
     @property
+    def insert_positioned(self) -> str:
+        """Returns SQLite's insert of one row with its position first (for executemany)."""
+        return f"INSERT INTO events (position, {INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+    @property
+    def copy_positioned(self) -> str:
+        """Returns PostgreSQL's COPY of rows with their position first."""
+        return f"COPY events (position, {INSERT_COLUMNS}) FROM STDIN"
+
+    @property
+    def take_positions(self) -> str:
+        """Returns PostgreSQL's query of n new positions from the events sequence (parameters: sequence, n)."""
+        return "SELECT nextval(%s::regclass) FROM generate_series(1, %s)"
+
+    @property
     def insert_one(self) -> str:
         return self.q(f"INSERT INTO events ({INSERT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)")
 
@@ -186,16 +215,6 @@ class Dialect:
         stream's version itself and insert nothing unless it matches the expected one.
         """
         return _insert_unnest(checked)
-
-    @property
-    def insert_rows_unnest(self) -> str:
-        """Returns PostgreSQL's bulk insert of rows of many streams (one array per column)."""
-        return (f"INSERT INTO events ({INSERT_COLUMNS}) "
-                "SELECT u.stream_id, u.category, u.version, u.event_id, u.event_type, u.schema_version, "
-                "u.data::jsonb, u.metadata::jsonb, %s "
-                "FROM unnest(%b::text[], %b::text[], %b::int[], %b::text[], %b::text[], %b::int[], %b::text[], "
-                "%b::text[]) WITH ORDINALITY AS u(stream_id, category, version, event_id, event_type, "
-                "schema_version, data, metadata, n) ORDER BY u.n RETURNING stream_id, version, position")
 
     def read_stream(self, has_to: bool, backwards: bool, has_limit: bool) -> str:
         return _read_stream(self.sqlite, has_to, backwards, has_limit)
@@ -212,8 +231,8 @@ class Dialect:
         """
         return _snapshot_and_tail(self.sqlite, has_to)
 
-    def read_all(self, n_types: int | None, has_category: bool) -> str:
-        return _read_all(self.sqlite, n_types, has_category)
+    def read_all(self, n_types: int | None, has_category: bool, has_before: bool = False) -> str:
+        return _read_all(self.sqlite, n_types, has_category, has_before)
 
     @property
     def head(self) -> str:
@@ -260,8 +279,10 @@ def _read_stream(sqlite: bool, has_to: bool, backwards: bool, has_limit: bool) -
 
 
 @lru_cache(maxsize=None)
-def _read_all(sqlite: bool, n_types: int | None, has_category: bool) -> str:
+def _read_all(sqlite: bool, n_types: int | None, has_category: bool, has_before: bool) -> str:
     sql = f"SELECT {COLUMNS} FROM events WHERE position > %s"
+    if has_before:
+        sql += " AND position < %s"
     if n_types is not None:
         sql += (f" AND event_type IN ({', '.join(['%s'] * n_types) or 'NULL'})" if sqlite
                 else " AND event_type = ANY(%b::text[])")

@@ -14,7 +14,7 @@ from typing import Any, Iterable, Sequence
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
-from .driver import Dialect, dbapi_connection, dbapi_of, translated_errors
+from .driver import Dialect, dbapi_connection, dbapi_of, loads, translated_errors
 from .engine import is_sqlite, sqlite_writer_turn
 from .schema import events
 from .snapshots import Snapshot
@@ -66,6 +66,7 @@ class EventStore:
         self.upcasters = upcasters or UpcasterRegistry()
         self.serialize_appends = serialize_appends
         self._sql = Dialect(engine.dialect.name)
+        self._sequence: str | None = None  # PostgreSQL: the events position sequence, looked up once
 
     # -- writing -----------------------------------------------------------
     def append(self, stream_id: str, new_events: Sequence[NewEvent],
@@ -231,6 +232,34 @@ class EventStore:
         Returns one result per item; with `skip_mismatched`, an item whose expected
         version does not match is left out (None) instead of raising.
         """
+        spans, rows, positions = self._append_rows(conn, items, skip_mismatched)
+        return [None if span is None else
+                AppendResult(span[0], span[1], positions[span[3] - 1], tuple(positions[span[2]:span[3]]))
+                for span in spans]
+
+    def append_batch_recorded(self, conn: Connection,
+                              items: Sequence[tuple[str, Sequence[NewEvent], Expected]],
+                              *, skip_mismatched: bool = False) -> list[list[RecordedEvent] | None]:
+        """Appends like `append_batch`; returns the events as recorded (None for a skipped item),
+        for a caller that hands them to projections in the same transaction."""
+        spans, rows, positions = self._append_rows(conn, items, skip_mismatched)
+        upcast, recorded_time, out = self.upcasters.upcast, self._sql.recorded_time, []
+        for span in spans:
+            if span is None:
+                out.append(None)
+                continue
+            recorded = []
+            for n in range(span[2], span[3]):
+                stream_id, _, version, event_id, event_type, schema_version, data, meta, at = rows[n]
+                schema_version, data = upcast(event_type, schema_version, loads(data))
+                recorded.append(RecordedEvent(positions[n], stream_id, version, event_id, event_type, schema_version,
+                                              data, loads(meta), recorded_time(at)))
+            out.append(recorded)
+        return out
+
+    def _append_rows(self, conn: Connection, items: Sequence[tuple[str, Sequence[NewEvent], Expected]],
+                     skip_mismatched: bool) -> tuple[list[tuple[str, int, int, int] | None], list[tuple], list[int]]:
+        """Returns (span per item: stream, new version, first and end row index, or None), the rows, their positions."""
         if any(not batch for _, batch, _ in items):
             raise ValueError("append_batch needs at least one event per stream")
         db = dbapi_of(conn)
@@ -238,6 +267,7 @@ class EventStore:
             versions = self._lock_and_read_versions(db, [stream_id for stream_id, _, _ in items])
         rows: list[tuple] = []
         spans: list[tuple[str, int, int, int] | None] = []
+        stamps, rows_at = self._sql.stamps(), self._sql.rows_at
         for stream_id, batch, expected in items:
             current = versions.get(stream_id, 0)
             if not _matches(expected, current):
@@ -246,30 +276,40 @@ class EventStore:
                     continue
                 raise ConcurrencyError(stream_id, expected, current)
             start = len(rows)
-            rows.extend(self._sql.row_tuples(stream_id, current, batch))
+            rows.extend(rows_at(stamps, stream_id, current, batch))
             versions[stream_id] = current + len(batch)
             spans.append((stream_id, versions[stream_id], start, len(rows)))
         with translated_errors(self.engine.dialect):
             positions = self._insert_rows(db, rows) if rows else []
-        return [None if span is None else
-                AppendResult(span[0], span[1], positions[span[3] - 1], tuple(positions[span[2]:span[3]]))
-                for span in spans]
+        return spans, rows, positions
 
     def _insert_rows(self, db: Any, rows: list[tuple]) -> list[int]:
-        """Returns the positions of `rows` (tuples in INSERT_COLUMNS order), inserted in order."""
+        """Returns the positions of `rows` (tuples in INSERT_COLUMNS order), inserted in order.
+
+        Positions are taken first, under the append lock (PostgreSQL: from the events
+        sequence; SQLite: after the highest, under the write lock), then the rows go in with
+        them: COPY on PostgreSQL, executemany on SQLite; neither needs RETURNING.
+        """
         cur = db.cursor()
         try:
             if self._sql.sqlite:
-                return self._insert_sqlite(cur, rows)
-            landed: dict[tuple[str, int], int] = {}
-            for start in range(0, len(rows), 5000):
-                columns = [list(col) for col in zip(*rows[start:start + 5000])]
-                recorded_at = columns.pop()[0]
-                cur.execute(self._sql.insert_rows_unnest, [recorded_at, *columns])
-                landed.update(((stream_id, version), position) for stream_id, version, position in cur.fetchall())
-            return [landed[(row[0], row[2])] for row in rows]
+                head = cur.execute(self._sql.head).fetchone()[0] or 0
+                positions = list(range(head + 1, head + 1 + len(rows)))
+                cur.executemany(self._sql.insert_positioned, [(p, *r) for p, r in zip(positions, rows)])
+                return positions
+            cur.execute(self._sql.take_positions, (self._position_sequence(cur), len(rows)))
+            positions = sorted(p for (p,) in cur.fetchall())
+            with cur.copy(self._sql.copy_positioned) as copy:
+                for p, r in zip(positions, rows):
+                    copy.write_row((p, *r))
+            return positions
         finally:
             cur.close()
+
+    def _position_sequence(self, cur: Any) -> str:
+        if self._sequence is None:
+            self._sequence = cur.execute("SELECT pg_get_serial_sequence('events', 'position')").fetchone()[0]
+        return self._sequence
 
     def lock_for_append(self, conn: Connection) -> None:
         if self.serialize_appends and not is_sqlite(conn):
@@ -352,9 +392,12 @@ class EventStore:
         return self._fetch(sql, params, conn)
 
     def read_all(self, after: int = 0, limit: int = 1000, types: Iterable[str] | None = None,
-                 category: str | None = None, conn: Connection | None = None) -> list[RecordedEvent]:
-        """Returns events of the global feed with position > `after`, in position order."""
+                 category: str | None = None, conn: Connection | None = None,
+                 before: int | None = None) -> list[RecordedEvent]:
+        """Returns events of the global feed with position > `after` (and < `before`), in position order."""
         params: list[Any] = [after]
+        if before is not None:
+            params.append(before)
         n_types = None
         if types is not None:
             types = list(types)
@@ -366,7 +409,7 @@ class EventStore:
         if category is not None:
             params.append(category)
         params.append(limit)
-        return self._fetch(self._sql.read_all(n_types, category is not None), params, conn)
+        return self._fetch(self._sql.read_all(n_types, category is not None, before is not None), params, conn)
 
     def read_from_snapshot(self, stream_id: str, schema_version: int,
                            to_version: int | None = None) -> tuple[Snapshot | None, list[RecordedEvent]]:

@@ -20,7 +20,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from migrator.backfill import Backfill, BackfillError, BackfillOptions, ChunkResult, projection_lag
+from migrator.backfill import Backfill, BackfillError, BackfillOptions, ChunkResult, projection_lag, projector_for
 from migrator.backfill_runs import BackfillRun
 from migrator.mapping import MappingError
 from migrator.throttle import PauseGate
@@ -103,7 +103,7 @@ def backfill(
     gate = PauseGate(pause_file=pause_file, relay_backlog=_relay_backlog(legacy, es, mappings),
                      max_relay_backlog=max_relay_backlog, projection_lag=_projection_lag(es),
                      max_projection_lag=max_projection_lag)
-    project_fn = _projector(es) if project else None
+    project_fn = projector_for(es) if project else None
     backfills = [Backfill(m, legacy, es.store, options=options, gate=gate, project=project_fn) for m in mappings]
     try:
         for b in backfills:  # check every table before touching any
@@ -112,12 +112,6 @@ def backfill(
     except BackfillError as exc:
         raise CliError(str(exc)) from None
     console.print(summary_table(done))
-
-
-def _projector(es: Any) -> Callable[[], Any]:
-    from es_app.projections import run_projections
-
-    return lambda: run_projections(es)
 
 
 def _check_startable(b: Backfill, *, resume: bool, restart: bool) -> None:

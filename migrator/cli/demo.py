@@ -25,7 +25,7 @@ from es_app.settings import VAR_DIR
 from legacy_app.db import Database
 from legacy_app.service import EmailTaken, UserNotFound, UserService
 from migrator import capture
-from migrator.backfill import Backfill, BackfillOptions
+from migrator.backfill import Backfill, BackfillOptions, projector_for
 from migrator.mapping import USERS
 from migrator.relay import Relay
 from migrator.seed import seed_users
@@ -156,7 +156,7 @@ def demo(
     t = _step("backfill every row as a UserImported event while the legacy app keeps writing (migrator backfill)")
     traffic.thread.start()
     backfill = Backfill(mapping, legacy_db.engine, es.store, options=BackfillOptions(batch_size=batch_size),
-                        project=lambda: run_projections(es))
+                        project=projector_for(es))
     backfill.start()
     run = backfill.run_to_end()
     traffic.stop.set()

@@ -90,3 +90,16 @@ def test_an_item_without_events_is_refused_before_anything_is_written(es_engine)
         with write_transaction(es_engine) as conn:
             store.append_batch(conn, [("s-1", [NewEvent("T", {})], 0), ("s-2", [], 0)])
     assert store.head_position() == 0
+
+
+def test_append_batch_recorded_returns_the_events_exactly_as_the_feed_reads_them(store):
+    store.append("b-1", batch(1))
+    items = [("a-1", batch(2), ExpectedVersion.NO_STREAM), ("b-1", batch(1), ExpectedVersion.NO_STREAM),
+             ("c-1", [NewEventFactory(data={"n": 1, "nested": [1, "x", None]}, metadata={"occurred_at": "2016-01-01T00:00:00+00:00"})],
+              ExpectedVersion.ANY)]
+    with write_transaction(store.engine) as conn:
+        recorded = store.append_batch_recorded(conn, items, skip_mismatched=True)
+    assert recorded[1] is None  # b-1 exists: skipped, as with append_batch
+    written = recorded[0] + recorded[2]
+    assert written == store.read_all(after=written[0].position - 1)
+    assert written[-1].metadata["occurred_at"] == "2016-01-01T00:00:00+00:00"

@@ -112,6 +112,9 @@ def test_global_feed_is_in_position_order_with_filters(store):
     assert [e.data["n"] for e in store.read_all(limit=2)] == [1, 2]
     assert [e.data["n"] for e in store.read_all(types=["A"])] == [1, 4]
     assert [e.data["n"] for e in store.read_all(category="user")] == [1, 3, 4]
+    assert [e.data["n"] for e in store.read_all(before=feed[2].position)] == [1, 2]
+    assert [e.data["n"] for e in store.read_all(after=feed[0].position, before=feed[3].position,
+                                                types=["B"], category="user")] == [3]
     assert store.head_position() == feed[-1].position
 
 

@@ -20,7 +20,7 @@ from es_app.settings import Settings
 from es_app.store import make_engine
 from legacy_app.api import create_app
 from migrator import capture
-from migrator.backfill import Backfill, BackfillOptions
+from migrator.backfill import Backfill, BackfillOptions, projector_for
 from migrator.mapping import USERS
 from migrator.relay import Relay
 from migrator.relay_follow import follow
@@ -131,7 +131,7 @@ def test_backfill_100k_rows_under_live_api_edits_ends_with_zero_differences(post
     mapping = USERS.bind(legacy)
     es = build(Settings(es_database_url=es_url, legacy_database_url=legacy_url))
     backfill = Backfill(mapping, legacy, es.store, options=BackfillOptions(batch_size=BATCH),
-                        project=lambda: run_projections(es))
+                        project=projector_for(es))
     backfill.start()
     started = time.perf_counter()
 
