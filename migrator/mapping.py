@@ -27,6 +27,8 @@ from es_app.store import NewEvent
 
 from .normalizers import Normalizer, compose, jsonable, timestamp
 
+Converter = Callable[[Any], Any]
+ImportPlan = tuple[tuple[tuple[str, Converter], ...], tuple[tuple[str, str, Normalizer], ...]]
 RESERVED_FIELDS = frozenset({"extra", "legacy_key", "created_at", "updated_at", "row"})
 ID_NAMESPACE = uuid.UUID("6f1c8a52-3d0e-4c5e-9b7a-2e4d1f0c9a11")
 
@@ -95,7 +97,7 @@ class TableMapping:
         object.__setattr__(self, "_stamp", stamp)
         object.__setattr__(self, "_by_column", {c.column: c for c in self.columns})
         object.__setattr__(self, "_by_event", self._events_index())
-        object.__setattr__(self, "_import_plan", self._plan_import())
+        object.__setattr__(self, "_import_plan", self._plan_import(self.table_columns) if self.table_columns else None)
 
     # -- validation --------------------------------------------------------
     def _fail(self, problem: str) -> None:
@@ -188,7 +190,7 @@ class TableMapping:
         coerce = self._coercers.get(column)
         return jsonable(coerce(value) if coerce else value, self.timestamp_precision)
 
-    def _converter(self, column: str) -> Callable[[Any], Any]:
+    def _converter(self, column: str) -> Converter:
         """Returns `_value` for one column as a function, with a shortcut for values already canonical."""
         coerce, precision = self._coercers.get(column), self.timestamp_precision
         native = _NATIVE.get(self.coerce.get(column, ""))
@@ -203,12 +205,10 @@ class TableMapping:
                 return jsonable(coerce(value) if coerce else value, precision)
         return convert
 
-    def _plan_import(self) -> tuple[tuple[tuple[str, Callable[[Any], Any]], ...], tuple[tuple[str, str, Normalizer], ...]]:
+    def _plan_import(self, columns: Iterable[str]) -> ImportPlan:
         """The import event's work laid out once: (column, converter) of every column it reads, and
-        (field, column, normalizer) of every mapped field. Empty until bound (`table_columns` unknown)."""
-        if not self.table_columns:
-            return (), ()
-        names = dict.fromkeys((*self.table_columns, self.key, *self._by_column, *self.timestamp_columns))
+        (field, column, normalizer) of every mapped field."""
+        names = dict.fromkeys((*columns, self.key, *self._by_column, *self.timestamp_columns))
         return (tuple((c, self._converter(c)) for c in names),
                 tuple((c.field, c.column, self._normalizers[c.column]) for c in self.columns))
 
@@ -248,11 +248,7 @@ class TableMapping:
 
     def import_data(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """Returns the data of the row's import event (see `import_event`); each value is coerced once."""
-        converters, fields = self._import_plan
-        if not converters:  # not bound: the row's own columns
-            names = dict.fromkeys((*row.keys(), self.key, *self._by_column, *self.timestamp_columns))
-            converters = tuple((c, self._converter(c)) for c in names)
-            fields = tuple((c.field, c.column, self._normalizers[c.column]) for c in self.columns)
+        converters, fields = self._import_plan or self._plan_import(row.keys())  # not bound: the row's columns
         get = row.get
         coerced = {c: convert(get(c)) for c, convert in converters}
         data = {field: normalize(coerced[c]) for field, c, normalize in fields}

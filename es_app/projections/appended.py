@@ -21,7 +21,7 @@ from es_app.store import EventStore, RecordedEvent, category_of
 from .base import Projection
 from .checkpoints import lock_layout, save_position, shard_in_name, shard_of
 from .registry import select_projections
-from .runner import DEFAULT_BATCH_SIZE, apply_events
+from .runner import DEFAULT_BATCH_SIZE, apply_events, types_of
 
 
 def project_appended(conn: Connection, store: EventStore, appended: Sequence[RecordedEvent], *,
@@ -41,8 +41,10 @@ def project_appended(conn: Connection, store: EventStore, appended: Sequence[Rec
         return False  # not one contiguous run of positions: read them from the feed instead
     complete = True
     for projection in select_projections(names):
-        ours = [e for e in appended if projection.category in (None, category_of(e.stream_id))]
-        plan = _catch_up_plan(conn, store, projection, ours, first, last, max_behind)
+        types = types_of(projection)
+        ours = [e for e in appended if projection.category in (None, category_of(e.stream_id))
+                and (types is None or e.type in types)]
+        plan = _catch_up_plan(conn, store, projection, ours, types, first, last, max_behind)
         if plan is None:
             complete = False
             continue
@@ -58,7 +60,8 @@ def project_appended(conn: Connection, store: EventStore, appended: Sequence[Rec
 
 
 def _catch_up_plan(conn: Connection, store: EventStore, projection: Projection, ours: list[RecordedEvent],
-                   first: int, last: int, max_behind: int) -> dict[str, list[RecordedEvent]] | None:
+                   types: tuple[str, ...] | None, first: int, last: int,
+                   max_behind: int) -> dict[str, list[RecordedEvent]] | None:
     """Returns {checkpoint name: events to apply} (locking the checkpoints), or None to leave the projection
     to the runner: never run, or a checkpoint more than `max_behind` events behind the appended ones."""
     layout = lock_layout(conn, projection.name)
@@ -71,7 +74,7 @@ def _catch_up_plan(conn: Connection, store: EventStore, projection: Projection, 
         gap: list[RecordedEvent] = []
         if position < first - 1:
             gap = store.read_all(after=position, before=first, limit=max_behind + 1,
-                                 category=projection.category, conn=conn)
+                                 category=projection.category, types=types, conn=conn)
             if len(gap) > max_behind:
                 return None
         plan[name] = gap + [e for e in ours if e.position > position]

@@ -24,6 +24,7 @@ class Batch(Protocol):
 class Projection(Protocol):
     name: str  # checkpoint and dead-letter name
     category: str | None  # the stream category it reads (None: every event)
+    # Optional: `types`, the event types it handles (a tuple); the runner then reads only those.
     shardable: bool
     queue: str  # the Celery queue whose workers run it (read models: "projections")
 

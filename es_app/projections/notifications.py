@@ -86,5 +86,10 @@ class NotificationsProjection:
     def __init__(self, handlers: dict[str, Handler] | None = None):
         self.handlers = dict(HANDLERS if handlers is None else handlers)
 
+    @property
+    def types(self) -> tuple[str, ...]:
+        """Returns the event types with a handler: the runner reads only those (not every import of a backfill)."""
+        return tuple(self.handlers)
+
     def open(self, conn: Connection, events: Sequence[RecordedEvent]) -> NotificationsBatch:
         return NotificationsBatch(conn, self.handlers)

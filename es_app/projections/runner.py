@@ -68,12 +68,17 @@ class FeedPage:
     events: list[RecordedEvent]
 
 
+def types_of(projection: Projection) -> tuple[str, ...] | None:
+    """Returns the event types a projection handles (None: all of its category)."""
+    return getattr(projection, "types", None)
+
+
 def read_page(store: EventStore, projection: Projection, after: int, batch_size: int,
               conn: Connection | None = None) -> FeedPage:
     """Returns the next page of the feed for a projection (head first, so every event up to it is in view)."""
     head = store.head_position(conn)
-    events = store.read_all(after=after, limit=batch_size, category=projection.category, conn=conn) \
-        if after < head else []
+    events = store.read_all(after=after, limit=batch_size, category=projection.category, conn=conn,
+                            types=types_of(projection)) if after < head else []
     return FeedPage(after, head, events)
 
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from migrator.mapping import (
+    ID_NAMESPACE,
     USERS,
     ColumnMap,
     MappingError,
@@ -16,6 +20,7 @@ from migrator.mapping import (
     import_metadata,
     relay_event_id,
     relay_import_id,
+    uuid5_text,
 )
 from migrator.mapping_files import load_mapping_file, mapping_from_dict
 from tests.accounts import accounts_mapping
@@ -188,3 +193,38 @@ def test_a_mapping_without_events_for_a_field_uses_the_generic_event():
     (event,) = m.change_events({"id": 1, "a": 1}, {"id": 1, "a": 2}, event_ids=ids(), metadata={})
     assert (event.type, event.data) == ("TChanged", {"column": "a", "value": 2})
     assert m.replay([m.import_event({"id": 1, "a": 1}, event_id="i", metadata={}), event]) == {"alpha": 2, "extra": {}}
+
+
+BOUND_USERS = dataclasses.replace(USERS, coerce={"id": "int", "email": "text", "full_name": "text", "is_active": "bool",
+                                                 "phone": "text", "created_at": "timestamp", "updated_at": "timestamp",
+                                                 "shoe_size": "int"},
+                                  table_columns=("id", "email", "full_name", "is_active", "phone", "created_at",
+                                                 "updated_at", "shoe_size"))
+_times = st.datetimes(min_value=datetime(1900, 1, 2), max_value=datetime(9999, 12, 30))
+_stamps = st.one_of(st.none(), _times.map(lambda t: t.strftime("%Y-%m-%d %H:%M:%S.%f")),
+                    _times.map(lambda t: t.isoformat(timespec="milliseconds")),
+                    st.builds(lambda t, tz: t if tz is None else t.replace(tzinfo=tz), _times,
+                              st.sampled_from([None, timezone.utc, timezone(timedelta(hours=-5))])))
+_loose = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.text(max_size=8))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.fixed_dictionaries({"id": st.one_of(st.integers(), st.text(max_size=5)), "email": _loose,
+                              "full_name": _loose,
+                              "is_active": st.one_of(st.booleans(), st.sampled_from([0, 1, "t", "no"])),
+                              "phone": _loose, "created_at": _stamps, "updated_at": _stamps, "shoe_size": _loose}),
+       st.sampled_from(["s", "ms", "us"]))
+def test_import_data_is_the_column_by_column_coercion_and_normalization(row, precision):
+    m = dataclasses.replace(BOUND_USERS, timestamp_precision=precision)
+    coerced = {c: m._value(c, row.get(c)) for c in m.table_columns}
+    expected = {**{c.field: m.field_value(c.column, row.get(c.column)) for c in m.columns},
+                "legacy_key": coerced["id"], "created_at": coerced["created_at"], "updated_at": coerced["updated_at"],
+                "row": coerced}
+    assert m.import_data(row) == expected
+    assert m.import_event(row, event_id="i", metadata={}).data == expected
+
+
+@given(st.text(max_size=40))
+def test_event_ids_are_uuid5_in_the_mapping_namespace(name):
+    assert uuid5_text(name) == str(uuid.uuid5(ID_NAMESPACE, name))
+    assert backfill_import_id("users", 7) == str(uuid.uuid5(ID_NAMESPACE, "users:7:backfill"))
