@@ -35,6 +35,7 @@ from sqlalchemy import Connection, Engine, column, func, select, table
 from es_app.store import EventStore, ExpectedVersion, NewEvent, RecordedEvent, write_transaction
 
 from .backfill_runs import DONE, BackfillRun, delete_run, load_run, save_run
+from .bulk_gc import bulk_gc
 from .capture import changelog_exists, latest_change_id
 from .mapping import TableMapping, backfill_import_id, import_metadata
 from .throttle import Clock, PauseGate, RateLimiter, Sleep
@@ -106,6 +107,21 @@ def projection_lag(container: Any) -> int:
     from es_app.projections import projection_status
 
     return max((s.lag for s in projection_status(container)), default=0)
+
+
+def _fetch_dicts(conn: Connection, query: Any) -> tuple[dict[str, Any], ...]:
+    """Returns the rows of a Core query as dicts, fetched on the DB-API cursor (no result objects per row)."""
+    compiled = query.compile(dialect=conn.dialect)
+    params: Any = compiled.params
+    if compiled.positiontup is not None:
+        params = [params[name] for name in compiled.positiontup]
+    cur = conn.connection.dbapi_connection.cursor()
+    try:
+        cur.execute(str(compiled), params)
+        names = [d[0] for d in cur.description]
+        return tuple(dict(zip(names, r)) for r in cur.fetchall())
+    finally:
+        cur.close()
 
 
 class Backfill:
@@ -198,7 +214,7 @@ class Backfill:
         if after is not None:
             q = q.where(self._key > after)
         with self._snapshot() as conn:
-            rows = tuple(dict(r) for r in conn.execute(q).mappings())
+            rows = _fetch_dicts(conn, q)
             watermark = latest_change_id(conn)
         last_key = rows[-1][self.mapping.key] if rows else after
         return Chunk(rows, last_key, watermark)
@@ -296,14 +312,16 @@ class Backfill:
             self._reader = None
 
     def run_to_end(self, on_chunk: Callable[[ChunkResult], Any] | None = None) -> BackfillRun:
-        """Steps until the table is exhausted. Returns the finished run."""
+        """Steps until the table is exhausted (with a quieter garbage collector, see
+        migrator.bulk_gc). Returns the finished run."""
         try:
-            while True:
-                result = self.step()
-                if on_chunk is not None:
-                    on_chunk(result)
-                if result.rows == 0:
-                    return self._require_run()
+            with bulk_gc():
+                while True:
+                    result = self.step()
+                    if on_chunk is not None:
+                        on_chunk(result)
+                    if result.rows == 0:
+                        return self._require_run()
         finally:
             self.close()
 

@@ -27,6 +27,7 @@ from sqlalchemy import Engine, func, select
 from es_app.store import EventStore, NewEvent, write_transaction
 from es_app.store.schema import events as events_table
 
+from .bulk_gc import bulk_gc
 from .capture import LEGACY_ORIGIN, Change, backlog as changelog_backlog, read_changes
 from .mapping import TableMapping, import_metadata, relay_event_id, relay_import_id
 from .relay_offsets import get_offset, lock_offset, offset_name, save_offset
@@ -122,15 +123,16 @@ class Relay:
         """Returns the totals after relaying batches until the changelog is exhausted (or `max_batches`)."""
         totals = RelayTotals(self.mapping.table, position=self.position())
         started = time.perf_counter()
-        while max_batches is None or totals.batches < max_batches:
-            batch = self.run_batch()
-            if batch.read == 0:
-                break
-            totals.add(batch)
-            if on_batch is not None:
-                on_batch(batch)
-            if batch.read < self.batch_size:
-                break
+        with bulk_gc():
+            while max_batches is None or totals.batches < max_batches:
+                batch = self.run_batch()
+                if batch.read == 0:
+                    break
+                totals.add(batch)
+                if on_batch is not None:
+                    on_batch(batch)
+                if batch.read < self.batch_size:
+                    break
         totals.seconds = time.perf_counter() - started
         return totals
 

@@ -40,6 +40,7 @@ def project_appended(conn: Connection, store: EventStore, appended: Sequence[Rec
     if last - first + 1 != len(appended):
         return False  # not one contiguous run of positions: read them from the feed instead
     complete = True
+    created = {e.stream_id for e in appended if e.version == 1}  # streams this transaction started
     for projection in select_projections(names):
         types = types_of(projection)
         ours = [e for e in appended if projection.category in (None, category_of(e.stream_id))
@@ -53,7 +54,7 @@ def project_appended(conn: Connection, store: EventStore, appended: Sequence[Rec
             shard, shards = shard_in_name(name)
             if shards is not None:
                 events = [e for e in events if shard_of(e.stream_id, shards) == shard]
-            apply_events(conn, projection, events)
+            apply_events(conn, projection, events, new_streams=created)
             elapsed = time.perf_counter() - started
             save_position(conn, name, last, rate=len(events) / elapsed if events and elapsed > 0 else None)
     return complete

@@ -28,4 +28,6 @@ class Projection(Protocol):
     shardable: bool
     queue: str  # the Celery queue whose workers run it (read models: "projections")
 
-    def open(self, conn: Connection, events: Sequence[RecordedEvent]) -> Batch: ...
+    def open(self, conn: Connection, events: Sequence[RecordedEvent]) -> Batch:
+        """Returns a batch that first reads the rows `events` touch. It may then also be given events
+        of streams created in the caller's transaction (which can have no row yet)."""

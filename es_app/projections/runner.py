@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Collection, Sequence
 
 from sqlalchemy import Connection, Engine, select
 
@@ -120,15 +120,17 @@ def run_batch(conn: Connection, store: EventStore, projection: Projection, *, sh
 
 
 def apply_events(conn: Connection, projection: Projection, events: Sequence[RecordedEvent], *,
-                 park_failures: bool = True, attempts: int = 1) -> tuple[int, int, HandlerFailed | None]:
+                 park_failures: bool = True, attempts: int = 1,
+                 new_streams: Collection[str] = ()) -> tuple[int, int, HandlerFailed | None]:
     """Returns (applied, parked, failure) after folding `events` into the projection in the caller's transaction.
 
     Streams with a parked event are passed over. A failing event is parked (its stream then
     waits) or, without `park_failures`, ends the batch: the failure is returned and the events
-    before it stay applied.
+    before it stay applied. `new_streams` were created in the caller's transaction: no row of
+    theirs is looked up.
     """
     blocked = parked_streams(conn, projection.name)
-    batch = projection.open(conn, [e for e in events if e.stream_id not in blocked])
+    batch = projection.open(conn, [e for e in events if e.stream_id not in blocked and e.stream_id not in new_streams])
     applied = parked = 0
     failure = None
     for event in events:

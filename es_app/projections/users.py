@@ -12,24 +12,17 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Sequence
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Table
 
 from es_app.domain import User, UserState, event_from_data
 from es_app.store import RecordedEvent
-from es_app.store.driver import dbapi_of, dumps, translated_errors
+from es_app.store.driver import dbapi_of, dumps, loads, translated_errors
 from es_app.store.engine import is_sqlite
 
 from .tables import users_view
 
 _LIMITS = {"name": 200, "email": 320, "phone": 40, "legacy_key": 255, "created_at": 40, "updated_at": 40}
 _CHUNK = 1000
-
-
-def state_from_row(row: Any) -> UserState:
-    """Returns the UserState a users_view row holds."""
-    return UserState(id=row.id, name=row.name, email=row.email, phone=row.phone, active=row.active,
-                     deleted=row.deleted, version=row.version, created_at=row.created_at,
-                     updated_at=row.updated_at, legacy_key=row.legacy_key, extra=dict(row.extra or {}))
 
 
 def _check(state: UserState) -> None:
@@ -97,59 +90,63 @@ def _pg_params(rows: list[tuple]) -> list[list[Any]]:
     return columns
 
 
-_PG_LOOKUP_COLUMNS = ("id", "name", "email", "phone", "active", "deleted", "version", "created_at", "updated_at",
-                      "legacy_key", "extra")
+_LOOKUP_COLUMNS = ("id", "name", "email", "phone", "active", "deleted", "version", "created_at", "updated_at",
+                   "legacy_key", "extra")
 
 
-def _pg_lookup(conn: Connection, table: str, ids: list[str]) -> dict[str, UserState]:
-    """Returns the states of these rows: one array parameter, planned afresh each time.
+def _lookup(conn: Connection, table: str, ids: list[str]) -> dict[str, UserState]:
+    """Returns the states of these rows, read on the driver's cursor.
 
-    Not a prepared statement: a plan cached while the table was empty (a catch-up from 0)
-    would stay a sequential scan as the table grows, making every batch slower.
+    PostgreSQL: one array parameter, planned afresh each time, not a prepared statement: a
+    plan cached while the table was empty (a catch-up from 0) would stay a sequential scan
+    as the table grows, making every batch slower. SQLite: `IN` lists of _CHUNK ids, with
+    booleans and JSON converted as SQLAlchemy would.
     """
-    cols = ", ".join(f'"{c}"' for c in _PG_LOOKUP_COLUMNS)
+    cols = ", ".join(f'"{c}"' for c in _LOOKUP_COLUMNS)
+    sqlite = is_sqlite(conn)
     with translated_errors(conn.dialect):
         cur = dbapi_of(conn).cursor()
         try:
-            cur.execute(f'SELECT {cols} FROM "{table}" WHERE "id" = ANY(%s)', (ids,), prepare=False)
-            return {r[0]: UserState(id=r[0], name=r[1], email=r[2], phone=r[3], active=r[4], deleted=r[5],
-                                    version=r[6], created_at=r[7], updated_at=r[8], legacy_key=r[9],
-                                    extra=dict(r[10] or {}))
-                    for r in cur.fetchall()}
+            if sqlite:
+                rows = []
+                for start in range(0, len(ids), _CHUNK):
+                    part = ids[start:start + _CHUNK]
+                    cur.execute(f'SELECT {cols} FROM "{table}" WHERE "id" IN ({", ".join("?" * len(part))})', part)
+                    rows.extend((*r[:4], bool(r[4]), bool(r[5]), *r[6:10], None if r[10] is None else loads(r[10]))
+                                for r in cur.fetchall())
+            else:
+                cur.execute(f'SELECT {cols} FROM "{table}" WHERE "id" = ANY(%s)', (ids,), prepare=False)
+                rows = cur.fetchall()
         finally:
             cur.close()
+    return {r[0]: UserState(id=r[0], name=r[1], email=r[2], phone=r[3], active=r[4], deleted=r[5], version=r[6],
+                            created_at=r[7], updated_at=r[8], legacy_key=r[9], extra=dict(r[10] or {}))
+            for r in rows}
 
 
 class UsersBatch:
     def __init__(self, conn: Connection, table: Table, events: Sequence[RecordedEvent]):
         self.conn, self.table = conn, table
         ids = list(dict.fromkeys(e.stream_id for e in events))
-        self.states: dict[str, UserState] = {}
-        if not ids:
-            pass
-        elif is_sqlite(conn):
-            for start in range(0, len(ids), _CHUNK):
-                for row in conn.execute(select(table).where(table.c.id.in_(ids[start:start + _CHUNK]))):
-                    self.states[row.id] = state_from_row(row)
-        else:
-            self.states = _pg_lookup(conn, table.name, ids)
+        self.states: dict[str, UserState] = _lookup(conn, table.name, ids) if ids else {}
         self.dirty: dict[str, int] = {}  # stream id -> position of the last event applied
 
     def apply(self, event: RecordedEvent) -> bool:
         state = self.states.get(event.stream_id)
-        if state is None:
-            state = UserState(id=event.stream_id)
-        elif state.version >= event.version:
+        if state is not None and state.version >= event.version:
             return False
         domain_event = event_from_data(event.type, event.data)
-        saved, saved_extra = state.__dict__.copy(), dict(state.extra)
+        saved = None if state is None else (state.__dict__.copy(), dict(state.extra))  # a new row needs no undo
+        if state is None:
+            state = UserState(id=event.stream_id)
         try:
             User.replay(event.stream_id, [(domain_event, event.metadata)], state)
             state.version = event.version  # the stream's own version, even after a skipped dead letter
             _check(state)
         except BaseException:
-            state.__dict__.update(saved)  # an event applies completely or not at all
-            state.extra = saved_extra
+            if saved is not None:  # an event applies completely or not at all
+                state.__dict__.update(saved[0])
+                state.extra = saved[1]
             raise
         self.states[event.stream_id] = state
         self.dirty[event.stream_id] = event.position

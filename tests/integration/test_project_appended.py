@@ -47,10 +47,13 @@ def test_the_read_model_and_checkpoints_follow_in_the_same_transaction(es):
 
 
 def test_events_between_the_checkpoint_and_the_batch_are_applied_first(es):
+    known = register(es)
     run_projections(es)
-    register(es)
-    late = register(es, "Late")  # behind the checkpoints: a registration (with its welcome notification)
+    es.user_service.execute(known, lambda u: u.change_name("Renamed"))  # behind the checkpoints: a change,
+    late = register(es, "Late")  # and a registration (with its welcome notification)
     assert append_and_project(es, [1, 2]) is True
+    assert view_fields(dump(es.engine)[known]) == expected_row(es, known)
+    assert dump(es.engine)[known]["name"] == "Renamed"
     assert view_fields(dump(es.engine)[late]) == expected_row(es, late)
     assert [n["stream_id"] for n in outbox(es.engine)].count(late) == 1
     assert set(checkpoints(es.engine).values()) == {es.store.head_position()}
