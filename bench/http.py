@@ -132,7 +132,7 @@ def _row(backend: str, mode: str, what: str, clients: int, t: Timing) -> list[st
 
 
 def run(backend: str, mode: str, requests: int, clients: int) -> tuple[list[list[str]], list[str]]:
-    from migrator.topology import Topology, load_compose, local_env
+    from migrator.topology import Topology, delete_broker_keys, load_compose, local_env
 
     with es_database(backend, prefix="bench_http") as url, tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
         prefix = f"bench-{uuid.uuid4().hex}:"
@@ -164,24 +164,12 @@ def run(backend: str, mode: str, requests: int, clients: int) -> tuple[list[list
         finally:
             topology.stop()
             if mode == "servers":
-                _clean_redis(prefix)
+                delete_broker_keys(REDIS_URL, prefix)
     rows = [_row(backend, mode, "POST /users (register)", clients, t_reg),
             _row(backend, mode, "PATCH /users/{id} (rename)", clients, t_ren)]
     lag = [backend, mode, fmt(len(lags)), f"{percentile(lags, 50) * 1000:.1f}", f"{percentile(lags, 99) * 1000:.1f}",
            f"{max(lags, default=0) * 1000:.1f}"]
     return rows, lag
-
-
-def _clean_redis(prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=500))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -32,10 +32,10 @@ from typing import Any, Callable, Iterator, Sequence
 
 from sqlalchemy import Connection, Engine, column, func, select, table
 
+from es_app.bulk_gc import bulk_gc
 from es_app.store import EventStore, ExpectedVersion, NewEvent, RecordedEvent, write_transaction
 
 from .backfill_runs import DONE, BackfillRun, delete_run, load_run, save_run
-from .bulk_gc import bulk_gc
 from .capture import changelog_exists, latest_change_id
 from .mapping import TableMapping, backfill_import_id, import_metadata
 from .throttle import Clock, PauseGate, RateLimiter, Sleep
@@ -313,7 +313,7 @@ class Backfill:
 
     def run_to_end(self, on_chunk: Callable[[ChunkResult], Any] | None = None) -> BackfillRun:
         """Steps until the table is exhausted (with a quieter garbage collector, see
-        migrator.bulk_gc). Returns the finished run."""
+        es_app.bulk_gc). Returns the finished run."""
         try:
             with bulk_gc():
                 while True:

@@ -24,10 +24,10 @@ from typing import Any, Callable, Iterable, Sequence
 
 from sqlalchemy import Engine, func, select
 
+from es_app.bulk_gc import bulk_gc
 from es_app.store import EventStore, NewEvent, write_transaction
 from es_app.store.schema import events as events_table
 
-from .bulk_gc import bulk_gc
 from .capture import LEGACY_ORIGIN, Change, backlog as changelog_backlog, read_changes
 from .mapping import TableMapping, import_metadata, relay_event_id, relay_import_id
 from .relay_offsets import get_offset, lock_offset, offset_name, save_offset

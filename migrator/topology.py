@@ -220,3 +220,16 @@ def local_env(es_url: str, legacy_url: str, broker_url: str, **knobs: Any) -> di
     """Returns the environment that replaces the compose one: this machine's URLs, plus any knobs."""
     return {"ES_DATABASE_URL": es_url, "LEGACY_DATABASE_URL": legacy_url, "BROKER_URL": broker_url,
             **{k.upper(): str(v) for k, v in knobs.items()}}
+
+
+def delete_broker_keys(broker_url: str, prefix: str) -> int:
+    """Returns how many Redis keys under `prefix` it deleted: what a topology started with
+    `broker_key_prefix` left on a shared Redis (queues, results, locks)."""
+    import redis
+
+    client = redis.Redis.from_url(broker_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=500))
+        return client.delete(*keys) if keys else 0
+    finally:
+        client.close()

@@ -96,23 +96,6 @@ class ReadModelInfo(BaseModel):
     stale: bool
 
 
-class UserView(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "id": USER_ID_EXAMPLE, "name": "Sarah Reese", "email": "sarah@example.org", "phone": None,
-        "active": True, "version": 2, "created_at": "2026-11-28T09:00:00+00:00",
-        "updated_at": "2026-11-28T09:05:00+00:00", "read_model": {"position": 1041, "stale": False}}]})
-
-    id: str
-    name: str
-    email: str
-    phone: str | None
-    active: bool
-    version: int
-    created_at: str | None = None
-    updated_at: str | None = None
-    read_model: ReadModelInfo
-
-
 class UserSummary(BaseModel):
     id: str
     name: str
@@ -122,6 +105,15 @@ class UserSummary(BaseModel):
     version: int
     created_at: str | None = None
     updated_at: str | None = None
+
+
+class UserView(UserSummary):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": USER_ID_EXAMPLE, "name": "Sarah Reese", "email": "sarah@example.org", "phone": None,
+        "active": True, "version": 2, "created_at": "2026-11-28T09:00:00+00:00",
+        "updated_at": "2026-11-28T09:05:00+00:00", "read_model": {"position": 1041, "stale": False}}]})
+
+    read_model: ReadModelInfo
 
 
 class UserPage(BaseModel):

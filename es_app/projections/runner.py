@@ -24,11 +24,12 @@ from typing import Any, Callable, Collection, Sequence
 from sqlalchemy import Connection, Engine, select
 
 from es_app.store import EventStore, RecordedEvent
+from es_app.bulk_gc import bulk_gc
 from es_app.store.engine import is_sqlite, write_transaction
 
 from .base import Projection
-from .checkpoints import check_shard, checkpoint_name, ensure_layout, layout_names, lock_position, save_position, \
-    shard_of
+from .checkpoints import check_shard, checkpoint_name, ensure_layout, get_position, layout_names, lock_position, \
+    save_position, shard_of
 from .dead_letters import park, parked_streams
 from .registry import select_projections
 from .tables import projection_checkpoints as cp
@@ -157,30 +158,44 @@ def run_projection(engine: Engine, store: EventStore, projection: Projection, *,
 
     Batches until the head of the feed (or one batch with `until_head=False`). On
     PostgreSQL, while a full batch is applied the next page is read on another
-    connection, so the server's work overlaps ours. With `park_failures=False` a failing handler raises
+    connection, so the server's work overlaps ours. On SQLite each page is read before the
+    batch's write transaction, so other writers (a backfill) are not kept waiting while
+    it is read. With `park_failures=False` a failing handler raises
     HandlerFailed after the events before it were committed (for the caller to retry).
     """
     shard, shards = check_shard(shard, shards) if projection.shardable else (None, None)
     _ensure_layout_once(engine, projection, shards)
     total = 0
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"read-ahead:{projection.name}") as pool:
+    sqlite = is_sqlite(engine)
+    position = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"read-ahead:{projection.name}") as pool, bulk_gc():
         read_ahead = None
-        if until_head and not is_sqlite(engine):  # SQLite reads in-process: nothing to overlap
+        if until_head and not sqlite:
             def read_ahead(after: int) -> Future:
                 return pool.submit(read_page, store, projection, after, batch_size)
         ahead = None
         while True:
+            if sqlite:  # a thread would not help: see migrator.backfill on SQLite and the GIL
+                position = _unlocked_position(engine, projection, shard, shards) if position is None else position
+                ahead = Future()
+                ahead.set_result(read_page(store, projection, position, batch_size))
             with write_transaction(engine) as conn:
                 result, ahead = run_batch(conn, store, projection, shard=shard, shards=shards,
                                           batch_size=batch_size, park_failures=park_failures, attempts=attempts,
                                           ahead=ahead, read_ahead=read_ahead)
             total += result.applied
+            position = result.position
             if on_batch is not None:
                 on_batch(result)
             if result.failure is not None:
                 raise result.failure
             if result.at_head or not until_head:
                 return total
+
+
+def _unlocked_position(engine: Engine, projection: Projection, shard: int | None, shards: int | None) -> int:
+    with engine.connect() as conn:
+        return get_position(conn, checkpoint_name(projection.name, shard, shards)) or 0
 
 
 def _ensure_layout_once(engine: Engine, projection: Projection, shards: int | None) -> None:

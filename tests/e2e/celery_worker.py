@@ -11,8 +11,7 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
-import redis
-
+from migrator.topology import delete_broker_keys
 from tests.conftest import REDIS_URL
 
 CELERY = str(Path(sys.executable).with_name("celery"))
@@ -77,10 +76,4 @@ def new_prefix() -> str:
 
 
 def clean_redis(prefix: str) -> None:
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=500))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    delete_broker_keys(REDIS_URL, prefix)

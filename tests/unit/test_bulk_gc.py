@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-from migrator.bulk_gc import bulk_gc
+from es_app.bulk_gc import bulk_gc
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""A quieter cyclic garbage collector for bulk runs (backfill, relay drains).
+"""A quieter cyclic garbage collector for bulk runs (backfill, relay drains, projection catch-ups).
 
 A bulk run allocates millions of short-lived, acyclic objects (rows, dicts, events). With the
 interpreter's default first threshold (700 allocations) the cyclic collector runs after every
