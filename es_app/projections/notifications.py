@@ -6,7 +6,6 @@ handler twice (a redelivered task, a replay, two workers) writes it once.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
@@ -14,6 +13,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from es_app.store import RecordedEvent
+from es_app.store.driver import dumps
 from es_app.store.engine import is_sqlite
 
 from .tables import notifications
@@ -71,7 +71,7 @@ class NotificationsBatch:
             self.conn.execute(sqlite_insert(notifications).on_conflict_do_nothing(index_elements=["event_id"]), rows)
             return
         now = rows[0]["created_at"]  # one statement for the batch, as in the users projection
-        payload = json.dumps([{k: v for k, v in r.items() if k != "created_at"} for r in rows])
+        payload = dumps([{k: v for k, v in r.items() if k != "created_at"} for r in rows])
         self.conn.execute(text(_PG_INSERT), {"rows": payload, "now": now})
 
 
