@@ -41,6 +41,9 @@ from .mapping import TableMapping, backfill_import_id, import_metadata
 from .throttle import Clock, PauseGate, RateLimiter, Sleep
 
 
+ANALYZE_FIRST_AT = 10_000
+
+
 class BackfillError(Exception):
     """A backfill that cannot start or go on; the message is one line the user can act on."""
 
@@ -156,6 +159,8 @@ class Backfill:
         # a busy reader thread then holds it for up to the switch interval: slower than no thread at
         # all (measured, docs/benchmarks.md). Throttled runs gain nothing from it either.
         self._reads_ahead = store.engine.dialect.name != "sqlite" and self.options.max_rate is None
+        self._analyze_at = ANALYZE_FIRST_AT  # rows imported by this process after which the store is analysed
+        self._imported_here = 0
 
     @property
     def name(self) -> str:
@@ -292,6 +297,10 @@ class Backfill:
         if chunk.rows and self._reads_ahead:
             self._ahead = (chunk.last_key, limit, self._read_pool().submit(self._read_and_build, chunk.last_key, limit))
         result = self.write_chunk(chunk, items)
+        self._imported_here += result.imported
+        if self._imported_here >= self._analyze_at:  # at 10,000, 20,000, 40,000, ... rows
+            self.store.analyze()
+            self._analyze_at *= 2
         if self.project is not None and not result.projected:
             self.project.catch_up()
         self.limiter.record(result.rows)

@@ -195,14 +195,12 @@ class TableMapping:
         coerce, precision = self._coercers.get(column), self.timestamp_precision
         native = _NATIVE.get(self.coerce.get(column, ""))
 
-        if native is None:
-            def convert(value: Any) -> Any:
-                return jsonable(coerce(value) if coerce else value, precision)
-        else:
-            def convert(value: Any) -> Any:
-                if value is None or type(value) is native:
-                    return value
-                return jsonable(coerce(value) if coerce else value, precision)
+        def convert(value: Any) -> Any:
+            if value is None or type(value) is native:
+                return value  # already what the coercer would return
+            if coerce is not None:
+                value = coerce(value)
+            return value if type(value) in _JSON_TYPES else jsonable(value, precision)
         return convert
 
     def _plan_import(self, columns: Iterable[str]) -> ImportPlan:
@@ -336,6 +334,7 @@ class TableMapping:
 
 
 _NATIVE: dict[str, type] = {"text": str, "int": int, "bool": bool}  # coercers that keep values of this type
+_JSON_TYPES = frozenset({str, int, float, bool, type(None)})  # what `jsonable` returns unchanged
 
 
 def _lenient(coerce: Normalizer) -> Normalizer:

@@ -162,6 +162,8 @@ def compose(specs: Iterable[str | Normalizer]) -> Normalizer:
             fns.append(_none_safe(_decimal_places(int(spec[8:]))))
         else:
             raise ValueError(f"unknown normalizer {spec!r} (known: {', '.join(sorted(NORMALIZERS))})")
+    if len(fns) == 1:
+        return fns[0]
 
     def normalize(value: Any) -> Any:
         for fn in fns:

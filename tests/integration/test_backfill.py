@@ -280,3 +280,27 @@ def test_cli_refuses_an_event_store_that_is_not_initialised(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "migrator init" in err and len(err.strip().splitlines()) == 1
     engine_for(url).dispose()
+
+
+def test_the_store_is_analysed_as_the_backfill_doubles_it(db, monkeypatch):
+    _, engine = db
+    insert_users(engine, keys(10))
+    calls = []
+    monkeypatch.setattr("migrator.backfill.ANALYZE_FIRST_AT", 2)
+    monkeypatch.setattr(EventStore, "analyze", lambda self: calls.append(event_count(engine)))
+    b = make_backfill(engine, batch_size=2)
+    b.start()
+    b.run_to_end()
+    assert calls == [2, 4, 8]  # after 2, 4 and 8 rows imported
+
+
+def test_analyze_gives_the_postgresql_planner_the_table_size(db):
+    _, engine = db
+    insert_users(engine, keys(30))
+    b = make_backfill(engine, batch_size=100)
+    b.start()
+    b.run_to_end()
+    EventStore(engine).analyze()  # a no-op on SQLite
+    if engine.dialect.name != "sqlite":
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT reltuples FROM pg_class WHERE relname = 'events'")).scalar() == 30
