@@ -80,7 +80,8 @@ def backfill(
     max_projection_lag: Annotated[Optional[int], typer.Option("--max-projection-lag", min=0, show_default=False,
                                                               help="Pause while a projection lags more events")] = None,
     project: Annotated[bool, typer.Option("--project/--no-project",
-                                          help="Run the projections after each chunk")] = True,
+                                          help="Project each chunk in its own transaction "
+                                               "(--no-project: leave it to the workers)")] = True,
     es_url: EsUrl = None,
     legacy_url: LegacyUrl = None,
 ) -> None:
