@@ -157,7 +157,7 @@ class Backfill:
         # Reading ahead pays when the writer waits on a server (PostgreSQL releases the GIL for the whole
         # statement). On SQLite the writer takes the GIL back after every row of an executemany, and
         # a busy reader thread then holds it for up to the switch interval: slower than no thread at
-        # all (measured, docs/benchmarks.md). Throttled runs gain nothing from it either.
+        # all when tried. Throttled runs gain nothing from it either.
         self._reads_ahead = store.engine.dialect.name != "sqlite" and self.options.max_rate is None
         self._analyze_at = ANALYZE_FIRST_AT  # rows imported by this process after which the store is analysed
         self._imported_here = 0
