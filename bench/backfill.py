@@ -52,6 +52,17 @@ def seed(engine: Engine, rows: int, chunk: int = 100_000) -> None:
             conn.execute(text(sql), {"a": start, "b": min(start + chunk - 1, rows)})
 
 
+def seed_captured(legacy_url: str, rows: int) -> None:
+    """Fills the legacy users table of a fresh database with `rows` rows and installs capture."""
+    from es_app.bootstrap import engine_for
+    from migrator import capture
+    from migrator.mapping import USERS
+
+    legacy = engine_for(legacy_url)
+    seed(legacy, rows)
+    capture.install(legacy, [USERS])
+
+
 class Timed:
     """Wraps a callable and sums the seconds spent in it."""
 
@@ -178,12 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         with es_database(backend, "bf_legacy") as legacy_url, es_database(backend, "bf_es") as es_url, \
                 es_database(backend, "bf_raw") as raw_url:
             from es_app.bootstrap import engine_for
-            from migrator import capture
-            from migrator.mapping import USERS
 
-            legacy = engine_for(legacy_url)
-            seed(legacy, rows)
-            capture.install(legacy, [USERS])
+            seed_captured(legacy_url, rows)
             figures = {"inline": run_backfill(legacy_url, es_url, args.batch_size, parallel=False)}
             raw_seconds = raw_insert(raw_url, event_rows(es_url, args.batch_size))
             engine_for(es_url).dispose()

@@ -15,7 +15,7 @@ import collections
 import time
 from typing import Any, Callable
 
-from .backfill import event_rows, raw_insert, seed
+from .backfill import event_rows, raw_insert, seed_captured
 from .common import es_database, fmt, machine_line, parse, parser, print_table
 
 STEPS = (
@@ -85,12 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         with es_database(backend, "bfp_legacy") as legacy_url, es_database(backend, "bfp_es") as es_url, \
                 es_database(backend, "bfp_raw") as raw_url:
             from es_app.bootstrap import engine_for
-            from migrator import capture
-            from migrator.mapping import USERS
 
-            legacy = engine_for(legacy_url)
-            seed(legacy, n)
-            capture.install(legacy, [USERS])
+            seed_captured(legacy_url, n)
             rows, total, steps = measure(legacy_url, es_url, args.batch_size)
             raw = raw_insert(raw_url, event_rows(es_url, args.batch_size))
             for url in (legacy_url, es_url, raw_url):

@@ -175,7 +175,7 @@ def run_projection(engine: Engine, store: EventStore, projection: Projection, *,
                 return pool.submit(read_page, store, projection, after, batch_size)
         ahead = None
         while True:
-            if sqlite:  # a thread would not help: see migrator.backfill on SQLite and the GIL
+            if sqlite:  # not on a thread: it would fight the writer for the GIL (sqlite3 takes it back per row)
                 position = _unlocked_position(engine, projection, shard, shards) if position is None else position
                 ahead = Future()
                 ahead.set_result(read_page(store, projection, position, batch_size))
