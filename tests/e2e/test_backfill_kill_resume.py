@@ -20,7 +20,7 @@ from migrator.mapping import USERS
 from migrator.seed import seed_users
 from tests.integration.backfill_helpers import differences, import_counts
 
-ROWS = {"sqlite": 2_000, "postgres": 2_000}
+ROWS = {"sqlite": 6_000, "postgres": 6_000}  # enough that a kill at 55% lands before the end
 
 
 def _cli(*args: str) -> list[str]:
