@@ -159,8 +159,7 @@ class Backfill:
         # a busy reader thread then holds it for up to the switch interval: slower than no thread at
         # all when tried. Throttled runs gain nothing from it either.
         self._reads_ahead = store.engine.dialect.name != "sqlite" and self.options.max_rate is None
-        self._analyze_at = ANALYZE_FIRST_AT  # rows imported by this process after which the store is analysed
-        self._imported_here = 0
+        self._analyze_at = ANALYZE_FIRST_AT  # the run's imported rows at which the store is next analysed
 
     @property
     def name(self) -> str:
@@ -297,10 +296,9 @@ class Backfill:
         if chunk.rows and self._reads_ahead:
             self._ahead = (chunk.last_key, limit, self._read_pool().submit(self._read_and_build, chunk.last_key, limit))
         result = self.write_chunk(chunk, items)
-        self._imported_here += result.imported
-        if self._imported_here >= self._analyze_at:  # at 10,000, 20,000, 40,000, ... rows
+        if self._require_run().rows_imported >= self._analyze_at:  # at 10,000 rows, then each time they double
             self.store.analyze()
-            self._analyze_at *= 2
+            self._analyze_at = 2 * self._require_run().rows_imported
         if self.project is not None and not result.projected:
             self.project.catch_up()
         self.limiter.record(result.rows)

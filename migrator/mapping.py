@@ -253,9 +253,8 @@ class TableMapping:
         data["legacy_key"] = coerced[self.key]
         data["created_at"] = coerced[self.created_at] if self.created_at else None
         data["updated_at"] = coerced[self.updated_at] if self.updated_at else None
-        if self.exclude:
-            for c in self.exclude:
-                coerced.pop(c, None)
+        for c in self.exclude:
+            coerced.pop(c, None)
         data["row"] = coerced
         return data
 
@@ -369,7 +368,7 @@ _NS_BYTES = ID_NAMESPACE.bytes
 
 
 def uuid5_text(name: str) -> str:
-    """Returns `str(uuid.uuid5(ID_NAMESPACE, name))`, without building UUID objects (a third of the time)."""
+    """Returns `str(uuid.uuid5(ID_NAMESPACE, name))`, without building UUID objects."""
     digest = bytearray(hashlib.sha1(_NS_BYTES + name.encode("utf-8")).digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50
     digest[8] = (digest[8] & 0x3F) | 0x80

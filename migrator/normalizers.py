@@ -41,16 +41,14 @@ def timestamp(precision: str = "us") -> Normalizer:
     cut = 10 ** (6 - digits)
 
     def to_timestamp(value: Any) -> str:
-        if type(value) is str:
+        if isinstance(value, str):
             if len(value) == canonical_length and value[10] == "T" and value.endswith("+00:00"):
                 return value  # already normalized (the common case when values pass through twice)
             t = datetime.fromisoformat(value)
         elif isinstance(value, datetime):
             t = value
         else:
-            t = datetime.fromisoformat(value) if isinstance(value, str) else value
-            if not isinstance(t, datetime):
-                raise ValueError(f"not a timestamp: {value!r}")
+            raise ValueError(f"not a timestamp: {value!r}")
         if cut > 1 and t.microsecond % cut:
             t = t.replace(microsecond=t.microsecond - t.microsecond % cut)
         if t.tzinfo is None:  # naive: taken as UTC

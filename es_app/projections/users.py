@@ -55,13 +55,13 @@ def _row(state: UserState, position: int) -> tuple:
 
 _COLUMNS = ("id", "name", "email", "phone", "active", "deleted", "version", "position", "legacy_key",
             "created_at", "updated_at", "extra")
+# PostgreSQL types of the columns but the last, `extra`, which stays jsonb (JSON null becoming SQL NULL)
 _PG_TYPES = ("text", "text", "text", "text", "boolean", "boolean", "integer", "bigint", "text", "text", "text")
-# (`extra`, the last column, stays jsonb; JSON null becomes SQL NULL)
 
 
 @lru_cache(maxsize=None)
 def _pg_upsert_sql(table: str) -> str:
-    """Returns one INSERT .. SELECT FROM jsonb_to_recordset(rows as one JSON array of arrays) .. ON CONFLICT.
+    """Returns one INSERT .. SELECT FROM jsonb_array_elements(the rows as one JSON array of arrays) .. ON CONFLICT.
 
     One JSON text for the batch: orjson writes it in C, where psycopg's array dumpers pack
     every element in Python."""
@@ -84,10 +84,6 @@ def _sqlite_upsert_sql(table: str) -> str:
 def _sqlite_params(row: tuple) -> tuple:
     """Returns a row's values as SQLAlchemy stores them on SQLite (booleans 1/0, `extra` as JSON text)."""
     return (*row[:4], int(row[4]), int(row[5]), *row[6:11], dumps(row[11]))
-
-
-def _pg_params(rows: list[tuple]) -> tuple[str]:
-    return (dumps(rows),)
 
 
 _LOOKUP_COLUMNS = ("id", "name", "email", "phone", "active", "deleted", "version", "created_at", "updated_at",
@@ -163,7 +159,7 @@ class UsersBatch:
                 if is_sqlite(self.conn):
                     cur.executemany(_sqlite_upsert_sql(self.table.name), [_sqlite_params(r) for r in rows])
                 else:
-                    cur.execute(_pg_upsert_sql(self.table.name), _pg_params(rows))
+                    cur.execute(_pg_upsert_sql(self.table.name), (dumps(rows),))
             finally:
                 cur.close()
 

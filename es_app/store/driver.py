@@ -142,24 +142,24 @@ class Dialect:
         position, stream_id, version, event_id, event_type, schema_version, data, meta, recorded_at = row
         if self.sqlite:
             data, meta = loads(data), loads(meta)
-            recorded_at = datetime.fromisoformat(recorded_at + "+00:00")
+            recorded_at = self.recorded_time(recorded_at)
         schema_version, data = upcast(event_type, schema_version, data)
         return RecordedEvent(position, stream_id, version, event_id, event_type, schema_version, data, meta,
                              recorded_at)
 
-    def row_tuples(self, stream_id: str, current: int, new_events: Sequence[NewEvent],
-                   now: datetime | None = None) -> list[tuple]:
-        """Returns the events as rows in INSERT_COLUMNS order, at versions current+1.., recorded at `now`
-        (default: the current time; a bulk append passes one time for all its streams)."""
-        return self.rows_at(self.stamps(now), stream_id, current, new_events)
+    def row_tuples(self, stream_id: str, current: int, new_events: Sequence[NewEvent]) -> list[tuple]:
+        """Returns the events as rows in INSERT_COLUMNS order, at versions current+1.., recorded now."""
+        return self.rows_at(self.stamps(), stream_id, current, new_events)
 
-    def stamps(self, now: datetime | None = None) -> tuple[str, Any]:
-        """Returns (default occurred_at text, recorded_at parameter) of rows written at `now`."""
-        now = now or datetime.now(timezone.utc)
+    def stamps(self) -> tuple[str, Any]:
+        """Returns (default occurred_at text, recorded_at parameter) of rows written now; a bulk append
+        takes them once for all its streams."""
+        now = datetime.now(timezone.utc)
         return now.isoformat(), self.time_param(now)
 
     @staticmethod
     def rows_at(stamps: tuple[str, Any], stream_id: str, current: int, new_events: Sequence[NewEvent]) -> list[tuple]:
+        """Returns `row_tuples` with the given stamps."""
         occurred, recorded = stamps
         category = category_of(stream_id)
         return [(stream_id, category, current + i, str(e.event_id), e.type, e.schema_version, dumps(e.data),

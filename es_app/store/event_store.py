@@ -243,17 +243,18 @@ class EventStore:
         """Appends like `append_batch`; returns the events as recorded (None for a skipped item),
         for a caller that hands them to projections in the same transaction."""
         spans, rows, positions = self._append_rows(conn, items, skip_mismatched)
-        upcast, recorded_time, out = self.upcasters.upcast, self._sql.recorded_time, []
+        upcast, out = self.upcasters.upcast, []
+        recorded_at = self._sql.recorded_time(rows[0][8]) if rows else None  # one time for the whole batch
         for span in spans:
             if span is None:
                 out.append(None)
                 continue
             recorded = []
             for n in range(span[2], span[3]):
-                stream_id, _, version, event_id, event_type, schema_version, data, meta, at = rows[n]
+                stream_id, _, version, event_id, event_type, schema_version, data, meta, _ = rows[n]
                 schema_version, data = upcast(event_type, schema_version, loads(data))
                 recorded.append(RecordedEvent(positions[n], stream_id, version, event_id, event_type, schema_version,
-                                              data, loads(meta), recorded_time(at)))
+                                              data, loads(meta), recorded_at))
             out.append(recorded)
         return out
 
