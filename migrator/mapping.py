@@ -364,16 +364,17 @@ def backfill_import_id(table: str, key: Any) -> str:
     return uuid5_text(f"{table}:{key}:backfill")
 
 
-_NS_BYTES = ID_NAMESPACE.bytes
+_NS_SHA1 = hashlib.sha1(ID_NAMESPACE.bytes)  # copied for each name: the namespace is hashed once
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}  # the RFC 4122 variant bits on a hex digit
 
 
 def uuid5_text(name: str) -> str:
-    """Returns `str(uuid.uuid5(ID_NAMESPACE, name))`, without building UUID objects."""
-    digest = bytearray(hashlib.sha1(_NS_BYTES + name.encode("utf-8")).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    """Returns `str(uuid.uuid5(ID_NAMESPACE, name))`, without building UUID objects: the SHA-1's
+    first 32 hex digits, with the version digit set to 5 and the variant bits on the 17th."""
+    sha1 = _NS_SHA1.copy()
+    sha1.update(name.encode("utf-8"))
+    h = sha1.hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 def import_metadata(source: str, watermark: int, occurred_at: str | None, **extra: Any) -> dict[str, Any]:

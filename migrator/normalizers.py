@@ -44,7 +44,9 @@ def timestamp(precision: str = "us") -> Normalizer:
         if isinstance(value, str):
             if len(value) == canonical_length and value[10] == "T" and value.endswith("+00:00"):
                 return value  # already normalized (the common case when values pass through twice)
-            t = datetime.fromisoformat(value)
+            t = datetime.fromisoformat(value)  # checks the text in any case
+            if digits == 6 and len(value) == 26 and value[19] == ".":  # naive with microseconds, as SQLite
+                return f"{value[:10]}T{value[11:]}+00:00"  # stores them: only the separator and offset differ
         elif isinstance(value, datetime):
             t = value
         else:

@@ -33,4 +33,6 @@ def event_from_data(type_name: str, data: dict[str, Any]) -> DomainEvent:
     names = _FIELD_NAMES.get(cls)
     if names is None:
         names = _FIELD_NAMES[cls] = frozenset(f.name for f in dataclasses.fields(cls))
+    if data.keys() <= names:
+        return cls(**data)
     return cls(**{k: v for k, v in data.items() if k in names})

@@ -121,11 +121,20 @@ def _lookup(conn: Connection, table: str, ids: list[str]) -> dict[str, UserState
 
 
 class UsersBatch:
+    """Folds a batch of events into rows of `table`.
+
+    The caller holds the projection's checkpoint lock for the whole transaction, so a row
+    that the lookup did not find (or of a stream started in this transaction) is not written
+    by anyone else before `flush`: on PostgreSQL many such rows go in by COPY, the others by
+    upsert.
+    """
+
     def __init__(self, conn: Connection, table: Table, events: Sequence[RecordedEvent]):
         self.conn, self.table = conn, table
         ids = list(dict.fromkeys(e.stream_id for e in events))
         self.states: dict[str, UserState] = _lookup(conn, table.name, ids) if ids else {}
         self.dirty: dict[str, int] = {}  # stream id -> position of the last event applied
+        self.absent: set[str] = set()  # dirty rows not in the table yet
 
     def apply(self, event: RecordedEvent) -> bool:
         state = self.states.get(event.stream_id)
@@ -135,6 +144,7 @@ class UsersBatch:
         saved = None if state is None else (state.__dict__.copy(), dict(state.extra))  # a new row needs no undo
         if state is None:
             state = UserState(id=event.stream_id)
+            self.absent.add(event.stream_id)
         try:
             User.replay(event.stream_id, [(domain_event, event.metadata)], state)
             state.version = event.version  # the stream's own version, even after a skipped dead letter
@@ -152,16 +162,42 @@ class UsersBatch:
         if not self.dirty:
             return
         rows = [_row(self.states[sid], position) for sid, position in self.dirty.items()]
-        self.dirty = {}
+        absent, self.dirty, self.absent = self.absent, {}, set()
         with translated_errors(self.conn.dialect):
             cur = dbapi_of(self.conn).cursor()
             try:
                 if is_sqlite(self.conn):
                     cur.executemany(_sqlite_upsert_sql(self.table.name), [_sqlite_params(r) for r in rows])
-                else:
+                    return
+                new = [r for r in rows if r[0] in absent] if len(absent) >= COPY_AT_LEAST else []
+                if new and _copy_new_rows(cur, self.table.name, new):
+                    rows = [r for r in rows if r[0] not in absent]
+                if rows:
                     cur.execute(_pg_upsert_sql(self.table.name), (dumps(rows),))
             finally:
                 cur.close()
+
+
+UNIQUE_VIOLATION = "23505"  # PostgreSQL's SQLSTATE
+COPY_AT_LEAST = 100  # new rows in a flush from which COPY beats the upsert (its savepoint costs two round trips)
+
+
+def _copy_new_rows(cur: Any, table: str, rows: list[tuple]) -> bool:
+    """Returns True after COPYing rows that are not in the table (PostgreSQL); False, having written
+    nothing, if one of them was there after all (the upsert then writes them all)."""
+    cols = ", ".join(f'"{c}"' for c in _COLUMNS)
+    cur.execute("SAVEPOINT users_copy")
+    try:
+        with cur.copy(f'COPY "{table}" ({cols}) FROM STDIN') as copy:
+            for r in rows:
+                copy.write_row((*r[:11], None if r[11] is None else dumps(r[11])))
+    except Exception as exc:
+        if getattr(exc, "sqlstate", None) != UNIQUE_VIOLATION:  # only that means "there after all"
+            raise
+        cur.execute("ROLLBACK TO SAVEPOINT users_copy")
+        return False
+    cur.execute("RELEASE SAVEPOINT users_copy")
+    return True
 
 
 class UsersProjection:

@@ -104,3 +104,48 @@ def test_a_rolled_back_writer_leaves_no_row_and_no_checkpoint_move(es):
     with pytest.raises(RuntimeError):
         append_and_project(es, [1, 2], fail=True)
     assert checkpoints(es.engine) == before and dump(es.engine) == {} and es.store.head_position() == 0
+
+
+def test_many_new_rows_go_in_by_copy_and_equal_what_the_upsert_writes(es, monkeypatch):
+    from es_app.projections import users
+
+    copied = []
+    real = users._copy_new_rows
+    monkeypatch.setattr(users, "_copy_new_rows", lambda cur, table, rows: copied.append(len(rows)) or real(cur, table, rows))
+    register(es)
+    run_projections(es)
+    keys = range(1, users.COPY_AT_LEAST + 51)
+    assert append_and_project(es, keys) is True
+    rows = dump(es.engine)
+    for k in keys:
+        assert view_fields(rows[f"user-{k}"]) == expected_row(es, f"user-{k}")
+    assert copied == ([] if es.engine.dialect.name == "sqlite" else [len(keys)])
+
+
+def test_a_row_found_in_the_table_after_all_makes_the_flush_fall_back_to_the_upsert(es, monkeypatch):
+    """A stale read-model row of a stream the store does not have (say, a store restored without its read
+    model): COPY would clash on it; the batch writes everything by upsert instead, which keeps it, as a
+    replay would."""
+    from sqlalchemy import insert
+
+    from es_app.projections import users
+    from es_app.projections.tables import users_view
+
+    outcomes = []
+    real = users._copy_new_rows
+    monkeypatch.setattr(users, "_copy_new_rows", lambda *a: outcomes.append(real(*a)) or outcomes[-1])
+    register(es)
+    run_projections(es)
+    stale = {"id": "user-3", "name": "Stale", "email": "stale@example.org", "phone": None, "active": True,
+             "deleted": False, "version": 1, "position": 1, "legacy_key": "3", "created_at": None,
+             "updated_at": None, "extra": None}
+    with write_transaction(es.engine) as conn:
+        conn.execute(insert(users_view).values(**stale))
+    keys = range(1, users.COPY_AT_LEAST + 11)
+    assert append_and_project(es, keys) is True
+    assert outcomes == ([] if es.engine.dialect.name == "sqlite" else [False])
+    rows = dump(es.engine)
+    assert rows["user-3"]["name"] == "Stale"  # version 1 is not older than the event's: left as it was
+    for k in keys:
+        if k != 3:
+            assert view_fields(rows[f"user-{k}"]) == expected_row(es, f"user-{k}")

@@ -228,3 +228,13 @@ def test_import_data_is_the_column_by_column_coercion_and_normalization(row, pre
 def test_event_ids_are_uuid5_in_the_mapping_namespace(name):
     assert uuid5_text(name) == str(uuid.uuid5(ID_NAMESPACE, name))
     assert backfill_import_id("users", 7) == str(uuid.uuid5(ID_NAMESPACE, "users:7:backfill"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(min_value=datetime(1, 1, 1, 0, 0, 1), max_value=datetime(9999, 12, 31)), st.sampled_from(" T"),
+       st.sampled_from(["s", "ms", "us"]))
+def test_a_naive_timestamp_text_normalizes_as_the_utc_datetime_it_names(t, separator, precision):
+    from migrator.normalizers import timestamp
+
+    text = t.isoformat(sep=separator, timespec="microseconds")  # how SQLite hands over a stored timestamp
+    assert timestamp(precision)(text) == timestamp(precision)(t.replace(tzinfo=timezone.utc))
