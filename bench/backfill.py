@@ -112,8 +112,8 @@ def run_backfill(legacy_url: str, es_url: str, batch_size: int, *, parallel: boo
     catch_up = Timed(projector.catch_up)
     b = Backfill(USERS.bind(legacy), legacy, es.store, options=BackfillOptions(batch_size=batch_size),
                  project=None if parallel else dataclasses.replace(projector, catch_up=catch_up))
-    read, write = Timed(b._read_and_build), Timed(b.write_chunk)
-    b._read_and_build, b.write_chunk = read, write  # type: ignore[method-assign]
+    read, write = Timed(b._next_chunk), Timed(b.write_chunk)
+    b._next_chunk, b.write_chunk = read, write  # type: ignore[method-assign]
     b.start()
     ctx = multiprocessing.get_context("spawn")
     done = ctx.Event()

@@ -4,9 +4,9 @@ Where an inline backfill's time goes, in µs per row: the run of `bench.backfill
 legacy rows, `migrator backfill`'s inline projection) with the store's and the users read
 model's steps timed one by one, beside the raw bulk insert of the same event rows. *rest of the
 append* is building the rows and the recorded events; *other* is what no step covers (the
-projections' checkpoints and dead-letter checks, the run's checkpoint, the commit). On
-PostgreSQL, reading and building run on the read-ahead thread, so they overlap the rest and the
-steps add up to more than the total.
+projections' checkpoints and dead-letter checks, the run's checkpoint, the commit). Nothing is
+read ahead (`read_process=False`; on PostgreSQL the read-ahead thread still runs, so there
+reading and building overlap the rest and the steps add up to more than the total).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from .backfill import event_rows, raw_insert, seed_captured
 from .common import es_database, fmt, machine_line, parse, parser, print_table
 
 STEPS = (
-    ("read legacy chunk", "migrator.backfill:Backfill._read_after"),
-    ("build import events", "migrator.backfill:Backfill.import_items"),
+    ("read legacy chunk", "migrator.backfill:ChunkReader.read_after"),
+    ("build import events", "migrator.backfill:ChunkReader.import_items"),
     ("append lock + stream versions", "es_app.store.event_store:EventStore._lock_and_read_versions"),
     ("insert events", "es_app.store.event_store:EventStore._insert_rows"),
     ("append (all)", "es_app.store.event_store:EventStore.append_batch_recorded"),
@@ -61,8 +61,8 @@ def measure(legacy_url: str, es_url: str, batch_size: int) -> tuple[int, float, 
     try:
         es = build(Settings(es_database_url=es_url, legacy_database_url=legacy_url))
         legacy = engine_for(legacy_url)
-        b = Backfill(USERS.bind(legacy), legacy, es.store, options=BackfillOptions(batch_size=batch_size),
-                     project=projector_for(es))
+        b = Backfill(USERS.bind(legacy), legacy, es.store, project=projector_for(es),
+                     options=BackfillOptions(batch_size=batch_size, read_process=False))  # steps timed here
         b.start()
         started = time.perf_counter()
         run = b.run_to_end()

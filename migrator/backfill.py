@@ -12,10 +12,11 @@ any point resumes from the last stored chunk with no duplicate and no gap. With 
 `Projector`, the chunk's events are folded into the read model in that same transaction
 too (`es_app.projections.project_appended`), without reading them back from the feed.
 
-On PostgreSQL, while a chunk is written the next one is read and its events built on a
-second thread (the server's work on one overlaps the Python work of the other). Reading ahead is safe:
-whether a row's import is written is decided at write time (NO_STREAM), and its watermark
-is the one its own snapshot saw.
+While a chunk is written, the next one is read and its events built ahead: in a second
+process (`BackfillOptions.read_process`; by default for a large table on SQLite, where the
+writer's thread also does the database's work), or on PostgreSQL on a second thread (the
+server's work on one chunk overlaps the Python work on the next). Reading ahead is safe: whether a row's import is written is decided at write
+time (NO_STREAM), and its watermark is the one its own snapshot saw.
 
 Nothing here is specific to users: it takes any bound `TableMapping`.
 """
@@ -23,8 +24,11 @@ Nothing here is specific to users: it takes any bound `TableMapping`.
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
+import os
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,6 +46,8 @@ from .throttle import Clock, PauseGate, RateLimiter, Sleep
 
 
 ANALYZE_FIRST_AT = 10_000
+READ_PROCESS_FROM = 50_000  # rows left, from which a reader process pays for its start (about a second)
+PARENT_CHECK_S = 0.5  # how often the reader process looks whether its backfill still runs
 
 
 class BackfillError(Exception):
@@ -57,15 +63,26 @@ class BackfillOptions:
     max_rate: float | None = None
     pause_file: Path | None = None
     poll_s: float = 1.0
+    # read and build chunks ahead in a second process; None = on SQLite when READ_PROCESS_FROM rows or more
+    # are left (see Backfill._choose_read_ahead). Never with a rate cap, nor for an in-memory database.
+    read_process: bool | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class Chunk:
-    """Returns one chunk as read from the legacy table: its rows, last key and watermark."""
+    """Returns one chunk as read from the legacy table: its rows, last key and watermark.
+
+    `size` is how many rows were read; a chunk from the reader process leaves its `rows`
+    out (its import items carry what the writer needs)."""
 
     rows: tuple[dict[str, Any], ...]
     last_key: Any
     watermark: int
+    size: int = -1
+
+    def __post_init__(self) -> None:
+        if self.size < 0:
+            object.__setattr__(self, "size", len(self.rows))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +144,100 @@ def _fetch_dicts(conn: Connection, query: Any) -> tuple[dict[str, Any], ...]:
         cur.close()
 
 
+class ChunkReader:
+    """Reads chunks of a bound mapping's table with their watermarks and builds their import events."""
+
+    def __init__(self, mapping: TableMapping, legacy_engine: Engine):
+        self.mapping, self.legacy = mapping, legacy_engine
+        self._table = table(mapping.table, *(column(c) for c in mapping.table_columns))
+        self._key = self._table.c[mapping.key]
+
+    def read_after(self, after: Any, limit: int) -> Chunk:
+        """Returns up to `limit` rows with keys above `after` and their watermark (see `Backfill.read_chunk`)."""
+        q = select(self._table).order_by(self._key).limit(limit)
+        if after is not None:
+            q = q.where(self._key > after)
+        with self._snapshot() as conn:
+            rows = _fetch_dicts(conn, q)
+            watermark = latest_change_id(conn)
+        last_key = rows[-1][self.mapping.key] if rows else after
+        return Chunk(rows, last_key, watermark)
+
+    def read_and_build(self, after: Any, limit: int) -> tuple[Chunk, list[Item]]:
+        chunk = self.read_after(after, limit)
+        return chunk, self.import_items(chunk)
+
+    def count_after(self, after: Any) -> int:
+        """Returns how many rows have keys above `after` (all of them for None)."""
+        q = select(func.count()).select_from(self._table)
+        if after is not None:
+            q = q.where(self._key > after)
+        with self.legacy.connect() as conn:
+            return conn.execute(q).scalar() or 0
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[Connection]:
+        with self.legacy.connect() as conn:
+            if conn.dialect.name != "sqlite":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            with conn.begin():
+                yield conn
+
+    def import_items(self, chunk: Chunk) -> list[Item]:
+        """Returns the chunk's appends: (stream id, [import event], NO_STREAM) per row."""
+        m, watermark, no_stream = self.mapping, chunk.watermark, ExpectedVersion.NO_STREAM
+        items = []
+        for row in chunk.rows:
+            data = m.import_data(row)
+            key = data["legacy_key"]
+            # occurred_at = the row's updated_at, as the event carries it
+            meta = import_metadata("backfill", watermark, data["updated_at"])
+            event = NewEvent(m.import_event_type, data, meta, backfill_import_id(m.table, key))
+            items.append((m.stream_id(key), [event], no_stream))
+        return items
+
+
+def _picklable(mapping: TableMapping) -> bool:
+    import pickle
+
+    try:
+        pickle.dumps(mapping)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return False
+    return True
+
+
+# -- the reader process: one per backfill, started with the mapping and the legacy database's URL --
+_process_reader: ChunkReader | None = None
+
+
+def _start_process_reader(mapping: TableMapping, legacy_url: str, parent: int) -> None:
+    import gc
+    import threading
+
+    from es_app.bootstrap import engine_for
+
+    global _process_reader
+    gc.set_threshold(50_000, 10, 10)  # as es_app.bulk_gc: it builds nothing but short-lived chunks
+    _process_reader = ChunkReader(mapping, engine_for(legacy_url))
+
+    def exit_with_parent() -> None:
+        # A backfill killed outright (SIGKILL, OOM) cannot stop its reader, which may be blocked writing a
+        # chunk into a pipe it holds both ends of: it ends itself once its parent is gone.
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(1)
+
+    threading.Thread(target=exit_with_parent, name="exit-with-parent", daemon=True).start()
+
+
+def _read_in_process(after: Any, limit: int) -> tuple[Chunk, list[Item]]:
+    """Returns the next chunk (without its rows, which the writer does not need) and its import items."""
+    assert _process_reader is not None, "the reader process was not started"
+    chunk, items = _process_reader.read_and_build(after, limit)
+    return dataclasses.replace(chunk, rows=()), items
+
+
 class Backfill:
     """Backfills one mapped table into the event store, chunk by chunk, from its checkpoint.
 
@@ -149,16 +260,12 @@ class Backfill:
         self.project = project
         self.clock, self.sleep = clock, sleep
         self.limiter = RateLimiter(self.options.max_rate, clock=clock, sleep=sleep)
-        self._table = table(mapping.table, *(column(c) for c in mapping.table_columns))
-        self._key = self._table.c[mapping.key]
+        self.reader = ChunkReader(mapping, legacy_engine)
         self.run: BackfillRun | None = None
-        self._reader: ThreadPoolExecutor | None = None
+        self._pool: Executor | None = None  # reads ahead: a process or a thread (None: not chosen, or not at all)
+        self._read_ahead: Callable[[Any, int], tuple[Chunk, list[Item]]] | None = None
+        self._chosen = False
         self._ahead: tuple[Any, int, Future] | None = None  # (after key, limit, future of (chunk, items))
-        # Reading ahead pays when the writer waits on a server (PostgreSQL releases the GIL for the whole
-        # statement). On SQLite the writer takes the GIL back after every row of an executemany, and
-        # a busy reader thread then holds it for up to the switch interval: slower than no thread at
-        # all when tried. Throttled runs gain nothing from it either.
-        self._reads_ahead = store.engine.dialect.name != "sqlite" and self.options.max_rate is None
         self._analyze_at = ANALYZE_FIRST_AT  # the run's imported rows at which the store is next analysed
 
     @property
@@ -211,29 +318,7 @@ class Backfill:
         a lock (migrator.capture_sql), so ids follow commit order there too. Hence every
         change the rows contain has an id <= W and every change they lack an id > W.
         """
-        return self._read_after(self._require_run().last_key, limit or self.options.batch_size)
-
-    def _read_after(self, after: Any, limit: int) -> Chunk:
-        q = select(self._table).order_by(self._key).limit(limit)
-        if after is not None:
-            q = q.where(self._key > after)
-        with self._snapshot() as conn:
-            rows = _fetch_dicts(conn, q)
-            watermark = latest_change_id(conn)
-        last_key = rows[-1][self.mapping.key] if rows else after
-        return Chunk(rows, last_key, watermark)
-
-    def _read_and_build(self, after: Any, limit: int) -> tuple[Chunk, list[Item]]:
-        chunk = self._read_after(after, limit)
-        return chunk, self.import_items(chunk)
-
-    @contextmanager
-    def _snapshot(self) -> Iterator[Connection]:
-        with self.legacy.connect() as conn:
-            if conn.dialect.name != "sqlite":
-                conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
-            with conn.begin():
-                yield conn
+        return self.reader.read_after(self._require_run().last_key, limit or self.options.batch_size)
 
     def write_chunk(self, chunk: Chunk, items: list[Item] | None = None) -> ChunkResult:
         """Appends the chunk's import events (skipping existing streams) and moves the checkpoint, in one
@@ -246,6 +331,7 @@ class Backfill:
         items = self.import_items(chunk) if items is None else items
         appended = self.project.appended if self.project is not None else None
         projected = False
+        size = chunk.size
         with write_transaction(self.store.engine) as conn:
             if not items:
                 results: list[Any] = []
@@ -256,30 +342,20 @@ class Backfill:
                 results = self.store.append_batch(conn, items, skip_mismatched=True)
             imported = sum(1 for r in results if r is not None)
             updated = dataclasses.replace(
-                run, last_key=chunk.last_key, rows_done=run.rows_done + len(chunk.rows),
+                run, last_key=chunk.last_key, rows_done=run.rows_done + size,
                 rows_imported=run.rows_imported + imported,
-                rows_skipped=run.rows_skipped + len(chunk.rows) - imported,
-                chunks=run.chunks + (1 if chunk.rows else 0),
-                watermark=chunk.watermark if chunk.rows else run.watermark)
-            if not chunk.rows:
+                rows_skipped=run.rows_skipped + size - imported,
+                chunks=run.chunks + (1 if size else 0),
+                watermark=chunk.watermark if size else run.watermark)
+            if not size:
                 updated.status, updated.finished_at = DONE, datetime.now(timezone.utc)
             save_run(conn, updated)
         self.run = updated
-        return ChunkResult(len(chunk.rows), imported, len(chunk.rows) - imported, chunk.last_key, chunk.watermark,
-                           projected or not imported)
+        return ChunkResult(size, imported, size - imported, chunk.last_key, chunk.watermark, projected or not imported)
 
     def import_items(self, chunk: Chunk) -> list[Item]:
         """Returns the chunk's appends: (stream id, [import event], NO_STREAM) per row."""
-        m, watermark, no_stream = self.mapping, chunk.watermark, ExpectedVersion.NO_STREAM
-        items = []
-        for row in chunk.rows:
-            data = m.import_data(row)
-            key = data["legacy_key"]
-            # occurred_at = the row's updated_at, as the event carries it
-            meta = import_metadata("backfill", watermark, data["updated_at"])
-            event = NewEvent(m.import_event_type, data, meta, backfill_import_id(m.table, key))
-            items.append((m.stream_id(key), [event], no_stream))
-        return items
+        return self.reader.import_items(chunk)
 
     def step(self) -> ChunkResult:
         """Reads and stores the next chunk (rate cap and pause conditions first), then projects.
@@ -288,13 +364,9 @@ class Backfill:
         """
         self.gate.wait(self.sleep, poll_s=self.options.poll_s, on_pause=self.on_pause)
         after, limit = self._require_run().last_key, self.limiter.chunk_limit(self.options.batch_size)
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None and ahead[:2] == (after, limit):
-            chunk, items = ahead[2].result()
-        else:
-            chunk, items = self._read_and_build(after, limit)
-        if chunk.rows and self._reads_ahead:
-            self._ahead = (chunk.last_key, limit, self._read_pool().submit(self._read_and_build, chunk.last_key, limit))
+        chunk, items = self._next_chunk(after, limit)
+        if chunk.size and self._choose_read_ahead() is not None:
+            self._ahead = (chunk.last_key, limit, self._submit_read(chunk.last_key, limit))
         result = self.write_chunk(chunk, items)
         if self._require_run().rows_imported >= self._analyze_at:  # at 10,000 rows, then each time they double
             self.store.analyze()
@@ -306,17 +378,71 @@ class Backfill:
             self.close()
         return result
 
-    def _read_pool(self) -> ThreadPoolExecutor:
-        if self._reader is None:
-            self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"backfill-read:{self.name}")
-        return self._reader
+    def _next_chunk(self, after: Any, limit: int) -> tuple[Chunk, list[Item]]:
+        """Returns the chunk after `after` and its items: the one read ahead when it is that one, else read now."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None or ahead[:2] != (after, limit):
+            return self.reader.read_and_build(after, limit)
+        try:
+            return ahead[2].result()
+        except BrokenProcessPool as exc:
+            raise self._reader_died(exc) from None
+
+    def _choose_read_ahead(self) -> Callable[[Any, int], tuple[Chunk, list[Item]]] | None:
+        """Returns how chunks are read ahead, chosen at the first step (None: they are not).
+
+        A process when asked for, or by default when the event store is SQLite and
+        READ_PROCESS_FROM rows or more are left: there the writer's own thread does the
+        database's work too, and the reader's Python runs beside it on the other core. A
+        reader thread would not do: the writer takes the GIL back after every row of an
+        executemany, and a busy reader thread then holds it for up to the switch interval
+        (slower than no thread at all when tried). On PostgreSQL, a thread by default: the
+        server releases the GIL for a whole statement, and on the 2-core machine of
+        docs/benchmarks.md a process gained nothing there (the server wants the other core).
+        Throttled runs read nothing ahead.
+        """
+        if self._chosen or self.options.max_rate is not None:
+            return self._read_ahead
+        self._chosen = True
+        wanted = self.options.read_process
+        url = self.legacy.url
+        shareable = url.get_backend_name() != "sqlite" or url.database not in (None, "", ":memory:")
+        sqlite = self.store.engine.dialect.name == "sqlite"
+        if wanted is None:
+            wanted = (sqlite and shareable and _picklable(self.mapping)
+                      and self.remaining_estimate() >= READ_PROCESS_FROM)
+        elif wanted and not _picklable(self.mapping):
+            raise BackfillError(f"the mapping of {self.name} cannot go to a reader process (its normalizer "
+                                "functions must be importable by name): run with --no-read-process")
+        if wanted and shareable:
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_start_process_reader,
+                                             initargs=(self.mapping, url.render_as_string(hide_password=False),
+                                                       os.getpid()))
+            self._read_ahead = _read_in_process
+        elif not sqlite:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"backfill-read:{self.name}")
+            self._read_ahead = self.reader.read_and_build
+        return self._read_ahead
+
+    def _submit_read(self, after: Any, limit: int) -> Future:
+        assert self._pool is not None and self._read_ahead is not None
+        try:
+            return self._pool.submit(self._read_ahead, after, limit)
+        except BrokenProcessPool as exc:
+            raise self._reader_died(exc) from None
+
+    def _reader_died(self, exc: BaseException) -> BackfillError:
+        self.close()
+        return BackfillError(f"the backfill's reader process of {self.name} died ({exc}); run again with --resume")
 
     def close(self) -> None:
         """Stops reading ahead (a chunk read in advance is dropped; it is read again by the next step)."""
         self._ahead = None
-        if self._reader is not None:
-            self._reader.shutdown(wait=True, cancel_futures=True)
-            self._reader = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = self._read_ahead = None
+        self._chosen = False
 
     def run_to_end(self, on_chunk: Callable[[ChunkResult], Any] | None = None) -> BackfillRun:
         """Steps until the table is exhausted (with a quieter garbage collector, see
@@ -337,12 +463,7 @@ class Backfill:
 
     def remaining_estimate(self) -> int:
         """Returns how many rows lie after the checkpoint (a count; for progress and ETA)."""
-        run = self._require_run()
-        q = select(func.count()).select_from(self._table)
-        if run.last_key is not None:
-            q = q.where(self._key > run.last_key)
-        with self.legacy.connect() as conn:
-            return conn.execute(q).scalar() or 0
+        return self.reader.count_after(self._require_run().last_key)
 
     def _require_run(self) -> BackfillRun:
         if self.run is None:

@@ -99,6 +99,11 @@ class TableMapping:
         object.__setattr__(self, "_by_event", self._events_index())
         object.__setattr__(self, "_import_plan", self._plan_import(self.table_columns) if self.table_columns else None)
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickles the declaration only; unpickling compiles it again (the backfill's reader process
+        receives its mapping so). Normalizers given as functions must be importable by name."""
+        return type(self), tuple(getattr(self, f.name) for f in dataclasses.fields(self))
+
     # -- validation --------------------------------------------------------
     def _fail(self, problem: str) -> None:
         raise MappingError(f"mapping {self.table}: {problem}")

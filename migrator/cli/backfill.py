@@ -20,7 +20,15 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from migrator.backfill import Backfill, BackfillError, BackfillOptions, ChunkResult, projection_lag, projector_for
+from migrator.backfill import (
+    READ_PROCESS_FROM,
+    Backfill,
+    BackfillError,
+    BackfillOptions,
+    ChunkResult,
+    projection_lag,
+    projector_for,
+)
 from migrator.backfill_runs import BackfillRun
 from migrator.mapping import MappingError
 from migrator.throttle import PauseGate
@@ -82,6 +90,10 @@ def backfill(
     project: Annotated[bool, typer.Option("--project/--no-project",
                                           help="Project each chunk in its own transaction "
                                                "(--no-project: leave it to the workers)")] = True,
+    read_process: Annotated[Optional[bool], typer.Option(
+        "--read-process/--no-read-process", show_default=False,
+        help="Read and build chunks ahead in a second process (default: on a SQLite event store "
+             f"when at least {READ_PROCESS_FROM:,} rows are left; never with --max-rate)")] = None,
     es_url: EsUrl = None,
     legacy_url: LegacyUrl = None,
 ) -> None:
@@ -100,7 +112,8 @@ def backfill(
         mappings = load_mappings(mapping, legacy, tables)
     except (MappingError, OSError) as exc:
         raise CliError(str(exc)) from None
-    options = BackfillOptions(batch_size=batch_size, max_rate=max_rate, pause_file=pause_file)
+    options = BackfillOptions(batch_size=batch_size, max_rate=max_rate, pause_file=pause_file,
+                              read_process=read_process)
     gate = PauseGate(pause_file=pause_file, relay_backlog=_relay_backlog(legacy, es, mappings),
                      max_relay_backlog=max_relay_backlog, projection_lag=_projection_lag(es),
                      max_projection_lag=max_projection_lag)

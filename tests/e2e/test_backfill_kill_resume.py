@@ -1,5 +1,6 @@
-"""Kill-and-resume of `migrator backfill`: a real process, SIGKILLed at several points, then
-`--resume` finishes with every row imported exactly once and the read model complete."""
+"""Kill-and-resume of `migrator backfill`: a real process, SIGKILLed at several points (once with
+its reader process, which must then end by itself), then `--resume` finishes with every row
+imported exactly once and the read model complete."""
 
 from __future__ import annotations
 
@@ -32,19 +33,51 @@ def _rows_done(engine) -> int:
         return conn.execute(text("SELECT coalesce(max(rows_done), 0) FROM migrator_backfill_runs")).scalar()
 
 
-def _kill_once_started(url: str, engine, after_rows: int) -> int:
-    """Starts a backfill, SIGKILLs it once its checkpoint passed `after_rows`. Returns rows done then."""
-    proc = subprocess.Popen(_cli("backfill", "--batch-size", "200", "--resume", "--es-url", url, "--legacy-url", url),
+def _children(pid: int) -> list[int]:
+    """Returns the pids of the live processes whose parent is `pid` (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(entry))
+    return found
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def _kill_once_started(url: str, engine, after_rows: int, *flags: str) -> int:
+    """Starts a backfill, SIGKILLs it once its checkpoint passed `after_rows`. Returns rows done then.
+    A reader process left behind must end by itself."""
+    proc = subprocess.Popen(_cli("backfill", "--batch-size", "200", "--resume", *flags, "--es-url", url,
+                                 "--legacy-url", url),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "COLUMNS": "120"})
+    children: list[int] = []
     try:
         while proc.poll() is None and _rows_done(engine) <= after_rows:
             time.sleep(0.02)
         time.sleep(random.uniform(0, 0.05))  # land anywhere: mid-read, mid-append, mid-projection
         assert proc.poll() is None, f"the backfill ended before it could be killed: {proc.stderr.read()}"
+        children = _children(proc.pid)
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
+    if "--read-process" in flags:
+        assert children, "the backfill ran without its reader process"
+    deadline = time.monotonic() + 30
+    while not all(_gone(c) for c in children) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(_gone(c) for c in children), "a reader process outlived the killed backfill"
     return _rows_done(engine)
 
 
@@ -55,8 +88,8 @@ def test_sigkilled_backfill_resumes_with_no_duplicates_and_no_gaps(new_database_
     seed_users(engine, rows, seed=7, pool_size=100)
     capture.install(engine, [USERS])
     done = 0
-    for fraction in (0.15, 0.55):
-        done = _kill_once_started(url, engine, max(done, int(rows * fraction)))
+    for fraction, flags in ((0.15, ("--read-process",)), (0.55, ("--no-read-process",))):
+        done = _kill_once_started(url, engine, max(done, int(rows * fraction)), *flags)
         assert 0 < done < rows
     assert main(["backfill", "--es-url", url, "--legacy-url", url]) == 1  # unfinished: say what to pass
     err = capsys.readouterr().err

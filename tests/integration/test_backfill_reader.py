@@ -1,0 +1,128 @@
+"""The backfill's reader process: chunks read and built in a second process give the very same
+events, checkpoints and read model as reading them in the writer; its failures are one clear error."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import signal
+
+import pytest
+from sqlalchemy import text
+
+from es_app.store import EventStore, make_engine
+from migrator import backfill as backfill_module
+from migrator import capture
+from migrator.backfill import Backfill, BackfillError, BackfillOptions
+from migrator.mapping import USERS
+
+from .backfill_helpers import ACCOUNTS, create_accounts, differences, insert_accounts, insert_users, keys
+
+
+@pytest.fixture
+def db(new_database_url):
+    url = new_database_url("bfr")
+    engine = make_engine(url)
+    capture.install(engine, [USERS])
+    yield url, engine
+    engine.dispose()
+
+
+def stored_events(engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(
+            "SELECT position, stream_id, version, event_id, event_type, data, metadata FROM events ORDER BY position"))]
+
+
+def run(engine, mapping=USERS, **options):
+    b = Backfill(mapping.bind(engine), engine, EventStore(engine), options=BackfillOptions(batch_size=7, **options))
+    b.start()
+    finished = b.run_to_end()
+    return b, finished
+
+
+def test_a_bound_mapping_pickles_to_the_same_mapping_with_the_same_import_data(db):
+    _, engine = db
+    create_accounts(engine)
+    for mapping in (USERS.bind(engine), ACCOUNTS.bind(engine)):
+        again = pickle.loads(pickle.dumps(mapping))
+        assert again == mapping and again._import_plan is not None
+        row = {c: None for c in mapping.table_columns} | {mapping.key: 5}
+        assert again.import_data(row) == mapping.import_data(row)
+
+
+def test_chunks_from_the_reader_process_store_the_same_as_chunks_read_in_the_writer(new_database_url):
+    results = []
+    for read_process in (False, True):
+        engine = make_engine(new_database_url(f"rp{read_process}"))
+        capture.install(engine, [USERS])
+        insert_users(engine, keys(40))
+        with engine.begin() as conn:  # a change before the backfill: the watermark covers it
+            conn.execute(text("UPDATE users SET full_name = 'Renamed' WHERE id = 7"))
+        b, finished = run(engine, read_process=read_process)
+        assert isinstance(b._pool, type(None))  # closed at the end
+        assert differences(engine, EventStore(engine), b.mapping) == []
+        results.append(([e[1:] for e in stored_events(engine)],
+                        (finished.rows_done, finished.rows_imported, finished.chunks, finished.last_key)))
+        engine.dispose()
+    assert results[0] == results[1]
+    assert results[1][1] == (40, 40, 6, 40)
+
+
+def test_a_second_table_backfills_through_the_reader_process(db):
+    _, engine = db
+    create_accounts(engine)
+    capture.install(engine, [ACCOUNTS])
+    insert_accounts(engine, [f"acc-{c}" for c in "kbxadzmqrs"])
+    b, finished = run(engine, ACCOUNTS, read_process=True)
+    assert (finished.rows_done, finished.rows_imported, finished.last_key) == (10, 10, "acc-z")
+    assert differences(engine, EventStore(engine), b.mapping) == []
+
+
+@pytest.mark.parametrize("rows", [24, 25])
+def test_by_default_sqlite_reads_in_a_process_from_the_threshold_on_and_postgresql_on_a_thread(db, monkeypatch,
+                                                                                             rows):
+    _, engine = db
+    insert_users(engine, keys(rows))
+    chosen = []
+    real = Backfill._choose_read_ahead
+    monkeypatch.setattr(Backfill, "_choose_read_ahead", lambda self: chosen.append(real(self)) or chosen[-1])
+    monkeypatch.setattr(backfill_module, "READ_PROCESS_FROM", 25)
+    run(engine)
+    if engine.dialect.name != "sqlite":
+        assert chosen[0].__name__ == "read_and_build"  # ChunkReader's, on the thread
+    else:
+        assert chosen[0] is (backfill_module._read_in_process if rows == 25 else None)
+
+
+def test_a_mapping_that_cannot_be_pickled_reads_in_the_writer_or_says_why(db):
+    _, engine = db
+    insert_users(engine, keys(10))
+    odd = dataclasses.replace(USERS, columns=(*USERS.columns[:3], dataclasses.replace(
+        USERS.columns[3], normalize=(lambda v: v,))))  # a lambda cannot be sent to another process
+    with pytest.raises(BackfillError, match="--no-read-process"):
+        run(engine, odd, read_process=True)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM migrator_backfill_runs"))
+    b, finished = run(engine, odd)  # auto: reads in the writer
+    assert finished.rows_imported == 10
+
+
+def test_a_dead_reader_process_is_one_error_and_resume_finishes(db):
+    _, engine = db
+    insert_users(engine, keys(50))
+    b = Backfill(USERS.bind(engine), engine, EventStore(engine),
+                 options=BackfillOptions(batch_size=5, read_process=True))
+    b.start()
+    b.step()  # the first chunk; the second is being read by the process
+    for pid in list(b._pool._processes):  # type: ignore[union-attr]
+        os.kill(pid, signal.SIGKILL)
+    with pytest.raises(BackfillError, match="reader process .* died.*--resume"):
+        while b.step().rows:
+            pass
+    again = Backfill(USERS.bind(engine), engine, EventStore(engine), options=BackfillOptions(batch_size=5))
+    again.start(resume=True)
+    finished = again.run_to_end()
+    assert (finished.rows_done, finished.rows_imported) == (50, 50)
+    assert differences(engine, EventStore(engine), again.mapping) == []
