@@ -21,6 +21,7 @@ from .common import es_database, fmt, machine_line, parse, parser, print_table
 STEPS = (
     ("read legacy chunk", "migrator.backfill:ChunkReader.read_after"),
     ("build import events", "migrator.backfill:ChunkReader.import_items"),
+    ("encode them (JSON, read back)", "migrator.backfill:encode_events"),
     ("append lock + stream versions", "es_app.store.event_store:EventStore._lock_and_read_versions"),
     ("insert events", "es_app.store.event_store:EventStore._insert_rows"),
     ("append (all)", "es_app.store.event_store:EventStore.append_batch_recorded"),
@@ -54,8 +55,9 @@ def measure(legacy_url: str, es_url: str, batch_size: int) -> tuple[int, float, 
     originals = []
     for label, target in STEPS:
         module, _, attr = target.partition(":")
-        owner_name, name = attr.split(".")
-        owner = getattr(importlib.import_module(module), owner_name)
+        owner_name, _, name = attr.rpartition(".")  # a class's method, or a function of the module
+        owner = importlib.import_module(module)
+        owner = getattr(owner, owner_name) if owner_name else owner
         originals.append((owner, name, getattr(owner, name)))
         setattr(owner, name, _timed(seconds, label, getattr(owner, name)))
     try:
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         per_backend[backend] = us
         columns.append(f"{backend} µs/row")
     labels = [label for label, _ in STEPS if label != "append (all)"]
-    labels[4:4] = ["rest of the append"]
+    labels[5:5] = ["rest of the append"]
     labels += ["other", "total", "raw insert of the same rows (for scale)"]
     table = [[label, *(fmt(per_backend[b].get(label, 0.0), 1) for b in args.backends)] for label in labels]
     print_table(f"Backfill (inline), where the time goes: {fmt(n)} rows, chunks of {args.batch_size}", columns,

@@ -37,7 +37,15 @@ from typing import Any, Callable, Iterator, Sequence
 from sqlalchemy import Connection, Engine, column, func, select, table
 
 from es_app.bulk_gc import bulk_gc
-from es_app.store import EventStore, ExpectedVersion, NewEvent, RecordedEvent, write_transaction
+from es_app.store import (
+    EncodedEvent,
+    EventStore,
+    ExpectedVersion,
+    NewEvent,
+    RecordedEvent,
+    encode_events,
+    write_transaction,
+)
 
 from .backfill_runs import DONE, BackfillRun, delete_run, load_run, save_run
 from .capture import changelog_exists, latest_change_id
@@ -98,7 +106,7 @@ class ChunkResult:
     projected: bool = False
 
 
-Item = tuple[str, list[NewEvent], ExpectedVersion]
+Item = tuple[str, list[NewEvent] | list[EncodedEvent], ExpectedVersion]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,9 +171,13 @@ class ChunkReader:
         last_key = rows[-1][self.mapping.key] if rows else after
         return Chunk(rows, last_key, watermark)
 
-    def read_and_build(self, after: Any, limit: int) -> tuple[Chunk, list[Item]]:
+    def read_and_build(self, after: Any, limit: int, parsed: bool = False) -> tuple[Chunk, list[Item]]:
+        """Returns the chunk and its import items with the events encoded for the append (and, if
+        `parsed`, read back for the projections: see `es_app.store.encode_events`)."""
         chunk = self.read_after(after, limit)
-        return chunk, self.import_items(chunk)
+        items = self.import_items(chunk)
+        encoded = encode_events([events[0] for _, events, _ in items], parsed=parsed)
+        return chunk, [(stream_id, [e], expected) for (stream_id, _, expected), e in zip(items, encoded)]
 
     def count_after(self, after: Any) -> int:
         """Returns how many rows have keys above `after` (all of them for None)."""
@@ -231,10 +243,10 @@ def _start_process_reader(mapping: TableMapping, legacy_url: str, parent: int) -
     threading.Thread(target=exit_with_parent, name="exit-with-parent", daemon=True).start()
 
 
-def _read_in_process(after: Any, limit: int) -> tuple[Chunk, list[Item]]:
+def _read_in_process(after: Any, limit: int, parsed: bool) -> tuple[Chunk, list[Item]]:
     """Returns the next chunk (without its rows, which the writer does not need) and its import items."""
     assert _process_reader is not None, "the reader process was not started"
-    chunk, items = _process_reader.read_and_build(after, limit)
+    chunk, items = _process_reader.read_and_build(after, limit, parsed)
     return dataclasses.replace(chunk, rows=()), items
 
 
@@ -263,7 +275,7 @@ class Backfill:
         self.reader = ChunkReader(mapping, legacy_engine)
         self.run: BackfillRun | None = None
         self._pool: Executor | None = None  # reads ahead: a process or a thread (None: not chosen, or not at all)
-        self._read_ahead: Callable[[Any, int], tuple[Chunk, list[Item]]] | None = None
+        self._read_ahead: Callable[[Any, int, bool], tuple[Chunk, list[Item]]] | None = None
         self._chosen = False
         self._ahead: tuple[Any, int, Future] | None = None  # (after key, limit, future of (chunk, items))
         self._analyze_at = ANALYZE_FIRST_AT  # the run's imported rows at which the store is next analysed
@@ -382,13 +394,18 @@ class Backfill:
         """Returns the chunk after `after` and its items: the one read ahead when it is that one, else read now."""
         ahead, self._ahead = self._ahead, None
         if ahead is None or ahead[:2] != (after, limit):
-            return self.reader.read_and_build(after, limit)
+            return self.reader.read_and_build(after, limit, self._parsed)
         try:
             return ahead[2].result()
         except BrokenProcessPool as exc:
             raise self._reader_died(exc) from None
 
-    def _choose_read_ahead(self) -> Callable[[Any, int], tuple[Chunk, list[Item]]] | None:
+    @property
+    def _parsed(self) -> bool:
+        """Whether encoded events are read back for the projections (only when the chunk projects inline)."""
+        return self.project is not None and self.project.appended is not None
+
+    def _choose_read_ahead(self) -> Callable[[Any, int, bool], tuple[Chunk, list[Item]]] | None:
         """Returns how chunks are read ahead, chosen at the first step (None: they are not).
 
         A process when asked for, or by default when the event store is SQLite and
@@ -428,7 +445,7 @@ class Backfill:
     def _submit_read(self, after: Any, limit: int) -> Future:
         assert self._pool is not None and self._read_ahead is not None
         try:
-            return self._pool.submit(self._read_ahead, after, limit)
+            return self._pool.submit(self._read_ahead, after, limit, self._parsed)
         except BrokenProcessPool as exc:
             raise self._reader_died(exc) from None
 

@@ -1,5 +1,6 @@
 """The SQL event store: append-only events, global feed, snapshots, unique claims, upcasting."""
 
+from .driver import encode_events
 from .engine import make_engine, normalize_url, write_transaction
 from .event_store import EventStore
 from .repository import Repository
@@ -9,6 +10,7 @@ from .types import (
     Claim,
     ClaimTaken,
     ConcurrencyError,
+    EncodedEvent,
     EventIdConflict,
     Expected,
     ExpectedVersion,
@@ -20,8 +22,8 @@ from .types import (
 from .upcasting import UpcasterRegistry
 
 __all__ = [
-    "AppendResult", "Claim", "ClaimTaken", "ConcurrencyError", "EventIdConflict", "EventStore",
+    "AppendResult", "Claim", "ClaimTaken", "ConcurrencyError", "EncodedEvent", "EventIdConflict", "EventStore",
     "Expected", "ExpectedVersion", "NewEvent", "RecordedEvent", "Repository", "Snapshot",
-    "SnapshotStore", "StoreError", "UpcasterRegistry", "category_of", "make_engine",
+    "SnapshotStore", "StoreError", "UpcasterRegistry", "category_of", "encode_events", "make_engine",
     "normalize_url", "write_transaction",
 ]

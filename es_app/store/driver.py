@@ -22,7 +22,7 @@ import orjson
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from .types import NewEvent, RecordedEvent, category_of
+from .types import EncodedEvent, NewEvent, RecordedEvent, category_of
 
 COLUMNS = "position, stream_id, version, event_id, event_type, schema_version, data, metadata, recorded_at"
 INSERT_COLUMNS = "stream_id, category, version, event_id, event_type, schema_version, data, metadata, recorded_at"
@@ -62,6 +62,18 @@ def _has_float(value: Any) -> bool:
         if kind is float or ((kind is dict or kind is list) and _has_float(item)):
             return True
     return False
+
+
+def encode_events(events: Sequence[NewEvent], *, parsed: bool = False) -> list[EncodedEvent]:
+    """Returns the events encoded as a batch append stores them (`occurred_at` defaults to now);
+    `parsed` also reads each JSON back, for `append_batch_recorded` to hand on without parsing."""
+    occurred = datetime.now(timezone.utc).isoformat()
+    out = []
+    for e in events:
+        data_json, metadata_json = dumps(e.data), dumps({"occurred_at": occurred, **e.metadata})
+        out.append(EncodedEvent(e.type, str(e.event_id), e.schema_version, data_json, metadata_json,
+                                loads(data_json) if parsed else None, loads(metadata_json) if parsed else None))
+    return out
 
 
 @contextmanager
@@ -158,11 +170,14 @@ class Dialect:
         return now.isoformat(), self.time_param(now)
 
     @staticmethod
-    def rows_at(stamps: tuple[str, Any], stream_id: str, current: int, new_events: Sequence[NewEvent]) -> list[tuple]:
-        """Returns `row_tuples` with the given stamps."""
+    def rows_at(stamps: tuple[str, Any], stream_id: str, current: int,
+                new_events: Sequence[NewEvent | EncodedEvent]) -> list[tuple]:
+        """Returns `row_tuples` with the given stamps (encoded events keep their own text)."""
         occurred, recorded = stamps
         category = category_of(stream_id)
-        return [(stream_id, category, current + i, str(e.event_id), e.type, e.schema_version, dumps(e.data),
+        return [(stream_id, category, current + i, str(e.event_id), e.type, e.schema_version, e.data_json,
+                 e.metadata_json, recorded) if type(e) is EncodedEvent else
+                (stream_id, category, current + i, str(e.event_id), e.type, e.schema_version, dumps(e.data),
                  dumps({"occurred_at": occurred, **e.metadata}), recorded)
                 for i, e in enumerate(new_events, start=1)]
 

@@ -23,6 +23,7 @@ from .types import (
     Claim,
     ClaimTaken,
     ConcurrencyError,
+    EncodedEvent,
     EventIdConflict,
     Expected,
     ExpectedVersion,
@@ -225,12 +226,13 @@ class EventStore:
                 raise ClaimTaken(claim, owner)
 
     def append_batch(self, conn: Connection,
-                     items: Sequence[tuple[str, Sequence[NewEvent], Expected]],
+                     items: Sequence[tuple[str, Sequence[NewEvent | EncodedEvent], Expected]],
                      *, skip_mismatched: bool = False) -> list[AppendResult | None]:
         """Appends to many streams in the caller's write transaction with one bulk insert.
 
         Returns one result per item; with `skip_mismatched`, an item whose expected
-        version does not match is left out (None) instead of raising.
+        version does not match is left out (None) instead of raising. Events may come
+        encoded ahead (`encode_events`): their text is written as it is.
         """
         spans, rows, positions = self._append_rows(conn, items, skip_mismatched)
         return [None if span is None else
@@ -238,27 +240,33 @@ class EventStore:
                 for span in spans]
 
     def append_batch_recorded(self, conn: Connection,
-                              items: Sequence[tuple[str, Sequence[NewEvent], Expected]],
+                              items: Sequence[tuple[str, Sequence[NewEvent | EncodedEvent], Expected]],
                               *, skip_mismatched: bool = False) -> list[list[RecordedEvent] | None]:
         """Appends like `append_batch`; returns the events as recorded (None for a skipped item),
-        for a caller that hands them to projections in the same transaction."""
+        for a caller that hands them to projections in the same transaction. The data and
+        metadata are what a read returns: parsed back from the stored JSON (an encoded event's
+        own `data`/`metadata` when `encode_events(parsed=True)` made them)."""
         spans, rows, positions = self._append_rows(conn, items, skip_mismatched)
         upcast, out = self.upcasters.upcast, []
         recorded_at = self._sql.recorded_time(rows[0][8]) if rows else None  # one time for the whole batch
-        for span in spans:
+        for (_, batch, _), span in zip(items, spans):
             if span is None:
                 out.append(None)
                 continue
             recorded = []
-            for n in range(span[2], span[3]):
+            for n, e in zip(range(span[2], span[3]), batch):
                 stream_id, _, version, event_id, event_type, schema_version, data, meta, _ = rows[n]
-                schema_version, data = upcast(event_type, schema_version, loads(data))
+                if type(e) is EncodedEvent and e.data is not None and e.metadata is not None:
+                    data, meta = e.data, e.metadata  # already read back from this very text
+                else:
+                    data, meta = loads(data), loads(meta)
+                schema_version, data = upcast(event_type, schema_version, data)
                 recorded.append(RecordedEvent(positions[n], stream_id, version, event_id, event_type, schema_version,
-                                              data, loads(meta), recorded_at))
+                                              data, meta, recorded_at))
             out.append(recorded)
         return out
 
-    def _append_rows(self, conn: Connection, items: Sequence[tuple[str, Sequence[NewEvent], Expected]],
+    def _append_rows(self, conn: Connection, items: Sequence[tuple[str, Sequence[NewEvent | EncodedEvent], Expected]],
                      skip_mismatched: bool) -> tuple[list[tuple[str, int, int, int] | None], list[tuple], list[int]]:
         """Returns (span per item: stream, new version, first and end row index, or None), the rows, their positions."""
         if any(not batch for _, batch, _ in items):

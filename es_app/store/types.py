@@ -30,6 +30,24 @@ class NewEvent:
 
 
 @dataclasses.dataclass(frozen=True)
+class EncodedEvent:
+    """A NewEvent made ready for a batch append ahead of time (`encode_events`), possibly in another
+    process: its JSON as it will be stored (metadata with its `occurred_at`), and — when asked
+    for — its data and metadata as a read of that JSON returns them (None otherwise).
+
+    `EventStore.append_batch` and `append_batch_recorded` take it in place of a NewEvent and
+    write the text as it is, so the work stays out of the write transaction."""
+
+    type: str
+    event_id: str
+    schema_version: int
+    data_json: str
+    metadata_json: str
+    data: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class RecordedEvent:
     position: int
     stream_id: str

@@ -103,3 +103,28 @@ def test_append_batch_recorded_returns_the_events_exactly_as_the_feed_reads_them
     written = recorded[0] + recorded[2]
     assert written == store.read_all(after=written[0].position - 1)
     assert written[-1].metadata["occurred_at"] == "2016-01-01T00:00:00+00:00"
+
+
+@pytest.mark.parametrize("parsed", [False, True])
+def test_events_encoded_ahead_are_stored_and_recorded_as_the_same_new_events_would_be(store, parsed):
+    from es_app.store import encode_events
+
+    odd = {"big": 2**70, "tuple": (1, 2), "float": 1.5, "text": "Zoë 李雷", "nested": {"k": [None, True]}}
+    events = [NewEventFactory(data=odd, metadata={"occurred_at": "2016-01-01T00:00:00+00:00", "source": "t"}),
+              NewEventFactory()]  # no occurred_at of its own: the encoding time
+    plain = [NewEventFactory(data=e.data, metadata=e.metadata) for e in events]
+    encoded = encode_events(events, parsed=parsed)
+    assert [e.event_id for e in encoded] == [str(e.event_id) for e in events]
+    with write_transaction(store.engine) as conn:
+        recorded = store.append_batch_recorded(conn, [("enc-1", encoded, ExpectedVersion.NO_STREAM)])[0]
+        store.append_batch_recorded(conn, [("new-1", plain, ExpectedVersion.NO_STREAM)])
+    feed = store.read_stream("enc-1")
+    assert recorded == feed  # what a read returns: tuples as lists, the big integer exact
+    assert feed[0].data == {**odd, "tuple": [1, 2]} and type(feed[0].data["big"]) is int
+    same = store.read_stream("new-1")
+    assert (feed[0].data, feed[0].metadata) == (same[0].data, same[0].metadata)
+    assert feed[0].metadata == {"occurred_at": "2016-01-01T00:00:00+00:00", "source": "t"}
+    assert feed[1].data == same[1].data and set(feed[1].metadata) == set(same[1].metadata) >= {"occurred_at"}
+    with write_transaction(store.engine) as conn:  # append_batch takes them too
+        result = store.append_batch(conn, [("enc-2", encode_events([NewEventFactory()]), ExpectedVersion.NO_STREAM)])
+    assert result[0].version == 1 and len(store.read_stream("enc-2")) == 1

@@ -8,9 +8,9 @@ import types
 import es_app.store
 
 PUBLIC_API = {
-    "AppendResult", "Claim", "ClaimTaken", "ConcurrencyError", "EventIdConflict", "EventStore",
+    "AppendResult", "Claim", "ClaimTaken", "ConcurrencyError", "EncodedEvent", "EventIdConflict", "EventStore",
     "Expected", "ExpectedVersion", "NewEvent", "RecordedEvent", "Repository", "Snapshot",
-    "SnapshotStore", "StoreError", "UpcasterRegistry", "category_of", "make_engine",
+    "SnapshotStore", "StoreError", "UpcasterRegistry", "category_of", "encode_events", "make_engine",
     "normalize_url", "write_transaction",
 }
 
