@@ -46,6 +46,13 @@ def _matches(expected: Expected, current: int) -> bool:
     return current == expected
 
 
+def _check_new_events(new_events: Sequence[Any]) -> None:
+    if not new_events:
+        raise ValueError("append needs at least one event")
+    if any(type(e) is EncodedEvent for e in new_events):
+        raise TypeError("append and append_in take NewEvent; encoded events go through append_batch")
+
+
 class _Mismatch(Exception):
     """The stream's version did not match; nothing was written."""
 
@@ -74,8 +81,7 @@ class EventStore:
                expected_version: Expected = ExpectedVersion.ANY, *,
                claims: Iterable[Claim] = (), releases: Iterable[Claim] = ()) -> AppendResult:
         """Returns where the events landed. Raises ConcurrencyError, EventIdConflict, ClaimTaken."""
-        if not new_events:
-            raise ValueError("append needs at least one event")
+        _check_new_events(new_events)
         claims, releases = tuple(claims), tuple(releases)
         try:
             if self._sql.sqlite:
@@ -92,8 +98,7 @@ class EventStore:
                   expected_version: Expected = ExpectedVersion.ANY, *,
                   claims: Iterable[Claim] = (), releases: Iterable[Claim] = ()) -> AppendResult:
         """Appends inside the caller's write transaction (see `write_transaction`)."""
-        if not new_events:
-            raise ValueError("append needs at least one event")
+        _check_new_events(new_events)
         try:
             with translated_errors(self.engine.dialect):
                 cur = dbapi_of(conn).cursor()

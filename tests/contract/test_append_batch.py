@@ -128,3 +128,15 @@ def test_events_encoded_ahead_are_stored_and_recorded_as_the_same_new_events_wou
     with write_transaction(store.engine) as conn:  # append_batch takes them too
         result = store.append_batch(conn, [("enc-2", encode_events([NewEventFactory()]), ExpectedVersion.NO_STREAM)])
     assert result[0].version == 1 and len(store.read_stream("enc-2")) == 1
+
+
+def test_single_stream_appends_refuse_encoded_events(store):
+    from es_app.store import encode_events
+
+    encoded = encode_events([NewEventFactory()])
+    with pytest.raises(TypeError, match="append_batch"):
+        store.append("enc-3", encoded)
+    with pytest.raises(TypeError, match="append_batch"):
+        with write_transaction(store.engine) as conn:
+            store.append_in(conn, "enc-3", encoded)
+    assert store.read_stream("enc-3") == []
