@@ -12,11 +12,12 @@ any point resumes from the last stored chunk with no duplicate and no gap. With 
 `Projector`, the chunk's events are folded into the read model in that same transaction
 too (`es_app.projections.project_appended`), without reading them back from the feed.
 
-While a chunk is written, the next one is read and its events built ahead: in a second
-process (`BackfillOptions.read_process`; by default for a large table on SQLite, where the
-writer's thread also does the database's work), or on PostgreSQL on a second thread (the
-server's work on one chunk overlaps the Python work on the next). Reading ahead is safe: whether a row's import is written is decided at write
-time (NO_STREAM), and its watermark is the one its own snapshot saw.
+While a chunk is written, the next one is read, its events built and encoded ahead: in a
+second process (`BackfillOptions.read_process`; by default for a large table on SQLite,
+where the writer's thread also does the database's work), or on PostgreSQL on a second
+thread (the server's work on one chunk overlaps the Python work on the next). Reading ahead
+is safe: whether a row's import is written is decided at write time (NO_STREAM), and its
+watermark is the one its own snapshot saw.
 
 Nothing here is specific to users: it takes any bound `TableMapping`.
 """

@@ -111,7 +111,8 @@ def test_many_new_rows_go_in_by_copy_and_equal_what_the_upsert_writes(es, monkey
 
     copied = []
     real = users._copy_new_rows
-    monkeypatch.setattr(users, "_copy_new_rows", lambda cur, table, rows: copied.append(len(rows)) or real(cur, table, rows))
+    monkeypatch.setattr(users, "_copy_new_rows",
+                        lambda cur, table, rows: copied.append(len(rows)) or real(cur, table, rows))
     register(es)
     run_projections(es)
     keys = range(1, users.COPY_AT_LEAST + 51)
