@@ -210,6 +210,23 @@ class ChunkReader:
         return items
 
 
+@contextmanager
+def _children_ignore_sigint(applies: bool) -> Iterator[None]:
+    """Ignores SIGINT while a reader process may be started, so that it inherits the ignoring: a
+    Ctrl-C is the writer's to handle (it stops its reader), not a traceback from the reader."""
+    import signal
+    import threading
+
+    if not applies or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _picklable(mapping: TableMapping) -> bool:
     import pickle
 
@@ -446,7 +463,8 @@ class Backfill:
     def _submit_read(self, after: Any, limit: int) -> Future:
         assert self._pool is not None and self._read_ahead is not None
         try:
-            return self._pool.submit(self._read_ahead, after, limit, self._parsed)
+            with _children_ignore_sigint(isinstance(self._pool, ProcessPoolExecutor)):
+                return self._pool.submit(self._read_ahead, after, limit, self._parsed)
         except BrokenProcessPool as exc:
             raise self._reader_died(exc) from None
 

@@ -38,7 +38,11 @@ def _first_line(exc: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Runs the CLI; known failures print one `error:` line and exit non-zero."""
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)  # an exit code when a command exits early (typer: 130 on ^C)
+        if isinstance(code, int) and code:
+            if code == 130:
+                err_console.print("interrupted")
+            return code
     except CliError as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False)
         return exc.code

@@ -55,6 +55,13 @@ def _gone(pid: int) -> bool:
         return True
 
 
+def _all_gone(pids: list[int], timeout_s: float = 30) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not all(_gone(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return all(_gone(p) for p in pids)
+
+
 def _kill_once_started(url: str, engine, after_rows: int, *flags: str) -> int:
     """Starts a backfill, SIGKILLs it once its checkpoint passed `after_rows`. Returns rows done then.
     A reader process left behind must end by itself."""
@@ -74,10 +81,7 @@ def _kill_once_started(url: str, engine, after_rows: int, *flags: str) -> int:
     assert proc.returncode == -signal.SIGKILL
     if "--read-process" in flags:
         assert children, "the backfill ran without its reader process"
-    deadline = time.monotonic() + 30
-    while not all(_gone(c) for c in children) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert all(_gone(c) for c in children), "a reader process outlived the killed backfill"
+    assert _all_gone(children), "a reader process outlived the killed backfill"
     return _rows_done(engine)
 
 
@@ -107,4 +111,29 @@ def test_sigkilled_backfill_resumes_with_no_duplicates_and_no_gaps(new_database_
         assert conn.execute(text("SELECT rows_done, rows_imported, status FROM migrator_backfill_runs")).one() == (
             rows, rows, "done")
         assert conn.execute(text("SELECT count(*) FROM users_view")).scalar() == rows
+    engine.dispose()
+
+
+def test_ctrl_c_stops_the_backfill_and_its_reader_with_exit_130_and_no_traceback(new_database_url, backend):
+    url = new_database_url("intbf")
+    engine = make_engine(url)
+    seed_users(engine, ROWS[backend], seed=8, pool_size=100)
+    capture.install(engine, [USERS])
+    proc = subprocess.Popen(_cli("backfill", "--batch-size", "100", "--read-process", "--es-url", url,
+                                 "--legacy-url", url),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal has it
+    try:
+        while proc.poll() is None and _rows_done(engine) <= 500:
+            time.sleep(0.02)
+        children = _children(proc.pid)
+        os.killpg(proc.pid, signal.SIGINT)  # ^C reaches the whole foreground group
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err, err
+    assert children and _all_gone(children)
+    assert 0 < _rows_done(engine) < ROWS[backend]  # what was stored stays, for --resume
     engine.dispose()
