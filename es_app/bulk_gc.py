@@ -3,8 +3,8 @@
 A bulk run allocates millions of short-lived, acyclic objects (rows, dicts, events). With the
 interpreter's default first threshold (700 allocations) the cyclic collector runs after every
 few rows and, each time enough survive, walks the older generations too, which showed up as a
-visible share of a backfill's time. Reference counting frees these objects anyway; raising the threshold only makes the collector run less often. It is set back
-when the run ends.
+visible share of a backfill's time. Reference counting frees these objects anyway; raising the
+threshold only makes the collector run less often. It is set back when the run ends.
 """
 
 from __future__ import annotations

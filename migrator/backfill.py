@@ -55,7 +55,7 @@ from .throttle import Clock, PauseGate, RateLimiter, Sleep
 
 
 ANALYZE_FIRST_AT = 10_000
-READ_PROCESS_FROM = 50_000  # rows left, from which a reader process pays for its start (about a second)
+READ_PROCESS_FROM = 50_000  # rows left, from which a reader process is worth its start (a new interpreter)
 PARENT_CHECK_S = 0.5  # how often the reader process looks whether its backfill still runs
 
 
@@ -73,7 +73,7 @@ class BackfillOptions:
     pause_file: Path | None = None
     poll_s: float = 1.0
     # read and build chunks ahead in a second process; None = on SQLite when READ_PROCESS_FROM rows or more
-    # are left (see Backfill._choose_read_ahead). Never with a rate cap, nor for an in-memory database.
+    # are left (see Backfill._read_pool). Never with a rate cap, nor for an in-memory database.
     read_process: bool | None = None
 
 
@@ -242,13 +242,11 @@ _process_reader: ChunkReader | None = None
 
 
 def _start_process_reader(mapping: TableMapping, legacy_url: str, parent: int) -> None:
-    import gc
     import threading
 
     from es_app.bootstrap import engine_for
 
     global _process_reader
-    gc.set_threshold(50_000, 10, 10)  # as es_app.bulk_gc: it builds nothing but short-lived chunks
     _process_reader = ChunkReader(mapping, engine_for(legacy_url))
 
     def exit_with_parent() -> None:
@@ -264,7 +262,8 @@ def _start_process_reader(mapping: TableMapping, legacy_url: str, parent: int) -
 def _read_in_process(after: Any, limit: int, parsed: bool) -> tuple[Chunk, list[Item]]:
     """Returns the next chunk (without its rows, which the writer does not need) and its import items."""
     assert _process_reader is not None, "the reader process was not started"
-    chunk, items = _process_reader.read_and_build(after, limit, parsed)
+    with bulk_gc():
+        chunk, items = _process_reader.read_and_build(after, limit, parsed)
     return dataclasses.replace(chunk, rows=()), items
 
 
@@ -293,7 +292,6 @@ class Backfill:
         self.reader = ChunkReader(mapping, legacy_engine)
         self.run: BackfillRun | None = None
         self._pool: Executor | None = None  # reads ahead: a process or a thread (None: not chosen, or not at all)
-        self._read_ahead: Callable[[Any, int, bool], tuple[Chunk, list[Item]]] | None = None
         self._chosen = False
         self._ahead: tuple[Any, int, Future] | None = None  # (after key, limit, future of (chunk, items))
         self._analyze_at = ANALYZE_FIRST_AT  # the run's imported rows at which the store is next analysed
@@ -395,7 +393,7 @@ class Backfill:
         self.gate.wait(self.sleep, poll_s=self.options.poll_s, on_pause=self.on_pause)
         after, limit = self._require_run().last_key, self.limiter.chunk_limit(self.options.batch_size)
         chunk, items = self._next_chunk(after, limit)
-        if chunk.size and self._choose_read_ahead() is not None:
+        if chunk.size and self._read_pool() is not None:
             self._ahead = (chunk.last_key, limit, self._submit_read(chunk.last_key, limit))
         result = self.write_chunk(chunk, items)
         if self._require_run().rows_imported >= self._analyze_at:  # at 10,000 rows, then each time they double
@@ -423,8 +421,8 @@ class Backfill:
         """Whether encoded events are read back for the projections (only when the chunk projects inline)."""
         return self.project is not None and self.project.appended is not None
 
-    def _choose_read_ahead(self) -> Callable[[Any, int, bool], tuple[Chunk, list[Item]]] | None:
-        """Returns how chunks are read ahead, chosen at the first step (None: they are not).
+    def _read_pool(self) -> Executor | None:
+        """Returns where chunks are read ahead, chosen at the first step (None: they are not).
 
         A process when asked for, or by default when the event store is SQLite and
         READ_PROCESS_FROM rows or more are left: there the writer's own thread does the
@@ -437,7 +435,7 @@ class Backfill:
         Throttled runs read nothing ahead.
         """
         if self._chosen or self.options.max_rate is not None:
-            return self._read_ahead
+            return self._pool
         self._chosen = True
         wanted = self.options.read_process
         url = self.legacy.url
@@ -454,17 +452,17 @@ class Backfill:
                                              initializer=_start_process_reader,
                                              initargs=(self.mapping, url.render_as_string(hide_password=False),
                                                        os.getpid()))
-            self._read_ahead = _read_in_process
         elif not sqlite:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"backfill-read:{self.name}")
-            self._read_ahead = self.reader.read_and_build
-        return self._read_ahead
+        return self._pool
 
     def _submit_read(self, after: Any, limit: int) -> Future:
-        assert self._pool is not None and self._read_ahead is not None
+        assert self._pool is not None
+        in_process = isinstance(self._pool, ProcessPoolExecutor)
+        read = _read_in_process if in_process else self.reader.read_and_build
         try:
-            with _children_ignore_sigint(isinstance(self._pool, ProcessPoolExecutor)):
-                return self._pool.submit(self._read_ahead, after, limit, self._parsed)
+            with _children_ignore_sigint(in_process):
+                return self._pool.submit(read, after, limit, self._parsed)
         except BrokenProcessPool as exc:
             raise self._reader_died(exc) from None
 
@@ -477,7 +475,7 @@ class Backfill:
         self._ahead = None
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = self._read_ahead = None
+            self._pool = None
         self._chosen = False
 
     def run_to_end(self, on_chunk: Callable[[ChunkResult], Any] | None = None) -> BackfillRun:

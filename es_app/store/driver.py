@@ -64,13 +64,18 @@ def _has_float(value: Any) -> bool:
     return False
 
 
+def metadata_text(metadata: dict[str, Any], occurred: str) -> str:
+    """Returns an event's metadata as stored: with `occurred_at` (the write's time unless it carries its own)."""
+    return dumps({"occurred_at": occurred, **metadata})
+
+
 def encode_events(events: Sequence[NewEvent], *, parsed: bool = False) -> list[EncodedEvent]:
     """Returns the events encoded as a batch append stores them (`occurred_at` defaults to now);
     `parsed` also reads each JSON back, for `append_batch_recorded` to hand on without parsing."""
     occurred = datetime.now(timezone.utc).isoformat()
     out = []
     for e in events:
-        data_json, metadata_json = dumps(e.data), dumps({"occurred_at": occurred, **e.metadata})
+        data_json, metadata_json = dumps(e.data), metadata_text(e.metadata, occurred)
         out.append(EncodedEvent(e.type, str(e.event_id), e.schema_version, data_json, metadata_json,
                                 loads(data_json) if parsed else None, loads(metadata_json) if parsed else None))
     return out
@@ -175,11 +180,15 @@ class Dialect:
         """Returns `row_tuples` with the given stamps (encoded events keep their own text)."""
         occurred, recorded = stamps
         category = category_of(stream_id)
-        return [(stream_id, category, current + i, str(e.event_id), e.type, e.schema_version, e.data_json,
-                 e.metadata_json, recorded) if type(e) is EncodedEvent else
-                (stream_id, category, current + i, str(e.event_id), e.type, e.schema_version, dumps(e.data),
-                 dumps({"occurred_at": occurred, **e.metadata}), recorded)
-                for i, e in enumerate(new_events, start=1)]
+        rows = []
+        for i, e in enumerate(new_events, start=1):
+            if type(e) is EncodedEvent:
+                data, meta = e.data_json, e.metadata_json
+            else:
+                data, meta = dumps(e.data), metadata_text(e.metadata, occurred)
+            rows.append((stream_id, category, current + i, str(e.event_id), e.type, e.schema_version, data, meta,
+                         recorded))
+        return rows
 
     def unnest_params(self, stream_id: str, new_events: Sequence[NewEvent], current: Any) -> list[Any]:
         """Returns the parameters of `insert_unnest` (without the expected version of "exact")."""
@@ -188,7 +197,7 @@ class Dialect:
         return [stream_id, category_of(stream_id), now, current,
                 [str(e.event_id) for e in new_events], [e.type for e in new_events],
                 [e.schema_version for e in new_events], [dumps(e.data) for e in new_events],
-                [dumps({"occurred_at": occurred, **e.metadata}) for e in new_events]]
+                [metadata_text(e.metadata, occurred) for e in new_events]]
 
     # -- statements ----------------------------------------------------------------
     @property

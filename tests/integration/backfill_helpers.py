@@ -13,7 +13,8 @@ from sqlalchemy import Engine, column, select, table, text
 
 from es_app.store import EventStore
 from es_app.store.schema import events
-from migrator.mapping import ColumnMap, TableMapping
+from migrator.backfill import Backfill, BackfillOptions
+from migrator.mapping import USERS, ColumnMap, TableMapping
 
 T0 = datetime(2020, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
 
@@ -162,3 +163,11 @@ class FakeClock:
 
 def keys(n: int, start: int = 1) -> list[int]:
     return list(itertools.islice(itertools.count(start), n))
+
+
+def make_backfill(engine, mapping=USERS, **options) -> Backfill:
+    clock = options.pop("clock", None)
+    gate = options.pop("gate", None)
+    extra = {"clock": clock, "sleep": clock.sleep} if clock else {}
+    return Backfill(mapping.bind(engine), engine, EventStore(engine), options=BackfillOptions(**options),
+                    gate=gate, **extra)

@@ -11,7 +11,7 @@ from es_app.projections import run_projections
 from es_app.settings import Settings
 from es_app.store import EventStore, ExpectedVersion, NewEvent, make_engine
 from migrator import capture
-from migrator.backfill import Backfill, BackfillError, BackfillOptions, projection_lag
+from migrator.backfill import BackfillError, projection_lag
 from migrator.cli import main
 from migrator.mapping import USERS
 from migrator.relay import Relay, backlog as relay_backlog
@@ -26,25 +26,8 @@ from .backfill_helpers import (
     insert_accounts,
     insert_users,
     keys,
+    make_backfill,
 )
-
-
-@pytest.fixture
-def db(new_database_url):
-    """One database holding the legacy tables (with capture installed) and the event store."""
-    url = new_database_url("bf")
-    engine = make_engine(url)
-    capture.install(engine, [USERS])
-    yield url, engine
-    engine.dispose()
-
-
-def make_backfill(engine, mapping=USERS, **options) -> Backfill:
-    clock = options.pop("clock", None)
-    gate = options.pop("gate", None)
-    extra = {"clock": clock, "sleep": clock.sleep} if clock else {}
-    return Backfill(mapping.bind(engine), engine, EventStore(engine), options=BackfillOptions(**options),
-                    gate=gate, **extra)
 
 
 def event_count(engine) -> int:

@@ -7,6 +7,7 @@ import dataclasses
 import os
 import pickle
 import signal
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import text
@@ -14,19 +15,18 @@ from sqlalchemy import text
 from es_app.store import EventStore, make_engine
 from migrator import backfill as backfill_module
 from migrator import capture
-from migrator.backfill import Backfill, BackfillError, BackfillOptions
+from migrator.backfill import Backfill, BackfillError
 from migrator.mapping import USERS
 
-from .backfill_helpers import ACCOUNTS, create_accounts, differences, insert_accounts, insert_users, keys
-
-
-@pytest.fixture
-def db(new_database_url):
-    url = new_database_url("bfr")
-    engine = make_engine(url)
-    capture.install(engine, [USERS])
-    yield url, engine
-    engine.dispose()
+from .backfill_helpers import (
+    ACCOUNTS,
+    create_accounts,
+    differences,
+    insert_accounts,
+    insert_users,
+    keys,
+    make_backfill,
+)
 
 
 def stored_events(engine) -> list[tuple]:
@@ -36,10 +36,9 @@ def stored_events(engine) -> list[tuple]:
 
 
 def run(engine, mapping=USERS, **options):
-    b = Backfill(mapping.bind(engine), engine, EventStore(engine), options=BackfillOptions(batch_size=7, **options))
+    b = make_backfill(engine, mapping, batch_size=7, **options)
     b.start()
-    finished = b.run_to_end()
-    return b, finished
+    return b, b.run_to_end()
 
 
 def test_a_bound_mapping_pickles_to_the_same_mapping_with_the_same_import_data(db):
@@ -61,7 +60,7 @@ def test_chunks_from_the_reader_process_store_the_same_as_chunks_read_in_the_wri
         with engine.begin() as conn:  # a change before the backfill: the watermark covers it
             conn.execute(text("UPDATE users SET full_name = 'Renamed' WHERE id = 7"))
         b, finished = run(engine, read_process=read_process)
-        assert isinstance(b._pool, type(None))  # closed at the end
+        assert b._pool is None  # closed at the end
         assert differences(engine, EventStore(engine), b.mapping) == []
         results.append(([e[1:] for e in stored_events(engine)],
                         (finished.rows_done, finished.rows_imported, finished.chunks, finished.last_key)))
@@ -86,14 +85,16 @@ def test_by_default_sqlite_reads_in_a_process_from_the_threshold_on_and_postgres
     _, engine = db
     insert_users(engine, keys(rows))
     chosen = []
-    real = Backfill._choose_read_ahead
-    monkeypatch.setattr(Backfill, "_choose_read_ahead", lambda self: chosen.append(real(self)) or chosen[-1])
+    real = Backfill._read_pool
+    monkeypatch.setattr(Backfill, "_read_pool", lambda self: chosen.append(real(self)) or chosen[-1])
     monkeypatch.setattr(backfill_module, "READ_PROCESS_FROM", 25)
     run(engine)
     if engine.dialect.name != "sqlite":
-        assert chosen[0].__name__ == "read_and_build"  # ChunkReader's, on the thread
+        assert isinstance(chosen[0], ThreadPoolExecutor)
+    elif rows == 25:
+        assert isinstance(chosen[0], ProcessPoolExecutor)
     else:
-        assert chosen[0] is (backfill_module._read_in_process if rows == 25 else None)
+        assert chosen[0] is None
 
 
 def test_a_mapping_that_cannot_be_pickled_reads_in_the_writer_or_says_why(db):
@@ -112,8 +113,7 @@ def test_a_mapping_that_cannot_be_pickled_reads_in_the_writer_or_says_why(db):
 def test_a_dead_reader_process_is_one_error_and_resume_finishes(db):
     _, engine = db
     insert_users(engine, keys(50))
-    b = Backfill(USERS.bind(engine), engine, EventStore(engine),
-                 options=BackfillOptions(batch_size=5, read_process=True))
+    b = make_backfill(engine, batch_size=5, read_process=True)
     b.start()
     b.step()  # the first chunk; the second is being read by the process
     for pid in list(b._pool._processes):  # type: ignore[union-attr]
@@ -121,7 +121,7 @@ def test_a_dead_reader_process_is_one_error_and_resume_finishes(db):
     with pytest.raises(BackfillError, match="reader process .* died.*--resume"):
         while b.step().rows:
             pass
-    again = Backfill(USERS.bind(engine), engine, EventStore(engine), options=BackfillOptions(batch_size=5))
+    again = make_backfill(engine, batch_size=5)
     again.start(resume=True)
     finished = again.run_to_end()
     assert (finished.rows_done, finished.rows_imported) == (50, 50)
