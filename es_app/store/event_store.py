@@ -9,7 +9,7 @@ global feed with `after=checkpoint` can never see position N+1 before N
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import IntegrityError
@@ -51,6 +51,34 @@ def _check_new_events(new_events: Sequence[Any]) -> None:
         raise ValueError("append needs at least one event")
     if any(type(e) is EncodedEvent for e in new_events):
         raise TypeError("append and append_in take NewEvent; encoded events go through append_batch")
+    _refuse_repeated_ids(new_events)
+
+
+def _refuse_repeated_ids(new_events: Iterable[NewEvent | EncodedEvent]) -> None:
+    """Raises EventIdConflict when one call carries the same event id twice (nothing is written)."""
+    seen: set[str] = set()
+    for e in new_events:
+        event_id = str(e.event_id)
+        if event_id in seen:
+            raise EventIdConflict(f"event id {event_id} appears twice in one append")
+        seen.add(event_id)
+
+
+def _data_of(e: NewEvent | EncodedEvent) -> Any:
+    if type(e) is EncodedEvent:
+        return e.data if e.data is not None else loads(e.data_json)
+    return e.data
+
+
+class _Span(NamedTuple):
+    """Where one item of a batch goes: its rows [start, end) at versions up to `version`, or, for an
+    idempotent retry, the result of the events already stored (`stored`)."""
+
+    stream_id: str
+    version: int
+    start: int
+    end: int
+    stored: AppendResult | None = None
 
 
 class _Mismatch(Exception):
@@ -237,11 +265,15 @@ class EventStore:
 
         Returns one result per item; with `skip_mismatched`, an item whose expected
         version does not match is left out (None) instead of raising. Events may come
-        encoded ahead (`encode_events`): their text is written as it is.
+        encoded ahead (`encode_events`): their text is written as it is. Like `append`,
+        an item whose events are already stored exactly (same ids, stream, order, type and
+        data) is a no-op (`written=False`); an id stored with other content, or repeated in
+        the batch, raises EventIdConflict.
         """
         spans, rows, positions = self._append_rows(conn, items, skip_mismatched)
-        return [None if span is None else
-                AppendResult(span[0], span[1], positions[span[3] - 1], tuple(positions[span[2]:span[3]]))
+        return [None if span is None else span.stored if span.stored is not None else
+                AppendResult(span.stream_id, span.version, positions[span.end - 1],
+                             tuple(positions[span.start:span.end]))
                 for span in spans]
 
     def append_batch_recorded(self, conn: Connection,
@@ -252,14 +284,18 @@ class EventStore:
         metadata are what a read returns: parsed back from the stored JSON (an encoded event's
         own `data`/`metadata` when `encode_events(parsed=True)` made them)."""
         spans, rows, positions = self._append_rows(conn, items, skip_mismatched)
-        upcast, out = self.upcasters.upcast, []
+        upcast = self.upcasters.upcast
         recorded_at = self._sql.recorded_time(rows[0][8]) if rows else None  # one time for the whole batch
+        out: list[list[RecordedEvent] | None] = []
         for (_, batch, _), span in zip(items, spans):
             if span is None:
                 out.append(None)
                 continue
+            if span.stored is not None:  # an idempotent retry: the events as stored before
+                out.append(self.read_stream(span.stream_id, span.version - len(batch) + 1, span.version, conn=conn))
+                continue
             recorded = []
-            for n, e in zip(range(span[2], span[3]), batch):
+            for n, e in zip(range(span.start, span.end), batch):
                 stream_id, _, version, event_id, event_type, schema_version, data, meta, _ = rows[n]
                 if type(e) is EncodedEvent and e.data is not None and e.metadata is not None:
                     data, meta = e.data, e.metadata  # already read back from this very text
@@ -272,53 +308,98 @@ class EventStore:
         return out
 
     def _append_rows(self, conn: Connection, items: Sequence[tuple[str, Sequence[NewEvent | EncodedEvent], Expected]],
-                     skip_mismatched: bool) -> tuple[list[tuple[str, int, int, int] | None], list[tuple], list[int]]:
-        """Returns (span per item: stream, new version, first and end row index, or None), the rows, their positions."""
+                     skip_mismatched: bool) -> tuple[list[_Span | None], list[tuple], list[int]]:
+        """Returns (span per item, or None when skipped), the rows written, their positions.
+
+        The insert runs under a savepoint: when an event id is already stored (a retried
+        batch), it is rolled back, the stored items are resolved as `append` does, and the
+        rest goes in again. The common path pays one savepoint and no lookups.
+        """
         if any(not batch for _, batch, _ in items):
             raise ValueError("append_batch needs at least one event per stream")
+        _refuse_repeated_ids(e for _, batch, _ in items for e in batch)
         db = dbapi_of(conn)
         with translated_errors(self.engine.dialect):
             versions = self._lock_and_read_versions(db, [stream_id for stream_id, _, _ in items])
+        spans, rows = self._plan_rows(conn, items, versions, skip_mismatched, stored={})
+        if not rows:
+            return spans, rows, []
+        try:
+            with translated_errors(self.engine.dialect):
+                return spans, rows, self._insert_rows(db, rows, savepoint=True)
+        except IntegrityError:
+            stored = self._stored_items(conn, [(i, stream_id, batch) for i, ((stream_id, batch, _), span)
+                                               in enumerate(zip(items, spans)) if span is not None])
+            if not stored:
+                raise
+        spans, rows = self._plan_rows(conn, items, versions, skip_mismatched, stored=stored)
+        with translated_errors(self.engine.dialect):
+            positions = self._insert_rows(db, rows) if rows else []
+        return spans, rows, positions
+
+    def _plan_rows(self, conn: Connection, items: Sequence[tuple[str, Sequence[NewEvent | EncodedEvent], Expected]],
+                   stored_versions: dict[str, int], skip_mismatched: bool,
+                   stored: dict[int, AppendResult]) -> tuple[list[_Span | None], list[tuple]]:
+        versions = dict(stored_versions)
         rows: list[tuple] = []
-        spans: list[tuple[str, int, int, int] | None] = []
+        spans: list[_Span | None] = []
         stamps, rows_at = self._sql.stamps(), self._sql.rows_at
-        for stream_id, batch, expected in items:
+        for i, (stream_id, batch, expected) in enumerate(items):
+            if i in stored:
+                spans.append(_Span(stream_id, stored[i].version, 0, 0, stored[i]))
+                continue
             current = versions.get(stream_id, 0)
             if not _matches(expected, current):
                 if skip_mismatched:
                     spans.append(None)
                     continue
+                retried = self._stored_retry(conn, stream_id, batch)
+                if retried is not None:
+                    spans.append(_Span(stream_id, retried.version, 0, 0, retried))
+                    continue
                 raise ConcurrencyError(stream_id, expected, current)
             start = len(rows)
             rows.extend(rows_at(stamps, stream_id, current, batch))
             versions[stream_id] = current + len(batch)
-            spans.append((stream_id, versions[stream_id], start, len(rows)))
-        with translated_errors(self.engine.dialect):
-            positions = self._insert_rows(db, rows) if rows else []
-        return spans, rows, positions
+            spans.append(_Span(stream_id, versions[stream_id], start, len(rows)))
+        return spans, rows
 
-    def _insert_rows(self, db: Any, rows: list[tuple]) -> list[int]:
+    def _insert_rows(self, db: Any, rows: list[tuple], *, savepoint: bool = False) -> list[int]:
         """Returns the positions of `rows` (tuples in INSERT_COLUMNS order), inserted in order.
 
         Positions are taken first, under the append lock (PostgreSQL: from the events
         sequence; SQLite: after the highest, under the write lock), then the rows go in with
-        them: COPY on PostgreSQL, executemany on SQLite; neither needs RETURNING.
+        them: COPY on PostgreSQL, executemany on SQLite; neither needs RETURNING. With
+        `savepoint`, a failed insert leaves the caller's transaction as it was.
         """
         cur = db.cursor()
         try:
-            if self._sql.sqlite:
-                head = cur.execute(self._sql.head).fetchone()[0] or 0
-                positions = list(range(head + 1, head + 1 + len(rows)))
-                cur.executemany(self._sql.insert_positioned, [(p, *r) for p, r in zip(positions, rows)])
-                return positions
-            cur.execute(self._sql.take_positions, (self._position_sequence(cur), len(rows)))
-            positions = sorted(p for (p,) in cur.fetchall())
-            with cur.copy(self._sql.copy_positioned) as copy:
-                for p, r in zip(positions, rows):
-                    copy.write_row((p, *r))
+            if not savepoint:
+                return self._insert_positioned(cur, rows)
+            cur.execute("SAVEPOINT es_append_batch")
+            try:
+                positions = self._insert_positioned(cur, rows)
+            except BaseException:
+                cur.execute("ROLLBACK TO SAVEPOINT es_append_batch")
+                cur.execute("RELEASE SAVEPOINT es_append_batch")
+                raise
+            cur.execute("RELEASE SAVEPOINT es_append_batch")
             return positions
         finally:
             cur.close()
+
+    def _insert_positioned(self, cur: Any, rows: list[tuple]) -> list[int]:
+        if self._sql.sqlite:
+            head = cur.execute(self._sql.head).fetchone()[0] or 0
+            positions = list(range(head + 1, head + 1 + len(rows)))
+            cur.executemany(self._sql.insert_positioned, [(p, *r) for p, r in zip(positions, rows)])
+            return positions
+        cur.execute(self._sql.take_positions, (self._position_sequence(cur), len(rows)))
+        positions = sorted(p for (p,) in cur.fetchall())
+        with cur.copy(self._sql.copy_positioned) as copy:
+            for p, r in zip(positions, rows):
+                copy.write_row((p, *r))
+        return positions
 
     def _position_sequence(self, cur: Any) -> str:
         if self._sequence is None:
@@ -348,24 +429,41 @@ class EventStore:
             raise ConcurrencyError(stream_id, expected, self._stream_version(conn, stream_id))
 
     def _stored_retry(self, conn: Connection, stream_id: str,
-                      new_events: Sequence[NewEvent]) -> AppendResult | None:
+                      new_events: Sequence[NewEvent | EncodedEvent]) -> AppendResult | None:
         """Returns the original result if these exact events are already stored, else None."""
-        ids = [str(e.event_id) for e in new_events]
-        found = {row.event_id: row for row in conn.execute(
-            select(events.c.event_id, events.c.stream_id, events.c.version, events.c.position,
-                   events.c.event_type, events.c.data).where(events.c.event_id.in_(ids)))}
+        return self._stored_items(conn, [(0, stream_id, new_events)]).get(0)
+
+    def _stored_items(self, conn: Connection,
+                      items: Sequence[tuple[int, str, Sequence[NewEvent | EncodedEvent]]]) -> dict[int, AppendResult]:
+        """Returns, by item index, the original results of items whose exact events are stored.
+
+        Raises EventIdConflict when an item's ids are stored only in part, with other
+        content, or in another place.
+        """
+        ids = [str(e.event_id) for _, _, batch in items for e in batch]
+        found: dict[str, Any] = {}
+        for start in range(0, len(ids), 500):
+            found.update((row.event_id, row) for row in conn.execute(
+                select(events.c.event_id, events.c.stream_id, events.c.version, events.c.position,
+                       events.c.event_type, events.c.data).where(events.c.event_id.in_(ids[start:start + 500]))))
+        results: dict[int, AppendResult] = {}
         if not found:
-            return None
-        rows = [found.get(i) for i in ids]
-        same = all(r is not None for r in rows) and all(
-            r.stream_id == stream_id and r.event_type == e.type and r.data == e.data
-            and r.version == rows[0].version + n
-            for n, (r, e) in enumerate(zip(rows, new_events)))
-        if not same:
-            raise EventIdConflict(f"event ids {sorted(found)} are already stored with other content "
-                                  f"or in another place than stream {stream_id!r}")
-        return AppendResult(stream_id, rows[-1].version, rows[-1].position,
-                            tuple(r.position for r in rows), written=False)
+            return results
+        for index, stream_id, batch in items:
+            rows = [found.get(str(e.event_id)) for e in batch]
+            if all(r is None for r in rows):
+                continue
+            same = all(r is not None for r in rows) and all(
+                r.stream_id == stream_id and r.event_type == e.type and r.data == _data_of(e)
+                and r.version == rows[0].version + n
+                for n, (r, e) in enumerate(zip(rows, batch)))
+            if not same:
+                raise EventIdConflict(f"event ids {sorted(str(r.event_id) for r in rows if r is not None)} are "
+                                      f"already stored with other content or in another place than stream "
+                                      f"{stream_id!r}")
+            results[index] = AppendResult(stream_id, rows[-1].version, rows[-1].position,
+                                          tuple(r.position for r in rows), written=False)
+        return results
 
     # -- reading -----------------------------------------------------------
     def stream_version(self, stream_id: str) -> int:

@@ -140,3 +140,48 @@ def test_single_stream_appends_refuse_encoded_events(store):
         with write_transaction(store.engine) as conn:
             store.append_in(conn, "enc-3", encoded)
     assert store.read_stream("enc-3") == []
+
+
+def test_an_exact_re_append_of_a_batch_is_a_no_op_like_append(store):
+    a, b = batch(2), batch(1)
+    with write_transaction(store.engine) as conn:
+        first = store.append_batch(conn, [("a-1", a, ExpectedVersion.ANY), ("b-1", b, ExpectedVersion.NO_STREAM)])
+    with write_transaction(store.engine) as conn:  # the same batch again, plus a new item
+        c = batch(1)
+        again = store.append_batch(conn, [("a-1", a, ExpectedVersion.ANY), ("b-1", b, ExpectedVersion.NO_STREAM),
+                                          ("a-1", c, ExpectedVersion.ANY)])
+    assert [(r.stream_id, r.version, r.positions, r.written) for r in again[:2]] == [
+        (r.stream_id, r.version, r.positions, False) for r in first]
+    assert again[2].written and again[2].version == 3  # the new item lands right after the stored ones
+    assert [e.event_id for e in store.read_stream("a-1")] == [e.event_id for e in a + c]
+    with write_transaction(store.engine) as conn:
+        recorded = store.append_batch_recorded(conn, [("b-1", b, ExpectedVersion.ANY)])
+    assert recorded[0] == store.read_stream("b-1")
+
+
+def test_a_reused_event_id_with_other_content_or_in_another_stream_is_an_id_conflict(store):
+    from es_app.store import EventIdConflict, NewEvent
+
+    a = batch(1)
+    with write_transaction(store.engine) as conn:
+        store.append_batch(conn, [("a-1", a, ExpectedVersion.NO_STREAM)])
+    other = NewEvent(a[0].type, {"other": True}, event_id=a[0].event_id)
+    for items in ([("a-1", [other], ExpectedVersion.ANY)], [("z-1", a, ExpectedVersion.NO_STREAM)]):
+        with pytest.raises(EventIdConflict):
+            with write_transaction(store.engine) as conn:
+                store.append_batch(conn, items)
+    assert store.stream_version("z-1") == 0 and store.stream_version("a-1") == 1
+
+
+@pytest.mark.parametrize("call", ["append", "append_batch"])
+def test_the_same_event_id_twice_in_one_call_is_an_id_conflict_not_a_version_error(store, call):
+    from es_app.store import EventIdConflict
+
+    e = batch(1)[0]
+    with pytest.raises(EventIdConflict, match="twice"):
+        if call == "append":
+            store.append("s-1", [e, e], ExpectedVersion.ANY)
+        else:
+            with write_transaction(store.engine) as conn:
+                store.append_batch(conn, [("s-1", [e], ExpectedVersion.ANY), ("s-2", [e], ExpectedVersion.ANY)])
+    assert store.head_position() == 0
