@@ -133,4 +133,5 @@ def test_bodies_json_cannot_parse_are_422(client, api_settings, backend):
          "nested too deeply"),
         ("PATCH", f"/users/{uid}", {"content": b'{"name": "\xff\xfe"}', "headers": json_ct}, 422, "malformed JSON"),
         ("POST", "/users", {"content": b'{"name": ', "headers": json_ct}, 422, "malformed JSON"),
+        ("POST", "/users", {"content": b"9" * 5000, "headers": json_ct}, 422, "malformed JSON"),  # int too long
     ])
