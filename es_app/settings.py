@@ -9,6 +9,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 VAR_DIR = Path("var")
+PLACEHOLDER_TOKENS = frozenset({"change-me"})  # shipped as examples once: never accepted as a token
 
 
 def _sqlite_url(name: str) -> str:
@@ -25,7 +26,11 @@ class Settings(BaseSettings):
     broker_url: str = ""
 
     snapshot_every: int = 100
-    admin_token: str = "change-me"
+    # the bearer token of /events and /admin; empty (or the example's placeholder) turns those routes off
+    admin_token: str = ""
+    # a header a reverse proxy sets to the caller it authenticated (and strips from clients): the actor
+    trusted_actor_header: str = ""
+    max_request_body_bytes: int = Field(default=1024 * 1024, ge=1)  # larger bodies get 413
     projection_shards: int = 1
     read_your_writes_timeout_s: float = 5.0
 
@@ -44,6 +49,15 @@ class Settings(BaseSettings):
     @property
     def embedded(self) -> bool:
         return not self.broker_url
+
+    @property
+    def admin_disabled_reason(self) -> str | None:
+        """Returns why the admin routes are off (no usable ADMIN_TOKEN), or None when they are on."""
+        if not self.admin_token.strip():
+            return "admin routes are disabled: set ADMIN_TOKEN"
+        if self.admin_token.strip() in PLACEHOLDER_TOKENS:
+            return "admin routes are disabled: ADMIN_TOKEN is the example placeholder; set a secret"
+        return None
 
 
 @lru_cache

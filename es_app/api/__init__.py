@@ -16,6 +16,7 @@ from es_app.worker import publish_appended
 from . import admin, audit, commands, errors, ops, queries
 from .context import CorrelationMiddleware, LazyContainer
 from .execution import Publisher
+from .limits import BodySizeLimit
 from .metrics import ApiMetrics
 
 __all__ = ["create_app", "app"]
@@ -40,7 +41,8 @@ def create_app(settings: Settings | None = None, *, publish: Publisher | None = 
     app.state.es = LazyContainer(settings)
     app.state.publish = publish or publish_appended
     app.state.metrics = ApiMetrics(app.state.es)
-    app.add_middleware(CorrelationMiddleware)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_body_bytes)
+    app.add_middleware(CorrelationMiddleware)  # outermost: every answer, a 413 too, carries the id
     errors.install(app)
     for module in (commands, queries, audit, admin, ops):
         app.include_router(module.router)

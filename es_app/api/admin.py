@@ -18,7 +18,7 @@ from .schemas import ErrorBody, FeedPage
 
 router = APIRouter(dependencies=[Admin], responses={
     401: {"model": ErrorBody, "description": "no bearer token"},
-    403: {"model": ErrorBody, "description": "not the admin token"}})
+    403: {"model": ErrorBody, "description": "not the admin token, or admin routes disabled (no ADMIN_TOKEN)"}})
 
 MAX_POSITION = 2**63 - 1
 

@@ -13,7 +13,7 @@ from es_app.domain import NothingToChange, User
 from . import idempotency
 from .context import ActorHeader, CausationHeader, Container, Credentials, actor_of
 from .execution import CommandRequest, CommandRunner, Outcome, parse_if_match
-from .schemas import ChangeUser, CommandResult, CorrectUser, DeactivateUser, ErrorBody, RegisterUser
+from .schemas import ChangeUser, CommandResult, CorrectUser, DeactivateUser, ErrorBody, NoFields, RegisterUser
 
 router = APIRouter(tags=["commands"])
 
@@ -35,8 +35,9 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 def _command_request(request: Request, container: Container, x_actor: str | None, credentials: Any,
                      causation: str | None, key: str | None, if_match: str | None,
                      body: dict[str, Any] | None) -> CommandRequest:
-    actor = actor_of(x_actor, credentials, container.settings)
-    fingerprint = idempotency.request_hash(actor, request.method, request.url.path, [body, if_match]) if key else ""
+    actor = actor_of(request, x_actor, credentials, container.settings)
+    who = f"{actor.name}\n{actor.claimed or ''}"
+    fingerprint = idempotency.request_hash(who, request.method, request.url.path, [body, if_match]) if key else ""
     return CommandRequest(actor=actor, correlation_id=request.state.correlation_id, causation_id=causation,
                           expected=parse_if_match(if_match), idempotency_key=key, fingerprint=fingerprint)
 
@@ -111,20 +112,22 @@ def deactivate_user(user_id: UserId, request: Request, container: Container, cre
 
 @router.post("/users/{user_id}/reactivate", summary="Reactivate a user", **_USER_ROUTE)
 def reactivate_user(user_id: UserId, request: Request, container: Container, credentials: Credentials,
-                    x_actor: ActorHeader = None, causation: CausationHeader = None,
-                    key: IdempotencyKey = None, if_match: IfMatch = None) -> JSONResponse:
-    """Emits UserReactivated."""
+                    body: NoFields | None = None, x_actor: ActorHeader = None,
+                    causation: CausationHeader = None, key: IdempotencyKey = None,
+                    if_match: IfMatch = None) -> JSONResponse:
+    """Emits UserReactivated (no body, or `{}`)."""
     return _execute(request, container, credentials, x_actor, causation, key, if_match, user_id,
-                    "ReactivateUser", None, lambda u: u.reactivate())
+                    "ReactivateUser", body, lambda u: u.reactivate())
 
 
 @router.delete("/users/{user_id}", summary="Delete a user", **_USER_ROUTE)
 def delete_user(user_id: UserId, request: Request, container: Container, credentials: Credentials,
-                x_actor: ActorHeader = None, causation: CausationHeader = None,
-                key: IdempotencyKey = None, if_match: IfMatch = None) -> JSONResponse:
-    """Emits UserDeleted. The user then answers 410 on GET but stays in history and as-of."""
+                body: NoFields | None = None, x_actor: ActorHeader = None,
+                causation: CausationHeader = None, key: IdempotencyKey = None,
+                if_match: IfMatch = None) -> JSONResponse:
+    """Emits UserDeleted (no body, or `{}`). The user then answers 410 on GET but stays in history and as-of."""
     return _execute(request, container, credentials, x_actor, causation, key, if_match, user_id,
-                    "DeleteUser", None, lambda u: u.delete())
+                    "DeleteUser", body, lambda u: u.delete())
 
 
 @router.post("/users/{user_id}/corrections", summary="Correct a field, with a reason", **_USER_ROUTE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 import re
@@ -90,19 +91,48 @@ def is_user_id(stream_id: str) -> bool:
             and len(stream_id) <= 255 and "-" in stream_id)
 
 
-def actor_of(x_actor: str | None, credentials: HTTPAuthorizationCredentials | None, settings: Settings) -> str:
-    """Returns who acts: the X-Actor header, else who the bearer token stands for, else `anonymous`."""
-    if x_actor:
-        return x_actor.strip() or "anonymous"
+@dataclasses.dataclass(frozen=True)
+class Actor:
+    """Returns who acts as the server knows it (`name`), and who the caller only said it was (`claimed`)."""
+
+    name: str
+    claimed: str | None = None
+
+    def metadata(self) -> dict[str, str]:
+        """Returns the event metadata keys: `actor`, and `claimed_actor` when there is a claim."""
+        return {"actor": self.name} | ({"claimed_actor": self.claimed} if self.claimed else {})
+
+
+def _is_admin_token(credentials: HTTPAuthorizationCredentials, settings: Settings) -> bool:
+    return settings.admin_disabled_reason is None and secrets.compare_digest(
+        credentials.credentials.encode(), settings.admin_token.strip().encode())
+
+
+def actor_of(request: Request, x_actor: str | None, credentials: HTTPAuthorizationCredentials | None,
+             settings: Settings) -> Actor:
+    """Returns who acts, from what the server trusts only: the trusted proxy header, else `admin` for
+    the admin token, else `anonymous`. X-Actor (or an unknown bearer token) is kept as a claim."""
+    claimed = (x_actor.strip() or None) if x_actor else None
+    trusted = settings.trusted_actor_header.strip()
+    if trusted:
+        proxied = request.headers.get(trusted)
+        if proxied is not None:
+            if not re.match(_HEADER_TEXT, proxied) or not proxied.strip():
+                raise ApiError(422, f"{trusted} must be 1-200 printable characters")
+            same = trusted.lower() == "x-actor"
+            return Actor(proxied.strip(), None if same else claimed)
     if credentials is not None:
-        if secrets.compare_digest(credentials.credentials.encode(), settings.admin_token.encode()):
-            return "admin"
-        return "token:" + hashlib.sha256(credentials.credentials.encode()).hexdigest()[:16]
-    return "anonymous"
+        if _is_admin_token(credentials, settings):
+            return Actor("admin", claimed)
+        token = "token:" + hashlib.sha256(credentials.credentials.encode()).hexdigest()[:16]
+        return Actor("anonymous", claimed or token)
+    return Actor("anonymous", claimed)
 
 
 ActorHeader = Annotated[str | None, Header(alias="X-Actor", pattern=_HEADER_TEXT,
-                                           description="Who issues the command (stored in event metadata)")]
+                                           description="Who the caller says it is: stored as `claimed_actor` "
+                                                       "(the trusted `actor` comes from the admin token or a "
+                                                       "trusted proxy header)")]
 CausationHeader = Annotated[str | None, Header(alias="X-Causation-ID", pattern=_ID.pattern,
                                                description="Id of the message that caused this command; "
                                                            "default: a new id per request")]
@@ -110,12 +140,18 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
 def require_admin(request: Request, credentials: Credentials) -> None:
-    """Refuses the request unless it carries `Authorization: Bearer <settings.admin_token>`."""
+    """Refuses the request unless it carries `Authorization: Bearer <settings.admin_token>`.
+
+    Without a usable ADMIN_TOKEN (unset, or the example's placeholder) every admin route answers 403
+    with the reason: there is no default token.
+    """
+    settings = request.app.state.es.settings
+    if (disabled := settings.admin_disabled_reason) is not None:
+        raise ApiError(403, disabled, error="admin-disabled")
     if credentials is None:
         raise ApiError(401, "this route needs Authorization: Bearer <admin token>",
                        headers={"WWW-Authenticate": "Bearer"})
-    token = request.app.state.es.settings.admin_token
-    if not secrets.compare_digest(credentials.credentials.encode(), token.encode()):
+    if not _is_admin_token(credentials, settings):
         raise ApiError(403, "the bearer token is not the admin token")
 
 

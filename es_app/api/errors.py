@@ -48,6 +48,14 @@ def _validation_summary(exc: RequestValidationError) -> str:
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 
+def _unparsable(cause: BaseException) -> str:
+    if isinstance(cause, RecursionError):
+        return "malformed JSON body: nested too deeply"
+    if isinstance(cause, UnicodeDecodeError):
+        return "malformed JSON body: not UTF-8"
+    return "malformed JSON body"
+
+
 def domain_status(exc: DomainError) -> int:
     """Returns 422 for an invalid command, 409 for a command that conflicts with the user's state."""
     return 422 if isinstance(exc, InvalidCommand) else 409
@@ -78,6 +86,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and isinstance(exc.__cause__, (RecursionError, ValueError)):
+            return error_response(422, _unparsable(exc.__cause__))  # FastAPI's 400 for a body json refuses
         return error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(DomainError)

@@ -24,13 +24,13 @@ from es_app.store import (
 )
 
 from . import idempotency
-from .context import is_user_id
+from .context import Actor, is_user_id
 from .errors import ApiError
 
 log = logging.getLogger(__name__)
 
 RACE_RETRIES = 20  # decide-and-append attempts when concurrent writers keep winning (no If-Match)
-_IF_MATCH = re.compile(r'^\s*(?:W/)?"?(\d{1,9})"?\s*$')
+_IF_MATCH = re.compile(r'^\s*(?:(?:W/)?"(\d{1,9})"|(\d{1,9}))\s*$')  # "3", W/"3" or a bare 3
 
 Publisher = Callable[[Settings, int], None]
 
@@ -43,8 +43,8 @@ def parse_if_match(value: str | None) -> Expected | None:
         return ExpectedVersion.STREAM_EXISTS
     m = _IF_MATCH.match(value)
     if m is None:
-        raise ApiError(422, 'If-Match must be a version such as 3 or "3", or *')
-    return int(m.group(1))
+        raise ApiError(422, 'If-Match must be a version such as 3, "3" or W/"3" (quotes balanced), or *')
+    return int(m.group(1) or m.group(2))
 
 
 def etag(version: int) -> str:
@@ -55,7 +55,7 @@ def etag(version: int) -> str:
 class CommandRequest:
     """What a command carries besides its body: who, why, and under which preconditions."""
 
-    actor: str
+    actor: Actor
     correlation_id: str
     causation_id: str | None = None
     expected: Expected | None = None
@@ -63,7 +63,7 @@ class CommandRequest:
     fingerprint: str = ""
 
     def metadata(self, command: str) -> dict[str, Any]:
-        meta = {"actor": self.actor, "correlation_id": self.correlation_id,
+        meta = {**self.actor.metadata(), "correlation_id": self.correlation_id,
                 "causation_id": self.causation_id or str(uuid.uuid4()), "command": command}
         if self.idempotency_key:
             meta["idempotency_key"] = self.idempotency_key

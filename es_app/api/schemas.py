@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 
 def _printable(value: str) -> str:
@@ -59,15 +70,47 @@ class DeactivateUser(_Strict):
     reason: Text | None = None
 
 
+class NoFields(_Strict):
+    """An optional body with no fields (`{}`): unknown fields are refused, as on every command."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{}]})
+
+
 class CorrectUser(_Strict):
-    """Fixes a wrong value without rewriting history; the event says who and why."""
+    """Fixes a wrong value without rewriting history; the event says who and why.
+
+    `value` follows the field's rules in PATCH: a string for name and email, a string or null for
+    phone, true or false for active.
+    """
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={
         "examples": [{"field": "email", "value": "sarah@example.org", "reason": "typo at sign-up"}]})
 
     field: Literal["name", "email", "phone", "active"]
-    value: Text | bool | None
+    value: Annotated[Any, WithJsonSchema({"anyOf": [{"type": "string", "maxLength": 1000}, {"type": "boolean"},
+                                                     {"type": "null"}]})]
     reason: Text
+
+    @field_validator("value")
+    @classmethod
+    def _value_fits_field(cls, value: Any, info: ValidationInfo) -> Any:
+        field = info.data.get("field")
+        if field is None:  # the field itself is invalid: that error is enough
+            return value
+        if field == "active":
+            if not isinstance(value, bool):
+                raise PydanticCustomError("value_error", "active takes true or false")
+            return value
+        if isinstance(value, bool):
+            raise PydanticCustomError("value_error", "{field} takes a string" + (" or null" if field == "phone"
+                                                                              else ""), {"field": field})
+        try:
+            checked = ChangeUser.model_validate({field: value})
+        except ValidationError as exc:
+            reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            raise PydanticCustomError("value_error", "{field}: {reason}", {"field": field, "reason": reason}) \
+                from None
+        return getattr(checked, field)
 
 
 class CommandResult(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from datetime import datetime
 from typing import Any, Sequence
 
 from sqlalchemy import ColumnElement, Connection, Row, and_, func, literal, or_, select
@@ -37,11 +38,32 @@ def decode_cursor(cursor: str, sort: str) -> tuple[Any, str]:
         got_sort, value, last_id = json.loads(raw)
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
         raise ApiError(422, "invalid cursor: pass back the next_cursor of a previous page") from None
-    if not isinstance(last_id, str) or not isinstance(value, str) or "\x00" in value + last_id:
+    if not isinstance(last_id, str) or not isinstance(value, str) or not _storable(value + last_id):
         raise ApiError(422, "invalid cursor: pass back the next_cursor of a previous page")
     if got_sort != sort:
         raise ApiError(422, f"the cursor belongs to another sort order than {sort!r}")
+    if sort.lstrip("-") == "created_at" and value and not _is_time(value):
+        raise ApiError(422, "invalid cursor: its created_at is not an ISO-8601 time")
     return value, last_id
+
+
+def _storable(text: str) -> bool:
+    """Returns True when a database can compare `text`: no NUL, no lone surrogate."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _is_time(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _escape_like(text: str) -> str:

@@ -205,12 +205,16 @@ class User:
 
 
 def _normalize_field(field: str, value: Any) -> Any:
+    if field in ("name", "email") and not isinstance(value, str):
+        raise InvalidCommand(f"{field} must be a string")
+    if field == "phone" and not (value is None or isinstance(value, str)):
+        raise InvalidCommand("phone must be a string or null")
     if field == "name":
-        return normalize_name(str(value))
+        return normalize_name(value)
     if field == "email":
-        return normalize_email(str(value))
+        return normalize_email(value)
     if field == "phone":
-        return normalize_phone(None if value is None else str(value))
+        return normalize_phone(value)
     if not isinstance(value, bool):
         raise InvalidCommand("active must be true or false")
     return value

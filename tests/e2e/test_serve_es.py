@@ -23,8 +23,9 @@ def _env() -> dict[str, str]:
 def test_serve_es_embedded_commands_and_read_your_writes(tmp_path):
     url, port = f"sqlite:///{tmp_path / 'es.db'}", free_port()
     assert main(["init", "--es-url", url, "--legacy-url", f"sqlite:///{tmp_path / 'legacy.db'}"]) == 0
+    env = {k: v for k, v in _env().items() if k != "ADMIN_TOKEN"} | {"MAX_REQUEST_BODY_BYTES": "1000"}
     proc = subprocess.Popen([MIGRATOR, "serve", "es", "--port", str(port), "--log-level", "warning", "--es-url", url],
-                            env=_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60  # start-up wait, not an assertion on speed
@@ -42,6 +43,14 @@ def test_serve_es_embedded_commands_and_read_your_writes(tmp_path):
         assert view["name"] == "Sarah Reese" and view["read_model"]["stale"] is False
         assert httpx.get(f"{base}/health").json()["mode"] == "embedded"
         assert "Swagger UI" in httpx.get(f"{base}/docs").text
+        # no ADMIN_TOKEN: admin routes are off and say so; a body over the cap is 413, chunked too
+        off = httpx.get(f"{base}/events", headers={"Authorization": "Bearer change-me"})
+        assert off.status_code == 403 and "set ADMIN_TOKEN" in off.json()["detail"]
+        big = b'{"name": "' + b"x" * 5000 + b'", "email": "big@example.org"}'
+        for content in (big, iter([big[i:i + 500] for i in range(0, len(big), 500)])):
+            r = httpx.post(f"{base}/users", content=content, headers={"Content-Type": "application/json"})
+            assert r.status_code == 413 and "1000 bytes" in r.json()["detail"]
+        assert httpx.get(f"{base}/health").status_code == 200  # and the server serves on
     finally:
         proc.terminate()
         proc.wait(20)

@@ -189,6 +189,17 @@ def test_correct_validates_the_new_value():
     then_refused(user, lambda u: u.correct("active", "yes", "x"), InvalidCommand, "true or false")
 
 
+@pytest.mark.parametrize("field, value, reason", [
+    ("name", None, "name must be a string"),
+    ("name", True, "name must be a string"),
+    ("email", 5, "email must be a string"),
+    ("phone", False, "phone must be a string or null"),
+    ("active", None, "true or false"),
+])
+def test_correct_refuses_a_value_of_another_type_instead_of_storing_its_text(field, value, reason):
+    then_refused(given(UserRegisteredFactory()), lambda u: u.correct(field, value, "x"), InvalidCommand, reason)
+
+
 def test_correct_to_the_current_value_is_a_no_op():
     then_refused(given(UserRegisteredFactory(name="Ann")), lambda u: u.correct("name", "Ann", "x"),
                  NothingToChange)

@@ -9,7 +9,7 @@ from es_app.bootstrap import build
 from es_app.projections import run_projections
 from es_app.settings import Settings
 from es_app.store import NewEvent
-from es_app.worker import embedded_worker
+from es_app.worker import embedded_worker, stop_embedded
 
 from .conftest import ADMIN, read, register
 
@@ -26,6 +26,28 @@ def test_admin_routes_need_the_admin_bearer_token(client):
         assert r.status_code == 403, (method, path)
         r = client.request(method, path, headers={"Authorization": "Basic dXNlcjpwYXNz"})
         assert r.status_code == 401, (method, path)
+
+
+def test_there_is_no_default_admin_token(monkeypatch):
+    monkeypatch.delenv("ADMIN_TOKEN", raising=False)
+    assert Settings(_env_file=None).admin_token == ""
+
+
+def test_without_a_usable_admin_token_the_admin_routes_are_off_and_say_why(api_settings):
+    for token, reason in [("", "admin routes are disabled: set ADMIN_TOKEN"), ("  ", "set ADMIN_TOKEN"),
+                          ("change-me", "example placeholder")]:
+        with TestClient(create_app(api_settings.model_copy(update={"admin_token": token}))) as c:
+            created = c.post("/users", json={"name": "A", "email": f"a{len(token)}@example.org"},
+                             headers={"Authorization": f"Bearer {token}"})
+            assert created.status_code == 201  # the other routes work
+            for method, path in ADMIN_ROUTES:
+                for headers in ({}, {"Authorization": f"Bearer {token}"}, {"Authorization": "Bearer change-me"}):
+                    r = c.request(method, path, headers=headers)
+                    assert r.status_code == 403, (token, method, path, r.text)
+                    assert reason in r.json()["detail"] and r.json()["error"] == "admin-disabled"
+        stop_embedded()
+        metadata = build(api_settings).store.read_stream(created.json()["id"])[0].metadata
+        assert metadata["actor"] == "anonymous"  # a disabled token is no identity either
 
 
 def test_events_feed_pages_through_the_global_feed(client, backend):

@@ -6,16 +6,25 @@ from datetime import datetime, timedelta
 
 from es_app.bootstrap import build
 
+import pytest
+
 from .conftest import register, unique_email
+
+PROXY = "X-Authenticated-User"  # set by the reverse proxy that authenticated the caller
+
+
+@pytest.fixture
+def api_settings(api_settings):  # noqa: ANN001, ANN201 - behind a proxy: its header names the actor
+    return api_settings.model_copy(update={"trusted_actor_header": PROXY})
 
 
 def _story(client) -> tuple[str, list[dict]]:  # noqa: ANN001
-    """Sarah registers, is renamed by alice, changes email, is corrected by support: 4 events."""
-    uid = register(client, name="Sarah Connor", email=unique_email("sarah"), **{"X-Actor": "sarah"})["id"]
-    client.patch(f"/users/{uid}", json={"name": "Sarah Reese"}, headers={"X-Actor": "alice"})
-    client.patch(f"/users/{uid}", json={"email": unique_email("reese")}, headers={"X-Actor": "sarah"})
+    """Behind the proxy, Sarah registers, is renamed by alice, changes email, is corrected by support: 4 events."""
+    uid = register(client, name="Sarah Connor", email=unique_email("sarah"), **{PROXY: "sarah"})["id"]
+    client.patch(f"/users/{uid}", json={"name": "Sarah Reese"}, headers={PROXY: "alice"})
+    client.patch(f"/users/{uid}", json={"email": unique_email("reese")}, headers={PROXY: "sarah"})
     client.post(f"/users/{uid}/corrections", json={"field": "name", "value": "Sarah J. Reese", "reason": "legal name"},
-                headers={"X-Actor": "support"})
+                headers={PROXY: "support"})
     history = client.get(f"/users/{uid}/history").json()["events"]
     return uid, history
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import threading
 
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from es_app.api import create_app
 from es_app.bootstrap import build
 from es_app.store.schema import events
+from es_app.worker import stop_embedded
 
 from .conftest import ADMIN, ADMIN_TOKEN, read, register, unique_email
 
@@ -34,7 +37,7 @@ def test_register_returns_201_with_id_version_position_and_location(client, api_
     [event] = _events(api_settings, body["id"])
     assert event.type == "UserRegistered" and event.position == body["position"]
     assert event.data == {"name": "Sarah Connor", "email": "sarah@example.org", "phone": "+1 555"}
-    assert event.metadata["actor"] == "alice"
+    assert (event.metadata["actor"], event.metadata["claimed_actor"]) == ("anonymous", "alice")
     assert event.metadata["correlation_id"] == "corr-1"
     assert event.metadata["causation_id"]
     assert read(client, body["id"], body["position"])["email"] == "sarah@example.org"
@@ -78,7 +81,7 @@ def test_lifecycle_deactivate_reactivate_correct_delete(client, api_settings):
                                        "UserDeleted"]
     assert stored[1].data == {"reason": "left"}
     assert stored[3].data == {"field": "phone", "value": "+44 1", "reason": "typo"}
-    assert stored[3].metadata["actor"] == "support"
+    assert (stored[3].metadata["actor"], stored[3].metadata["claimed_actor"]) == ("anonymous", "support")
     assert client.patch(f"/users/{uid}", json={"name": "Ghost"}).status_code == 409  # deleted
     assert len(_events(api_settings, uid)) == 5
 
@@ -132,14 +135,32 @@ def test_concurrent_changes_with_the_same_if_match_one_wins(client, api_settings
     assert len(_events(api_settings, uid)) == 2
 
 
-def test_actor_comes_from_x_actor_else_the_bearer_token(client, api_settings):
+def test_the_actor_comes_only_from_what_the_server_trusts(client, api_settings):
+    """X-Actor is a claim (`claimed_actor`); the actor is the admin token's identity, else anonymous."""
     a = register(client)
     b = register(client, Authorization=f"Bearer {ADMIN_TOKEN}")
     c = register(client, Authorization="Bearer some-client-token")
     d = register(client, **{"X-Actor": "carol", **ADMIN})
-    actors = [_events(api_settings, u["id"])[0].metadata["actor"] for u in (a, b, c, d)]
-    assert actors[0] == "anonymous" and actors[1] == "admin" and actors[3] == "carol"
-    assert actors[2].startswith("token:") and "some-client-token" not in actors[2]
+    forged = register(client, **{"X-Actor": "admin"})
+    meta = [_events(api_settings, u["id"])[0].metadata for u in (a, b, c, d, forged)]
+    assert [(m["actor"], m.get("claimed_actor")) for m in meta[:2]] == [("anonymous", None), ("admin", None)]
+    assert meta[2]["actor"] == "anonymous" and meta[2]["claimed_actor"].startswith("token:")
+    assert "some-client-token" not in str(meta[2])
+    assert (meta[3]["actor"], meta[3]["claimed_actor"]) == ("admin", "carol")
+    assert (meta[4]["actor"], meta[4]["claimed_actor"]) == ("anonymous", "admin")
+
+
+def test_a_configured_trusted_proxy_header_names_the_actor(api_settings):
+    settings = api_settings.model_copy(update={"trusted_actor_header": "X-Forwarded-User"})
+    with TestClient(create_app(settings)) as c:
+        proxied = register(c, **{"X-Forwarded-User": "sarah@corp", "X-Actor": "admin"})
+        direct = register(c, **{"X-Actor": "admin"})
+        bad = c.post("/users", json={"name": "A", "email": unique_email()}, headers={"X-Forwarded-User": " "})
+        assert bad.status_code == 422 and "X-Forwarded-User" in bad.json()["detail"]
+    stop_embedded()
+    meta = [_events(settings, u["id"])[0].metadata for u in (proxied, direct)]
+    assert (meta[0]["actor"], meta[0]["claimed_actor"]) == ("sarah@corp", "admin")
+    assert (meta[1]["actor"], meta[1]["claimed_actor"]) == ("anonymous", "admin")
 
 
 def test_correlation_id_is_generated_echoed_and_causation_can_be_given(client, api_settings):

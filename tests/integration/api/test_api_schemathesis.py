@@ -8,6 +8,9 @@ cases aim at real users and carry the admin token, so they reach past 404 and 40
 from __future__ import annotations
 
 import hashlib
+import json
+from urllib.parse import quote
+
 import pytest
 import schemathesis
 from schemathesis import GenerationMode
@@ -88,3 +91,80 @@ def test_no_server_error(seeded) -> None:  # noqa: ANN001
             except Exception as exc:  # noqa: BLE001 - collect every operation's failure, then report
                 failures.append(f"{operation.label} ({mode.value}): {str(exc)[:1500]}")
     assert not failures, "\n\n".join(failures)
+
+
+# -- hostile values, one at a time, in every parameter and body field the spec declares ------------
+JSON_VALUES: list[object] = ["\x00", "A\x00B", "\ud800", "A\udfffB", "\u202eevil", "9" * 40, "",
+                             10**30, -(10**30), 2**63, 1e308, float("nan"), float("inf"), True, None, [], {}]
+TEXT_VALUES = ["\x00", "A\x00B", "\ud800", "A\udfffB", "\u202e", "9" * 40, "-" + "9" * 40, "1e308", "NaN",
+               "2026-13-45T99:99", "", " "]
+HEADER_VALUES = ["9" * 40, "-" + "9" * 40, '"9', 'W/"', "\xe9\xff", " ", "*" * 300]
+RAW_BODIES = [b"9" * 5000, b"[" * 5000, b'{"name": 1e999, "email": "a@example.org"}', b'"\\ud800"',
+              b'{"name": "\\ud800", "email": "a@example.org"}', b"\xff\xfe", b'{"reason": NaN}']
+
+
+def _wire(text: str) -> str:
+    """Returns `text` percent-encoded as raw UTF-8, lone surrogates included (what a hostile client sends)."""
+    return quote(text.encode("utf-8", "surrogatepass"), safe="")
+
+
+def _base_body(spec: dict, operation: dict) -> dict | None:
+    schema = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+    if schema is None:
+        return None
+    ref = schema.get("$ref") or next(s["$ref"] for s in schema["anyOf"] if "$ref" in s)
+    model = spec["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+    example = dict((model.get("examples") or [{}])[0])
+    if "email" in example:
+        example["email"] = unique_email()
+    return example | {k: "x" for k in model.get("required", []) if k not in example}
+
+
+def _requests(spec: dict, user_id: str):  # noqa: ANN201
+    """Yields (label, method, url, headers, body bytes): each declared input made hostile in turn."""
+    for path, methods in spec["paths"].items():
+        for method, operation in methods.items():
+            params = operation.get("parameters", [])
+            path_values = {p["name"]: (user_id if p["name"] == "user_id" else "1")
+                           for p in params if p["in"] == "path"}
+            body = _base_body(spec, operation)
+            headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"}
+
+            def request(label, paths=path_values, query="", extra=None, content=None):  # noqa: ANN001, ANN202
+                url = path.format(**{k: _wire(v) for k, v in paths.items()}) + (f"?{query}" if query else "")
+                raw = content if content is not None else (json.dumps(body).encode() if body is not None else b"")
+                return (f"{method.upper()} {path} {label}", method.upper(), url, headers | (extra or {}), raw)
+
+            for p in params:
+                if p["in"] == "path":
+                    for value in TEXT_VALUES:
+                        yield request(f"path {p['name']}={value!r}", paths=path_values | {p["name"]: value})
+                elif p["in"] == "query":
+                    for value in TEXT_VALUES:
+                        yield request(f"query {p['name']}={value!r}", query=f"{p['name']}={_wire(value)}")
+                elif p["in"] == "header":
+                    for value in HEADER_VALUES:
+                        yield request(f"header {p['name']}={value!r}", extra={p["name"]: value})
+            for value in HEADER_VALUES:
+                yield request(f"bearer {value!r}", extra={"Authorization": f"Bearer {value}"})
+            if body is not None:
+                for field in body:
+                    for value in JSON_VALUES:
+                        yield request(f"body {field}={value!r}", content=json.dumps(body | {field: value}).encode())
+                for raw in RAW_BODIES:
+                    yield request(f"raw body {raw[:30]!r}", content=raw)
+
+
+def test_no_server_error_on_hostile_values(seeded) -> None:  # noqa: ANN001
+    """NUL, lone surrogates, bidi overrides, huge and non-finite numbers in every path, query and header
+    parameter and every body field of the spec, one at a time, on a real user with the admin token."""
+    app, ids = seeded
+    spec = app.openapi()
+    failures = []
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for label, method, url, headers, content in _requests(spec, ids[0]):
+            raw_headers = {k: v.encode("latin-1") for k, v in headers.items()}  # as sent on the wire
+            r = client.request(method, url, headers=raw_headers, content=content)
+            if r.status_code >= 500:
+                failures.append(f"{label}: {r.status_code} {r.text[:200]}")
+    assert not failures, f"{len(failures)} server errors:\n" + "\n".join(failures[:40])
