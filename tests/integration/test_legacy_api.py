@@ -199,3 +199,10 @@ def test_dirty_legacy_rows_are_still_read_and_edited(client, backend):
         assert r.status_code == 200 and r.json()["full_name"] == name and r.json()["phone"].startswith("+1\x0b")
     assert [u["full_name"] for u in client.get("/users", params={"search": "tab"}).json()["items"]] == ["Tab\tName"]
     assert client.get("/users").json()["total"] == len(dirty)
+
+
+def test_duplicate_email_check_is_case_sensitive(client):
+    """The legacy behaviour the migration lives with (docs/legacy_app.md): the new side folds case."""
+    _create(client, "leg1@example.org")
+    assert client.post("/users", json={"email": "LEG1@example.org", "full_name": "Upper"}).status_code == 201
+    assert client.post("/users", json={"email": "leg1@example.org", "full_name": "Again"}).status_code == 409
