@@ -206,3 +206,20 @@ def test_duplicate_email_check_is_case_sensitive(client):
     _create(client, "leg1@example.org")
     assert client.post("/users", json={"email": "LEG1@example.org", "full_name": "Upper"}).status_code == 201
     assert client.post("/users", json={"email": "leg1@example.org", "full_name": "Again"}).status_code == 409
+
+
+def test_sqlite_text_that_is_not_utf8_reads_as_replacement_characters(client, backend):
+    """SQLite stores any bytes another program wrote; the app still reads, searches and edits that row."""
+    if backend != "sqlite":
+        pytest.skip("PostgreSQL refuses bytes that are not UTF-8")
+    engine = client.app.state.services().database.engine
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO users (email, full_name, is_active, created_at, updated_at) VALUES "
+                             "('raw@example.org', CAST(X'416E6EFF4C6565' AS TEXT), 1, "
+                             "'2020-01-01 00:00:00', '2020-01-01 00:00:00')")
+    [user] = client.get("/users", params={"search": "ann"}).json()["items"]
+    assert user["full_name"] == "Ann\ufffdLee"
+    assert client.get(f"/users/{user['id']}").json()["full_name"] == "Ann\ufffdLee"
+    assert client.put(f"/users/{user['id']}", json={"is_active": False}).status_code == 200
+    with engine.connect() as conn:  # the row's bytes are left as they were
+        assert conn.exec_driver_sql("SELECT hex(full_name) FROM users").scalar() == "416E6EFF4C6565"
