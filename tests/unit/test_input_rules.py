@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import es_app.domain.input_rules as es_rules
 import legacy_app.input_rules as legacy_rules
 
@@ -30,3 +33,13 @@ def test_checked_text_leaves_other_types_to_the_field():
 def test_search_terms_refuse_controls_and_surrogates_but_not_bidi():
     assert legacy_rules.checked_search("\u202e") == "\u202e"
     assert legacy_rules.control_problem("a\x00") == "must not contain control characters (U+0000)"
+
+
+def test_neither_app_loads_the_other():
+    def loaded(module: str) -> set[str]:
+        code = f"import sys, {module}; print(' '.join(sorted({{m.split('.')[0] for m in sys.modules}})))"
+        return set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                  check=True).stdout.split())
+
+    assert loaded("legacy_app.api") & {"es_app", "migrator"} == set()
+    assert "legacy_app" not in loaded("es_app.api")
