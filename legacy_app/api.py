@@ -6,25 +6,29 @@ is connected on the first request, never at import time.
 
 from __future__ import annotations
 
+import json
 import threading
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Optional
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from sqlalchemy.exc import OperationalError
 
 from .db import Database, SchemaMissing
+from .input_rules import MAX_INT64, checked_search, checked_text
 from .reads import MAX_PAGE, ReadModeError, UserReads, UserRecord, reads_for
 from .service import EmailTaken, UserNotFound, UserService
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
-Email = Annotated[str, Field(min_length=3, max_length=254, pattern=EMAIL_PATTERN)]
-FullName = Annotated[str, Field(min_length=1, max_length=200)]
-Phone = Annotated[str, Field(min_length=1, max_length=40)]
+Email = Annotated[str, Field(min_length=3, max_length=254, pattern=EMAIL_PATTERN), BeforeValidator(checked_text)]
+FullName = Annotated[str, Field(min_length=1, max_length=200), BeforeValidator(checked_text)]
+Phone = Annotated[str, Field(min_length=1, max_length=40), BeforeValidator(checked_text)]
 UserId = Annotated[int, Path(ge=1, le=2**31 - 1, description="the legacy primary key")]
 
 
@@ -72,6 +76,13 @@ class UserPage(BaseModel):
     offset: int
 
 
+class _AsciiJSONResponse(JSONResponse):
+    """JSON with non-ASCII escaped, so an echoed lone surrogate renders as `\\ud800`."""
+
+    def render(self, content: object) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
 class _Services:
     def __init__(self, database: Database, reads: UserReads):
         self.database, self.reads, self.users = database, reads, UserService(database)
@@ -115,6 +126,10 @@ def create_app(database_url: str | None = None, *, read_mode: str | None = None)
     async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _AsciiJSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+
     @app.exception_handler(OperationalError)
     async def _database_down(_request: Request, exc: OperationalError) -> JSONResponse:
         reason = (str(exc.orig or exc).strip().splitlines() or ["unknown"])[0]
@@ -138,9 +153,10 @@ def create_app(database_url: str | None = None, *, read_mode: str | None = None)
     @app.get("/users", response_model=UserPage)
     def list_users(svc: Svc,
                    search: Annotated[Optional[str], Query(max_length=200,
-                                                          description="substring of name or email")] = None,
+                                                          description="substring of name or email"),
+                                     BeforeValidator(checked_search)] = None,
                    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-                   offset: Annotated[int, Query(ge=0)] = 0):
+                   offset: Annotated[int, Query(ge=0, le=MAX_INT64)] = 0):
         page = svc.reads.search(search.strip() if search else None, limit=limit, offset=offset)
         return {"items": page.items, "total": page.total, "limit": page.limit, "offset": page.offset}
 

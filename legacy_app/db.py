@@ -71,7 +71,14 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
     return create_engine(url, **kwargs)
 
 
+def _text(raw: bytes) -> str:
+    """Returns SQLite text as str; bytes that are not UTF-8 (written by another program) read as U+FFFD."""
+    return raw.decode("utf-8", "replace")
+
+
 def _lower(value):  # noqa: ANN001, ANN202
+    if isinstance(value, bytes):
+        value = _text(value)
     return value.lower() if isinstance(value, str) else value
 
 
@@ -89,13 +96,14 @@ def _unicode_lower_default(element, compiler, **kw):  # noqa: ANN001, ANN202
 
 @compiles(unicode_lower, "sqlite")
 def _unicode_lower_sqlite(element, compiler, **kw):  # noqa: ANN001, ANN202
-    return f"legacy_lower({compiler.process(element.clauses, **kw)})"
+    return f"legacy_lower(CAST({compiler.process(element.clauses, **kw)} AS BLOB))"  # bytes: see _text
 
 
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn, _record):  # noqa: ANN001
         dbapi_conn.isolation_level = None  # BEGIN is emitted below, with the mode asked for
+        dbapi_conn.text_factory = _text
         dbapi_conn.create_function("legacy_lower", 1, _lower, deterministic=True)
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")

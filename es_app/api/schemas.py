@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -18,6 +19,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from es_app.domain.input_rules import checked_text
+
 
 def _printable(value: str) -> str:
     if any(ord(c) < 32 and c not in "\t" or ord(c) == 127 for c in value):
@@ -26,6 +29,7 @@ def _printable(value: str) -> str:
 
 
 Text = Annotated[str, Field(max_length=1000), AfterValidator(_printable)]
+UserText = Annotated[Text, BeforeValidator(checked_text)]  # a name, email or phone (docs/input.md)
 
 USER_ID_EXAMPLE = "user-3f6c2a4e-8d1b-4c55-9a57-0d2f6b1e9c10"
 
@@ -39,9 +43,9 @@ class RegisterUser(_Strict):
     model_config = ConfigDict(extra="forbid", json_schema_extra={
         "examples": [{"name": "Sarah Connor", "email": "sarah@example.org", "phone": "+1 555 0100"}]})
 
-    name: Text
-    email: Text
-    phone: Text | None = None
+    name: UserText
+    email: UserText
+    phone: UserText | None = None
 
 
 class ChangeUser(_Strict):
@@ -49,9 +53,9 @@ class ChangeUser(_Strict):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "Sarah Reese"}]})
 
-    name: Text | None = None
-    email: Text | None = None
-    phone: Text | None = None
+    name: UserText | None = None
+    email: UserText | None = None
+    phone: UserText | None = None
 
     @model_validator(mode="after")
     def _something(self) -> "ChangeUser":

@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Iterable
 
 from .errors import InvalidCommand, NothingToChange, UserIsDeleted
 from .events import DomainEvent
+from .input_rules import text_problem
 from .user_events import (
     UserCorrected,
     UserDeactivated,
@@ -25,15 +26,22 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 CORRECTABLE = ("name", "email", "phone", "active")
 
 
+def _refuse_unsafe(field: str, value: str) -> str:
+    problem = text_problem(value)
+    if problem is not None:
+        raise InvalidCommand(f"{field} {problem}")
+    return value
+
+
 def normalize_email(email: str) -> str:
-    value = (email or "").strip().lower()
+    value = _refuse_unsafe("email", (email or "").strip().lower())
     if len(value) > 254 or not _EMAIL.match(value):
         raise InvalidCommand(f"invalid email: {email!r}")
     return value
 
 
 def normalize_name(name: str) -> str:
-    value = (name or "").strip()
+    value = _refuse_unsafe("name", (name or "").strip())
     if not value:
         raise InvalidCommand("name must not be empty")
     if len(value) > 200:
@@ -44,7 +52,7 @@ def normalize_name(name: str) -> str:
 def normalize_phone(phone: str | None) -> str | None:
     if phone is None:
         return None
-    value = phone.strip()
+    value = _refuse_unsafe("phone", phone.strip())
     if len(value) > 40:
         raise InvalidCommand("phone must be at most 40 characters")
     return value or None

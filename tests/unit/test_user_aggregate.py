@@ -242,3 +242,19 @@ def test_the_aggregate_refuses_events_it_does_not_know():
 
     with pytest.raises(TypeError, match="cannot apply OrderPlaced"):
         given(UserRegisteredFactory(), OrderPlaced(total=3))
+
+
+@pytest.mark.parametrize("command, match", [
+    (lambda u: u.change_name("Ann\x00"), r"name must not contain control characters \(U\+0000\)"),
+    (lambda u: u.change_name("Ann\u202eeeL"), r"name must not contain bidirectional override characters"),
+    (lambda u: u.change_email("a\ud800@example.org"), r"email must not contain lone surrogates \(U\+D800\)"),
+    (lambda u: u.change_phone("+1\x85 555"), r"phone must not contain control characters \(U\+0085\)"),
+    (lambda u: u.correct("name", "Ann\u2066", "typo"), r"name must not contain bidirectional override"),
+])
+def test_unsafe_text_is_refused_by_every_command_that_records_it(command, match):
+    then_refused(given(UserRegisteredFactory()), command, InvalidCommand, match)
+
+
+def test_register_refuses_unsafe_text():
+    with pytest.raises(InvalidCommand, match="name must not contain control characters"):
+        User.register("user-1", "Ann\tLee", "ann@example.org")
