@@ -33,7 +33,7 @@ from migrator.backfill_runs import BackfillRun
 from migrator.mapping import MappingError
 from migrator.throttle import PauseGate
 
-from .common import CliError, EsUrl, LegacyUrl, console, settings_for
+from .common import CliError, EsUrl, LegacyUrl, MappingFile, check_database_url, console, settings_for
 from .serve import check_schema
 
 
@@ -79,8 +79,7 @@ def backfill(
                                                             "(rows already imported are skipped)")] = False,
     tables: Annotated[Optional[list[str]], typer.Option("--table", show_default=False,
                                                         help="Only this mapped table (repeatable)")] = None,
-    mapping: Annotated[Optional[Path], typer.Option("--mapping", show_default=False,
-                                                    help="Mapping file (TOML/JSON); default: the built-in users")] = None,
+    mapping: MappingFile = None,
     pause_file: Annotated[Optional[Path], typer.Option("--pause-file", show_default=False,
                                                        help="Pause while this file exists")] = None,
     max_relay_backlog: Annotated[Optional[int], typer.Option("--max-relay-backlog", min=0, show_default=False,
@@ -104,7 +103,7 @@ def backfill(
         raise CliError("pass either --resume or --restart, not both")
     settings = settings_for(ctx, es_url, legacy_url)
     check_schema("es", settings.es_database_url)  # the checkpoint table lives there
-    legacy = engine_for(settings.legacy_database_url)
+    legacy = engine_for(check_database_url(settings.legacy_database_url, "legacy"))
     es = build(settings)
     try:
         from migrator.mapping_files import load_mappings

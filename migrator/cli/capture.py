@@ -11,10 +11,8 @@ from rich.table import Table
 from migrator import capture as cap
 from migrator.mapping import MappingError
 
-from .common import CliError, LegacyUrl, console, settings_for
+from .common import CliError, LegacyUrl, MappingFile, check_database_url, console, settings_for
 
-MappingFile = Annotated[Optional[Path], typer.Option("--mapping", show_default=False,
-                                                     help="Mapping file (TOML/JSON/YAML); default: the built-in users")]
 Tables = Annotated[Optional[list[str]], typer.Option("--table", show_default=False,
                                                      help="Only this mapped table (repeatable)")]
 
@@ -24,7 +22,7 @@ def _engine_and_mappings(ctx: typer.Context, legacy_url: str | None, mapping: Pa
     from es_app.bootstrap import engine_for
     from migrator.mapping_files import load_mappings
 
-    engine = engine_for(settings_for(ctx, None, legacy_url).legacy_database_url)
+    engine = engine_for(check_database_url(settings_for(ctx, None, legacy_url).legacy_database_url, "legacy"))
     try:
         return engine, load_mappings(mapping, engine if bind else None, tables)
     except MappingError as exc:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -16,7 +15,8 @@ from migrator.capture import CaptureError, require_installed
 from migrator.mapping import MappingError
 from migrator.relay import Relay, RelayTotals, relays_for
 
-from .common import CliError, EsUrl, LegacyUrl, console, settings_for
+from .common import CliError, EsUrl, LegacyUrl, MappingFile, check_database_url, console, settings_for
+from .serve import check_schema
 
 
 def summary_table(rows: list[tuple[RelayTotals, int]], title: str = "relay summary") -> Table:
@@ -127,8 +127,7 @@ def relay(
     project: Annotated[bool, typer.Option("--project/--no-project", help="Run the projections afterwards")] = True,
     tables: Annotated[Optional[list[str]], typer.Option("--table", show_default=False,
                                                         help="Only this mapped table (repeatable)")] = None,
-    mapping: Annotated[Optional[Path], typer.Option("--mapping", show_default=False,
-                                                    help="Mapping file (TOML/JSON/YAML); default: the built-in users")] = None,
+    mapping: MappingFile = None,
     es_url: EsUrl = None,
     legacy_url: LegacyUrl = None,
 ) -> None:
@@ -137,7 +136,8 @@ def relay(
     from migrator.mapping_files import load_mappings
 
     settings = settings_for(ctx, es_url, legacy_url)
-    legacy = engine_for(settings.legacy_database_url)
+    check_schema("es", settings.es_database_url)
+    legacy = engine_for(check_database_url(settings.legacy_database_url, "legacy"))
     es = build(settings)
     try:
         mappings = load_mappings(mapping, legacy, tables)

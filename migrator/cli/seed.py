@@ -13,7 +13,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from legacy_app.db import Database, SchemaMissing
 from migrator.seed import CHUNK_SIZE, default_workers, seed_users
 
-from .common import CliError, LegacyUrl, console, settings_for
+from .common import CliError, LegacyUrl, check_database_url, console, settings_for
 
 
 class RateColumn(ProgressColumn):
@@ -51,7 +51,7 @@ def seed(
         raise CliError(f"--chunk-size must be at least 1 (got {chunk_size})", code=2)
     if workers is not None and workers < 0:
         raise CliError(f"--workers must be 0 or more (got {workers})", code=2)
-    url = settings_for(ctx, None, legacy_url).legacy_database_url
+    url = check_database_url(settings_for(ctx, None, legacy_url).legacy_database_url, "legacy")
     database = _open(url)
     shown = database.engine.url.render_as_string(hide_password=True)
     try:
