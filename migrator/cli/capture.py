@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from migrator import capture as cap
 from migrator.mapping import MappingError
@@ -34,11 +35,11 @@ def _show(st: cap.CaptureStatus, title: str) -> None:
     for col in ("table", "triggers", "changelog rows", "last id"):
         table.add_column(col, justify="right" if col in ("changelog rows", "last id") else "left")
     for t in st.tables:
-        table.add_row(t.table, "[green]installed[/green]" if t.installed else "[yellow]absent[/yellow]",
+        table.add_row(t.table, Text("installed", "green") if t.installed else Text("absent", "yellow"),
                       f"{t.changes:,}", str(t.last_id))
     console.print(table)
-    changelog = "[green]present[/green]" if st.changelog else "[yellow]absent[/yellow]"
-    console.print(f"changelog ({cap.CHANGELOG}) on {st.backend}: {changelog}")
+    changelog = Text("present", "green") if st.changelog else Text("absent", "yellow")
+    console.print(Text.assemble(f"changelog ({cap.CHANGELOG}) on {st.backend}: ", changelog))
 
 
 def install(ctx: typer.Context,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -32,6 +33,16 @@ EsUrl = Annotated[Optional[str], typer.Option("--es-url", help="Event store data
                                               show_default=False)]
 LegacyUrl = Annotated[Optional[str], typer.Option("--legacy-url", help="Legacy database URL [env: LEGACY_DATABASE_URL]",
                                                   show_default=False)]
+
+
+BIGINT_MAX = 2**63 - 1  # ids and counts a database column can hold
+
+
+def finite(value: Optional[float]) -> Optional[float]:
+    """Option callback: refuses nan (click's ranges let it through); returns the value."""
+    if value is not None and math.isnan(value):
+        raise typer.BadParameter(f"{value} is not a number")
+    return value
 
 
 def _checked_mapping_file(path: Optional[Path]) -> Optional[Path]:

@@ -7,7 +7,7 @@ import typer
 from es_app.bootstrap import engine_for
 from migrator import schema
 
-from .common import EsUrl, LegacyUrl, check_database_url, console, settings_for
+from .common import EsUrl, LegacyUrl, check_database_url, console, settings_for, styled
 
 
 def init(ctx: typer.Context, es_url: EsUrl = None, legacy_url: LegacyUrl = None) -> None:
@@ -20,8 +20,9 @@ def init(ctx: typer.Context, es_url: EsUrl = None, legacy_url: LegacyUrl = None)
         engine = engines[tree.database]
         schema.upgrade(tree, engine)
         current, _ = schema.status(tree, engine)
-        console.print(f"[green]✓[/green] {tree.name:<8} at {', '.join(sorted(current))}  "
-                      f"({engine.url.render_as_string(hide_password=True)})", highlight=False)
+        console.print(styled("[green]✓[/green] {name:<8} at {heads}  ({url})", name=tree.name,
+                             heads=", ".join(sorted(current)), url=engine.url.render_as_string(hide_password=True)),
+                      highlight=False)
 
 
 def register(app: typer.Typer) -> None:
