@@ -13,7 +13,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from legacy_app.db import Database, SchemaMissing
 from migrator.seed import CHUNK_SIZE, default_workers, seed_users
 
-from .common import BIGINT_MAX, CliError, LegacyUrl, check_database_url, console, settings_for, styled
+from .common import BIGINT_MAX, CliError, EsUrl, LegacyUrl, check_database_url, console, settings_for, styled
 
 
 class RateColumn(ProgressColumn):
@@ -40,6 +40,7 @@ def seed(
     ctx: typer.Context,
     users: Annotated[int, typer.Option("--users", max=MAX_USERS, help="How many users to add.", show_default=False)],
     legacy_url: LegacyUrl = None,
+    es_url: EsUrl = None,
     chunk_size: Annotated[int, typer.Option("--chunk-size", max=100_000, help="Rows per insert and commit.")] = CHUNK_SIZE,
     workers: Annotated[Optional[int], typer.Option(
         "--workers", max=64, help="Processes building rows (0: none, build in this one) [default: CPUs, at most 4]",
@@ -54,7 +55,7 @@ def seed(
         raise CliError(f"--chunk-size must be at least 1 (got {chunk_size})", code=2)
     if workers is not None and workers < 0:
         raise CliError(f"--workers must be 0 or more (got {workers})", code=2)
-    url = check_database_url(settings_for(ctx, None, legacy_url).legacy_database_url, "legacy")
+    url = check_database_url(settings_for(ctx, es_url, legacy_url).legacy_database_url, "legacy")
     database = _open(url)
     shown = database.engine.url.render_as_string(hide_password=True)
     try:

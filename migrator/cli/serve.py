@@ -63,13 +63,13 @@ def serve_es(ctx: typer.Context, host: Host = "127.0.0.1", port: Port = 8000,
 
 @serve_app.command("legacy")
 def serve_legacy(ctx: typer.Context, host: Host = "127.0.0.1", port: Port = 8001,
-                 log_level: LogLevelOpt = LogLevel.info, legacy_url: LegacyUrl = None) -> None:
+                 log_level: LogLevelOpt = LogLevel.info, es_url: EsUrl = None, legacy_url: LegacyUrl = None) -> None:
     """Serve the legacy CRUD API (legacy_app.api:app): /users, /docs. Reads per LEGACY_READ_MODE."""
     from legacy_app.api import create_app
     from legacy_app.db import Database, SchemaMissing
     from legacy_app.reads import ReadModeError, available_mode
 
-    url = check_database_url(settings_for(ctx, None, legacy_url).legacy_database_url, "legacy")
+    url = check_database_url(settings_for(ctx, es_url, legacy_url).legacy_database_url, "legacy")
     try:
         mode = available_mode()
         Database.connect(url).dispose()  # refuses a missing SQLite file without creating it
