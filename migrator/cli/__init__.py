@@ -52,7 +52,8 @@ def _usage_error(exc: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Runs the CLI; known failures print one `error:` line and exit non-zero."""
     try:
-        code = app(args=argv, standalone_mode=False)  # an exit code when a command exits early (typer: 130 on ^C)
+        # an exit code when a command exits early (typer: 130 on ^C)
+        code = app(args=argv, prog_name="migrator", standalone_mode=False)
         if isinstance(code, int) and code:
             if code == 130:
                 err_console.print("interrupted")

@@ -14,7 +14,8 @@ from .projections import es_container
 dead_letters_app = typer.Typer(help="List, retry or skip parked events (sequenced per stream).",
                                no_args_is_help=True)
 
-LetterId = Annotated[int, typer.Argument(min=1, max=BIGINT_MAX, help="Dead letter id (see `migrator dead-letters list`)")]
+LetterId = Annotated[int, typer.Argument(min=1, max=BIGINT_MAX,
+                                         help="Dead letter id (see `migrator dead-letters list`)")]
 
 
 @dead_letters_app.command("list")

@@ -16,8 +16,8 @@ projections_app = typer.Typer(help="Project the event feed into the read models;
                               no_args_is_help=True)
 
 MAX_SHARDS = 1024
-Shard = Annotated[Optional[int], typer.Option("--shard", min=0, max=MAX_SHARDS - 1, help="Run only this shard (0-based)",
-                                              show_default=False)]
+Shard = Annotated[Optional[int], typer.Option("--shard", min=0, max=MAX_SHARDS - 1,
+                                              help="Run only this shard (0-based)", show_default=False)]
 Shards = Annotated[Optional[int], typer.Option("--shards", min=1, max=MAX_SHARDS,
                                                help="Shard count [default: PROJECTION_SHARDS]", show_default=False)]
 BatchSize = Annotated[Optional[int], typer.Option("--batch-size", min=1, max=100_000,

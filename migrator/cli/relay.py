@@ -53,7 +53,8 @@ def _drain(relays: list[Relay], es: Any, project: bool) -> None:
                   TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console,
                   transient=True) as progress:
         for r in relays:
-            task = progress.add_task(escape(f"relay {r.mapping.table}"), total=backlogs[r.mapping.table] or None, rate="")
+            task = progress.add_task(escape(f"relay {r.mapping.table}"), total=backlogs[r.mapping.table] or None,
+                                     rate="")
             started = time.perf_counter()
 
             def advance(batch: Any, task: Any = task, started: float = started) -> None:

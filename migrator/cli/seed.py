@@ -41,7 +41,8 @@ def seed(
     users: Annotated[int, typer.Option("--users", max=MAX_USERS, help="How many users to add.", show_default=False)],
     legacy_url: LegacyUrl = None,
     es_url: EsUrl = None,
-    chunk_size: Annotated[int, typer.Option("--chunk-size", max=100_000, help="Rows per insert and commit.")] = CHUNK_SIZE,
+    chunk_size: Annotated[int, typer.Option("--chunk-size", max=100_000,
+                                            help="Rows per insert and commit.")] = CHUNK_SIZE,
     workers: Annotated[Optional[int], typer.Option(
         "--workers", max=64, help="Processes building rows (0: none, build in this one) [default: CPUs, at most 4]",
         show_default=False)] = None,
