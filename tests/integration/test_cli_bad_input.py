@@ -165,3 +165,12 @@ def test_mapping_messages_keep_brackets_and_name_the_file_and_key(databases, tmp
             "strings, not a number (5)") in error("exclude-number.toml")
     assert "mapping users: column 'full_name' must be a field name or a table of settings, not a number (5)" \
         in error("column-number.yaml")
+
+
+def test_names_from_a_mapping_file_show_as_written_in_tables(databases, tmp_path, capsys):
+    _, legacy_url = databases
+    path = tmp_path / "brackets.toml"
+    path.write_text("[[table]]\ntable = '[bold]users'\nkey = 'id'\nstream_prefix = 'user'\nimport_event_type = 'I'\n"
+                    "delete_event_type = 'D'\ncolumn_event_type = 'C'\n")
+    assert main(["capture", "status", "--mapping", str(path), "--legacy-url", legacy_url]) == 0
+    assert "│ [bold]users │" in capsys.readouterr().out
