@@ -5,9 +5,11 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
+from typing import Any
 
 import typer
-from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
+from rich.text import Text
+from sqlalchemy.exc import ArgumentError, DatabaseError
 
 from .common import CliError, EsUrl, LegacyUrl, err_console, settings_for
 
@@ -35,22 +37,35 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _error(message: str) -> None:
+    """Prints `error: <message>` as one line; the message is taken literally (no markup)."""
+    err_console.print(Text.assemble(("error:", "red"), " ", " ".join(message.split("\n"))), highlight=False)
+
+
+def _usage_error(exc: Any) -> None:
+    """Prints click's usage error (a bad option or value) as one line with where to look."""
+    ctx = getattr(exc, "ctx", None)
+    hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    _error(" ".join(exc.format_message().split()) + hint)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the CLI; known failures print one `error:` line and exit non-zero."""
     try:
-        code = app(args=argv, standalone_mode=False)  # an exit code when a command exits early (typer: 130 on ^C)
+        # an exit code when a command exits early (typer: 130 on ^C)
+        code = app(args=argv, prog_name="migrator", standalone_mode=False)
         if isinstance(code, int) and code:
             if code == 130:
                 err_console.print("interrupted")
             return code
     except CliError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        _error(str(exc))
         return exc.code
-    except (OperationalError, ProgrammingError) as exc:
-        err_console.print(f"[red]error:[/red] database: {_first_line(exc)}", highlight=False)
+    except DatabaseError as exc:
+        _error(f"database: {_first_line(exc)}")
         return 1
     except ArgumentError as exc:
-        err_console.print(f"[red]error:[/red] bad database URL: {_first_line(exc)}", highlight=False)
+        _error(f"bad database URL: {_first_line(exc)}")
         return 2
     except typer.Abort:
         err_console.print("aborted")
@@ -61,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
     except Exception as exc:
-        if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # click's usage errors
-            exc.show()
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):  # click's usage errors
+            _usage_error(exc)
             return exc.exit_code
         raise
     return 0

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -33,7 +35,7 @@ from migrator.backfill_runs import BackfillRun
 from migrator.mapping import MappingError
 from migrator.throttle import PauseGate
 
-from .common import CliError, EsUrl, LegacyUrl, console, settings_for
+from .common import BIGINT_MAX, CliError, EsUrl, LegacyUrl, MappingFile, check_database_url, console, settings_for
 from .serve import check_schema
 
 
@@ -69,23 +71,36 @@ def summary_table(runs: list[tuple[BackfillRun, float]]) -> Table:
     return table
 
 
+MAX_BATCH = 1_000_000
+MIN_RATE = 0.01  # rows per second: slower would sleep for days between rows
+
+
+def _rate(value: Optional[float]) -> Optional[float]:
+    """Option callback: --max-rate is 0 (none) or at least MIN_RATE rows per second."""
+    if value is not None and (math.isnan(value) or 0 < value < MIN_RATE):
+        raise typer.BadParameter(f"{value} is neither 0 (no cap) nor at least {MIN_RATE} rows per second")
+    return value
+
+
 def backfill(
     ctx: typer.Context,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Rows per chunk")] = 1000,
-    max_rate: Annotated[Optional[float], typer.Option("--max-rate", min=0, show_default=False,
-                                                      help="Rate cap in rows per second (0 or unset: none)")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=MAX_BATCH, help="Rows per chunk")] = 1000,
+    max_rate: Annotated[Optional[float], typer.Option("--max-rate", min=0, max=1e9, callback=_rate, show_default=False,
+                                                      help=f"Rate cap in rows per second, at least {MIN_RATE} "
+                                                           "(0 or unset: none)")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an unfinished run from its checkpoint")] = False,
     restart: Annotated[bool, typer.Option("--restart", help="Forget the stored run and start over "
                                                             "(rows already imported are skipped)")] = False,
     tables: Annotated[Optional[list[str]], typer.Option("--table", show_default=False,
                                                         help="Only this mapped table (repeatable)")] = None,
-    mapping: Annotated[Optional[Path], typer.Option("--mapping", show_default=False,
-                                                    help="Mapping file (TOML/JSON); default: the built-in users")] = None,
+    mapping: MappingFile = None,
     pause_file: Annotated[Optional[Path], typer.Option("--pause-file", show_default=False,
                                                        help="Pause while this file exists")] = None,
-    max_relay_backlog: Annotated[Optional[int], typer.Option("--max-relay-backlog", min=0, show_default=False,
+    max_relay_backlog: Annotated[Optional[int], typer.Option("--max-relay-backlog", min=0, max=BIGINT_MAX,
+                                                             show_default=False,
                                                              help="Pause while the relay backlog is larger")] = None,
-    max_projection_lag: Annotated[Optional[int], typer.Option("--max-projection-lag", min=0, show_default=False,
+    max_projection_lag: Annotated[Optional[int], typer.Option("--max-projection-lag", min=0, max=BIGINT_MAX,
+                                                              show_default=False,
                                                               help="Pause while a projection lags more events")] = None,
     project: Annotated[bool, typer.Option("--project/--no-project",
                                           help="Project each chunk in its own transaction "
@@ -104,7 +119,7 @@ def backfill(
         raise CliError("pass either --resume or --restart, not both")
     settings = settings_for(ctx, es_url, legacy_url)
     check_schema("es", settings.es_database_url)  # the checkpoint table lives there
-    legacy = engine_for(settings.legacy_database_url)
+    legacy = engine_for(check_database_url(settings.legacy_database_url, "legacy"))
     es = build(settings)
     try:
         from migrator.mapping_files import load_mappings
@@ -144,10 +159,10 @@ def _run_one(b: Backfill, *, resume: bool, restart: bool) -> tuple[BackfillRun, 
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
                TextColumn("ETA"), TimeRemainingColumn(), TimeElapsedColumn(), TextColumn("{task.fields[note]}"))
     with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(b.name, total=max(total, run.rows_done), completed=run.rows_done, note="")
+        task = progress.add_task(escape(b.name), total=max(total, run.rows_done), completed=run.rows_done, note="")
 
         def on_pause(reason: str) -> None:
-            progress.update(task, note=f"[yellow]paused: {reason}")
+            progress.update(task, note=f"[yellow]paused: {escape(reason)}")
 
         def on_chunk(result: ChunkResult) -> None:
             progress.update(task, advance=result.rows, note="")

@@ -7,24 +7,23 @@ from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from migrator import capture as cap
 from migrator.mapping import MappingError
 
-from .common import CliError, LegacyUrl, console, settings_for
+from .common import CliError, EsUrl, LegacyUrl, MappingFile, check_database_url, console, settings_for
 
-MappingFile = Annotated[Optional[Path], typer.Option("--mapping", show_default=False,
-                                                     help="Mapping file (TOML/JSON/YAML); default: the built-in users")]
 Tables = Annotated[Optional[list[str]], typer.Option("--table", show_default=False,
                                                      help="Only this mapped table (repeatable)")]
 
 
 def _engine_and_mappings(ctx: typer.Context, legacy_url: str | None, mapping: Path | None,
-                         tables: list[str] | None, bind: bool = True):  # noqa: ANN202
+                         tables: list[str] | None, bind: bool = True, es_url: str | None = None):  # noqa: ANN202
     from es_app.bootstrap import engine_for
     from migrator.mapping_files import load_mappings
 
-    engine = engine_for(settings_for(ctx, None, legacy_url).legacy_database_url)
+    engine = engine_for(check_database_url(settings_for(ctx, es_url, legacy_url).legacy_database_url, "legacy"))
     try:
         return engine, load_mappings(mapping, engine if bind else None, tables)
     except MappingError as exc:
@@ -36,37 +35,39 @@ def _show(st: cap.CaptureStatus, title: str) -> None:
     for col in ("table", "triggers", "changelog rows", "last id"):
         table.add_column(col, justify="right" if col in ("changelog rows", "last id") else "left")
     for t in st.tables:
-        table.add_row(t.table, "[green]installed[/green]" if t.installed else "[yellow]absent[/yellow]",
+        table.add_row(t.table, Text("installed", "green") if t.installed else Text("absent", "yellow"),
                       f"{t.changes:,}", str(t.last_id))
     console.print(table)
-    changelog = "[green]present[/green]" if st.changelog else "[yellow]absent[/yellow]"
-    console.print(f"changelog ({cap.CHANGELOG}) on {st.backend}: {changelog}")
+    changelog = Text("present", "green") if st.changelog else Text("absent", "yellow")
+    console.print(Text.assemble(f"changelog ({cap.CHANGELOG}) on {st.backend}: ", changelog))
 
 
 def install(ctx: typer.Context,
             mode: Annotated[str, typer.Option("--mode", help="triggers: database triggers; session: only the "
                                                              "changelog, for the SQLAlchemy session hook")] = "triggers",
-            mapping: MappingFile = None, tables: Tables = None, legacy_url: LegacyUrl = None) -> None:
+            mapping: MappingFile = None, tables: Tables = None, legacy_url: LegacyUrl = None,
+            es_url: EsUrl = None) -> None:
     """Create the changelog and the capture triggers of every mapped table (idempotent)."""
     if mode not in cap.MODES:
         raise CliError(f"--mode must be one of {', '.join(cap.MODES)}, not {mode!r}")
-    engine, mappings = _engine_and_mappings(ctx, legacy_url, mapping, tables)
+    engine, mappings = _engine_and_mappings(ctx, legacy_url, mapping, tables, es_url=es_url)
     _show(cap.install(engine, mappings, mode=mode), "capture installed")
 
 
 def remove(ctx: typer.Context,
            drop_changelog: Annotated[bool, typer.Option("--drop-changelog", help="Also drop the changelog "
                                                         "and everything not yet relayed")] = False,
-           mapping: MappingFile = None, tables: Tables = None, legacy_url: LegacyUrl = None) -> None:
+           mapping: MappingFile = None, tables: Tables = None, legacy_url: LegacyUrl = None,
+           es_url: EsUrl = None) -> None:
     """Drop the capture triggers (and, with --drop-changelog, the changelog); idempotent."""
-    engine, mappings = _engine_and_mappings(ctx, legacy_url, mapping, tables, bind=False)
+    engine, mappings = _engine_and_mappings(ctx, legacy_url, mapping, tables, bind=False, es_url=es_url)
     _show(cap.remove(engine, mappings, drop_changelog=drop_changelog), "capture removed")
 
 
 def status(ctx: typer.Context, mapping: MappingFile = None, tables: Tables = None,
-           legacy_url: LegacyUrl = None) -> None:
+           legacy_url: LegacyUrl = None, es_url: EsUrl = None) -> None:
     """Show whether capture is installed, per mapped table, with changelog counts."""
-    engine, mappings = _engine_and_mappings(ctx, legacy_url, mapping, tables, bind=False)
+    engine, mappings = _engine_and_mappings(ctx, legacy_url, mapping, tables, bind=False, es_url=es_url)
     _show(cap.status(engine, mappings), "capture status")
 
 

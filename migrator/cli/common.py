@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+import math
+import os
+from pathlib import Path
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
 
 from es_app.settings import Settings, get_settings
 
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)
+# markup=False: text printed as is (table names, errors, values from files and databases); styles come
+# from `styled()` or Text objects, never from brackets inside user text
+console = Console(markup=False)
+err_console = Console(stderr=True, soft_wrap=True, markup=False)
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 class CliError(Exception):
@@ -27,9 +35,99 @@ LegacyUrl = Annotated[Optional[str], typer.Option("--legacy-url", help="Legacy d
                                                   show_default=False)]
 
 
+BIGINT_MAX = 2**63 - 1  # ids and counts a database column can hold
+
+
+def finite(value: Optional[float]) -> Optional[float]:
+    """Option callback: refuses nan (click's ranges let it through); returns the value."""
+    if value is not None and math.isnan(value):
+        raise typer.BadParameter(f"{value} is not a number")
+    return value
+
+
+def _checked_mapping_file(path: Optional[Path]) -> Optional[Path]:
+    """Returns `path` once its mappings read and validate (before any command starts); a usage error otherwise."""
+    from migrator.mapping import MappingError
+    from migrator.mapping_files import load_mapping_file
+
+    if path is not None:
+        try:
+            load_mapping_file(path)
+        except MappingError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    return path
+
+
+MappingFile = Annotated[Optional[Path], typer.Option(
+    "--mapping", show_default=False, callback=_checked_mapping_file,
+    help="Mapping file (TOML, JSON or YAML, see docs/mapping.md); default: the built-in users mapping")]
+
+
 def settings_for(ctx: typer.Context | None = None, es_url: str | None = None,
                  legacy_url: str | None = None) -> Settings:
     """Returns settings with URLs from command options, else global options, else the environment."""
     base: Settings = (ctx.find_root().obj if ctx is not None and ctx.find_root().obj else None) or get_settings()
     updates = {k: v for k, v in (("es_database_url", es_url), ("legacy_database_url", legacy_url)) if v}
     return base.model_copy(update=updates) if updates else base
+
+
+def styled(template: str, **values: Any) -> Text:
+    """Returns `template` (Rich markup written here) with `{name}` fields filled by values taken literally."""
+    return Text.from_markup(template.format(**{k: escape(v) if isinstance(v, str) else v
+                                               for k, v in values.items()}))
+
+
+def check_database_url(url: str, role: str, *, create: bool = False) -> str:
+    """Returns `url` once it can name a database this CLI opens; CliError (one line) otherwise.
+
+    Exit 2: an unparseable URL, a backend other than SQLite/PostgreSQL, a driver not installed, an
+    SQLite path that is a directory or not an SQLite file, a new SQLite file where none can be created.
+    Exit 1: an SQLite file that does not exist yet (unless `create`: `migrator init` makes it).
+    Nothing is created or written.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from es_app.store.engine import normalize_url
+
+    try:
+        parsed = make_url(normalize_url(url))
+    except ArgumentError:
+        raise CliError(f"the {role} database URL {url!r} is not a database URL (e.g. sqlite:///var/{role}.db, "
+                       f"postgresql://user@host/db)", code=2) from None
+    shown = parsed.render_as_string(hide_password=True)
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise CliError(f"the {role} database URL {shown}: backend {backend!r} is not supported "
+                       f"(use sqlite:/// or postgresql://)", code=2)
+    try:
+        parsed.get_dialect().import_dbapi()
+    except (ImportError, ArgumentError) as exc:
+        missing = getattr(exc, "name", None) or str(exc).splitlines()[0]
+        raise CliError(f"the {role} database URL {shown}: driver {parsed.drivername!r} is not installed "
+                       f"({missing})", code=2) from None
+    if backend == "sqlite" and parsed.database not in (None, "", ":memory:") and "uri" not in parsed.query:
+        _check_sqlite_file(Path(parsed.database), role, create)
+    return url
+
+
+def _check_sqlite_file(path: Path, role: str, create: bool) -> None:
+    if path.is_dir():
+        raise CliError(f"the {role} database {path} is a directory, not an SQLite file", code=2)
+    if path.exists():
+        try:
+            with path.open("rb") as f:
+                header = f.read(len(SQLITE_HEADER))
+        except OSError as exc:
+            raise CliError(f"the {role} database {path} cannot be read: {exc.strerror or exc}", code=2) from None
+        if header and header != SQLITE_HEADER:
+            raise CliError(f"the {role} database {path} is not an SQLite database file", code=2)
+        return
+    if not create:
+        raise CliError(f"the {role} database {path} does not exist: run `migrator init`")
+    ancestor = path.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise CliError(f"the {role} database {path} cannot be created: {ancestor} is not a writable directory",
+                       code=2)

@@ -8,13 +8,14 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from .common import CliError, EsUrl, LegacyUrl, console
+from .common import BIGINT_MAX, CliError, EsUrl, LegacyUrl, console, styled
 from .projections import es_container
 
 dead_letters_app = typer.Typer(help="List, retry or skip parked events (sequenced per stream).",
                                no_args_is_help=True)
 
-LetterId = Annotated[int, typer.Argument(help="Dead letter id (see `migrator dead-letters list`)")]
+LetterId = Annotated[int, typer.Argument(min=1, max=BIGINT_MAX,
+                                         help="Dead letter id (see `migrator dead-letters list`)")]
 
 
 @dead_letters_app.command("list")
@@ -55,8 +56,9 @@ def _resolve(ctx: typer.Context, letter_id: int, action: str, es_url: str | None
         raise CliError(str(exc)) from None
     if letter.status == "parked":
         raise CliError(f"dead letter {letter_id} failed again (attempt {letter.attempts}): {letter.error}")
-    console.print(f"[green]{letter.status}[/green] dead letter {letter_id} ({letter.event_type} of "
-                  f"{letter.stream_id} v{letter.version}); the events waiting behind it were applied", highlight=False)
+    console.print(styled("[green]{status}[/green] dead letter {id} ({type} of {stream} v{version}); the events "
+                         "waiting behind it were applied", status=letter.status, id=letter_id,
+                         type=letter.event_type, stream=letter.stream_id, version=letter.version), highlight=False)
 
 
 @dead_letters_app.command("retry")

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import select
 
 from es_app.bootstrap import build, dispose_engines, engine_for
@@ -30,19 +31,20 @@ from migrator.mapping import USERS
 from migrator.relay import Relay
 from migrator.seed import seed_users
 
-from .common import CliError, console, settings_for
+from .common import CliError, console, settings_for, styled
 from .schema_cmd import init
 
 DEMO_DIR = VAR_DIR / "demo"
 
 
 def _step(text: str) -> float:
-    console.print(f"[bold cyan]→[/bold cyan] {text}", highlight=False)
+    console.print(styled("[bold cyan]→[/bold cyan] {text}", text=text), highlight=False)
     return time.perf_counter()
 
 
 def _done(started: float, text: str = "") -> None:
-    console.print(f"  [green]done[/green] in {time.perf_counter() - started:.2f}s {text}", highlight=False)
+    console.print(styled("  [green]done[/green] in {s:.2f}s {text}", s=time.perf_counter() - started, text=text),
+                  highlight=False)
 
 
 class LegacyTraffic:
@@ -127,7 +129,7 @@ def _legacy_columns() -> list[Any]:
 def demo(
     ctx: typer.Context,
     users: Annotated[int, typer.Option("--users", min=1, max=1_000_000, help="Legacy users to seed")] = 2000,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Backfill rows per chunk")] = 250,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=100_000, help="Backfill rows per chunk")] = 250,
 ) -> None:
     """Migrate a live legacy user database into the event store, on fresh files under var/demo/."""
     settings = settings_for(ctx)
@@ -136,7 +138,7 @@ def demo(
     es_url, legacy_url = _fresh_urls()
     settings = settings.model_copy(update={"es_database_url": es_url, "legacy_database_url": legacy_url,
                                            "broker_url": ""})
-    console.rule("[bold]legacy CRUD → event sourcing + CQRS, first half of the walk")
+    console.rule(styled("[bold]legacy CRUD → event sourcing + CQRS, first half of the walk"))
     t = _step("create both schemas (migrator init)")
     init(ctx, es_url, legacy_url)
     _done(t)
@@ -181,10 +183,11 @@ def demo(
     dispose_engines()
     if diffs:
         for line in diffs[:10]:
-            console.print(f"  [red]{line}[/red]", highlight=False)
+            console.print(Text(f"  {line}", "red"), highlight=False)
         raise CliError(f"{len(diffs)} differences between the legacy database and the event store")
-    console.print(f"[green]ok[/green]: 0 differences. Databases kept in {DEMO_DIR}/ — try "
-                  f"`migrator --es-url sqlite:///{DEMO_DIR / 'es.db'} projections status`.", highlight=False)
+    console.print(styled("[green]ok[/green]: 0 differences. Databases kept in {dir}/ — try "
+                         "`migrator --es-url sqlite:///{db} projections status`.", dir=str(DEMO_DIR),
+                         db=str(DEMO_DIR / "es.db")), highlight=False)
 
 
 def _summary(es: Any, rows: int, streams: int, diffs: list[str]) -> None:
@@ -194,7 +197,7 @@ def _summary(es: Any, rows: int, streams: int, diffs: list[str]) -> None:
     table.add_row("legacy rows", f"{rows:,}")
     table.add_row("user streams", f"{streams:,}")
     table.add_row("events in the store", f"{es.store.head_position():,}")
-    table.add_row("differences", f"[{'red' if diffs else 'green'}]{len(diffs):,}")
+    table.add_row("differences", Text(f"{len(diffs):,}", "red" if diffs else "green"))
     console.print(table)
 
 

@@ -10,14 +10,16 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .common import CliError, EsUrl, LegacyUrl, console, settings_for
+from .common import CliError, EsUrl, LegacyUrl, console, finite, settings_for, styled
 
 projections_app = typer.Typer(help="Project the event feed into the read models; rebuild; status.",
                               no_args_is_help=True)
 
-Shard = Annotated[Optional[int], typer.Option("--shard", help="Run only this shard (0-based)", show_default=False)]
-Shards = Annotated[Optional[int], typer.Option("--shards", help="Shard count [default: PROJECTION_SHARDS]",
-                                               show_default=False)]
+MAX_SHARDS = 1024
+Shard = Annotated[Optional[int], typer.Option("--shard", min=0, max=MAX_SHARDS - 1,
+                                              help="Run only this shard (0-based)", show_default=False)]
+Shards = Annotated[Optional[int], typer.Option("--shards", min=1, max=MAX_SHARDS,
+                                               help="Shard count [default: PROJECTION_SHARDS]", show_default=False)]
 BatchSize = Annotated[Optional[int], typer.Option("--batch-size", min=1, max=100_000,
                                                   help="Events per transaction [default: PROJECTION_BATCH_SIZE]",
                                                   show_default=False)]
@@ -43,7 +45,7 @@ def _shard_plan(shard: int | None, shards: int | None, default_shards: int) -> l
             return [check_shard(shard, n)]
         return [check_shard(i, n) for i in range(n)] if n > 1 else [(None, None)]
     except ValueError as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(str(exc), code=2) from None
 
 
 def _names(only: list[str] | None) -> list[str] | None:
@@ -51,7 +53,7 @@ def _names(only: list[str] | None) -> list[str] | None:
 
     for name in only or []:
         if name not in REGISTRY:
-            raise CliError(f"unknown projection {name!r} (known: {', '.join(sorted(REGISTRY))})")
+            raise CliError(f"unknown projection {name!r} (known: {', '.join(sorted(REGISTRY))})", code=2)
     return only or None
 
 
@@ -61,7 +63,8 @@ def run(ctx: typer.Context,
         shard: Shard = None, shards: Shards = None, batch_size: BatchSize = None,
         only: Annotated[Optional[list[str]], typer.Option("--only", help="Run only this projection (repeatable)",
                                                           show_default=False)] = None,
-        poll: Annotated[float, typer.Option("--poll", min=0.05, help="Seconds between polls with --follow")] = 1.0,
+        poll: Annotated[float, typer.Option("--poll", min=0.05, max=3600, callback=finite,
+                                            help="Seconds between polls with --follow")] = 1.0,
         es_url: EsUrl = None, legacy_url: LegacyUrl = None) -> None:
     """Project every registered projection up to the head of the feed and exit (or keep following)."""
     from es_app.projections import read_model_position, run_projections
@@ -87,8 +90,6 @@ def rebuild(ctx: typer.Context, batch_size: BatchSize = None, shards: Shards = N
     from es_app.projections.rebuild import RebuildInProgress, rebuild_users
 
     es = es_container(ctx, es_url, legacy_url)
-    if shards is not None and shards < 1:
-        raise CliError("--shards must be at least 1")
     head = es.store.head_position()
     with Progress(TextColumn("rebuilding users_view"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
                   TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True) as progress:
@@ -98,8 +99,9 @@ def rebuild(ctx: typer.Context, batch_size: BatchSize = None, shards: Shards = N
                                    on_batch=lambda r: progress.update(task, completed=min(r.position, head)))
         except RebuildInProgress as exc:
             raise CliError(str(exc)) from None
-    console.print(f"[green]rebuilt[/green] users_view: {result.rows} rows from {result.applied} events, "
-                  f"position {result.position}, {result.seconds:.1f} s", highlight=False)
+    console.print(styled("[green]rebuilt[/green] users_view: {rows} rows from {applied} events, position "
+                         "{position}, {seconds:.1f} s", rows=result.rows, applied=result.applied,
+                         position=result.position, seconds=result.seconds), highlight=False)
 
 
 @projections_app.command("status")

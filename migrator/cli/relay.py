@@ -5,10 +5,10 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -16,7 +16,8 @@ from migrator.capture import CaptureError, require_installed
 from migrator.mapping import MappingError
 from migrator.relay import Relay, RelayTotals, relays_for
 
-from .common import CliError, EsUrl, LegacyUrl, console, settings_for
+from .common import CliError, EsUrl, LegacyUrl, MappingFile, check_database_url, console, finite, settings_for, styled
+from .serve import check_schema
 
 
 def summary_table(rows: list[tuple[RelayTotals, int]], title: str = "relay summary") -> Table:
@@ -52,7 +53,8 @@ def _drain(relays: list[Relay], es: Any, project: bool) -> None:
                   TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console,
                   transient=True) as progress:
         for r in relays:
-            task = progress.add_task(f"relay {r.mapping.table}", total=backlogs[r.mapping.table] or None, rate="")
+            task = progress.add_task(escape(f"relay {r.mapping.table}"), total=backlogs[r.mapping.table] or None,
+                                     rate="")
             started = time.perf_counter()
 
             def advance(batch: Any, task: Any = task, started: float = started) -> None:
@@ -106,7 +108,7 @@ def _wake_workers(relays: list[Relay], legacy: Any, es: Any, poll_interval: floa
             try:
                 relay_task.apply_async(kwargs=kwargs, retry=False)
             except Exception as exc:  # noqa: BLE001 - the beat still runs the relay
-                console.print(f"[yellow]wake-up not sent[/yellow]: {exc}", highlight=False)
+                console.print(styled("[yellow]wake-up not sent[/yellow]: {exc}", exc=str(exc)), highlight=False)
 
     console.print(f"waking the relay workers on every legacy commit "
                   f"({'LISTEN' if legacy.dialect.name == 'postgresql' else 'polling'}, every {poll_interval}s at most)",
@@ -120,15 +122,15 @@ def relay(
     follow: Annotated[bool, typer.Option("--follow", help="Keep relaying new changes until stopped")] = False,
     wake_workers: Annotated[bool, typer.Option("--wake-workers", help="With --follow: relay nothing here; send the "
                                                "relay task to the Celery workers whenever changes wait")] = False,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Changelog rows per transaction")] = 1000,
-    poll_interval: Annotated[float, typer.Option("--poll-interval", min=0.01,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=1_000_000,
+                                            help="Changelog rows per transaction")] = 1000,
+    poll_interval: Annotated[float, typer.Option("--poll-interval", min=0.01, max=3600, callback=finite,
                                                  help="With --follow: seconds between polls (PostgreSQL also "
                                                       "wakes on every legacy commit)")] = 1.0,
     project: Annotated[bool, typer.Option("--project/--no-project", help="Run the projections afterwards")] = True,
     tables: Annotated[Optional[list[str]], typer.Option("--table", show_default=False,
                                                         help="Only this mapped table (repeatable)")] = None,
-    mapping: Annotated[Optional[Path], typer.Option("--mapping", show_default=False,
-                                                    help="Mapping file (TOML/JSON/YAML); default: the built-in users")] = None,
+    mapping: MappingFile = None,
     es_url: EsUrl = None,
     legacy_url: LegacyUrl = None,
 ) -> None:
@@ -137,7 +139,8 @@ def relay(
     from migrator.mapping_files import load_mappings
 
     settings = settings_for(ctx, es_url, legacy_url)
-    legacy = engine_for(settings.legacy_database_url)
+    check_schema("es", settings.es_database_url)
+    legacy = engine_for(check_database_url(settings.legacy_database_url, "legacy"))
     es = build(settings)
     try:
         mappings = load_mappings(mapping, legacy, tables)

@@ -7,20 +7,22 @@ import typer
 from es_app.bootstrap import engine_for
 from migrator import schema
 
-from .common import EsUrl, LegacyUrl, console, settings_for
+from .common import EsUrl, LegacyUrl, check_database_url, console, settings_for, styled
 
 
 def init(ctx: typer.Context, es_url: EsUrl = None, legacy_url: LegacyUrl = None) -> None:
     """Create or upgrade the event store and legacy schemas to head; safe to run again."""
     settings = settings_for(ctx, es_url, legacy_url)
-    engines = {"es": engine_for(settings.es_database_url),
-               "legacy": engine_for(settings.legacy_database_url)}
+    urls = {"es": check_database_url(settings.es_database_url, "es", create=True),
+            "legacy": check_database_url(settings.legacy_database_url, "legacy", create=True)}
+    engines = {name: engine_for(url) for name, url in urls.items()}
     for tree in schema.TREES:
         engine = engines[tree.database]
         schema.upgrade(tree, engine)
         current, _ = schema.status(tree, engine)
-        console.print(f"[green]✓[/green] {tree.name:<8} at {', '.join(sorted(current))}  "
-                      f"({engine.url.render_as_string(hide_password=True)})", highlight=False)
+        console.print(styled("[green]✓[/green] {name:<8} at {heads}  ({url})", name=tree.name,
+                             heads=", ".join(sorted(current)), url=engine.url.render_as_string(hide_password=True)),
+                      highlight=False)
 
 
 def register(app: typer.Typer) -> None:

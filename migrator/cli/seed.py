@@ -13,7 +13,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from legacy_app.db import Database, SchemaMissing
 from migrator.seed import CHUNK_SIZE, default_workers, seed_users
 
-from .common import CliError, LegacyUrl, console, settings_for
+from .common import BIGINT_MAX, CliError, EsUrl, LegacyUrl, check_database_url, console, settings_for, styled
 
 
 class RateColumn(ProgressColumn):
@@ -33,16 +33,21 @@ def _open(url: str) -> Database:
         raise CliError(f"cannot open the legacy database: {reason}") from None
 
 
+MAX_USERS = 10_000_000
+
+
 def seed(
     ctx: typer.Context,
-    users: Annotated[int, typer.Option("--users", help="How many users to add.", show_default=False)],
+    users: Annotated[int, typer.Option("--users", max=MAX_USERS, help="How many users to add.", show_default=False)],
     legacy_url: LegacyUrl = None,
-    chunk_size: Annotated[int, typer.Option("--chunk-size", help="Rows per insert and commit.")] = CHUNK_SIZE,
+    es_url: EsUrl = None,
+    chunk_size: Annotated[int, typer.Option("--chunk-size", max=100_000,
+                                            help="Rows per insert and commit.")] = CHUNK_SIZE,
     workers: Annotated[Optional[int], typer.Option(
-        "--workers", help="Processes building rows (0: none, build in this one) [default: CPUs, at most 4]",
+        "--workers", max=64, help="Processes building rows (0: none, build in this one) [default: CPUs, at most 4]",
         show_default=False)] = None,
     random_seed: Annotated[Optional[int], typer.Option(
-        "--seed", help="Random seed, for the same rows again.", show_default=False)] = None,
+        "--seed", min=0, max=BIGINT_MAX, help="Random seed, for the same rows again.", show_default=False)] = None,
 ) -> None:
     """Add N realistic users to the legacy database (appends; emails stay unique)."""
     if users < 1:
@@ -51,7 +56,7 @@ def seed(
         raise CliError(f"--chunk-size must be at least 1 (got {chunk_size})", code=2)
     if workers is not None and workers < 0:
         raise CliError(f"--workers must be 0 or more (got {workers})", code=2)
-    url = settings_for(ctx, None, legacy_url).legacy_database_url
+    url = check_database_url(settings_for(ctx, es_url, legacy_url).legacy_database_url, "legacy")
     database = _open(url)
     shown = database.engine.url.render_as_string(hide_password=True)
     try:
@@ -64,8 +69,9 @@ def seed(
                                 on_chunk=lambda n: progress.advance(task, n))
     finally:
         database.dispose()
-    console.print(f"[green]✓[/green] added {report.rows:,} users in {report.seconds:.1f}s "
-                  f"({report.rows_per_s:,.0f} rows/s); {report.total_rows:,} users in {shown}", highlight=False)
+    console.print(styled("[green]✓[/green] added {rows:,} users in {seconds:.1f}s ({rate:,.0f} rows/s); {total:,} "
+                         "users in {shown}", rows=report.rows, seconds=report.seconds, rate=report.rows_per_s,
+                         total=report.total_rows, shown=shown), highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import enum
 from typing import Annotated
 
 import typer
 
-from .common import CliError, EsUrl, LegacyUrl, console, settings_for
+from .common import CliError, EsUrl, LegacyUrl, check_database_url, console, settings_for
 
 serve_app = typer.Typer(help="Run an HTTP API with uvicorn.", no_args_is_help=True)
 
@@ -34,24 +32,12 @@ def check_schema(tree_name: str, url: str) -> None:
     from migrator import schema
 
     tree = next(t for t in schema.TREES if t.name == tree_name)
-    missing = _missing_sqlite_file(url)
-    if missing is not None:  # connecting would create an empty file
-        raise CliError(f"the {tree_name} database {missing} does not exist: run `migrator init`")
+    check_database_url(url, tree_name)  # a missing SQLite file is refused, not created
     engine = engine_for(url)
     current, heads = schema.status(tree, engine)
     if current != heads:
         shown = engine.url.render_as_string(hide_password=True)
         raise CliError(f"the {tree_name} database at {shown} is not at its schema head: run `migrator init`")
-
-
-def _missing_sqlite_file(url: str) -> str | None:
-    """Returns the path of an SQLite database file that does not exist, else None."""
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    return None if Path(parsed.database).exists() else parsed.database
 
 
 def run_uvicorn(app: object, host: str, port: int, log_level: str) -> None:
@@ -77,13 +63,13 @@ def serve_es(ctx: typer.Context, host: Host = "127.0.0.1", port: Port = 8000,
 
 @serve_app.command("legacy")
 def serve_legacy(ctx: typer.Context, host: Host = "127.0.0.1", port: Port = 8001,
-                 log_level: LogLevelOpt = LogLevel.info, legacy_url: LegacyUrl = None) -> None:
+                 log_level: LogLevelOpt = LogLevel.info, es_url: EsUrl = None, legacy_url: LegacyUrl = None) -> None:
     """Serve the legacy CRUD API (legacy_app.api:app): /users, /docs. Reads per LEGACY_READ_MODE."""
     from legacy_app.api import create_app
     from legacy_app.db import Database, SchemaMissing
     from legacy_app.reads import ReadModeError, available_mode
 
-    url = settings_for(ctx, None, legacy_url).legacy_database_url
+    url = check_database_url(settings_for(ctx, es_url, legacy_url).legacy_database_url, "legacy")
     try:
         mode = available_mode()
         Database.connect(url).dispose()  # refuses a missing SQLite file without creating it

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from .common import CliError, EsUrl, LegacyUrl, console, settings_for
+from .common import CliError, EsUrl, LegacyUrl, check_database_url, console, settings_for
 
 topology_app = typer.Typer(help="Run docker-compose.yml's services as local processes.", no_args_is_help=True)
 
@@ -49,6 +49,8 @@ def up(ctx: typer.Context, compose_file: ComposeFile = Path("docker-compose.yml"
     from migrator.topology import Topology, TopologyError, local_env
 
     settings = settings_for(ctx, es_url, legacy_url)
+    for role, url in (("es", settings.es_database_url), ("legacy", settings.legacy_database_url)):
+        check_database_url(url, role, create=True)  # the services create and migrate them
     if settings.embedded:
         raise CliError("the compose topology runs Celery workers: set BROKER_URL (e.g. redis://127.0.0.1:6379/0)")
     env = local_env(settings.es_database_url, settings.legacy_database_url, settings.broker_url,

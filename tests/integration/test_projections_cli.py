@@ -79,12 +79,14 @@ def test_dead_letters_list_retry_skip(url, capsys):
     (["projections", "run", "--shard", "2", "--shards", "2"], "shard must be between 0 and 1"),
     (["projections", "run", "--shard", "1"], "needs a shard count above 1"),
     (["projections", "run", "--only", "nope"], "unknown projection 'nope'"),
-    (["projections", "rebuild", "--shards", "0"], "--shards must be at least 1"),
+    (["projections", "rebuild", "--shards", "0"], "Invalid value for '--shards'"),
+    (["projections", "run", "--shards", "0"], "Invalid value for '--shards'"),
+    (["projections", "run", "--shards", "-2"], "Invalid value for '--shards'"),
 ])
 def test_bad_arguments_are_one_line_errors_and_change_nothing(url, capsys, args, message):
     es = container(url)
     register(es)
-    assert main([*args, "--es-url", url]) == 1
+    assert main([*args, "--es-url", url]) == 2
     assert message in _one_error_line(capsys)
     assert dump(es.engine) == {} and checkpoints(es.engine) == {}
 
