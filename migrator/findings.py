@@ -64,8 +64,9 @@ class Finding:
     found_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        found = self.found_at.isoformat() if self.found_at else None
-        return {**dataclasses.asdict(self), "found_at": found}
+        return {"id": self.id, "kind": self.kind, "table_name": self.table_name, "key": self.key,
+                "other_key": self.other_key, "value": self.value, "detail": self.detail,
+                "found_at": self.found_at.isoformat() if self.found_at else None}
 
 
 def duplicate_kind(field: str) -> str:
