@@ -2,7 +2,7 @@
 
 `append` takes one stream's claims row by row; importers (the migrator's backfill and relay)
 take thousands per transaction: one INSERT ... ON CONFLICT DO NOTHING over all of them, then
-one look-up of the owners of the values that did not go in. A value wanted twice goes to the
+one look-up of the owners of the values that did not go in (RETURNING names those that did). A value wanted twice goes to the
 first owner that asks (the order of `claims_by_owner`); every other asker gets a conflict.
 """
 
@@ -60,9 +60,13 @@ def claim_in(conn: Connection, claims_by_owner: Iterable[tuple[str, Iterable[Cla
         return conflicts
     insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
     rows = [{"scope": c.scope, "value": c.value, "owner": o} for c, o in wanted.items()]
+    inserted: set[Claim] = set()
     for chunk in _chunks(rows):
-        conn.execute(insert(uc).values(list(chunk)).on_conflict_do_nothing())
-    holders = _owners(conn, list(wanted))
+        returned = conn.execute(insert(uc).values(list(chunk)).on_conflict_do_nothing()
+                                .returning(uc.c.scope, uc.c.value))
+        inserted.update(Claim(s, v) for s, v in returned)
+    holders = {c: o for c, o in wanted.items() if c in inserted}
+    holders.update(_owners(conn, [c for c in wanted if c not in inserted]))  # usually few: re-runs, duplicates
     taken = [ClaimConflict(c, o, holders[c]) for c, o in wanted.items() if holders.get(c, o) != o]
     later = [dataclasses.replace(c, owner=holders.get(c.claim, c.owner)) for c in conflicts]
     return taken + [c for c in later if c.owner != c.wanted_by]
