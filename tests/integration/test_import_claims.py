@@ -56,9 +56,10 @@ def backfill(engine, **options):
     return b.run_to_end()
 
 
-def test_the_backfill_claims_every_imported_email_normalized(engine):
+@pytest.mark.parametrize("read_process", [False, True], ids=["in-writer", "reader-process"])
+def test_the_backfill_claims_every_imported_email_normalized(engine, read_process):
     insert_users(engine, keys(25))  # emails such as User7@Example.org
-    run = backfill(engine, batch_size=10)
+    run = backfill(engine, batch_size=10, read_process=read_process)
     assert run.rows_imported == 25
     assert claims(engine) == {f"user{i}@example.org": f"user-{i}" for i in keys(25)}
     assert findings(engine) == []
