@@ -44,7 +44,8 @@ def conflict_finding(mapping: TableMapping, conflict: ClaimConflict) -> Finding:
     return Finding(duplicate_kind(field), mapping.table, key, conflict.claim.value, detail, other)
 
 
-def claims_by_stream(mapping: TableMapping, rows: Iterable[Mapping[str, Any]]) -> tuple[tuple[str, tuple[Claim, ...]], ...]:
+def claims_by_stream(mapping: TableMapping,
+                     rows: Iterable[Mapping[str, Any]]) -> tuple[tuple[str, tuple[Claim, ...]], ...]:
     """Returns (stream id, claims) of each row that claims anything, in the rows' order."""
     if not mapping.unique:
         return ()

@@ -2,8 +2,9 @@
 
 `append` takes one stream's claims row by row; importers (the migrator's backfill and relay)
 take thousands per transaction: one INSERT ... ON CONFLICT DO NOTHING over all of them, then
-one look-up of the owners of the values that did not go in (RETURNING names those that did). A value wanted twice goes to the
-first owner that asks (the order of `claims_by_owner`); every other asker gets a conflict.
+one look-up of the owners of the values that did not go in (RETURNING names those that did).
+A value wanted twice goes to the first owner that asks (the order of `claims_by_owner`); every
+other asker gets a conflict.
 """
 
 from __future__ import annotations
