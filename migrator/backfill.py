@@ -39,6 +39,7 @@ from sqlalchemy import Connection, Engine, column, func, select, table
 
 from es_app.bulk_gc import bulk_gc
 from es_app.store import (
+    Claim,
     EncodedEvent,
     EventStore,
     ExpectedVersion,
@@ -52,6 +53,7 @@ from .backfill_runs import DONE, BackfillRun, delete_run, load_run, save_run
 from .capture import changelog_exists, latest_change_id
 from .mapping import TableMapping, backfill_import_id, import_metadata
 from .throttle import Clock, PauseGate, RateLimiter, Sleep
+from .unique_claims import claims_by_stream, take_claims
 
 
 ANALYZE_FIRST_AT = 10_000
@@ -88,6 +90,7 @@ class Chunk:
     last_key: Any
     watermark: int
     size: int = -1
+    claims: tuple[tuple[str, tuple[Claim, ...]], ...] = ()  # (stream id, unique claims) per row, in key order
 
     def __post_init__(self) -> None:
         if self.size < 0:
@@ -170,7 +173,7 @@ class ChunkReader:
             rows = _fetch_dicts(conn, q)
             watermark = latest_change_id(conn)
         last_key = rows[-1][self.mapping.key] if rows else after
-        return Chunk(rows, last_key, watermark)
+        return Chunk(rows, last_key, watermark, claims=claims_by_stream(self.mapping, rows))
 
     def read_and_build(self, after: Any, limit: int, parsed: bool = False) -> tuple[Chunk, list[Item]]:
         """Returns the chunk and its import items with the events encoded for the append (and, if
@@ -369,6 +372,7 @@ class Backfill:
             else:
                 results = self.store.append_batch(conn, items, skip_mismatched=True)
             imported = sum(1 for r in results if r is not None)
+            self._take_claims(conn, chunk, items, results)
             updated = dataclasses.replace(
                 run, last_key=chunk.last_key, rows_done=run.rows_done + size,
                 rows_imported=run.rows_imported + imported,
@@ -384,6 +388,14 @@ class Backfill:
     def import_items(self, chunk: Chunk) -> list[Item]:
         """Returns the chunk's appends: (stream id, [import event], NO_STREAM) per row."""
         return self.reader.import_items(chunk)
+
+    def _take_claims(self, conn: Connection, chunk: Chunk, items: list[Item], results: list[Any]) -> None:
+        """Takes the unique claims of the rows imported now (a stream that existed keeps its own), in key
+        order: of two rows wanting one value the lower key gets it, the other becomes a finding."""
+        wanted = chunk.claims or claims_by_stream(self.mapping, chunk.rows)
+        if wanted:
+            imported = {item[0] for item, r in zip(items, results) if r is not None}
+            take_claims(self.store, conn, self.mapping, [(sid, c) for sid, c in wanted if sid in imported])
 
     def step(self) -> ChunkResult:
         """Reads and stores the next chunk (rate cap and pause conditions first), then projects.

@@ -23,13 +23,15 @@ import hashlib
 import uuid
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from es_app.store import NewEvent
+from es_app.services import EMAIL_SCOPE
+from es_app.store import Claim, NewEvent
 
 from .normalizers import Normalizer, compose, jsonable, timestamp
 
 Converter = Callable[[Any], Any]
 ImportPlan = tuple[tuple[tuple[str, Converter], ...], tuple[tuple[str, str, Normalizer], ...]]
 RESERVED_FIELDS = frozenset({"extra", "legacy_key", "created_at", "updated_at", "row"})
+MAX_CLAIM_VALUE = 320  # the length of unique_claims.value
 ID_NAMESPACE = uuid.UUID("6f1c8a52-3d0e-4c5e-9b7a-2e4d1f0c9a11")
 
 
@@ -74,6 +76,8 @@ class TableMapping:
     updated_at: str | None = None
     exclude: tuple[str, ...] = ()
     timestamp_precision: str = "us"
+    # field -> claim scope: the field's normalized value is unique in the event store (see `claims_of`)
+    unique: Mapping[str, str] = dataclasses.field(default_factory=dict)
     # filled by bind(): column -> coercer name (from the SQL type), and the table's columns in order
     coerce: Mapping[str, str] = dataclasses.field(default_factory=dict)
     table_columns: tuple[str, ...] = ()
@@ -81,6 +85,7 @@ class TableMapping:
     def __post_init__(self) -> None:
         object.__setattr__(self, "columns", tuple(self.columns))
         object.__setattr__(self, "exclude", tuple(self.exclude))
+        object.__setattr__(self, "unique", self._unique_spec(self.unique))
         self._check()
         fns: dict[str, Normalizer] = {}
         try:
@@ -92,10 +97,12 @@ class TableMapping:
             coercers.update({col: stamp for col in (self.created_at, self.updated_at) if col})
         except ValueError as exc:
             raise MappingError(f"mapping {self.table}: {exc}") from None
+        self._check_unique()
         object.__setattr__(self, "_normalizers", fns)
         object.__setattr__(self, "_coercers", coercers)
         object.__setattr__(self, "_stamp", stamp)
         object.__setattr__(self, "_by_column", {c.column: c for c in self.columns})
+        object.__setattr__(self, "_by_field", {c.field: c.column for c in self.columns})
         object.__setattr__(self, "_by_event", self._events_index())
         object.__setattr__(self, "_import_plan", self._plan_import(self.table_columns) if self.table_columns else None)
 
@@ -132,8 +139,27 @@ class TableMapping:
                 self._fail(f"column {c.column!r} has both an event and true/false events")
         if self.key in self.exclude:
             self._fail(f"key column {self.key!r} cannot be excluded")
+
         if self.timestamp_precision not in ("s", "ms", "us"):
             self._fail("timestamp_precision must be s, ms or us")
+
+    def _check_unique(self) -> None:
+        fields = [c.field for c in self.columns]
+        for field, scope in self.unique.items():
+            if field not in fields:
+                self._fail(f"unique field {field!r} is not a mapped field ({', '.join(fields) or 'none'})")
+            if not isinstance(scope, str) or not scope:
+                self._fail(f"unique field {field!r} needs a claim scope (a non-empty string)")
+
+    def _unique_spec(self, spec: Any) -> dict[str, str]:
+        """A list of fields means each in scope `<stream_prefix>-<field>`."""
+        if isinstance(spec, str):
+            spec = [spec]
+        if isinstance(spec, (list, tuple)):
+            return {str(f): f"{self.stream_prefix}-{f}" for f in spec}
+        if not isinstance(spec, Mapping):
+            self._fail("unique must be a table of field = claim scope (or a list of fields)")
+        return dict(spec)
 
     def _events_index(self) -> dict[str, tuple[str, Any]]:
         """event type -> (kind, column map or None); every type has one meaning."""
@@ -189,6 +215,33 @@ class TableMapping:
         skip = {self.key, *self._by_column, *self.timestamp_columns, *self.exclude}
         names = self.table_columns or tuple(row.keys())
         return sorted(c for c in names if c not in skip)
+
+    def key_from_stream(self, stream_id: str) -> str:
+        """Returns the legacy key (as text) of one of this mapping's streams, else the stream id itself."""
+        prefix = f"{self.stream_prefix}-"
+        return stream_id[len(prefix):] if stream_id.startswith(prefix) else stream_id
+
+    def claims_of(self, row: Mapping[str, Any]) -> tuple[Claim, ...]:
+        """Returns the row's unique claims: (scope, normalized value) per unique field with a value.
+
+        The value is the field's normalized value as text; it must be what the event store's own
+        commands claim (USERS: trimmed, lower-case email, as `es_app.domain.normalize_email`).
+        Blank values and values a claim cannot hold (longer than 320 characters, NUL) claim nothing.
+        """
+        out = []
+        for field, scope in self.unique.items():
+            column = self._by_field[field]
+            value = self.field_value(column, row.get(column))
+            if value is None:
+                continue
+            text = value if isinstance(value, str) else str(value)
+            if text and len(text) <= MAX_CLAIM_VALUE and "\x00" not in text:
+                out.append(Claim(scope, text))
+        return tuple(out)
+
+    def field_of_scope(self, scope: str) -> str:
+        """Returns the unique field claimed in `scope` (the scope itself when none is)."""
+        return next((f for f, s in self.unique.items() if s == scope), scope)
 
     # -- values ------------------------------------------------------------
     def _value(self, column: str, value: Any) -> Any:
@@ -405,6 +458,7 @@ USERS = TableMapping(
     column_event_type="UserLegacyColumnChanged",
     created_at="created_at",
     updated_at="updated_at",
+    unique={"email": EMAIL_SCOPE},
 )
 
 DEFAULT_MAPPINGS: Sequence[TableMapping] = (USERS,)

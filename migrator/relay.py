@@ -31,6 +31,7 @@ from es_app.store.schema import events as events_table
 from .capture import LEGACY_ORIGIN, Change, backlog as changelog_backlog, read_changes
 from .mapping import TableMapping, import_metadata, relay_event_id, relay_import_id
 from .relay_offsets import get_offset, lock_offset, offset_name, save_offset
+from .unique_claims import move_claims
 
 DEFAULT_BATCH_SIZE = 1000
 _CHUNK = 500
@@ -111,6 +112,7 @@ class Relay:
             self.store.lock_for_append(conn)
             items, relayed, skipped = self._plan(conn, changes)
             results = self.store.append_batch(conn, items) if items else []
+            self._move_claims(conn, changes, {sid for sid, _, _ in items})
             save_offset(conn, self.name, changes[-1].id)
             if before_commit is not None:
                 before_commit()
@@ -146,6 +148,19 @@ class Relay:
         position = self.position()
         with self.legacy.connect() as conn:
             return changelog_backlog(conn, self.mapping.table, position)
+
+    def _move_claims(self, conn: Any, changes: Sequence[Change], relayed: set[str]) -> None:
+        """Moves the unique claims of the streams that got events to their rows' state after the batch:
+        an insert or update claims the new row's values (releasing the old), a delete releases them."""
+        m = self.mapping
+        if not m.unique or not relayed:
+            return
+        desired: dict[str, tuple[Any, ...]] = {}
+        for c in changes:  # in changelog order: the last legacy change of a stream is its state
+            sid = m.stream_id(c.pk)
+            if sid in relayed and c.origin == LEGACY_ORIGIN:
+                desired[sid] = () if c.op == "D" else m.claims_of(c.new_row or {})
+        move_claims(self.store, conn, m, desired)
 
     # -- deciding ----------------------------------------------------------
     def _plan(self, conn: Any, changes: Sequence[Change]) -> tuple[list[tuple[str, list[NewEvent], int]], int, int]:

@@ -1,5 +1,6 @@
 """The SQL event store: append-only events, global feed, snapshots, unique claims, upcasting."""
 
+from .claims import ClaimConflict
 from .driver import encode_events
 from .engine import make_engine, normalize_url, write_transaction
 from .event_store import EventStore
@@ -22,7 +23,8 @@ from .types import (
 from .upcasting import UpcasterRegistry
 
 __all__ = [
-    "AppendResult", "Claim", "ClaimTaken", "ConcurrencyError", "EncodedEvent", "EventIdConflict", "EventStore",
+    "AppendResult", "Claim", "ClaimConflict", "ClaimTaken", "ConcurrencyError", "EncodedEvent",
+    "EventIdConflict", "EventStore",
     "Expected", "ExpectedVersion", "NewEvent", "RecordedEvent", "Repository", "Snapshot",
     "SnapshotStore", "StoreError", "UpcasterRegistry", "category_of", "encode_events", "make_engine",
     "normalize_url", "write_transaction",

@@ -14,6 +14,7 @@ from typing import Any, Iterable, NamedTuple, Sequence
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
+from . import claims as _claims
 from .driver import Dialect, dbapi_connection, dbapi_of, loads, translated_errors
 from .engine import is_sqlite, sqlite_writer_turn
 from .schema import events
@@ -257,6 +258,21 @@ class EventStore:
             owner = cur.execute(self._sql.claim_owner, (claim.scope, claim.value)).fetchone()[0]
             if owner != stream_id:
                 raise ClaimTaken(claim, owner)
+
+    def claim_in(self, conn: Connection,
+                 claims_by_owner: Iterable[tuple[str, Iterable[Claim]]]) -> list[_claims.ClaimConflict]:
+        """Takes many owners' claims in the caller's write transaction (set-based, for importers);
+        returns a ClaimConflict for each claim someone else holds (the first owner asking wins)."""
+        return _claims.claim_in(conn, claims_by_owner)
+
+    def release_in(self, conn: Connection, owners: Iterable[str],
+                   keep: dict[str, Iterable[Claim]] | None = None) -> int:
+        """Releases the owners' claims except `keep[owner]` in the caller's transaction; returns how many."""
+        return _claims.release_in(conn, owners, keep)
+
+    def claims_of(self, conn: Connection, owners: Iterable[str]) -> dict[str, set[Claim]]:
+        """Returns {owner: the claims it holds}."""
+        return _claims.claims_of(conn, owners)
 
     def append_batch(self, conn: Connection,
                      items: Sequence[tuple[str, Sequence[NewEvent | EncodedEvent], Expected]],

@@ -177,7 +177,7 @@ def test_a_missing_mapping_file_fails_with_one_line(tmp_path):
 def test_mapping_from_dict_builds_the_same_mapping_as_python():
     spec = {"table": "users", "key": "id", "stream_prefix": "user", "import_event_type": "UserImported",
             "delete_event_type": "UserDeleted", "column_event_type": "UserLegacyColumnChanged",
-            "created_at": "created_at", "updated_at": "updated_at",
+            "created_at": "created_at", "updated_at": "updated_at", "unique": {"email": "user-email"},
             "columns": {"full_name": {"field": "name", "normalize": ["trim"], "event": "UserNameChanged"},
                         "email": {"field": "email", "normalize": "email", "event": "UserEmailChanged"},
                         "is_active": {"field": "active", "normalize": ["bool"], "true_event": "UserReactivated",

@@ -8,7 +8,8 @@ import types
 import es_app.store
 
 PUBLIC_API = {
-    "AppendResult", "Claim", "ClaimTaken", "ConcurrencyError", "EncodedEvent", "EventIdConflict", "EventStore",
+    "AppendResult", "Claim", "ClaimConflict", "ClaimTaken", "ConcurrencyError", "EncodedEvent",
+    "EventIdConflict", "EventStore",
     "Expected", "ExpectedVersion", "NewEvent", "RecordedEvent", "Repository", "Snapshot",
     "SnapshotStore", "StoreError", "UpcasterRegistry", "category_of", "encode_events", "make_engine",
     "normalize_url", "write_transaction",

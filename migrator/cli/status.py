@@ -1,0 +1,244 @@
+"""`migrator status [--findings] [--json]`: one overview of the migration, per mapped table.
+
+The overview is a list of sections (`SECTIONS`); each has a JSON key, a `collect` function that
+returns plain data (what `--json` prints under that key) and a `render` function that turns the
+data into Rich renderables. A new section is one more `Section(...)` in the list. Each section
+reads what the command of its own subject computes (`capture status`, `relay`, `backfill`,
+`projections status`), so the figures agree with those commands.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Callable, Iterable, Optional
+
+import typer
+from rich.console import RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from migrator.mapping import MappingError, TableMapping
+
+from .common import CliError, EsUrl, LegacyUrl, console, settings_for
+
+MappingFile = Annotated[Optional[Path], typer.Option("--mapping", show_default=False,
+                                                     help="Mapping file (TOML/JSON/YAML); default: the built-in users")]
+Tables = Annotated[Optional[list[str]], typer.Option("--table", show_default=False,
+                                                     help="Only this mapped table (repeatable)")]
+
+
+@dataclasses.dataclass
+class StatusContext:
+    """What every section may read: the legacy engine, the es_app container, the mappings, the options."""
+
+    legacy: Any
+    es: Any
+    mappings: list[TableMapping]
+    show_findings: bool = False
+    findings_limit: int = 100
+
+    @property
+    def tables(self) -> list[str]:
+        return [m.table for m in self.mappings]
+
+
+@dataclasses.dataclass(frozen=True)
+class Section:
+    """One part of the overview: `collect(ctx)` returns JSON-able data, `render(data)` what is printed."""
+
+    key: str
+    collect: Callable[[StatusContext], Any]
+    render: Callable[[Any], Iterable[RenderableType]]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") if value is not None else None
+
+
+def _table(title: str, columns: Iterable[str], left: tuple[str, ...] = ("table",)) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in columns:
+        table.add_column(col, justify="left" if col in left else "right")
+    return table
+
+
+# -- capture ---------------------------------------------------------------
+def collect_capture(ctx: StatusContext) -> dict[str, Any]:
+    """Returns whether the changelog and each table's triggers are installed (as `capture status`)."""
+    from migrator import capture
+
+    st = capture.status(ctx.legacy, ctx.mappings)
+    return {"backend": st.backend, "changelog": st.changelog, "installed": st.installed,
+            "tables": {t.table: {"installed": t.installed, "changes": t.changes, "last_id": t.last_id}
+                       for t in st.tables}}
+
+
+def render_capture(data: dict[str, Any]) -> Iterable[RenderableType]:
+    table = _table(f"capture ({data['backend']}, changelog {'present' if data['changelog'] else 'absent'})",
+                   ("table", "triggers", "changelog rows", "last id"), ("table", "triggers"))
+    for name, t in data["tables"].items():
+        table.add_row(name, "[green]installed[/green]" if t["installed"] else "[yellow]absent[/yellow]",
+                      f"{t['changes']:,}", str(t["last_id"]))
+    yield table
+
+
+# -- relay -----------------------------------------------------------------
+def collect_relay(ctx: StatusContext) -> dict[str, Any]:
+    """Returns each table's relay offset and backlog (None when there is no changelog), as `relay` reports them."""
+    from migrator.capture import changelog_exists
+    from migrator.relay import backlog
+    from migrator.relay_offsets import get_offset, offset_name
+
+    with ctx.legacy.connect() as lconn:
+        captured = changelog_exists(lconn)
+    out = {}
+    with ctx.es.engine.connect() as conn:
+        for m in ctx.mappings:
+            left = backlog(ctx.legacy, ctx.es.engine, [m]) if captured else None
+            out[m.table] = {"offset": get_offset(conn, offset_name(m.table)), "backlog": left}
+    return out
+
+
+def render_relay(data: dict[str, Any]) -> Iterable[RenderableType]:
+    table = _table("relay", ("table", "offset", "backlog"))
+    for name, r in data.items():
+        table.add_row(name, str(r["offset"]), "-" if r["backlog"] is None else f"{r['backlog']:,}")
+    yield table
+
+
+# -- backfill --------------------------------------------------------------
+def collect_backfill(ctx: StatusContext) -> dict[str, Any]:
+    """Returns each table's stored backfill run (status `never` when none ran)."""
+    from migrator.backfill_runs import load_run
+
+    out = {}
+    with ctx.es.engine.connect() as conn:
+        for m in ctx.mappings:
+            run = load_run(conn, m.table)
+            out[m.table] = ({"status": "never", "rows_done": 0, "rows_imported": 0, "rows_skipped": 0, "chunks": 0,
+                             "last_key": None, "watermark": None, "started_at": None, "updated_at": None,
+                             "finished_at": None} if run is None else
+                            {"status": run.status, "rows_done": run.rows_done, "rows_imported": run.rows_imported,
+                             "rows_skipped": run.rows_skipped, "chunks": run.chunks, "last_key": run.last_key,
+                             "watermark": run.watermark, "started_at": _iso(run.started_at),
+                             "updated_at": _iso(run.updated_at), "finished_at": _iso(run.finished_at)})
+    return out
+
+
+def render_backfill(data: dict[str, Any]) -> Iterable[RenderableType]:
+    table = _table("backfill", ("table", "status", "rows", "imported", "skipped", "last key", "updated"),
+                   ("table", "status", "updated"))
+    colour = {"done": "green", "running": "yellow"}
+    for name, b in data.items():
+        status = Text(b["status"], style=colour.get(b["status"], ""))
+        table.add_row(name, status, f"{b['rows_done']:,}", f"{b['rows_imported']:,}", f"{b['rows_skipped']:,}",
+                      Text("-" if b["last_key"] is None else str(b["last_key"])), b["updated_at"] or "-")
+    yield table
+
+
+# -- projections -----------------------------------------------------------
+def collect_projections(ctx: StatusContext) -> list[dict[str, Any]]:
+    """Returns each projection checkpoint's position, lag and parked events (as `projections status`)."""
+    from es_app.projections import projection_status
+
+    return [{**r.to_dict(), "updated_at": _iso(r.updated_at)} for r in projection_status(ctx.es)]
+
+
+def render_projections(data: list[dict[str, Any]]) -> Iterable[RenderableType]:
+    table = _table("projections", ("projection", "position", "head", "lag", "parked", "updated"),
+                   ("projection", "updated"))
+    for p in data:
+        table.add_row(p["name"], f"{p['position']:,}", f"{p['head']:,}", f"{p['lag']:,}", str(p["parked"]),
+                      p["updated_at"] or "never")
+    yield table
+
+
+# -- data-quality findings -------------------------------------------------
+def collect_findings(ctx: StatusContext) -> dict[str, Any]:
+    """Returns the data-quality findings per table and kind, and (with --findings) the findings themselves."""
+    from migrator.findings import count_findings, list_findings
+
+    items = None
+    with ctx.es.engine.connect() as conn:
+        counts = {t: count_findings(conn, table=t) for t in ctx.tables}
+        if ctx.show_findings:
+            items = [f.to_dict() for t in ctx.tables
+                     for f in list_findings(conn, table=t, limit=ctx.findings_limit)]
+    return {"total": sum(n for kinds in counts.values() for n in kinds.values()), "counts": counts, "items": items}
+
+
+def render_findings(data: dict[str, Any]) -> Iterable[RenderableType]:
+    table = _table("data-quality findings", ("table", "kind", "findings"), ("table", "kind"))
+    for name, kinds in data["counts"].items():
+        for kind, n in kinds.items():
+            table.add_row(name, kind, f"{n:,}")
+        if not kinds:
+            table.add_row(name, "-", "0")
+    yield table
+    if data["items"] is not None:
+        listing = _table("findings", ("id", "table", "kind", "key", "other key", "value", "detail"),
+                         ("table", "kind", "key", "other key", "value", "detail"))
+        for f in data["items"]:
+            listing.add_row(str(f["id"]), f["table_name"], f["kind"], Text(f["key"]), Text(f["other_key"] or "-"),
+                            Text(f["value"]), Text(f["detail"]))
+        yield listing
+    elif data["total"]:
+        yield Text("list them with `migrator status --findings`")
+
+
+SECTIONS: list[Section] = [
+    Section("capture", collect_capture, render_capture),
+    Section("relay", collect_relay, render_relay),
+    Section("backfill", collect_backfill, render_backfill),
+    Section("projections", collect_projections, render_projections),
+    Section("findings", collect_findings, render_findings),
+]
+
+
+def collect(ctx: StatusContext, sections: Iterable[Section] = ()) -> dict[str, Any]:
+    """Returns the whole overview as plain data: `tables`, then one key per section."""
+    return {"tables": ctx.tables, **{s.key: s.collect(ctx) for s in (sections or SECTIONS)}}
+
+
+def _context(ctx: typer.Context, es_url: str | None, legacy_url: str | None, mapping: Path | None,
+             tables: list[str] | None, show_findings: bool, limit: int) -> StatusContext:
+    from es_app.bootstrap import engine_for
+    from migrator.mapping_files import load_mappings
+
+    from .projections import es_container
+    from .serve import _missing_sqlite_file
+
+    settings = settings_for(ctx, es_url, legacy_url)
+    es = es_container(ctx, es_url, legacy_url)  # one line unless the event store exists at its schema head
+    missing = _missing_sqlite_file(settings.legacy_database_url)
+    if missing is not None:
+        raise CliError(f"the legacy database {missing} does not exist")
+    try:
+        mappings = load_mappings(mapping, None, tables)
+    except MappingError as exc:
+        raise CliError(str(exc)) from None
+    return StatusContext(engine_for(settings.legacy_database_url), es, mappings, show_findings, limit)
+
+
+def status(ctx: typer.Context,
+           findings: Annotated[bool, typer.Option("--findings", help="List the data-quality findings")] = False,
+           limit: Annotated[int, typer.Option("--limit", min=1, max=1_000_000,
+                                              help="With --findings: at most this many per table")] = 100,
+           as_json: Annotated[bool, typer.Option("--json", help="Print JSON (stable keys) instead of tables")] = False,
+           mapping: MappingFile = None, tables: Tables = None,
+           es_url: EsUrl = None, legacy_url: LegacyUrl = None) -> None:
+    """Show the migration per mapped table: capture, relay, backfill, projections, data-quality findings."""
+    data = collect(_context(ctx, es_url, legacy_url, mapping, tables, findings, limit))
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, default=str))
+        return
+    for section in SECTIONS:
+        for renderable in section.render(data[section.key]):
+            console.print(renderable)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(status)
