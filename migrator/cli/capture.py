@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -12,10 +12,8 @@ from rich.text import Text
 from migrator import capture as cap
 from migrator.mapping import MappingError
 
-from .common import CliError, EsUrl, LegacyUrl, MappingFile, check_database_url, console, settings_for
+from .common import CliError, EsUrl, LegacyUrl, MappingFile, Tables, check_database_url, console, settings_for
 
-Tables = Annotated[Optional[list[str]], typer.Option("--table", show_default=False,
-                                                     help="Only this mapped table (repeatable)")]
 
 
 def _engine_and_mappings(ctx: typer.Context, legacy_url: str | None, mapping: Path | None,

@@ -131,3 +131,7 @@ def _check_sqlite_file(path: Path, role: str, create: bool) -> None:
     if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
         raise CliError(f"the {role} database {path} cannot be created: {ancestor} is not a writable directory",
                        code=2)
+
+
+Tables = Annotated[Optional[list[str]], typer.Option("--table", show_default=False,
+                                                     help="Only this mapped table (repeatable)")]

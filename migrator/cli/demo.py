@@ -11,7 +11,6 @@ import random
 import shutil
 import threading
 import time
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer

@@ -13,7 +13,7 @@ import dataclasses
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterable, Optional
+from typing import Annotated, Any, Callable, Iterable
 
 import typer
 from rich.console import RenderableType
@@ -22,12 +22,8 @@ from rich.text import Text
 
 from migrator.mapping import MappingError, TableMapping
 
-from .common import CliError, EsUrl, LegacyUrl, console, settings_for
+from .common import CliError, EsUrl, LegacyUrl, MappingFile, Tables, check_database_url, console, settings_for
 
-MappingFile = Annotated[Optional[Path], typer.Option("--mapping", show_default=False,
-                                                     help="Mapping file (TOML/JSON/YAML); default: the built-in users")]
-Tables = Annotated[Optional[list[str]], typer.Option("--table", show_default=False,
-                                                     help="Only this mapped table (repeatable)")]
 
 
 @dataclasses.dataclass
@@ -80,7 +76,7 @@ def render_capture(data: dict[str, Any]) -> Iterable[RenderableType]:
     table = _table(f"capture ({data['backend']}, changelog {'present' if data['changelog'] else 'absent'})",
                    ("table", "triggers", "changelog rows", "last id"), ("table", "triggers"))
     for name, t in data["tables"].items():
-        table.add_row(name, "[green]installed[/green]" if t["installed"] else "[yellow]absent[/yellow]",
+        table.add_row(name, Text("installed", style="green") if t["installed"] else Text("absent", style="yellow"),
                       f"{t['changes']:,}", str(t["last_id"]))
     yield table
 
@@ -209,13 +205,10 @@ def _context(ctx: typer.Context, es_url: str | None, legacy_url: str | None, map
     from migrator.mapping_files import load_mappings
 
     from .projections import es_container
-    from .serve import _missing_sqlite_file
 
     settings = settings_for(ctx, es_url, legacy_url)
     es = es_container(ctx, es_url, legacy_url)  # one line unless the event store exists at its schema head
-    missing = _missing_sqlite_file(settings.legacy_database_url)
-    if missing is not None:
-        raise CliError(f"the legacy database {missing} does not exist")
+    check_database_url(settings.legacy_database_url, "legacy")  # one line for a missing or bad database
     try:
         mappings = load_mappings(mapping, None, tables)
     except MappingError as exc:
