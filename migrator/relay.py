@@ -14,6 +14,10 @@ Rules (shared with the backfill, see docs/architecture.md):
 - On an existing stream a change C is applied only if C > the watermark of the stream's
   last import event: a backfilled row that already contains C does not get it twice.
 - Rows written by the migrator itself (origin other than "legacy") are never relayed.
+
+Before reading, `capture_gaps.check` compares the checkpoint with the legacy database's
+capture history: a recreated changelog is read from its beginning, and a stretch the relay
+could not see is recorded as a capture gap (reported until `migrator relay --resync`).
 """
 
 from __future__ import annotations
@@ -28,9 +32,10 @@ from es_app.bulk_gc import bulk_gc
 from es_app.store import EventStore, NewEvent, write_transaction
 from es_app.store.schema import events as events_table
 
+from . import capture_gaps
 from .capture import LEGACY_ORIGIN, Change, backlog as changelog_backlog, read_changes
 from .mapping import TableMapping, import_metadata, relay_event_id, relay_import_id
-from .relay_offsets import get_offset, lock_offset, offset_name, save_offset
+from .relay_offsets import get_offset, lock_state, offset_name, save_offset
 
 DEFAULT_BATCH_SIZE = 1000
 _CHUNK = 500
@@ -103,8 +108,9 @@ class Relay:
         """
         table = self.mapping.table
         with write_transaction(self.store.engine) as conn:
-            offset = lock_offset(conn, self.name)
+            state = lock_state(conn, self.name)
             with self.legacy.connect() as legacy_conn:
+                offset = capture_gaps.check(conn, legacy_conn, self.mapping, state)  # never skip silently
                 changes = read_changes(legacy_conn, table, offset, self.batch_size)
             if not changes:
                 return RelayBatch(table, 0, 0, 0, 0, offset)
