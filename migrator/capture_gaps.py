@@ -9,9 +9,10 @@ history (`migrator.capture_history`):
 - the changelog was dropped and created again (a new generation) → a gap
   `changelog_recreated`, from the relay's last read when rows it had not relayed were
   dropped, else from the drop; the relay moves to the new generation's first id;
-- the relay's position is above every id the changelog has handed out (ids restarted: a
-  changelog created without the history, e.g. by an older version) → a gap `ids_restarted`;
-  the relay starts again from 0.
+- the new changelog's ids start below the relay's position (ids restarted: a changelog
+  created without the history, e.g. by an older version) → a gap `ids_restarted`; the relay
+  reads it from 0 and adds its old position to every id from then on (`id_base`), so the
+  ids it derives event ids and watermarks from stay above every id it used before.
 
 A stretch that ended before anything of the table reached the event store is no gap (the
 backfill reads the rows as they are). A gap is recorded in `migrator_capture_gaps`
@@ -96,6 +97,12 @@ class Decision:
     generation: str | None
     history_seq: int
     gaps: tuple[CaptureGap, ...]
+    id_base: int = 0
+
+    def state(self, before: OffsetState) -> OffsetState:
+        """Returns the checkpoint after this decision."""
+        return dataclasses.replace(before, position=self.position, generation=self.generation,
+                                   history_seq=self.history_seq, id_base=self.id_base)
 
 
 def detect(table: str, state: OffsetState, entries: Sequence[history.HistoryEntry],
@@ -132,16 +139,20 @@ def detect(table: str, state: OffsetState, entries: Sequence[history.HistoryEntr
         seq = e.seq
     if open_from is not None:
         seq = open_from - 1  # capture of this table is still off: look at this stretch again next time
-    generation = state.generation
+    generation, floor = state.generation, None
     if current is not None and current.generation != generation:
-        if generation is not None:
-            position = current.starts_after  # a new changelog: read it from its beginning
+        floor = current.starts_after  # a new changelog: read it from its beginning
         generation = current.generation
-    if high_id is not None and position > high_id:
+    if high_id is not None and high_id < position:
+        floor = min(floor if floor is not None else high_id, high_id)
+    base = state.id_base
+    if floor is not None and floor < position:  # ids restarted below what the relay read: shift them past it
         found.append(CaptureGap(table, IDS_RESTARTED, state.updated_at, now,
-                                f"offset {position} is above the changelog's highest id {high_id}"))
-        position = 0
-    return Decision(position, generation, max(seq, 0), tuple(found))
+                                f"offset {position} is above the new changelog's first id {floor + 1}"))
+        base, position = base + position, 0
+    elif floor is not None and state.generation is not None:
+        position = floor
+    return Decision(position, generation, max(seq, 0), tuple(found), base)
 
 
 def _began_before(conn: Connection, category: str):  # noqa: ANN202
@@ -167,8 +178,8 @@ def _decide(es_conn: Connection, legacy_conn: Connection, mapping: TableMapping,
                   datetime.now(timezone.utc))
 
 
-def check(es_conn: Connection, legacy_conn: Connection, mapping: TableMapping, state: OffsetState) -> int:
-    """Returns the position the relay reads after; records new gaps and the checkpoint's capture state.
+def check(es_conn: Connection, legacy_conn: Connection, mapping: TableMapping, state: OffsetState) -> OffsetState:
+    """Returns the checkpoint the relay reads after; records new gaps and the checkpoint's capture state.
 
     Call in the relay's write transaction, after locking the checkpoint (`lock_state`).
     """
@@ -178,11 +189,11 @@ def check(es_conn: Connection, legacy_conn: Connection, mapping: TableMapping, s
         es_conn.execute(insert(gaps).values(table_name=g.table, reason=g.reason, since=g.since, until=g.until,
                                             detail=g.detail[:500], detected_at=now))
     name = offset_name(mapping.table)
-    if (d.generation, d.history_seq) != (state.generation, state.history_seq):
-        save_capture_state(es_conn, name, d.generation, d.history_seq)
+    if (d.generation, d.history_seq, d.id_base) != (state.generation, state.history_seq, state.id_base):
+        save_capture_state(es_conn, name, d.generation, d.history_seq, d.id_base)
     if d.position != state.position:
         es_conn.execute(update(offsets).where(offsets.c.name == name).values(position=d.position, updated_at=now))
-    return d.position
+    return d.state(state)
 
 
 def _recorded(conn: Connection, tables: Sequence[str] | None) -> list[CaptureGap]:

@@ -110,19 +110,22 @@ class Relay:
         with write_transaction(self.store.engine) as conn:
             state = lock_state(conn, self.name)
             with self.legacy.connect() as legacy_conn:
-                offset = capture_gaps.check(conn, legacy_conn, self.mapping, state)  # never skip silently
+                state = capture_gaps.check(conn, legacy_conn, self.mapping, state)  # never skip silently
+                offset, base = state.position, state.id_base
                 changes = read_changes(legacy_conn, table, offset, self.batch_size)
             if not changes:
                 return RelayBatch(table, 0, 0, 0, 0, offset)
+            if base:  # ids restarted once: shifted past every id used before (see capture_gaps)
+                changes = [dataclasses.replace(c, id=c.id + base) for c in changes]
             self.store.lock_for_append(conn)
             items, relayed, skipped = self._plan(conn, changes)
             results = self.store.append_batch(conn, items) if items else []
-            save_offset(conn, self.name, changes[-1].id)
+            save_offset(conn, self.name, changes[-1].id - base)
             if before_commit is not None:
                 before_commit()
         appended = sum(len(batch) for _, batch, _ in items)
         last = max((r.position for r in results if r is not None), default=None)
-        return RelayBatch(table, len(changes), relayed, skipped, appended, changes[-1].id, last)
+        return RelayBatch(table, len(changes), relayed, skipped, appended, changes[-1].id - base, last)
 
     def drain(self, *, max_batches: int | None = None,
               on_batch: Callable[[RelayBatch], Any] | None = None) -> RelayTotals:

@@ -24,6 +24,7 @@ offsets = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("generation", String(36), nullable=True),
     Column("history_seq", BigInteger, nullable=True),
+    Column("id_base", BigInteger, nullable=True),
 )
 
 
@@ -35,6 +36,7 @@ class OffsetState:
     generation: str | None = None
     history_seq: int = 0
     updated_at: datetime | None = None
+    id_base: int = 0  # added to changelog ids once they restarted below the offset: ids the relay uses stay unique
 
 
 def offset_name(table: str) -> str:
@@ -62,7 +64,7 @@ def _state(row) -> OffsetState:  # noqa: ANN001
     at = row.updated_at
     if at is not None and at.tzinfo is None:
         at = at.replace(tzinfo=timezone.utc)
-    return OffsetState(row.position, row.generation, row.history_seq or 0, at)
+    return OffsetState(row.position, row.generation, row.history_seq or 0, at, row.id_base or 0)
 
 
 def get_state(conn: Connection, name: str) -> OffsetState | None:
@@ -77,10 +79,11 @@ def lock_state(conn: Connection, name: str) -> OffsetState:
     return _state(conn.execute(select(offsets).where(offsets.c.name == name)).one())
 
 
-def save_capture_state(conn: Connection, name: str, generation: str | None, history_seq: int) -> None:
-    """Stores the generation read and the history seq accounted for, in the caller's transaction."""
+def save_capture_state(conn: Connection, name: str, generation: str | None, history_seq: int,
+                       id_base: int) -> None:
+    """Stores the generation read, the history seq accounted for and the id base, in the caller's transaction."""
     conn.execute(update(offsets).where(offsets.c.name == name)
-                 .values(generation=generation, history_seq=history_seq))
+                 .values(generation=generation, history_seq=history_seq, id_base=id_base))
 
 
 def save_offset(conn: Connection, name: str, position: int) -> None:

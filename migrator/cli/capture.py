@@ -11,7 +11,7 @@ from rich.table import Table
 from migrator import capture as cap
 from migrator.mapping import MappingError
 
-from .common import CliError, LegacyUrl, console, settings_for
+from .common import CliError, EsUrl, LegacyUrl, console, err_console, settings_for
 
 MappingFile = Annotated[Optional[Path], typer.Option("--mapping", show_default=False,
                                                      help="Mapping file (TOML/JSON/YAML); default: the built-in users")]
@@ -64,10 +64,35 @@ def remove(ctx: typer.Context,
 
 
 def status(ctx: typer.Context, mapping: MappingFile = None, tables: Tables = None,
-           legacy_url: LegacyUrl = None) -> None:
-    """Show whether capture is installed, per mapped table, with changelog counts."""
+           legacy_url: LegacyUrl = None, es_url: EsUrl = None) -> None:
+    """Show whether capture is installed, per mapped table, with changelog counts and capture gaps."""
     engine, mappings = _engine_and_mappings(ctx, legacy_url, mapping, tables, bind=False)
     _show(cap.status(engine, mappings), "capture status")
+    warn_gaps(settings_for(ctx, es_url, legacy_url).es_database_url, engine, mappings)
+
+
+def warn_gaps(es_url: str, legacy: object, mappings: list) -> int:
+    """Prints one warning line per open capture gap (see migrator.capture_gaps); returns how many."""
+    from sqlalchemy.exc import OperationalError
+
+    from es_app.bootstrap import engine_for
+    from migrator.capture_gaps import open_gaps
+
+    from .serve import _missing_sqlite_file
+
+    if _missing_sqlite_file(es_url) is not None:
+        console.print("capture gaps: not checked (no event-store database)", highlight=False)
+        return 0
+    try:
+        found = open_gaps(legacy, engine_for(es_url), mappings)  # type: ignore[arg-type]
+    except OperationalError as exc:
+        console.print(f"capture gaps: not checked ({str(exc.orig).strip().splitlines()[0]})", highlight=False)
+        return 0
+    for gap in found:
+        err_console.print(f"[yellow]warning[/yellow]: {gap.warning()}", highlight=False, markup=True)
+    if not found:
+        console.print("capture gaps: none", highlight=False)
+    return len(found)
 
 
 def register(app: typer.Typer) -> None:

@@ -16,6 +16,7 @@ from migrator.capture import CaptureError, require_installed
 from migrator.mapping import MappingError
 from migrator.relay import Relay, RelayTotals, relays_for
 
+from .capture import warn_gaps
 from .common import CliError, EsUrl, LegacyUrl, console, settings_for
 
 
@@ -125,6 +126,8 @@ def relay(
                                                  help="With --follow: seconds between polls (PostgreSQL also "
                                                       "wakes on every legacy commit)")] = 1.0,
     project: Annotated[bool, typer.Option("--project/--no-project", help="Run the projections afterwards")] = True,
+    resync: Annotated[bool, typer.Option("--resync", help="After draining, compare every legacy row with its "
+                                         "stream and append what makes them agree; resolves capture gaps")] = False,
     tables: Annotated[Optional[list[str]], typer.Option("--table", show_default=False,
                                                         help="Only this mapped table (repeatable)")] = None,
     mapping: Annotated[Optional[Path], typer.Option("--mapping", show_default=False,
@@ -145,6 +148,10 @@ def relay(
     except (MappingError, CaptureError) as exc:
         raise CliError(str(exc)) from None
     relays = relays_for(mappings, legacy, es.store, batch_size=batch_size)
+    if resync and follow:
+        raise CliError("--resync runs once: drop --follow")
+    if follow:  # a drain warns after it has looked (and recorded)
+        warn_gaps(settings.es_database_url, legacy, mappings)
     if wake_workers:
         if not follow:
             raise CliError("--wake-workers needs --follow")
@@ -154,7 +161,26 @@ def relay(
     elif follow:
         _follow(relays, legacy, es, project, poll_interval)
     else:
-        _drain(relays, es, project)
+        _drain(relays, es, project and not resync)
+        if resync:
+            _resync(relays, es, project)
+        warn_gaps(settings.es_database_url, legacy, mappings)
+
+
+def _resync(relays: list[Relay], es: Any, project: bool) -> None:
+    from migrator.resync import Resync
+
+    table = Table(title="resync summary")
+    for col in ("table", "legacy rows", "streams", "imports", "deletes", "gaps resolved", "seconds"):
+        table.add_column(col, justify="left" if col == "table" else "right")
+    for r in relays:
+        with console.status(f"resync {r.mapping.table}"):
+            t = Resync(r.mapping, r.legacy, es.store).run()
+        table.add_row(t.table, f"{t.rows:,}", f"{t.streams:,}", f"{t.imported:,}", f"{t.deleted:,}",
+                      f"{t.gaps_resolved:,}", f"{t.seconds:.2f}")
+    console.print(table)
+    if project:
+        console.print(f"projections applied {_project(es, False, None):,} events")
 
 
 def register(app: typer.Typer) -> None:

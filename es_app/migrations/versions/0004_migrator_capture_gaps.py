@@ -16,6 +16,7 @@ def upgrade() -> None:
     with op.batch_alter_table("migrator_offsets") as batch:
         batch.add_column(sa.Column("generation", sa.String(36), nullable=True))
         batch.add_column(sa.Column("history_seq", sa.BigInteger, nullable=True))
+        batch.add_column(sa.Column("id_base", sa.BigInteger, nullable=True))
     op.create_table(
         "migrator_capture_gaps",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -35,5 +36,6 @@ def downgrade() -> None:
     op.drop_index("ix_migrator_capture_gaps_open", "migrator_capture_gaps")
     op.drop_table("migrator_capture_gaps")
     with op.batch_alter_table("migrator_offsets") as batch:
+        batch.drop_column("id_base")
         batch.drop_column("history_seq")
         batch.drop_column("generation")
