@@ -71,8 +71,10 @@ def status(ctx: typer.Context, mapping: MappingFile = None, tables: Tables = Non
     warn_gaps(settings_for(ctx, es_url, legacy_url).es_database_url, engine, mappings)
 
 
-def warn_gaps(es_url: str, legacy: object, mappings: list) -> int:
-    """Prints one warning line per open capture gap (see migrator.capture_gaps); returns how many."""
+def warn_gaps(es_url: str, legacy: object, mappings: list, seen: set | None = None) -> int:
+    """Prints one warning line per open capture gap (see migrator.capture_gaps); returns how many.
+
+    With `seen`, gaps already in it are not printed again (and those printed are added)."""
     from sqlalchemy.exc import OperationalError
 
     from es_app.bootstrap import engine_for
@@ -89,8 +91,12 @@ def warn_gaps(es_url: str, legacy: object, mappings: list) -> int:
         console.print(f"capture gaps: not checked ({str(exc.orig).strip().splitlines()[0]})", highlight=False)
         return 0
     for gap in found:
+        if seen is not None:
+            if (gap.table, gap.reason, gap.until) in seen:
+                continue
+            seen.add((gap.table, gap.reason, gap.until))
         err_console.print(f"[yellow]warning[/yellow]: {gap.warning()}", highlight=False, markup=True)
-    if not found:
+    if not found and seen is None:
         console.print("capture gaps: none", highlight=False)
     return len(found)
 

@@ -6,7 +6,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -69,9 +69,12 @@ def _drain(relays: list[Relay], es: Any, project: bool) -> None:
         console.print(f"projections applied {applied:,} events")
 
 
-def _follow(relays: list[Relay], legacy: Any, es: Any, project: bool, poll_interval: float) -> None:
+def _follow(relays: list[Relay], legacy: Any, es: Any, project: bool, poll_interval: float,
+            warn: Callable[[set], Any]) -> None:
     from migrator.relay_follow import follow
 
+    warned: set = set()
+    warn(warned)  # then again whenever a round relayed something: a gap is recorded as capture resumes
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -85,6 +88,8 @@ def _follow(relays: list[Relay], legacy: Any, es: Any, project: bool, poll_inter
                 console.print(f"{r.mapping.table}: {t.read:,} changes → {t.events:,} events "
                               f"({t.rate:,.0f} changes/s), offset {t.position}, backlog {r.backlog():,}",
                               highlight=False)
+        if any(t.read for t in totals):
+            warn(warned)
 
     console.print(f"following {', '.join(r.mapping.table for r in relays)} "
                   f"({'LISTEN' if legacy.dialect.name == 'postgresql' else 'polling'}, every {poll_interval}s at most); "
@@ -150,16 +155,16 @@ def relay(
     relays = relays_for(mappings, legacy, es.store, batch_size=batch_size)
     if resync and follow:
         raise CliError("--resync runs once: drop --follow")
-    if follow:  # a drain warns after it has looked (and recorded)
-        warn_gaps(settings.es_database_url, legacy, mappings)
     if wake_workers:
         if not follow:
             raise CliError("--wake-workers needs --follow")
         if settings.embedded:
             raise CliError("--wake-workers needs BROKER_URL (Celery workers to wake)")
+        warn_gaps(settings.es_database_url, legacy, mappings)  # the workers log them on every run
         _wake_workers(relays, legacy, es, poll_interval)
     elif follow:
-        _follow(relays, legacy, es, project, poll_interval)
+        _follow(relays, legacy, es, project, poll_interval,
+                lambda seen: warn_gaps(settings.es_database_url, legacy, mappings, seen))
     else:
         _drain(relays, es, project and not resync)
         if resync:

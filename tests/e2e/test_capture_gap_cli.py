@@ -58,7 +58,6 @@ def test_a_gap_is_warned_by_status_and_relay_until_resync_resolves_it(capsys, ur
         assert code == 0 and err.count("capture gap on users") == 1
 
     code, out, err = run(capsys, "relay", "--resync", *opts)
-    print(out, err)
     assert code == 0 and "resync summary" in out and "capture gap" not in err
     es = make_engine(es_url)
     with es.connect() as conn:
