@@ -11,7 +11,9 @@ checkpoint lock (so no relay batch of the table runs in between):
    gone gets a delete event (`source=resync`).
 
 A second run finds every stream in agreement and writes nothing. At the end the table's
-gaps recorded before the run started are marked resolved. Memory holds one chunk.
+gaps recorded before the run started are marked resolved (unless another writer appended to a
+stream between the comparison and the append: that stream is left for a second run, and the
+gaps stay open). Memory holds one chunk.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class ResyncTotals:
     streams: int = 0
     imported: int = 0
     deleted: int = 0
+    raced: int = 0  # streams another writer appended to meanwhile: left for a second run
     gaps_resolved: int = 0
     seconds: float = 0.0
 
@@ -76,7 +79,7 @@ class Resync:
                 chunk = self.reader.read_after(after, self.chunk_size)
                 if not chunk.rows:
                     break
-                totals.imported += self._sync_rows(conn, chunk.rows, chunk.watermark + base)
+                totals.imported += self._sync_rows(conn, chunk.rows, chunk.watermark + base, totals)
             totals.rows += len(chunk.rows)
             after = chunk.last_key
             if on_chunk is not None:
@@ -91,18 +94,20 @@ class Resync:
                     .order_by(events.c.stream_id).limit(self.chunk_size)).scalars())
                 if not stream_ids:
                     break
-                totals.deleted += self._delete_orphans(conn, stream_ids)
+                totals.deleted += self._delete_orphans(conn, stream_ids, totals)
             totals.streams += len(stream_ids)
             last_stream = stream_ids[-1]
             if on_chunk is not None:
                 on_chunk(totals)
-        with write_transaction(self.store.engine) as conn:
-            totals.gaps_resolved = capture_gaps.resolve_gaps(conn, self.mapping.table, gap_ids, SOURCE)
+        if not totals.raced:
+            with write_transaction(self.store.engine) as conn:
+                totals.gaps_resolved = capture_gaps.resolve_gaps(conn, self.mapping.table, gap_ids, SOURCE)
         totals.seconds = time.perf_counter() - started
         return totals
 
     # -- the two walks -----------------------------------------------------
-    def _sync_rows(self, conn: Connection, rows: Iterable[dict[str, Any]], watermark: int) -> int:
+    def _sync_rows(self, conn: Connection, rows: Iterable[dict[str, Any]], watermark: int,
+                   totals: ResyncTotals) -> int:
         m = self.mapping
         by_stream = {m.stream_id(m.key_of(row)): row for row in rows}
         streams = self._replayed(conn, list(by_stream))
@@ -114,10 +119,11 @@ class Resync:
             data = m.import_data(row)
             meta = import_metadata(SOURCE, watermark, data["updated_at"])
             items.append((sid, [NewEvent(m.import_event_type, data, meta, _event_id(sid, version + 1))], version))
-        return self._append(conn, items)
+        return self._append(conn, items, totals)
 
-    def _delete_orphans(self, conn: Connection, stream_ids: list[str]) -> int:
+    def _delete_orphans(self, conn: Connection, stream_ids: list[str], totals: ResyncTotals) -> int:
         m = self.mapping
+        # only streams imported from the table replay to a state: those the new side created are left alone
         live = {sid: version for sid, (version, state) in self._replayed(conn, stream_ids).items() if state is not None}
         if not live:
             return 0
@@ -131,13 +137,16 @@ class Resync:
         meta = {"source": SOURCE, "actor": "migrator", "occurred_at": now, "changelog_watermark": watermark}
         items = [(sid, [m.delete_event(event_id=_event_id(sid, version + 1), metadata=meta)], version)
                  for sid, version in live.items() if sid not in present]
-        return self._append(conn, items)
+        return self._append(conn, items, totals)
 
-    def _append(self, conn: Connection, items: list[tuple[str, list[NewEvent], int]]) -> int:
-        if items:
-            self.store.lock_for_append(conn)
-            self.store.append_batch(conn, items)
-        return len(items)
+    def _append(self, conn: Connection, items: list[tuple[str, list[NewEvent], int]], totals: ResyncTotals) -> int:
+        """Returns how many streams got their event; one another writer moved meanwhile is counted as raced."""
+        if not items:
+            return 0
+        self.store.lock_for_append(conn)
+        done = sum(r is not None for r in self.store.append_batch(conn, items, skip_mismatched=True))
+        totals.raced += len(items) - done
+        return done
 
     def _replayed(self, conn: Connection, stream_ids: list[str]) -> dict[str, tuple[int, dict[str, Any] | None]]:
         """Returns {stream id: (version, replayed state)} of the streams that exist."""

@@ -178,12 +178,18 @@ def _resync(relays: list[Relay], es: Any, project: bool) -> None:
     table = Table(title="resync summary")
     for col in ("table", "legacy rows", "streams", "imports", "deletes", "gaps resolved", "seconds"):
         table.add_column(col, justify="left" if col == "table" else "right")
+    raced = 0
     for r in relays:
         with console.status(f"resync {r.mapping.table}"):
             t = Resync(r.mapping, r.legacy, es.store).run()
+        raced += t.raced
         table.add_row(t.table, f"{t.rows:,}", f"{t.streams:,}", f"{t.imported:,}", f"{t.deleted:,}",
                       f"{t.gaps_resolved:,}", f"{t.seconds:.2f}")
     console.print(table)
+    if raced:
+        console.print(f"[yellow]{raced:,} streams changed while they were compared[/yellow]: run "
+                      "`migrator relay --resync` again (the capture gaps stay open until a run without)",
+                      highlight=False)
     if project:
         console.print(f"projections applied {_project(es, False, None):,} events")
 

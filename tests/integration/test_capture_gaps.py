@@ -174,3 +174,24 @@ def test_ids_restarted_by_a_changelog_made_without_the_history_are_reported(db, 
     assert relay.drain().read == 2
     assert [g.reason for g in open_gaps(db, db, [users])] == [IDS_RESTARTED]
     assert mismatched(store, users, db) == []  # both delivered, with event ids unlike the old ones
+
+
+def test_a_stream_moved_by_another_writer_during_resync_is_left_for_a_second_run(db, store, users, monkeypatch):
+    relay = relayed_once(db, store, users, n=3)
+    capture.remove(db, [users])
+    write(db, "UPDATE users SET full_name = 'Unseen' WHERE id IN (1, 2)")
+    capture.install(db, [users])
+    relay.drain()
+    resync = Resync(users, db, store)
+    replayed = resync._replayed
+
+    def stale(conn, stream_ids):  # as if user-1 got an event between the comparison and the append
+        return {sid: ((v - 1, s) if sid == "user-1" else (v, s)) for sid, (v, s) in replayed(conn, stream_ids).items()}
+
+    monkeypatch.setattr(resync, "_replayed", stale)
+    first = resync.run()
+    assert (first.imported, first.raced, first.gaps_resolved) == (1, 1, 0) and len(open_gaps(db, db, [users])) == 1
+    assert mismatched(store, users, db) == [1]
+    second = Resync(users, db, store).run()
+    assert (second.imported, second.raced, second.gaps_resolved) == (1, 0, 1)
+    assert mismatched(store, users, db) == [] and open_gaps(db, db, [users]) == []
