@@ -39,7 +39,7 @@ from .mapping import TableMapping
 from .relay_offsets import OffsetState, get_state, offset_name, offsets, save_capture_state
 
 __all__ = ["CAPTURE_OFF", "CHANGELOG_RECREATED", "IDS_RESTARTED", "CaptureGap", "Decision", "check", "detect",
-           "gaps", "open_gaps", "resolve_gaps"]
+           "gaps", "open_gaps", "recorded_open", "resolve_gaps"]
 
 metadata = MetaData()
 

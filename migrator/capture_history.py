@@ -20,8 +20,8 @@ from sqlalchemy import Connection, inspect, text
 from . import capture_sql as sql
 from .capture_sql import HISTORY
 
-__all__ = ["HISTORY", "HistoryEntry", "Generation", "current_generation", "ensure", "high_id", "id_floor",
-           "read_history", "record", "table_state"]
+__all__ = ["HISTORY", "Generation", "HistoryEntry", "changelog_created", "current_generation", "ensure", "exists",
+           "high_id", "id_floor", "last_seq", "read_history", "record", "table_state"]
 
 
 @dataclasses.dataclass(frozen=True)
