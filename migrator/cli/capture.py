@@ -75,10 +75,11 @@ def warn_gaps(es_url: str, legacy: object, mappings: list, seen: set | None = No
     """Prints one warning line per open capture gap (see migrator.capture_gaps); returns how many.
 
     With `seen`, gaps already in it are not printed again (and those printed are added)."""
+    from sqlalchemy import inspect
     from sqlalchemy.exc import OperationalError
 
     from es_app.bootstrap import engine_for
-    from migrator.capture_gaps import open_gaps
+    from migrator.capture_gaps import gaps, open_gaps
 
     from .serve import _missing_sqlite_file
 
@@ -86,7 +87,12 @@ def warn_gaps(es_url: str, legacy: object, mappings: list, seen: set | None = No
         console.print("capture gaps: not checked (no event-store database)", highlight=False)
         return 0
     try:
-        found = open_gaps(legacy, engine_for(es_url), mappings)  # type: ignore[arg-type]
+        es = engine_for(es_url)
+        if not inspect(es).has_table(gaps.name):
+            console.print("capture gaps: not checked (the event-store schema is older: run `migrator init`)",
+                          highlight=False)
+            return 0
+        found = open_gaps(legacy, es, mappings)  # type: ignore[arg-type]
     except OperationalError as exc:
         console.print(f"capture gaps: not checked ({str(exc.orig).strip().splitlines()[0]})", highlight=False)
         return 0
