@@ -19,6 +19,7 @@ import orjson
 from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy import types as sqltypes
 
+from . import capture_history as history
 from . import capture_sql as sql
 from .capture_sql import CHANGELOG, LEGACY_ORIGIN, MIGRATOR_ORIGIN, NOTIFY_CHANNEL
 from .mapping import MappingError, TableMapping
@@ -95,38 +96,63 @@ def install(engine: Engine, mappings: Sequence[TableMapping], *, mode: str = "tr
     """Creates the changelog and (re)creates the triggers of every mapped table, in one transaction.
 
     With mode "session" only the changelog is created (and triggers are dropped), for the
-    application-level hook of `migrator.capture_hook`. Safe to run again (it also refreshes
-    SQLite triggers after columns were added). Raises MappingError when a mapping does not
+    application-level hook of `migrator.capture_hook`. A new changelog gets a new generation
+    and starts its ids after every id used before (`migrator.capture_history`). Safe to run
+    again (it also refreshes SQLite triggers after columns were added). Raises MappingError when a mapping does not
     fit the database. Returns the status afterwards.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}")
     bound = [m.bind(engine) for m in mappings]  # fresh: SQLite triggers list the columns of today
     with _begin(engine) as conn, conn.begin():
-        if _is_sqlite(conn):
-            _run(conn, sql.SQLITE_CHANGELOG)
-            for m in bound:
+        if not _is_sqlite(conn):
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({sql.NUMBERING_LOCK_KEY})")
+        had_changelog = changelog_exists(conn)
+        _run(conn, sql.SQLITE_CHANGELOG if _is_sqlite(conn) else sql.PG_CHANGELOG)
+        history.ensure(conn)
+        if not had_changelog or history.current_generation(conn) is None:
+            history.changelog_created(conn)  # ids start after every id used before (also adopts an old one)
+        generation = history.current_generation(conn)
+        for m in bound:
+            if _is_sqlite(conn):
                 _run(conn, sql.sqlite_triggers(m.table, m.key, m.table_columns, _binary_columns(conn, m.table))
                      if mode == "triggers" else sql.sqlite_drop_triggers(m.table))
-        else:
-            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({sql.NUMBERING_LOCK_KEY})")
-            _run(conn, sql.PG_CHANGELOG)
-            for m in bound:
+            else:
                 _run(conn, sql.pg_triggers(m.table, m.key) if mode == "triggers" else sql.pg_drop_triggers(m.table))
+            if history.table_state(conn, m.table) != "installed":
+                history.record(conn, "installed", m.table, generation=generation and generation.generation,
+                               last_id=history.high_id(conn))
     return status(engine, mappings)
 
 
 def remove(engine: Engine, mappings: Sequence[TableMapping], *, drop_changelog: bool = False) -> CaptureStatus:
     """Drops the triggers of the mapped tables; with `drop_changelog` also the changelog itself.
 
-    Safe to run again. Returns the status afterwards.
+    The capture history (`migrator.capture_history`) is kept and records what was removed,
+    so a changelog created again continues its ids and the relay reports the gap. Safe to
+    run again. Returns the status afterwards.
     """
     with _begin(engine) as conn, conn.begin():
+        if not _is_sqlite(conn):
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({sql.NUMBERING_LOCK_KEY})")
         insp = inspect(conn)
+        has_changelog = changelog_exists(conn)
+        if has_changelog:
+            history.ensure(conn)
+        keep = history.exists(conn)
+        generation = history.current_generation(conn) if keep else None
+        gen_id = generation and generation.generation
         for m in mappings:
-            if insp.has_table(m.table):
-                _run(conn, sql.sqlite_drop_triggers(m.table) if _is_sqlite(conn) else sql.pg_drop_triggers(m.table))
+            if not insp.has_table(m.table):
+                continue
+            state = history.table_state(conn, m.table) if keep else None
+            if keep and (state == "installed" or (state is None and _triggers_installed(conn, m.table))):
+                last = latest_change_id(conn, m.table) if has_changelog else 0
+                history.record(conn, "removed", m.table, generation=gen_id, last_id=last)
+            _run(conn, sql.sqlite_drop_triggers(m.table) if _is_sqlite(conn) else sql.pg_drop_triggers(m.table))
         if drop_changelog:
+            if has_changelog:
+                history.record(conn, "changelog_dropped", generation=gen_id, last_id=history.high_id(conn))
             _run(conn, sql.SQLITE_DROP_CHANGELOG if _is_sqlite(conn) else sql.PG_DROP_CHANGELOG)
     return status(engine, mappings)
 

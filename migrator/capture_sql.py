@@ -196,3 +196,48 @@ def sqlite_triggers(table: str, key: str, columns: Sequence[str], binary: Iterab
 def sqlite_drop_triggers(table: str) -> list[str]:
     """Returns the statements dropping one table's capture triggers on SQLite (if present)."""
     return [f"DROP TRIGGER IF EXISTS {_quote(n)}" for n in sqlite_trigger_names(table)]
+
+
+# -- history: kept when the changelog is dropped -------------------------------
+HISTORY = "migrator_capture_history"
+HISTORY_ACTIONS = ("installed", "removed", "changelog_created", "changelog_dropped")
+_ACTIONS_CHECK = ", ".join(_literal(a) for a in HISTORY_ACTIONS)
+
+PG_HISTORY = [
+    f"""CREATE TABLE IF NOT EXISTS {HISTORY} (
+        seq BIGSERIAL PRIMARY KEY,
+        at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+        action TEXT NOT NULL CHECK (action IN ({_ACTIONS_CHECK})),
+        table_name TEXT,
+        generation TEXT,
+        last_id BIGINT NOT NULL DEFAULT 0
+    )""",
+]
+
+SQLITE_HISTORY = [
+    f"""CREATE TABLE IF NOT EXISTS {HISTORY} (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        action TEXT NOT NULL CHECK (action IN ({_ACTIONS_CHECK})),
+        table_name TEXT,
+        generation TEXT,
+        last_id INTEGER NOT NULL DEFAULT 0
+    )""",
+]
+
+# the highest id the changelog has handed out (0 when none); and moving it up to a floor
+SQLITE_HIGH_ID = f"SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = '{CHANGELOG}'), 0)"
+PG_HIGH_ID = f"SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM {CHANGELOG}_id_seq"
+
+
+def sqlite_id_floor(floor: int) -> list[str]:
+    """Returns the statements making the next SQLite changelog id at least `floor` + 1."""
+    return [f"DELETE FROM sqlite_sequence WHERE name = '{CHANGELOG}' AND seq < {int(floor)}",
+            f"INSERT INTO sqlite_sequence (name, seq) SELECT '{CHANGELOG}', {int(floor)} "
+            f"WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = '{CHANGELOG}')"]
+
+
+def pg_id_floor(floor: int) -> list[str]:
+    """Returns the statements making the next PostgreSQL changelog id at least `floor` + 1."""
+    return [f"SELECT setval('{CHANGELOG}_id_seq', {int(floor)}) WHERE {int(floor)} > 0 AND "
+            f"({PG_HIGH_ID}) < {int(floor)}"]

@@ -14,6 +14,10 @@ Rules (shared with the backfill, see docs/architecture.md):
 - On an existing stream a change C is applied only if C > the watermark of the stream's
   last import event: a backfilled row that already contains C does not get it twice.
 - Rows written by the migrator itself (origin other than "legacy") are never relayed.
+
+Before reading, `capture_gaps.check` compares the checkpoint with the legacy database's
+capture history: a recreated changelog is read from its beginning, and a stretch the relay
+could not see is recorded as a capture gap (reported until `migrator relay --resync`).
 """
 
 from __future__ import annotations
@@ -28,9 +32,10 @@ from es_app.bulk_gc import bulk_gc
 from es_app.store import EventStore, NewEvent, write_transaction
 from es_app.store.schema import events as events_table
 
+from . import capture_gaps
 from .capture import LEGACY_ORIGIN, Change, backlog as changelog_backlog, read_changes
 from .mapping import TableMapping, import_metadata, relay_event_id, relay_import_id
-from .relay_offsets import get_offset, lock_offset, offset_name, save_offset
+from .relay_offsets import get_offset, lock_state, offset_name, save_offset
 from .unique_claims import move_claims
 
 DEFAULT_BATCH_SIZE = 1000
@@ -104,21 +109,25 @@ class Relay:
         """
         table = self.mapping.table
         with write_transaction(self.store.engine) as conn:
-            offset = lock_offset(conn, self.name)
+            state = lock_state(conn, self.name)
             with self.legacy.connect() as legacy_conn:
+                state = capture_gaps.check(conn, legacy_conn, self.mapping, state)  # never skip silently
+                offset, base = state.position, state.id_base
                 changes = read_changes(legacy_conn, table, offset, self.batch_size)
             if not changes:
                 return RelayBatch(table, 0, 0, 0, 0, offset)
+            if base:  # ids restarted once: shifted past every id used before (see capture_gaps)
+                changes = [dataclasses.replace(c, id=c.id + base) for c in changes]
             self.store.lock_for_append(conn)
             items, relayed, skipped = self._plan(conn, changes)
             results = self.store.append_batch(conn, items) if items else []
             self._move_claims(conn, changes, {sid for sid, _, _ in items})
-            save_offset(conn, self.name, changes[-1].id)
+            save_offset(conn, self.name, changes[-1].id - base)
             if before_commit is not None:
                 before_commit()
         appended = sum(len(batch) for _, batch, _ in items)
         last = max((r.position for r in results if r is not None), default=None)
-        return RelayBatch(table, len(changes), relayed, skipped, appended, changes[-1].id, last)
+        return RelayBatch(table, len(changes), relayed, skipped, appended, changes[-1].id - base, last)
 
     def drain(self, *, max_batches: int | None = None,
               on_batch: Callable[[RelayBatch], Any] | None = None) -> RelayTotals:

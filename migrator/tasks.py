@@ -46,6 +46,10 @@ def relay(es_url: str | None = None, legacy_url: str | None = None) -> int:
     for t in totals:
         if t.read:
             log.info("relayed %s: %d changes -> %d events, offset %d", t.table, t.read, t.events, t.position)
+    from .capture_gaps import open_gaps
+
+    for gap in open_gaps(legacy, container.store.engine, mappings):  # every run, until `relay --resync`
+        log.warning("%s", gap.warning())
     return sum(t.read for t in totals)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 from rich.markup import escape
@@ -16,6 +16,7 @@ from migrator.capture import CaptureError, require_installed
 from migrator.mapping import MappingError
 from migrator.relay import Relay, RelayTotals, relays_for
 
+from .capture import warn_gaps
 from .common import CliError, EsUrl, LegacyUrl, MappingFile, check_database_url, console, finite, settings_for, styled
 from .serve import check_schema
 
@@ -70,9 +71,12 @@ def _drain(relays: list[Relay], es: Any, project: bool) -> None:
         console.print(f"projections applied {applied:,} events")
 
 
-def _follow(relays: list[Relay], legacy: Any, es: Any, project: bool, poll_interval: float) -> None:
+def _follow(relays: list[Relay], legacy: Any, es: Any, project: bool, poll_interval: float,
+            warn: Callable[[set], Any]) -> None:
     from migrator.relay_follow import follow
 
+    warned: set = set()
+    warn(warned)  # then again whenever a round relayed something: a gap is recorded as capture resumes
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -86,6 +90,8 @@ def _follow(relays: list[Relay], legacy: Any, es: Any, project: bool, poll_inter
                 console.print(f"{r.mapping.table}: {t.read:,} changes → {t.events:,} events "
                               f"({t.rate:,.0f} changes/s), offset {t.position}, backlog {r.backlog():,}",
                               highlight=False)
+        if any(t.read for t in totals):
+            warn(warned)
 
     console.print(f"following {', '.join(r.mapping.table for r in relays)} "
                   f"({'LISTEN' if legacy.dialect.name == 'postgresql' else 'polling'}, every {poll_interval}s at most); "
@@ -128,6 +134,8 @@ def relay(
                                                  help="With --follow: seconds between polls (PostgreSQL also "
                                                       "wakes on every legacy commit)")] = 1.0,
     project: Annotated[bool, typer.Option("--project/--no-project", help="Run the projections afterwards")] = True,
+    resync: Annotated[bool, typer.Option("--resync", help="After draining, compare every legacy row with its "
+                                         "stream and append what makes them agree; resolves capture gaps")] = False,
     tables: Annotated[Optional[list[str]], typer.Option("--table", show_default=False,
                                                         help="Only this mapped table (repeatable)")] = None,
     mapping: MappingFile = None,
@@ -148,16 +156,45 @@ def relay(
     except (MappingError, CaptureError) as exc:
         raise CliError(str(exc)) from None
     relays = relays_for(mappings, legacy, es.store, batch_size=batch_size)
+    if resync and follow:
+        raise CliError("--resync runs once: drop --follow")
     if wake_workers:
         if not follow:
             raise CliError("--wake-workers needs --follow")
         if settings.embedded:
             raise CliError("--wake-workers needs BROKER_URL (Celery workers to wake)")
+        warn_gaps(settings.es_database_url, legacy, mappings)  # the workers log them on every run
         _wake_workers(relays, legacy, es, poll_interval)
     elif follow:
-        _follow(relays, legacy, es, project, poll_interval)
+        _follow(relays, legacy, es, project, poll_interval,
+                lambda seen: warn_gaps(settings.es_database_url, legacy, mappings, seen))
     else:
-        _drain(relays, es, project)
+        _drain(relays, es, project and not resync)
+        if resync:
+            _resync(relays, es, project)
+        warn_gaps(settings.es_database_url, legacy, mappings)
+
+
+def _resync(relays: list[Relay], es: Any, project: bool) -> None:
+    from migrator.resync import Resync
+
+    table = Table(title="resync summary")
+    for col in ("table", "legacy rows", "streams", "imports", "deletes", "gaps resolved", "seconds"):
+        table.add_column(col, justify="left" if col == "table" else "right")
+    raced = 0
+    for r in relays:
+        with console.status(f"resync {r.mapping.table}"):
+            t = Resync(r.mapping, r.legacy, es.store).run()
+        raced += t.raced
+        table.add_row(t.table, f"{t.rows:,}", f"{t.streams:,}", f"{t.imported:,}", f"{t.deleted:,}",
+                      f"{t.gaps_resolved:,}", f"{t.seconds:.2f}")
+    console.print(table)
+    if raced:
+        console.print(f"[yellow]{raced:,} streams changed while they were compared[/yellow]: run "
+                      "`migrator relay --resync` again (the capture gaps stay open until a run without)",
+                      highlight=False)
+    if project:
+        console.print(f"projections applied {_project(es, False, None):,} events")
 
 
 def register(app: typer.Typer) -> None:

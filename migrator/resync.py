@@ -1,0 +1,178 @@
+"""Re-sync: make every stream of a mapped table agree with its legacy row again, after a capture gap.
+
+Two keyset walks, each chunk one write transaction on the event store holding the relay's
+checkpoint lock (so no relay batch of the table runs in between):
+
+1. Legacy rows in key order, read with their changelog watermark W in one snapshot (as the
+   backfill reads them). A row whose stream is missing or replays to another state gets an
+   import event of the row (`source=resync`, `changelog_watermark=W`), appended at the
+   stream's version: the relay then applies only changes after W (the watermark rule).
+2. Streams of the table's category in stream-id order: a live stream whose legacy row is
+   gone gets a delete event (`source=resync`).
+
+A second run finds every stream in agreement and writes nothing. At the end the table's
+gaps recorded before the run started are marked resolved (unless another writer appended to a
+stream between the comparison and the append: that stream is left for a second run, and the
+gaps stay open). Memory holds one chunk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable
+
+from sqlalchemy import Connection, Engine, column, select, table
+
+from es_app.store import EventStore, NewEvent, write_transaction
+from es_app.store.schema import events
+
+from . import capture_gaps
+from .backfill import ChunkReader
+from .capture import latest_change_id
+from .mapping import TableMapping, import_metadata, uuid5_text
+from .relay_offsets import lock_offset, lock_state, offset_name
+from .unique_claims import move_claims
+
+DEFAULT_CHUNK = 500
+SOURCE = "resync"
+
+
+@dataclasses.dataclass
+class ResyncTotals:
+    """Returns what a re-sync did: legacy rows and streams compared, imports and deletes appended, gaps resolved."""
+
+    table: str
+    rows: int = 0
+    streams: int = 0
+    imported: int = 0
+    deleted: int = 0
+    raced: int = 0  # streams another writer appended to meanwhile: left for a second run
+    gaps_resolved: int = 0
+    seconds: float = 0.0
+
+    @property
+    def events(self) -> int:
+        return self.imported + self.deleted
+
+
+class Resync:
+    """Re-syncs one mapped legacy table's streams with its rows (see the module's docstring)."""
+
+    def __init__(self, mapping: TableMapping, legacy: Engine, store: EventStore, *, chunk_size: int = DEFAULT_CHUNK):
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be at least 1")
+        self.mapping = mapping if mapping.table_columns else mapping.bind(legacy)
+        self.legacy, self.store, self.chunk_size = legacy, store, chunk_size
+        self.reader = ChunkReader(self.mapping, legacy)
+        self.name = offset_name(self.mapping.table)
+
+    def run(self, on_chunk: Callable[[ResyncTotals], Any] | None = None) -> ResyncTotals:
+        """Returns the totals after both walks; resolves the table's gaps recorded before the start."""
+        totals, started = ResyncTotals(self.mapping.table), time.perf_counter()
+        with self.store.engine.connect() as conn:
+            gap_ids = [g.id for g in capture_gaps.recorded_open(conn, self.mapping.table) if g.id is not None]
+        after: Any = None
+        while True:
+            with write_transaction(self.store.engine) as conn:
+                base = lock_state(conn, self.name).id_base  # the relay's ids once changelog ids restarted
+                chunk = self.reader.read_after(after, self.chunk_size)
+                if not chunk.rows:
+                    break
+                totals.imported += self._sync_rows(conn, chunk.rows, chunk.watermark + base, totals)
+            totals.rows += len(chunk.rows)
+            after = chunk.last_key
+            if on_chunk is not None:
+                on_chunk(totals)
+        last_stream = ""
+        while True:
+            with write_transaction(self.store.engine) as conn:
+                lock_offset(conn, self.name)
+                stream_ids = list(conn.execute(
+                    select(events.c.stream_id).distinct().where(events.c.category == self.mapping.category,
+                                                                events.c.stream_id > last_stream)
+                    .order_by(events.c.stream_id).limit(self.chunk_size)).scalars())
+                if not stream_ids:
+                    break
+                totals.deleted += self._delete_orphans(conn, stream_ids, totals)
+            totals.streams += len(stream_ids)
+            last_stream = stream_ids[-1]
+            if on_chunk is not None:
+                on_chunk(totals)
+        if not totals.raced:
+            with write_transaction(self.store.engine) as conn:
+                totals.gaps_resolved = capture_gaps.resolve_gaps(conn, self.mapping.table, gap_ids, SOURCE)
+        totals.seconds = time.perf_counter() - started
+        return totals
+
+    # -- the two walks -----------------------------------------------------
+    def _sync_rows(self, conn: Connection, rows: Iterable[dict[str, Any]], watermark: int,
+                   totals: ResyncTotals) -> int:
+        m = self.mapping
+        by_stream = {m.stream_id(m.key_of(row)): row for row in rows}
+        streams = self._replayed(conn, list(by_stream))
+        items = []
+        for sid, row in by_stream.items():
+            version, state = streams.get(sid, (0, None))
+            if state == m.state_from_row(row):
+                continue
+            data = m.import_data(row)
+            meta = import_metadata(SOURCE, watermark, data["updated_at"])
+            items.append((sid, [NewEvent(m.import_event_type, data, meta, _event_id(sid, version + 1))], version))
+        synced = self._append(conn, items, totals)
+        move_claims(self.store, conn, m, {sid: m.claims_of(by_stream[sid]) for sid in synced})
+        return len(synced)
+
+    def _delete_orphans(self, conn: Connection, stream_ids: list[str], totals: ResyncTotals) -> int:
+        m = self.mapping
+        # only streams imported from the table replay to a state: those the new side created are left alone
+        live = {sid: version for sid, (version, state) in self._replayed(conn, stream_ids).items() if state is not None}
+        if not live:
+            return 0
+        keys = {sid: m.key_of({m.key: sid[len(m.stream_prefix) + 1:]}) for sid in live}
+        legacy_table = table(m.table, column(m.key))
+        with self.legacy.connect() as lconn:
+            present = {m.stream_id(m.key_of({m.key: k})) for k in lconn.execute(
+                select(legacy_table.c[m.key]).where(legacy_table.c[m.key].in_(list(keys.values())))).scalars()}
+            watermark = latest_change_id(lconn)
+        now = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+        meta = {"source": SOURCE, "actor": "migrator", "occurred_at": now, "changelog_watermark": watermark}
+        items = [(sid, [m.delete_event(event_id=_event_id(sid, version + 1), metadata=meta)], version)
+                 for sid, version in live.items() if sid not in present]
+        deleted = self._append(conn, items, totals)
+        move_claims(self.store, conn, m, {sid: () for sid in deleted})  # a deleted row holds no value
+        return len(deleted)
+
+    def _append(self, conn: Connection, items: list[tuple[str, list[NewEvent], int]],
+                totals: ResyncTotals) -> list[str]:
+        """Returns the streams that got their event; one another writer moved meanwhile is counted as raced."""
+        if not items:
+            return []
+        self.store.lock_for_append(conn)
+        results = self.store.append_batch(conn, items, skip_mismatched=True)
+        done = [sid for (sid, _, _), r in zip(items, results) if r is not None]
+        totals.raced += len(items) - len(done)
+        return done
+
+    def _replayed(self, conn: Connection, stream_ids: list[str]) -> dict[str, tuple[int, dict[str, Any] | None]]:
+        """Returns {stream id: (version, replayed state)} of the streams that exist."""
+        upcast, found = self.store.upcasters.upcast, {}
+        rows = conn.execute(select(events.c.stream_id, events.c.version, events.c.event_type,
+                                   events.c.schema_version, events.c.data)
+                            .where(events.c.stream_id.in_(stream_ids)).order_by(events.c.stream_id, events.c.version))
+        current, version, folded = None, 0, []
+        for r in rows:
+            if r.stream_id != current:
+                if current is not None:
+                    found[current] = (version, self.mapping.replay(folded))
+                current, folded = r.stream_id, []
+            version = r.version
+            folded.append((r.event_type, upcast(r.event_type, r.schema_version, r.data)[1]))
+        if current is not None:
+            found[current] = (version, self.mapping.replay(folded))
+        return found
+
+
+def _event_id(stream_id: str, version: int) -> str:
+    return uuid5_text(f"{stream_id}:{version}:{SOURCE}")
