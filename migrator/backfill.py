@@ -42,15 +42,18 @@ from es_app.store import (
     EncodedEvent,
     EventStore,
     ExpectedVersion,
+    InvalidEvent,
     NewEvent,
     RecordedEvent,
+    check_events,
     encode_events,
     write_transaction,
 )
 
 from .backfill_runs import DONE, BackfillRun, delete_run, load_run, save_run
 from .capture import changelog_exists, latest_change_id
-from .mapping import TableMapping, backfill_import_id, import_metadata
+from .mapping import ORIGINALS, TableMapping, backfill_import_id, import_metadata
+from .parked import BACKFILL, ToPark, key_text, park
 from .throttle import Clock, PauseGate, RateLimiter, Sleep
 
 
@@ -82,12 +85,14 @@ class Chunk:
     """Returns one chunk as read from the legacy table: its rows, last key and watermark.
 
     `size` is how many rows were read; a chunk from the reader process leaves its `rows`
-    out (its import items carry what the writer needs)."""
+    out (its import items carry what the writer needs). `parked` are the rows whose import
+    cannot be built or stored (see migrator.parked), once `ChunkReader.read_and_build` made them."""
 
     rows: tuple[dict[str, Any], ...]
     last_key: Any
     watermark: int
     size: int = -1
+    parked: tuple[ToPark, ...] = ()
 
     def __post_init__(self) -> None:
         if self.size < 0:
@@ -97,7 +102,8 @@ class Chunk:
 @dataclasses.dataclass(frozen=True)
 class ChunkResult:
     """Returns what one stored chunk did: rows read, imported, skipped (stream already there), and
-    whether its events were projected in its own transaction."""
+    whether its events were projected in its own transaction; `parked`: rows the event store cannot
+    hold, parked with their reason (see migrator.parked)."""
 
     rows: int
     imported: int
@@ -105,9 +111,11 @@ class ChunkResult:
     last_key: Any
     watermark: int
     projected: bool = False
+    parked: int = 0
 
 
 Item = tuple[str, list[NewEvent] | list[EncodedEvent], ExpectedVersion]
+MAPPING_ERRORS = (ValueError, TypeError, ArithmeticError, KeyError)  # a value the mapping cannot turn into data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,11 +182,31 @@ class ChunkReader:
 
     def read_and_build(self, after: Any, limit: int, parsed: bool = False) -> tuple[Chunk, list[Item]]:
         """Returns the chunk and its import items with the events encoded for the append (and, if
-        `parsed`, read back for the projections: see `es_app.store.encode_events`)."""
+        `parsed`, read back for the projections: see `es_app.store.encode_events`). Rows whose
+        import cannot be built or stored are left out and come as the chunk's `parked`."""
         chunk = self.read_after(after, limit)
-        items = self.import_items(chunk)
-        encoded = encode_events([events[0] for _, events, _ in items], parsed=parsed)
+        items, parked = self.plan(chunk)
+        try:
+            encoded = encode_events([events[0] for _, events, _ in items], parsed=parsed)
+        except InvalidEvent:  # rare: find the rows the store cannot hold, one by one
+            kept: list[Item] = []
+            for item in items:
+                try:
+                    check_events(item[0], item[1])
+                    kept.append(item)
+                except InvalidEvent as exc:
+                    parked.append(self._unstorable(item, exc))
+            items = kept
+            encoded = encode_events([events[0] for _, events, _ in items], parsed=parsed)
+        chunk = dataclasses.replace(chunk, parked=tuple(parked)) if parked else chunk
         return chunk, [(stream_id, [e], expected) for (stream_id, _, expected), e in zip(items, encoded)]
+
+    def read_key(self, key: Any) -> tuple[dict[str, Any] | None, int]:
+        """Returns the row of one key (None when there is none) and its watermark, read in one snapshot."""
+        with self._snapshot() as conn:
+            rows = _fetch_dicts(conn, select(self._table).where(self._key == key))
+            watermark = latest_change_id(conn)
+        return (rows[0] if rows else None), watermark
 
     def count_after(self, after: Any) -> int:
         """Returns how many rows have keys above `after` (all of them for None)."""
@@ -197,17 +225,52 @@ class ChunkReader:
                 yield conn
 
     def import_items(self, chunk: Chunk) -> list[Item]:
-        """Returns the chunk's appends: (stream id, [import event], NO_STREAM) per row."""
+        """Returns the chunk's appends: (stream id, [import event], NO_STREAM) per row (see `plan`)."""
+        return self.plan(chunk)[0]
+
+    def plan(self, chunk: Chunk) -> tuple[list[Item], list[ToPark]]:
+        """Returns the chunk's appends, (stream id, [import event], NO_STREAM) per row, and the rows
+        whose import the mapping cannot build (parked with the reason)."""
         m, watermark, no_stream = self.mapping, chunk.watermark, ExpectedVersion.NO_STREAM
-        items = []
+        items, parked = [], []
         for row in chunk.rows:
-            data = m.import_data(row)
-            key = data["legacy_key"]
-            # occurred_at = the row's updated_at, as the event carries it
-            meta = import_metadata("backfill", watermark, data["updated_at"])
-            event = NewEvent(m.import_event_type, data, meta, backfill_import_id(m.table, key))
-            items.append((m.stream_id(key), [event], no_stream))
-        return items
+            try:
+                data, originals = m.import_payload(row)
+                key = data["legacy_key"]
+                # occurred_at = the row's updated_at, as the event carries it
+                meta = import_metadata("backfill", watermark, data["updated_at"])
+                if originals is not None:
+                    meta[ORIGINALS] = originals
+                event = NewEvent(m.import_event_type, data, meta, backfill_import_id(m.table, key))
+                items.append((m.stream_id(key), [event], no_stream))
+            except MAPPING_ERRORS as exc:
+                parked.append(self._unmappable(row, exc))
+        return items, parked
+
+    def checked_items(self, chunk: Chunk) -> tuple[list[Item], list[ToPark]]:
+        """Returns `plan(chunk)` with the items the event store cannot hold moved to the parked rows."""
+        items, parked = self.plan(chunk)
+        kept = []
+        for item in items:
+            try:
+                check_events(item[0], item[1])
+                kept.append(item)
+            except InvalidEvent as exc:
+                parked.append(self._unstorable(item, exc))
+        return kept, parked
+
+    def _unmappable(self, row: dict[str, Any], exc: Exception) -> ToPark:
+        m = self.mapping
+        try:
+            key, data = m.key_of(row), m.json_row(row)
+        except MAPPING_ERRORS:
+            key, data = row.get(m.key), dict(row)
+        return ToPark(key_text(key), f"mapping {m.table}: {type(exc).__name__}: {exc}", data)
+
+    @staticmethod
+    def _unstorable(item: Item, exc: InvalidEvent) -> ToPark:
+        data = item[1][0].data  # type: ignore[union-attr]  # a NewEvent: encoded ones are checked already
+        return ToPark(key_text(data["legacy_key"]), str(exc), data["row"])
 
 
 @contextmanager
@@ -356,7 +419,9 @@ class Backfill:
         `import_items`, when already built.
         """
         run = self._require_run()
-        items = self.import_items(chunk) if items is None else items
+        if items is None:
+            items, parked = self.checked_items(chunk)
+            chunk = dataclasses.replace(chunk, parked=tuple(parked))
         appended = self.project.appended if self.project is not None else None
         projected = False
         size = chunk.size
@@ -369,17 +434,31 @@ class Backfill:
             else:
                 results = self.store.append_batch(conn, items, skip_mismatched=True)
             imported = sum(1 for r in results if r is not None)
+            n_parked = self._park(conn, chunk.parked)
             updated = dataclasses.replace(
                 run, last_key=chunk.last_key, rows_done=run.rows_done + size,
                 rows_imported=run.rows_imported + imported,
-                rows_skipped=run.rows_skipped + size - imported,
+                rows_skipped=run.rows_skipped + size - imported - n_parked,
+                rows_parked=run.rows_parked + n_parked,
                 chunks=run.chunks + (1 if size else 0),
                 watermark=chunk.watermark if size else run.watermark)
             if not size:
                 updated.status, updated.finished_at = DONE, datetime.now(timezone.utc)
             save_run(conn, updated)
         self.run = updated
-        return ChunkResult(size, imported, size - imported, chunk.last_key, chunk.watermark, projected or not imported)
+        return ChunkResult(size, imported, size - imported - n_parked, chunk.last_key, chunk.watermark,
+                           projected or not imported, n_parked)
+
+    def _park(self, conn: Connection, rows: Sequence[ToPark]) -> int:
+        """Parks the chunk's rows the event store cannot hold (but a key whose stream exists: the
+        row was imported before, or the relay made it) and returns how many rows were parked."""
+        if not rows:
+            return 0
+        wanted = {self.mapping.stream_id(r.key): r for r in rows}
+        existing = self.store.stream_versions(conn, list(wanted))
+        waiting = [r for sid, r in wanted.items() if sid not in existing]
+        park(conn, self.mapping.table, BACKFILL, waiting)
+        return len(waiting)
 
     def import_items(self, chunk: Chunk) -> list[Item]:
         """Returns the chunk's appends: (stream id, [import event], NO_STREAM) per row."""

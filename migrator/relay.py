@@ -14,6 +14,9 @@ Rules (shared with the backfill, see docs/architecture.md):
 - On an existing stream a change C is applied only if C > the watermark of the stream's
   last import event: a backfilled row that already contains C does not get it twice.
 - Rows written by the migrator itself (origin other than "legacy") are never relayed.
+- A change whose events the mapping cannot build or the store cannot hold is parked with its
+  reason (migrator.parked), and so is every later change of the same key, behind it: the key
+  keeps its order, the other keys flow on. `migrator parked retry` applies them after a fix.
 """
 
 from __future__ import annotations
@@ -25,15 +28,17 @@ from typing import Any, Callable, Iterable, Sequence
 from sqlalchemy import Engine, func, select
 
 from es_app.bulk_gc import bulk_gc
-from es_app.store import EventStore, NewEvent, write_transaction
+from es_app.store import EventStore, InvalidEvent, NewEvent, check_events, write_transaction
 from es_app.store.schema import events as events_table
 
 from .capture import LEGACY_ORIGIN, Change, backlog as changelog_backlog, read_changes
 from .mapping import TableMapping, import_metadata, relay_event_id, relay_import_id
+from .parked import RELAY, ToPark, key_text, park, waiting_keys
 from .relay_offsets import get_offset, lock_offset, offset_name, save_offset
 
 DEFAULT_BATCH_SIZE = 1000
 _CHUNK = 500
+MAPPING_ERRORS = (ValueError, TypeError, ArithmeticError, KeyError)  # a value the mapping cannot turn into data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +52,7 @@ class RelayBatch:
     events: int
     position: int
     last_event_position: int | None = None
+    parked: int = 0  # changes parked (see migrator.parked), counted in `read`, not in `relayed`/`skipped`
 
 
 @dataclasses.dataclass
@@ -62,9 +68,11 @@ class RelayTotals:
     position: int = 0
     last_event_position: int | None = None
     seconds: float = 0.0
+    parked: int = 0
 
     def add(self, batch: RelayBatch) -> None:
         self.read += batch.read
+        self.parked += batch.parked
         self.relayed += batch.relayed
         self.skipped += batch.skipped
         self.events += batch.events
@@ -109,14 +117,15 @@ class Relay:
             if not changes:
                 return RelayBatch(table, 0, 0, 0, 0, offset)
             self.store.lock_for_append(conn)
-            items, relayed, skipped = self._plan(conn, changes)
+            items, relayed, skipped, to_park = self._plan(conn, changes)
             results = self.store.append_batch(conn, items) if items else []
+            park(conn, table, RELAY, to_park)
             save_offset(conn, self.name, changes[-1].id)
             if before_commit is not None:
                 before_commit()
         appended = sum(len(batch) for _, batch, _ in items)
         last = max((r.position for r in results if r is not None), default=None)
-        return RelayBatch(table, len(changes), relayed, skipped, appended, changes[-1].id, last)
+        return RelayBatch(table, len(changes), relayed, skipped, appended, changes[-1].id, last, len(to_park))
 
     def drain(self, *, max_batches: int | None = None,
               on_batch: Callable[[RelayBatch], Any] | None = None) -> RelayTotals:
@@ -148,27 +157,57 @@ class Relay:
             return changelog_backlog(conn, self.mapping.table, position)
 
     # -- deciding ----------------------------------------------------------
-    def _plan(self, conn: Any, changes: Sequence[Change]) -> tuple[list[tuple[str, list[NewEvent], int]], int, int]:
+    def _plan(self, conn: Any, changes: Sequence[Change]
+              ) -> tuple[list[tuple[str, list[NewEvent], int]], int, int, list[ToPark]]:
         m = self.mapping
         stream_ids = list(dict.fromkeys(m.stream_id(c.pk) for c in changes))
         streams = self._streams(conn, stream_ids)
         already = self._already_relayed(conn, changes, set(streams))
+        waiting = waiting_keys(conn, m.table, (key_text(c.pk) for c in changes))
         planned: dict[str, tuple[int, list[NewEvent]]] = {}
+        to_park: list[ToPark] = []
         relayed = skipped = 0
         for change in changes:
             if change.origin != LEGACY_ORIGIN or change.id in already:
                 skipped += 1
                 continue
+            key = key_text(change.pk)
+            if key in waiting:
+                to_park.append(ToPark(key, f"waits behind an earlier parked row or change of key {key}",
+                                      dataclasses.asdict(change), change.id))
+                continue
             sid = m.stream_id(change.pk)
             stream = streams.setdefault(sid, _Stream(0, None))
-            new = self._events_for(change, stream)
+            try:
+                new = self.events_for(change, stream)
+            except (InvalidEvent, *MAPPING_ERRORS) as exc:
+                waiting.add(key)
+                to_park.append(ToPark(key, _reason(m.table, exc), dataclasses.asdict(change), change.id))
+                continue
             if not new:
                 skipped += 1
                 continue
             relayed += 1
             planned.setdefault(sid, (stream.version, []))[1].extend(new)
             stream.version += len(new)
-        return [(sid, batch, expected) for sid, (expected, batch) in planned.items()], relayed, skipped
+        return [(sid, batch, expected) for sid, (expected, batch) in planned.items()], relayed, skipped, to_park
+
+    def events_for(self, c: Change, stream: _Stream) -> list[NewEvent]:
+        """Returns the change's events on a stream in that state, moving the state past them; raises
+        InvalidEvent (or the mapping's error) and leaves the state alone when they cannot be stored."""
+        before = (stream.version, stream.watermark)
+        try:
+            new = self._events_for(c, stream)
+            if new:
+                check_events(self.mapping.stream_id(c.pk), new)
+            return new
+        except BaseException:
+            stream.version, stream.watermark = before
+            raise
+
+    def streams(self, conn: Any, stream_ids: list[str]) -> dict[str, _Stream]:
+        """Returns {stream id: (version, watermark of its last import)} of the streams that exist."""
+        return self._streams(conn, stream_ids)
 
     def _events_for(self, c: Change, stream: _Stream) -> list[NewEvent]:
         m, table = self.mapping, self.mapping.table
@@ -226,6 +265,12 @@ class Relay:
             done.update(by_id[i] for i in conn.execute(
                 select(events_table.c.event_id).where(events_table.c.event_id.in_(chunk))).scalars())
         return done
+
+
+def _reason(table: str, exc: BaseException) -> str:
+    if isinstance(exc, InvalidEvent):
+        return str(exc)
+    return f"mapping {table}: {type(exc).__name__}: {exc}"
 
 
 def _chunks(items: list[Any]) -> Iterable[list[Any]]:

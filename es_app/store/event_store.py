@@ -381,6 +381,16 @@ class EventStore:
         with self.engine.connect() as conn:
             return self._stream_version(conn, stream_id)
 
+    def stream_versions(self, conn: Connection, stream_ids: Sequence[str]) -> dict[str, int]:
+        """Returns {stream id: last version} of those streams that have events (read in `conn`)."""
+        unique = list(dict.fromkeys(stream_ids))
+        found: dict[str, int] = {}
+        for start in range(0, len(unique), 500):
+            q = (select(events.c.stream_id, func.max(events.c.version))
+                 .where(events.c.stream_id.in_(unique[start:start + 500])).group_by(events.c.stream_id))
+            found.update((sid, version) for sid, version in conn.execute(q))
+        return found
+
     @staticmethod
     def _stream_version(conn: Connection, stream_id: str) -> int:
         return conn.execute(select(func.max(events.c.version)).where(
