@@ -420,7 +420,7 @@ class Backfill:
         """
         run = self._require_run()
         if items is None:
-            items, parked = self.checked_items(chunk)
+            items, parked = self.reader.checked_items(chunk)
             chunk = dataclasses.replace(chunk, parked=tuple(parked))
         appended = self.project.appended if self.project is not None else None
         projected = False

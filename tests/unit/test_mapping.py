@@ -23,6 +23,7 @@ from migrator.mapping import (
     uuid5_text,
 )
 from migrator.mapping_files import load_mapping_file, mapping_from_dict
+from migrator.normalizers import strip_control
 from tests.accounts import accounts_mapping
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
@@ -178,11 +179,13 @@ def test_mapping_from_dict_builds_the_same_mapping_as_python():
     spec = {"table": "users", "key": "id", "stream_prefix": "user", "import_event_type": "UserImported",
             "delete_event_type": "UserDeleted", "column_event_type": "UserLegacyColumnChanged",
             "created_at": "created_at", "updated_at": "updated_at",
-            "columns": {"full_name": {"field": "name", "normalize": ["trim"], "event": "UserNameChanged"},
-                        "email": {"field": "email", "normalize": "email", "event": "UserEmailChanged"},
+            "columns": {"full_name": {"field": "name", "normalize": ["strip_control", "trim"],
+                                      "event": "UserNameChanged"},
+                        "email": {"field": "email", "normalize": ["strip_control", "email"],
+                                  "event": "UserEmailChanged"},
                         "is_active": {"field": "active", "normalize": ["bool"], "true_event": "UserReactivated",
                                       "false_event": "UserDeactivated"},
-                        "phone": {"field": "phone", "normalize": ["trim", "blank_to_none"],
+                        "phone": {"field": "phone", "normalize": ["strip_control", "trim", "blank_to_none"],
                                   "event": "UserPhoneChanged"}}}
     assert mapping_from_dict(spec) == USERS
 
@@ -217,6 +220,8 @@ _loose = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.text
 def test_import_data_is_the_column_by_column_coercion_and_normalization(row, precision):
     m = dataclasses.replace(BOUND_USERS, timestamp_precision=precision)
     coerced = {c: m._value(c, row.get(c)) for c in m.table_columns}
+    for c in ("full_name", "email", "phone"):  # strip_control cleans the row's copy too (see import_payload)
+        coerced[c] = strip_control(coerced[c])
     expected = {**{c.field: m.field_value(c.column, row.get(c.column)) for c in m.columns},
                 "legacy_key": coerced["id"], "created_at": coerced["created_at"], "updated_at": coerced["updated_at"],
                 "row": coerced}
