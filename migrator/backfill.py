@@ -52,6 +52,7 @@ from es_app.store import (
 
 from .backfill_runs import DONE, BackfillRun, delete_run, load_run, save_run
 from .capture import changelog_exists, latest_change_id
+from .leases import DEFAULT_TTL_S, Lease, LeaseHeld, LeaseLost, acquire_in, release, release_in, renew, renew_in
 from .mapping import ORIGINALS, TableMapping, backfill_import_id, import_metadata
 from .parked import BACKFILL, ToPark, key_text, park
 from .throttle import Clock, PauseGate, RateLimiter, Sleep
@@ -78,6 +79,9 @@ class BackfillOptions:
     # read and build chunks ahead in a second process; None = on SQLite when READ_PROCESS_FROM rows or more
     # are left (see Backfill._read_pool). Never with a rate cap, nor for an in-memory database.
     read_process: bool | None = None
+    # seconds a run's lease lives without a committed chunk (or a pause poll) renewing it: a second run
+    # refuses to start while it lives; a run killed outright is taken over once it expired (migrator.leases)
+    lease_ttl: float = DEFAULT_TTL_S
 
 
 @dataclasses.dataclass(frozen=True)
@@ -348,6 +352,8 @@ class Backfill:
         self.options = options or BackfillOptions()
         if self.options.batch_size < 1:
             raise BackfillError("--batch-size must be at least 1")
+        if not self.options.lease_ttl > 0:
+            raise BackfillError("--lease-ttl must be positive")
         self.gate = gate or PauseGate(pause_file=self.options.pause_file)
         self.project = project
         self.clock, self.sleep = clock, sleep
@@ -358,6 +364,7 @@ class Backfill:
         self._chosen = False
         self._ahead: tuple[Any, int, Future] | None = None  # (after key, limit, future of (chunk, items))
         self._analyze_at = ANALYZE_FIRST_AT  # the run's imported rows at which the store is next analysed
+        self._lease: Lease | None = None  # held from start() to close()
 
     @property
     def name(self) -> str:
@@ -372,10 +379,15 @@ class Backfill:
     def start(self, *, resume: bool = False, restart: bool = False) -> BackfillRun:
         """Returns the run to continue: a new one, the stored one (`resume`), or a fresh one (`restart`).
 
-        Raises BackfillError when an unfinished or finished run exists and neither flag says what to do.
+        Raises BackfillError when an unfinished or finished run exists and neither flag says what to do,
+        or when another run of this table is going on (its lease, see migrator.leases, names it).
         """
         self._check_capture()
         with write_transaction(self.store.engine) as conn:
+            try:
+                lease = acquire_in(conn, f"the backfill of {self.name}", self.options.lease_ttl)
+            except LeaseHeld as exc:
+                raise BackfillError(str(exc)) from None
             run = load_run(conn, self.name)
             if run is not None and restart:
                 delete_run(conn, self.name)
@@ -389,6 +401,10 @@ class Backfill:
             if run is None:
                 run = BackfillRun(self.name, self.mapping.table)
                 save_run(conn, run)
+            if run.finished:
+                release_in(conn, lease)  # nothing to run
+            else:
+                self._lease = lease
         self.run = run
         self.limiter.start()
         return run
@@ -444,6 +460,7 @@ class Backfill:
                 watermark=chunk.watermark if size else run.watermark)
             if not size:
                 updated.status, updated.finished_at = DONE, datetime.now(timezone.utc)
+            self._renew_in(conn)
             save_run(conn, updated)
         self.run = updated
         return ChunkResult(size, imported, size - imported - n_parked, chunk.last_key, chunk.watermark,
@@ -464,12 +481,28 @@ class Backfill:
         """Returns the chunk's appends: (stream id, [import event], NO_STREAM) per row."""
         return self.reader.import_items(chunk)
 
+    def _renew_in(self, conn: Connection) -> None:
+        """Renews the run's lease in the chunk's transaction: a run whose lease was taken over stops."""
+        if self._lease is not None:
+            try:
+                renew_in(conn, self._lease)
+            except LeaseLost as exc:
+                raise BackfillError(f"{exc}; the other run goes on") from None
+
+    def _paused(self, reason: str) -> None:
+        if self._lease is not None:
+            try:
+                renew(self.store.engine, self._lease)
+            except LeaseLost as exc:
+                raise BackfillError(f"{exc}; the other run goes on") from None
+        self.on_pause(reason)
+
     def step(self) -> ChunkResult:
         """Reads and stores the next chunk (rate cap and pause conditions first), then projects.
 
         Returns what the chunk did; a result with 0 rows means the run is done.
         """
-        self.gate.wait(self.sleep, poll_s=self.options.poll_s, on_pause=self.on_pause)
+        self.gate.wait(self.sleep, poll_s=self.options.poll_s, on_pause=self._paused)
         after, limit = self._require_run().last_key, self.limiter.chunk_limit(self.options.batch_size)
         chunk, items = self._next_chunk(after, limit)
         if chunk.size and self._read_pool() is not None:
@@ -550,12 +583,16 @@ class Backfill:
         return BackfillError(f"the backfill's reader process of {self.name} died ({exc}); run again with --resume")
 
     def close(self) -> None:
-        """Stops reading ahead (a chunk read in advance is dropped; it is read again by the next step)."""
+        """Stops reading ahead (a chunk read in advance is dropped; it is read again by the next step)
+        and gives the run's lease back."""
         self._ahead = None
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
         self._chosen = False
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            release(self.store.engine, lease)
 
     def run_to_end(self, on_chunk: Callable[[ChunkResult], Any] | None = None) -> BackfillRun:
         """Steps until the table is exhausted (with a quieter garbage collector, see
