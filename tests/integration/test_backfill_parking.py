@@ -125,3 +125,39 @@ def test_the_users_mapping_strips_control_characters_and_keeps_the_original(dbs)
     assert json.loads(event.metadata["legacy_originals"]["full_name"]) == "Ann\x00e\x07"
     assert "legacy_originals" not in EventStore(es).read_stream("user-2")[0].metadata
     assert differences(legacy, EventStore(es), USERS.bind(legacy)) == []
+
+
+def test_the_cli_lists_and_retries_parked_rows_and_the_backfill_counts_them(new_database_url, tmp_path, capsys):
+    from es_app.bootstrap import engine_for
+    from migrator.cli import main
+
+    legacy = sqlite_legacy(tmp_path)
+    es_url, legacy_url = new_database_url("es"), legacy.url.render_as_string(hide_password=False)
+    urls = ["--es-url", es_url, "--legacy-url", legacy_url]
+    insert_users(legacy, keys(5))
+    with legacy.begin() as conn:
+        conn.execute(text("UPDATE users SET is_active = 'maybe' WHERE id = 4"))
+    assert main(["backfill", "--no-project", *urls]) == 0
+    out = capsys.readouterr().out
+    assert "1 rows parked" in out and "migrator parked list" in out
+    assert main(["parked", "list", "--json", *urls]) == 0
+    [entry] = json.loads(capsys.readouterr().out)
+    assert (entry["key"], entry["source"], entry["status"]) == ("4", "backfill", "parked")
+    assert json.loads(entry["row"])["is_active"] == "maybe"
+    assert main(["parked", "list", *urls]) == 0
+    table = capsys.readouterr().out
+    assert "parked (1)" in table and "'maybe'" in table  # the reason, folded into the table's width
+
+    assert main(["parked", "retry", "--table", "users", *urls]) == 1  # not fixed yet: one line, non-zero
+    captured = capsys.readouterr()
+    assert "0 entries resolved, 1 still parked" in captured.out
+    assert len(captured.err.strip().splitlines()) == 1 and "still parked" in captured.err
+    with legacy.begin() as conn:
+        conn.execute(text("UPDATE users SET is_active = 1 WHERE id = 4"))
+    assert main(["parked", "retry", *urls]) == 0
+    assert "1 entries resolved, 0 still parked" in capsys.readouterr().out
+    assert main(["parked", "list", "--json", *urls]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert EventStore(make_engine(es_url)).stream_version("user-4") == 1
+    engine_for(es_url).dispose()
+    legacy.dispose()

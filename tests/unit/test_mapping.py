@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -243,3 +244,23 @@ def test_a_naive_timestamp_text_normalizes_as_the_utc_datetime_it_names(t, separ
 
     text = t.isoformat(sep=separator, timespec="microseconds")  # how SQLite hands over a stored timestamp
     assert timestamp(precision)(text) == timestamp(precision)(t.replace(tzinfo=timezone.utc))
+
+
+@pytest.mark.parametrize("raw, clean", [
+    ("Ann\x00e", "Anne"), ("a\tb\nc\r", "a\tb\nc\r"), ("bell\x07 esc\x1b del\x7f", "bell esc del"),
+    ("lone \ud800", "lone \ufffd"), ("é 😀 ok", "é 😀 ok"), (None, None), (5, 5)])
+def test_strip_control_removes_what_a_store_or_a_name_should_not_hold(raw, clean):
+    from migrator.normalizers import escaped
+
+    assert strip_control(raw) == clean
+    assert json.loads(escaped(raw)) == raw and escaped(raw).isascii()  # the original stays reproducible
+
+
+def test_a_change_cleaned_by_strip_control_keeps_the_exact_legacy_value_in_its_metadata():
+    old, new = {"id": 1, "full_name": "Ann"}, {"id": 1, "full_name": "Ann\x00e", "phone": "1\x002"}
+    events = USERS.change_events(old, new, event_ids=ids(), metadata={"source": "relay"})
+    assert [(e.type, e.data) for e in events] == [("UserNameChanged", {"name": "Anne"}),
+                                                  ("UserPhoneChanged", {"phone": "12"})]
+    assert json.loads(events[0].metadata["legacy_originals"]["full_name"]) == "Ann\x00e"
+    assert events[0].metadata["source"] == "relay"
+    assert USERS.change_events(old, {"id": 1, "full_name": "Bo"}, event_ids=ids(), metadata={})[0].metadata == {}
