@@ -54,7 +54,7 @@ from .backfill_runs import DONE, BackfillRun, delete_run, load_run, save_run
 from .capture import changelog_exists, latest_change_id
 from .leases import DEFAULT_TTL_S, Lease, LeaseHeld, LeaseLost, acquire_in, release, release_in, renew, renew_in
 from .mapping import ORIGINALS, TableMapping, backfill_import_id, import_metadata
-from .parked import BACKFILL, ToPark, key_text, park
+from .parked import BACKFILL, ToPark, key_text, park, reason_of
 from .throttle import Clock, PauseGate, RateLimiter, Sleep
 
 
@@ -269,7 +269,7 @@ class ChunkReader:
             key, data = m.key_of(row), m.json_row(row)
         except MAPPING_ERRORS:
             key, data = row.get(m.key), dict(row)
-        return ToPark(key_text(key), f"mapping {m.table}: {type(exc).__name__}: {exc}", data)
+        return ToPark(key_text(key), reason_of(m.table, exc), data)
 
     @staticmethod
     def _unstorable(item: Item, exc: InvalidEvent) -> ToPark:

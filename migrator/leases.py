@@ -58,6 +58,27 @@ class Lease:
     ttl_s: float
 
 
+@dataclasses.dataclass(frozen=True)
+class LeaseInfo:
+    """Returns who holds a lease: the job, host, pid, since when and until when."""
+
+    name: str
+    host: str
+    pid: int
+    acquired_at: datetime
+    expires_at: datetime
+
+
+def current(engine: Engine) -> list[LeaseInfo]:
+    """Returns the leases held now (not expired), by name: the runs going on (for `migrator status`)."""
+    now = _now()
+    with engine.connect() as conn:
+        rows = conn.execute(select(leases).where(leases.c.owner != "").order_by(leases.c.name)).mappings().all()
+    found = [LeaseInfo(r["name"], r["host"], r["pid"], _aware(r["acquired_at"]), _aware(r["expires_at"]))
+             for r in rows]
+    return [lease for lease in found if lease.expires_at > now]
+
+
 def _owner() -> str:
     return f"{socket.gethostname()[:60]}:{os.getpid()}:{_PROCESS_TOKEN}"  # a forked child is another owner
 

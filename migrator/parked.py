@@ -34,6 +34,8 @@ from sqlalchemy import (
     select,
 )
 
+from es_app.store import StoreError
+
 from .normalizers import escaped, strip_control
 
 metadata = MetaData()
@@ -118,6 +120,13 @@ def one_line(problem: Any) -> str:
     """Returns an error's message as one storable line (at most REASON_MAX characters)."""
     text = " ".join(strip_control(str(problem)).split()) or type(problem).__name__
     return text if len(text) <= REASON_MAX else text[:REASON_MAX - 3] + "..."
+
+
+def reason_of(table: str, exc: BaseException) -> str:
+    """Returns why a row or change is parked: the store's one line, or the mapping's error."""
+    if isinstance(exc, StoreError):
+        return str(exc)
+    return f"mapping {table}: {type(exc).__name__}: {exc}"
 
 
 def _now() -> datetime:

@@ -29,8 +29,8 @@ from es_app.store import EventStore, ExpectedVersion, InvalidEvent, NewEvent, ch
 from .backfill import ChunkReader
 from .capture import Change
 from .mapping import ORIGINALS, TableMapping, import_metadata, uuid5_text
-from .parked import RELAY, ParkedEntry, failed_again, open_entries, resolve
-from .relay import MAPPING_ERRORS, Relay, _reason, _Stream
+from .parked import RELAY, ParkedEntry, failed_again, open_entries, reason_of, resolve
+from .relay import MAPPING_ERRORS, Relay, _Stream
 from .relay_offsets import lock_offset, offset_name
 
 
@@ -93,7 +93,7 @@ class _KeyRetry:
         try:
             new = self.relay.events_for(change, self.stream)
         except (InvalidEvent, *MAPPING_ERRORS) as exc:
-            return _reason(self.mapping.table, exc)
+            return reason_of(self.mapping.table, exc)
         self._append(new)
         return None
 
@@ -113,7 +113,7 @@ class _KeyRetry:
             if event is not None:
                 check_events(self.sid, [event])
         except (InvalidEvent, *MAPPING_ERRORS) as exc:
-            return None, _reason(m.table, exc)
+            return None, reason_of(m.table, exc)
         if event is not None:
             self._append([event])
         self.stream.watermark = watermark

@@ -33,7 +33,7 @@ from es_app.store.schema import events as events_table
 
 from .capture import LEGACY_ORIGIN, Change, backlog as changelog_backlog, read_changes
 from .mapping import TableMapping, import_metadata, relay_event_id, relay_import_id
-from .parked import RELAY, ToPark, key_text, park, waiting_keys
+from .parked import RELAY, ToPark, key_text, park, reason_of, waiting_keys
 from .relay_offsets import get_offset, lock_offset, offset_name, save_offset
 
 DEFAULT_BATCH_SIZE = 1000
@@ -182,7 +182,7 @@ class Relay:
                 new = self.events_for(change, stream)
             except (InvalidEvent, *MAPPING_ERRORS) as exc:
                 waiting.add(key)
-                to_park.append(ToPark(key, _reason(m.table, exc), dataclasses.asdict(change), change.id))
+                to_park.append(ToPark(key, reason_of(m.table, exc), dataclasses.asdict(change), change.id))
                 continue
             if not new:
                 skipped += 1
@@ -265,12 +265,6 @@ class Relay:
             done.update(by_id[i] for i in conn.execute(
                 select(events_table.c.event_id).where(events_table.c.event_id.in_(chunk))).scalars())
         return done
-
-
-def _reason(table: str, exc: BaseException) -> str:
-    if isinstance(exc, InvalidEvent):
-        return str(exc)
-    return f"mapping {table}: {type(exc).__name__}: {exc}"
 
 
 def _chunks(items: list[Any]) -> Iterable[list[Any]]:

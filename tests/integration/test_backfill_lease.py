@@ -51,6 +51,8 @@ def test_a_second_run_refuses_with_one_line_naming_the_first(db, other_process):
     first.step()
     row = lease_row(engine)
     assert (row["host"], row["pid"]) == (socket.gethostname(), os.getpid())
+    [held] = leases.current(engine)
+    assert (held.name, held.host, held.pid) == ("the backfill of users", socket.gethostname(), os.getpid())
     with other_process, pytest.raises(BackfillError) as info:
         make_backfill(engine, batch_size=3).start(resume=True)
     message = str(info.value)
@@ -68,6 +70,7 @@ def test_an_expired_lease_is_taken_over_and_the_old_run_stops_at_its_next_chunk(
     dead.start()
     dead.step()  # then it hangs (or was killed): no renewal
     expire(engine)
+    assert leases.current(engine) == []
     with other_process:
         taker = make_backfill(engine, batch_size=3)
         taker.start(resume=True)
