@@ -54,7 +54,7 @@ from .backfill_runs import DONE, BackfillRun, delete_run, load_run, save_run
 from .capture import changelog_exists, latest_change_id
 from .leases import DEFAULT_TTL_S, Lease, LeaseHeld, LeaseLost, acquire_in, release, release_in, renew, renew_in
 from .mapping import ORIGINALS, TableMapping, backfill_import_id, import_metadata
-from .parked import BACKFILL, ToPark, key_text, park, reason_of
+from .parked import BACKFILL, MAPPING_ERRORS, ToPark, key_text, park, reason_of
 from .throttle import Clock, PauseGate, RateLimiter, Sleep
 
 
@@ -119,7 +119,6 @@ class ChunkResult:
 
 
 Item = tuple[str, list[NewEvent] | list[EncodedEvent], ExpectedVersion]
-MAPPING_ERRORS = (ValueError, TypeError, ArithmeticError, KeyError)  # a value the mapping cannot turn into data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,14 +192,7 @@ class ChunkReader:
         try:
             encoded = encode_events([events[0] for _, events, _ in items], parsed=parsed)
         except InvalidEvent:  # rare: find the rows the store cannot hold, one by one
-            kept: list[Item] = []
-            for item in items:
-                try:
-                    check_events(item[0], item[1])
-                    kept.append(item)
-                except InvalidEvent as exc:
-                    parked.append(self._unstorable(item, exc))
-            items = kept
+            items = self._storable(items, parked)
             encoded = encode_events([events[0] for _, events, _ in items], parsed=parsed)
         chunk = dataclasses.replace(chunk, parked=tuple(parked)) if parked else chunk
         return chunk, [(stream_id, [e], expected) for (stream_id, _, expected), e in zip(items, encoded)]
@@ -254,6 +246,10 @@ class ChunkReader:
     def checked_items(self, chunk: Chunk) -> tuple[list[Item], list[ToPark]]:
         """Returns `plan(chunk)` with the items the event store cannot hold moved to the parked rows."""
         items, parked = self.plan(chunk)
+        return self._storable(items, parked), parked
+
+    def _storable(self, items: list[Item], parked: list[ToPark]) -> list[Item]:
+        """Returns the items the event store can hold; adds the others to `parked`."""
         kept = []
         for item in items:
             try:
@@ -261,7 +257,7 @@ class ChunkReader:
                 kept.append(item)
             except InvalidEvent as exc:
                 parked.append(self._unstorable(item, exc))
-        return kept, parked
+        return kept
 
     def _unmappable(self, row: dict[str, Any], exc: Exception) -> ToPark:
         m = self.mapping
@@ -442,6 +438,7 @@ class Backfill:
         projected = False
         size = chunk.size
         with write_transaction(self.store.engine) as conn:
+            self._renew_in(conn)  # first: a run whose lease was taken over writes nothing
             if not items:
                 results: list[Any] = []
             elif appended is not None:
@@ -460,7 +457,6 @@ class Backfill:
                 watermark=chunk.watermark if size else run.watermark)
             if not size:
                 updated.status, updated.finished_at = DONE, datetime.now(timezone.utc)
-            self._renew_in(conn)
             save_run(conn, updated)
         self.run = updated
         return ChunkResult(size, imported, size - imported - n_parked, chunk.last_key, chunk.watermark,

@@ -56,6 +56,7 @@ parked = Table(
 )
 
 BACKFILL, RELAY = "backfill", "relay"
+MAPPING_ERRORS = (ValueError, TypeError, ArithmeticError, KeyError)  # a value the mapping cannot turn into data
 REASON_MAX = 1000
 
 

@@ -29,8 +29,8 @@ from es_app.store import EventStore, ExpectedVersion, InvalidEvent, NewEvent, ch
 from .backfill import ChunkReader
 from .capture import Change
 from .mapping import ORIGINALS, TableMapping, import_metadata, uuid5_text
-from .parked import RELAY, ParkedEntry, failed_again, open_entries, reason_of, resolve
-from .relay import MAPPING_ERRORS, Relay, _Stream
+from .parked import MAPPING_ERRORS, RELAY, ParkedEntry, failed_again, open_entries, reason_of, resolve
+from .relay import Relay, _Stream
 from .relay_offsets import lock_offset, offset_name
 
 

@@ -33,12 +33,11 @@ from es_app.store.schema import events as events_table
 
 from .capture import LEGACY_ORIGIN, Change, backlog as changelog_backlog, read_changes
 from .mapping import TableMapping, import_metadata, relay_event_id, relay_import_id
-from .parked import RELAY, ToPark, key_text, park, reason_of, waiting_keys
+from .parked import MAPPING_ERRORS, RELAY, ToPark, key_text, park, reason_of, waiting_keys
 from .relay_offsets import get_offset, lock_offset, offset_name, save_offset
 
 DEFAULT_BATCH_SIZE = 1000
 _CHUNK = 500
-MAPPING_ERRORS = (ValueError, TypeError, ArithmeticError, KeyError)  # a value the mapping cannot turn into data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,8 +192,8 @@ class Relay:
         return [(sid, batch, expected) for sid, (expected, batch) in planned.items()], relayed, skipped, to_park
 
     def events_for(self, c: Change, stream: _Stream) -> list[NewEvent]:
-        """Returns the change's events on a stream in that state, moving the state past them; raises
-        InvalidEvent (or the mapping's error) and leaves the state alone when they cannot be stored."""
+        """Returns the change's events on a stream in that state (an import moves its watermark); raises
+        InvalidEvent, or the mapping's error, and leaves the state as it was when they cannot be stored."""
         before = (stream.version, stream.watermark)
         try:
             new = self._events_for(c, stream)
