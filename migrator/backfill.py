@@ -54,7 +54,7 @@ from .backfill_runs import DONE, BackfillRun, delete_run, load_run, save_run
 from .capture import changelog_exists, latest_change_id
 from .leases import DEFAULT_TTL_S, Lease, LeaseHeld, LeaseLost, acquire_in, release, release_in, renew, renew_in
 from .mapping import ORIGINALS, TableMapping, backfill_import_id, import_metadata
-from .parked import BACKFILL, MAPPING_ERRORS, ToPark, key_text, park, reason_of
+from .parked import BACKFILL, MAPPING_ERRORS, ToPark, key_of_text, key_text, park, reason_of, storable
 from .throttle import Clock, PauseGate, RateLimiter, Sleep
 
 
@@ -467,8 +467,8 @@ class Backfill:
         row was imported before, or the relay made it) and returns how many rows were parked."""
         if not rows:
             return 0
-        wanted = {self.mapping.stream_id(r.key): r for r in rows}
-        existing = self.store.stream_versions(conn, list(wanted))
+        wanted = {self.mapping.stream_id(key_of_text(r.key)): r for r in rows}
+        existing = self.store.stream_versions(conn, [sid for sid in wanted if storable(sid)])
         waiting = [r for sid, r in wanted.items() if sid not in existing]
         park(conn, self.mapping.table, BACKFILL, waiting)
         return len(waiting)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
@@ -110,11 +111,31 @@ class ParkedCount:
         return self.backfill + self.relay
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> bool:
+    """Returns whether a backend can hold the text (no U+0000, no lone surrogate)."""
+    return _UNSTORABLE.search(text) is None
+
+
 def key_text(key: Any) -> str:
     """Returns the legacy key as stored with its parked entries: as its stream id shows it, or
-    `escaped` when that text holds control characters (U+0000 is not storable)."""
+    `escaped` when that text holds control characters (U+0000 is not storable); see `key_of_text`."""
     text = str(key)
     return escaped(text) if strip_control(text) != text else text
+
+
+def key_of_text(text: str) -> str:
+    """Returns the legacy key's text that `key_text` stored as `text`."""
+    if text.startswith('"'):
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return text
+        if isinstance(value, str) and key_text(value) == text:
+            return value
+    return text
 
 
 def one_line(problem: Any) -> str:

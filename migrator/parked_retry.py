@@ -29,7 +29,7 @@ from es_app.store import EventStore, ExpectedVersion, InvalidEvent, NewEvent, ch
 from .backfill import ChunkReader
 from .capture import Change
 from .mapping import ORIGINALS, TableMapping, import_metadata, uuid5_text
-from .parked import MAPPING_ERRORS, RELAY, ParkedEntry, failed_again, open_entries, reason_of, resolve
+from .parked import MAPPING_ERRORS, RELAY, ParkedEntry, failed_again, key_of_text, open_entries, reason_of, resolve
 from .relay import Relay, _Stream
 from .relay_offsets import lock_offset, offset_name
 
@@ -63,7 +63,8 @@ class _KeyRetry:
     def __init__(self, relay: Relay, conn: Connection, key: str, entries: list[ParkedEntry], report: RetryReport):
         self.relay, self.conn, self.key, self.entries, self.report = relay, conn, key, entries, report
         self.mapping, self.store = relay.mapping, relay.store
-        self.sid = self.mapping.stream_id(key)
+        self.legacy_key = key_of_text(key)
+        self.sid = self.mapping.stream_id(self.legacy_key)
         self.stream = relay.streams(conn, [self.sid]).get(self.sid) or _Stream(0, None)
 
     def run(self) -> None:
@@ -108,7 +109,7 @@ class _KeyRetry:
         m = self.mapping
         reader = ChunkReader(m, self.relay.legacy)
         try:
-            row, watermark = reader.read_key(m.key_of({m.key: self.key}))
+            row, watermark = reader.read_key(m.key_of({m.key: self.legacy_key}))
             event = self._event_of(row, watermark)
             if event is not None:
                 check_events(self.sid, [event])

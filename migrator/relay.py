@@ -33,7 +33,7 @@ from es_app.store.schema import events as events_table
 
 from .capture import LEGACY_ORIGIN, Change, backlog as changelog_backlog, read_changes
 from .mapping import TableMapping, import_metadata, relay_event_id, relay_import_id
-from .parked import MAPPING_ERRORS, RELAY, ToPark, key_text, park, reason_of, waiting_keys
+from .parked import MAPPING_ERRORS, RELAY, ToPark, key_text, park, reason_of, storable, waiting_keys
 from .relay_offsets import get_offset, lock_offset, offset_name, save_offset
 
 DEFAULT_BATCH_SIZE = 1000
@@ -237,6 +237,7 @@ class Relay:
     def _streams(self, conn: Any, stream_ids: list[str]) -> dict[str, _Stream]:
         e = events_table
         found: dict[str, _Stream] = {}
+        stream_ids = [sid for sid in stream_ids if storable(sid)]  # no stream can have another id
         for chunk in _chunks(stream_ids):
             for sid, version in conn.execute(select(e.c.stream_id, func.max(e.c.version))
                                              .where(e.c.stream_id.in_(chunk)).group_by(e.c.stream_id)):

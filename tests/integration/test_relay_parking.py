@@ -106,3 +106,29 @@ def test_retry_after_a_legacy_fix_brings_the_key_from_its_current_row(dbs):
     later = Relay(mapping, legacy, store).drain()  # the fix's own changes are contained in that import
     assert (later.read, later.parked, later.relayed) == (2, 0, 0)
     assert differences(legacy, store, mapping) == []
+
+
+def test_a_legacy_key_the_store_cannot_hold_is_parked_by_backfill_and_relay(dbs):
+    from migrator import capture
+    from migrator.backfill import Backfill
+
+    from .backfill_helpers import ACCOUNTS, create_accounts, insert_accounts
+
+    legacy, es = dbs
+    create_accounts(legacy)
+    mapping = ACCOUNTS.bind(legacy)
+    capture.install(legacy, [mapping])
+    insert_accounts(legacy, ["a-1", "a\x00b", "a-3"])
+    store = EventStore(es)
+    b = Backfill(mapping, legacy, store)
+    b.start()
+    assert (b.run_to_end().rows_parked, store.stream_version("account-a-1")) == (1, 1)
+    with legacy.begin() as conn:
+        conn.execute(text("UPDATE accounts SET balance_cents = 7"))
+    totals = Relay(mapping, legacy, store).drain()
+    assert (totals.read, totals.parked, totals.relayed) == (6, 2, 2)  # its INSERT and UPDATE
+    entries = parked.list_parked(es)
+    assert [(e.key, e.source) for e in entries] == [('"a\\u0000b"', "backfill")] + [('"a\\u0000b"', "relay")] * 2
+    assert "stream id holds U+0000" in entries[0].reason
+    report = retry(store, legacy, mapping)  # a key no stream can have: it stays parked, the run ends
+    assert (report.resolved, report.still_parked) == (0, 3)
