@@ -1,8 +1,8 @@
 """`retry`: parked rows and changes go into the event store after a fix, per key, in order.
 
 For each key with parked entries (the backfill's row first, then the relay's changes by
-changelog id), in one write transaction that holds the relay's offset lock (so the relay
-does not interleave):
+changelog id), in a write transaction of its own that holds the relay's offset lock (so the
+relay does not interleave):
 
 - a relay change runs again through the current mapping, on the stream as it stands now,
   with the relay's own event ids and watermark rule;
@@ -19,7 +19,6 @@ mapping (e.g. `strip_control` on the column) or a corrected legacy row.
 from __future__ import annotations
 
 import dataclasses
-from itertools import groupby
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -46,16 +45,20 @@ class RetryReport:
 
 def retry(store: EventStore, legacy: Engine, mapping: TableMapping, *, key: str | None = None) -> RetryReport:
     """Returns the report of retrying the table's parked entries (of one key, as `parked.key_text`
-    shows it), through `mapping` (bound to the legacy database) and the current legacy rows."""
+    shows it), through `mapping` (bound to the legacy database) and the current legacy rows.
+    Each key is retried in a transaction of its own."""
     relay = Relay(mapping, legacy, store)
     report = RetryReport(mapping.table)
-    with write_transaction(store.engine) as conn:
-        lock_offset(conn, offset_name(mapping.table))
-        store.lock_for_append(conn)
-        entries = open_entries(conn, mapping.table, key)
-        for key_of, group in groupby(entries, key=lambda e: e.key):
-            report.keys += 1
-            _KeyRetry(relay, conn, key_of, list(group), report).run()
+    with store.engine.connect() as conn:
+        keys = list(dict.fromkeys(e.key for e in open_entries(conn, mapping.table, key)))
+    for k in keys:
+        with write_transaction(store.engine) as conn:
+            lock_offset(conn, offset_name(mapping.table))  # the relay waits: it would park behind the key
+            store.lock_for_append(conn)
+            entries = open_entries(conn, mapping.table, k)
+            if entries:
+                report.keys += 1
+                _KeyRetry(relay, conn, k, entries, report).run()
     return report
 
 
