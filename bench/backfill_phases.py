@@ -20,7 +20,7 @@ from .common import es_database, fmt, machine_line, parse, parser, print_table
 
 STEPS = (
     ("read legacy chunk", "migrator.backfill:ChunkReader.read_after"),
-    ("build import events", "migrator.backfill:ChunkReader.import_items"),
+    ("build import events", "migrator.backfill:ChunkReader.plan"),
     ("encode them (JSON, read back)", "migrator.backfill:encode_events"),
     ("append lock + stream versions", "es_app.store.event_store:EventStore._lock_and_read_versions"),
     ("insert events", "es_app.store.event_store:EventStore._insert_rows"),

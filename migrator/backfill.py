@@ -43,15 +43,19 @@ from es_app.store import (
     EncodedEvent,
     EventStore,
     ExpectedVersion,
+    InvalidEvent,
     NewEvent,
     RecordedEvent,
+    check_events,
     encode_events,
     write_transaction,
 )
 
 from .backfill_runs import DONE, BackfillRun, delete_run, load_run, save_run
 from .capture import changelog_exists, latest_change_id
-from .mapping import TableMapping, backfill_import_id, import_metadata
+from .leases import DEFAULT_TTL_S, Lease, LeaseHeld, LeaseLost, acquire_in, release, release_in, renew, renew_in
+from .mapping import ORIGINALS, TableMapping, backfill_import_id, import_metadata
+from .parked import BACKFILL, MAPPING_ERRORS, ToPark, key_of_text, key_text, park, reason_of, storable
 from .throttle import Clock, PauseGate, RateLimiter, Sleep
 from .unique_claims import claims_by_stream, take_claims
 
@@ -77,6 +81,9 @@ class BackfillOptions:
     # read and build chunks ahead in a second process; None = on SQLite when READ_PROCESS_FROM rows or more
     # are left (see Backfill._read_pool). Never with a rate cap, nor for an in-memory database.
     read_process: bool | None = None
+    # seconds a run's lease lives without a committed chunk (or a pause poll) renewing it: a second run
+    # refuses to start while it lives; a run killed outright is taken over once it expired (migrator.leases)
+    lease_ttl: float = DEFAULT_TTL_S
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,13 +91,15 @@ class Chunk:
     """Returns one chunk as read from the legacy table: its rows, last key and watermark.
 
     `size` is how many rows were read; a chunk from the reader process leaves its `rows`
-    out (its import items carry what the writer needs)."""
+    out (its import items carry what the writer needs). `parked` are the rows whose import
+    cannot be built or stored (see migrator.parked), once `ChunkReader.read_and_build` made them."""
 
     rows: tuple[dict[str, Any], ...]
     last_key: Any
     watermark: int
     size: int = -1
     claims: tuple[tuple[str, tuple[Claim, ...]], ...] = ()  # (stream id, unique claims) per row, in key order
+    parked: tuple[ToPark, ...] = ()
 
     def __post_init__(self) -> None:
         if self.size < 0:
@@ -100,7 +109,8 @@ class Chunk:
 @dataclasses.dataclass(frozen=True)
 class ChunkResult:
     """Returns what one stored chunk did: rows read, imported, skipped (stream already there), and
-    whether its events were projected in its own transaction."""
+    whether its events were projected in its own transaction; `parked`: rows the event store cannot
+    hold, parked with their reason (see migrator.parked)."""
 
     rows: int
     imported: int
@@ -108,6 +118,7 @@ class ChunkResult:
     last_key: Any
     watermark: int
     projected: bool = False
+    parked: int = 0
 
 
 Item = tuple[str, list[NewEvent] | list[EncodedEvent], ExpectedVersion]
@@ -177,11 +188,24 @@ class ChunkReader:
 
     def read_and_build(self, after: Any, limit: int, parsed: bool = False) -> tuple[Chunk, list[Item]]:
         """Returns the chunk and its import items with the events encoded for the append (and, if
-        `parsed`, read back for the projections: see `es_app.store.encode_events`)."""
+        `parsed`, read back for the projections: see `es_app.store.encode_events`). Rows whose
+        import cannot be built or stored are left out and come as the chunk's `parked`."""
         chunk = self.read_after(after, limit)
-        items = self.import_items(chunk)
-        encoded = encode_events([events[0] for _, events, _ in items], parsed=parsed)
+        items, parked = self.plan(chunk)
+        try:
+            encoded = encode_events([events[0] for _, events, _ in items], parsed=parsed)
+        except InvalidEvent:  # rare: find the rows the store cannot hold, one by one
+            items = self._storable(items, parked)
+            encoded = encode_events([events[0] for _, events, _ in items], parsed=parsed)
+        chunk = dataclasses.replace(chunk, parked=tuple(parked)) if parked else chunk
         return chunk, [(stream_id, [e], expected) for (stream_id, _, expected), e in zip(items, encoded)]
+
+    def read_key(self, key: Any) -> tuple[dict[str, Any] | None, int]:
+        """Returns the row of one key (None when there is none) and its watermark, read in one snapshot."""
+        with self._snapshot() as conn:
+            rows = _fetch_dicts(conn, select(self._table).where(self._key == key))
+            watermark = latest_change_id(conn)
+        return (rows[0] if rows else None), watermark
 
     def count_after(self, after: Any) -> int:
         """Returns how many rows have keys above `after` (all of them for None)."""
@@ -200,17 +224,56 @@ class ChunkReader:
                 yield conn
 
     def import_items(self, chunk: Chunk) -> list[Item]:
-        """Returns the chunk's appends: (stream id, [import event], NO_STREAM) per row."""
+        """Returns the chunk's appends: (stream id, [import event], NO_STREAM) per row (see `plan`)."""
+        return self.plan(chunk)[0]
+
+    def plan(self, chunk: Chunk) -> tuple[list[Item], list[ToPark]]:
+        """Returns the chunk's appends, (stream id, [import event], NO_STREAM) per row, and the rows
+        whose import the mapping cannot build (parked with the reason)."""
         m, watermark, no_stream = self.mapping, chunk.watermark, ExpectedVersion.NO_STREAM
-        items = []
+        items, parked = [], []
         for row in chunk.rows:
-            data = m.import_data(row)
-            key = data["legacy_key"]
-            # occurred_at = the row's updated_at, as the event carries it
-            meta = import_metadata("backfill", watermark, data["updated_at"])
-            event = NewEvent(m.import_event_type, data, meta, backfill_import_id(m.table, key))
-            items.append((m.stream_id(key), [event], no_stream))
-        return items
+            try:
+                data, originals = m.import_payload(row)
+                key = data["legacy_key"]
+                # occurred_at = the row's updated_at, as the event carries it
+                meta = import_metadata("backfill", watermark, data["updated_at"])
+                if originals is not None:
+                    meta[ORIGINALS] = originals
+                event = NewEvent(m.import_event_type, data, meta, backfill_import_id(m.table, key))
+                items.append((m.stream_id(key), [event], no_stream))
+            except MAPPING_ERRORS as exc:
+                parked.append(self._unmappable(row, exc))
+        return items, parked
+
+    def checked_items(self, chunk: Chunk) -> tuple[list[Item], list[ToPark]]:
+        """Returns `plan(chunk)` with the items the event store cannot hold moved to the parked rows."""
+        items, parked = self.plan(chunk)
+        return self._storable(items, parked), parked
+
+    def _storable(self, items: list[Item], parked: list[ToPark]) -> list[Item]:
+        """Returns the items the event store can hold; adds the others to `parked`."""
+        kept = []
+        for item in items:
+            try:
+                check_events(item[0], item[1])
+                kept.append(item)
+            except InvalidEvent as exc:
+                parked.append(self._unstorable(item, exc))
+        return kept
+
+    def _unmappable(self, row: dict[str, Any], exc: Exception) -> ToPark:
+        m = self.mapping
+        try:
+            key, data = m.key_of(row), m.json_row(row)
+        except MAPPING_ERRORS:
+            key, data = row.get(m.key), dict(row)
+        return ToPark(key_text(key), reason_of(m.table, exc), data)
+
+    @staticmethod
+    def _unstorable(item: Item, exc: InvalidEvent) -> ToPark:
+        data = item[1][0].data  # type: ignore[union-attr]  # a NewEvent: encoded ones are checked already
+        return ToPark(key_text(data["legacy_key"]), str(exc), data["row"])
 
 
 @contextmanager
@@ -288,6 +351,8 @@ class Backfill:
         self.options = options or BackfillOptions()
         if self.options.batch_size < 1:
             raise BackfillError("--batch-size must be at least 1")
+        if not self.options.lease_ttl > 0:
+            raise BackfillError("--lease-ttl must be positive")
         self.gate = gate or PauseGate(pause_file=self.options.pause_file)
         self.project = project
         self.clock, self.sleep = clock, sleep
@@ -298,6 +363,7 @@ class Backfill:
         self._chosen = False
         self._ahead: tuple[Any, int, Future] | None = None  # (after key, limit, future of (chunk, items))
         self._analyze_at = ANALYZE_FIRST_AT  # the run's imported rows at which the store is next analysed
+        self._lease: Lease | None = None  # held from start() to close()
 
     @property
     def name(self) -> str:
@@ -312,10 +378,15 @@ class Backfill:
     def start(self, *, resume: bool = False, restart: bool = False) -> BackfillRun:
         """Returns the run to continue: a new one, the stored one (`resume`), or a fresh one (`restart`).
 
-        Raises BackfillError when an unfinished or finished run exists and neither flag says what to do.
+        Raises BackfillError when an unfinished or finished run exists and neither flag says what to do,
+        or when another run of this table is going on (its lease, see migrator.leases, names it).
         """
         self._check_capture()
         with write_transaction(self.store.engine) as conn:
+            try:
+                lease = acquire_in(conn, f"the backfill of {self.name}", self.options.lease_ttl)
+            except LeaseHeld as exc:
+                raise BackfillError(str(exc)) from None
             run = load_run(conn, self.name)
             if run is not None and restart:
                 delete_run(conn, self.name)
@@ -329,6 +400,10 @@ class Backfill:
             if run is None:
                 run = BackfillRun(self.name, self.mapping.table)
                 save_run(conn, run)
+            if run.finished:
+                release_in(conn, lease)  # nothing to run
+            else:
+                self._lease = lease
         self.run = run
         self.limiter.start()
         return run
@@ -359,11 +434,14 @@ class Backfill:
         `import_items`, when already built.
         """
         run = self._require_run()
-        items = self.import_items(chunk) if items is None else items
+        if items is None:
+            items, parked = self.reader.checked_items(chunk)
+            chunk = dataclasses.replace(chunk, parked=tuple(parked))
         appended = self.project.appended if self.project is not None else None
         projected = False
         size = chunk.size
         with write_transaction(self.store.engine) as conn:
+            self._renew_in(conn)  # first: a run whose lease was taken over writes nothing
             if not items:
                 results: list[Any] = []
             elif appended is not None:
@@ -373,17 +451,31 @@ class Backfill:
                 results = self.store.append_batch(conn, items, skip_mismatched=True)
             imported = sum(1 for r in results if r is not None)
             self._take_claims(conn, chunk, items, results)
+            n_parked = self._park(conn, chunk.parked)
             updated = dataclasses.replace(
                 run, last_key=chunk.last_key, rows_done=run.rows_done + size,
                 rows_imported=run.rows_imported + imported,
-                rows_skipped=run.rows_skipped + size - imported,
+                rows_skipped=run.rows_skipped + size - imported - n_parked,
+                rows_parked=run.rows_parked + n_parked,
                 chunks=run.chunks + (1 if size else 0),
                 watermark=chunk.watermark if size else run.watermark)
             if not size:
                 updated.status, updated.finished_at = DONE, datetime.now(timezone.utc)
             save_run(conn, updated)
         self.run = updated
-        return ChunkResult(size, imported, size - imported, chunk.last_key, chunk.watermark, projected or not imported)
+        return ChunkResult(size, imported, size - imported - n_parked, chunk.last_key, chunk.watermark,
+                           projected or not imported, n_parked)
+
+    def _park(self, conn: Connection, rows: Sequence[ToPark]) -> int:
+        """Parks the chunk's rows the event store cannot hold (but a key whose stream exists: the
+        row was imported before, or the relay made it) and returns how many rows were parked."""
+        if not rows:
+            return 0
+        wanted = {self.mapping.stream_id(key_of_text(r.key)): r for r in rows}
+        existing = self.store.stream_versions(conn, [sid for sid in wanted if storable(sid)])
+        waiting = [r for sid, r in wanted.items() if sid not in existing]
+        park(conn, self.mapping.table, BACKFILL, waiting)
+        return len(waiting)
 
     def import_items(self, chunk: Chunk) -> list[Item]:
         """Returns the chunk's appends: (stream id, [import event], NO_STREAM) per row."""
@@ -397,12 +489,28 @@ class Backfill:
             imported = {item[0] for item, r in zip(items, results) if r is not None}
             take_claims(self.store, conn, self.mapping, [(sid, c) for sid, c in wanted if sid in imported])
 
+    def _renew_in(self, conn: Connection) -> None:
+        """Renews the run's lease in the chunk's transaction: a run whose lease was taken over stops."""
+        if self._lease is not None:
+            try:
+                renew_in(conn, self._lease)
+            except LeaseLost as exc:
+                raise BackfillError(f"{exc}; the other run goes on") from None
+
+    def _paused(self, reason: str) -> None:
+        if self._lease is not None:
+            try:
+                renew(self.store.engine, self._lease)
+            except LeaseLost as exc:
+                raise BackfillError(f"{exc}; the other run goes on") from None
+        self.on_pause(reason)
+
     def step(self) -> ChunkResult:
         """Reads and stores the next chunk (rate cap and pause conditions first), then projects.
 
         Returns what the chunk did; a result with 0 rows means the run is done.
         """
-        self.gate.wait(self.sleep, poll_s=self.options.poll_s, on_pause=self.on_pause)
+        self.gate.wait(self.sleep, poll_s=self.options.poll_s, on_pause=self._paused)
         after, limit = self._require_run().last_key, self.limiter.chunk_limit(self.options.batch_size)
         chunk, items = self._next_chunk(after, limit)
         if chunk.size and self._read_pool() is not None:
@@ -483,12 +591,16 @@ class Backfill:
         return BackfillError(f"the backfill's reader process of {self.name} died ({exc}); run again with --resume")
 
     def close(self) -> None:
-        """Stops reading ahead (a chunk read in advance is dropped; it is read again by the next step)."""
+        """Stops reading ahead (a chunk read in advance is dropped; it is read again by the next step)
+        and gives the run's lease back."""
         self._ahead = None
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
         self._chosen = False
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            release(self.store.engine, lease)
 
     def run_to_end(self, on_chunk: Callable[[ChunkResult], Any] | None = None) -> BackfillRun:
         """Steps until the table is exhausted (with a quieter garbage collector, see

@@ -36,6 +36,7 @@ backfill_runs = Table(
     Column("rows_done", BigInteger, nullable=False),
     Column("rows_imported", BigInteger, nullable=False),
     Column("rows_skipped", BigInteger, nullable=False),
+    Column("rows_parked", BigInteger, nullable=False, server_default="0"),  # rows parked (see migrator.parked)
     Column("chunks", Integer, nullable=False),
     Column("watermark", BigInteger, nullable=True),  # changelog watermark of the last chunk
     Column("started_at", DateTime(timezone=True), nullable=False),
@@ -57,6 +58,7 @@ class BackfillRun:
     rows_done: int = 0
     rows_imported: int = 0
     rows_skipped: int = 0
+    rows_parked: int = 0
     chunks: int = 0
     watermark: int | None = None
     started_at: datetime = dataclasses.field(default_factory=lambda: datetime.now(timezone.utc))

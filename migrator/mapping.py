@@ -26,12 +26,13 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from es_app.services import EMAIL_SCOPE
 from es_app.store import Claim, NewEvent
 
-from .normalizers import Normalizer, compose, jsonable, timestamp
+from .normalizers import Normalizer, compose, escaped, jsonable, strip_control, timestamp
 
 Converter = Callable[[Any], Any]
 ImportPlan = tuple[tuple[tuple[str, Converter], ...], tuple[tuple[str, str, Normalizer], ...]]
 RESERVED_FIELDS = frozenset({"extra", "legacy_key", "created_at", "updated_at", "row"})
 MAX_CLAIM_VALUE = 320  # the length of unique_claims.value
+ORIGINALS = "legacy_originals"  # event metadata: {column: escaped exact legacy value} of values strip_control changed
 ID_NAMESPACE = uuid.UUID("6f1c8a52-3d0e-4c5e-9b7a-2e4d1f0c9a11")
 
 
@@ -103,6 +104,8 @@ class TableMapping:
         object.__setattr__(self, "_stamp", stamp)
         object.__setattr__(self, "_by_column", {c.column: c for c in self.columns})
         object.__setattr__(self, "_by_field", {c.field: c.column for c in self.columns})
+        object.__setattr__(self, "_cleaned", tuple(c.column for c in self.columns
+                                                   if "strip_control" in c.normalize or strip_control in c.normalize))
         object.__setattr__(self, "_by_event", self._events_index())
         object.__setattr__(self, "_import_plan", self._plan_import(self.table_columns) if self.table_columns else None)
 
@@ -298,15 +301,31 @@ class TableMapping:
                      metadata: Mapping[str, Any]) -> NewEvent:
         """Returns the import event: the fields, `legacy_key`, `created_at`, `updated_at` and the whole `row`.
 
-        The caller's metadata must carry `source` and `changelog_watermark` (see docs/architecture.md).
+        The caller's metadata must carry `source` and `changelog_watermark` (see docs/architecture.md);
+        values `strip_control` changed keep their exact legacy text in metadata `legacy_originals`.
         """
-        return NewEvent(self.import_event_type, self.import_data(row), dict(metadata), event_id=event_id)
+        data, originals = self.import_payload(row)
+        meta = dict(metadata) if originals is None else {**metadata, ORIGINALS: originals}
+        return NewEvent(self.import_event_type, data, meta, event_id=event_id)
 
     def import_data(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """Returns the data of the row's import event (see `import_event`); each value is coerced once."""
+        return self.import_payload(row)[0]
+
+    def import_payload(self, row: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str] | None]:
+        """Returns the import event's data and, when `strip_control` changed a value of a column that
+        names it (in the fields and in `row` alike), {column: exact legacy value, `escaped`}; else None."""
         converters, fields = self._import_plan or self._plan_import(row.keys())  # not bound: the row's columns
         get = row.get
         coerced = {c: convert(get(c)) for c, convert in converters}
+        originals = None
+        for c in self._cleaned:
+            value = coerced.get(c)
+            if type(value) is str and not value.isprintable():
+                clean = strip_control(value)
+                if clean != value:
+                    originals = originals or {}
+                    originals[c], coerced[c] = escaped(value), clean
         data = {field: normalize(coerced[c]) for field, c, normalize in fields}
         data["legacy_key"] = coerced[self.key]
         data["created_at"] = coerced[self.created_at] if self.created_at else None
@@ -314,7 +333,7 @@ class TableMapping:
         for c in self.exclude:
             coerced.pop(c, None)
         data["row"] = coerced
-        return data
+        return data, originals
 
     def change_events(self, old_row: Mapping[str, Any], new_row: Mapping[str, Any], *,
                       event_ids: Callable[[int], str], metadata: Mapping[str, Any]) -> list[NewEvent]:
@@ -323,22 +342,31 @@ class TableMapping:
         Mapped fields come first (mapping order), then unmapped columns by name; `event_ids(i)`
         gives the id of the i-th event. Timestamp and excluded columns produce no events.
         """
-        found: list[tuple[str, dict[str, Any]]] = []
+        found: list[tuple[str, dict[str, Any], dict[str, str] | None]] = []
         for c in self.columns:
             before, after = self.field_value(c.column, old_row.get(c.column)), self.field_value(c.column, new_row.get(c.column))
             if before == after:
                 continue
+            originals = self._originals(c.column, new_row.get(c.column))
             if c.event:
-                found.append((c.event, {c.key_in_event: after}))
+                found.append((c.event, {c.key_in_event: after}, originals))
             elif c.true_event and isinstance(after, bool):
-                found.append((c.true_event if after else c.false_event, {}))
+                found.append((c.true_event if after else c.false_event, {}, originals))
             else:
-                found.append((self.column_event_type, {"column": c.column, "value": after}))
+                found.append((self.column_event_type, {"column": c.column, "value": after}, originals))
         for col in self.extra_columns(new_row):
             after = self._value(col, new_row.get(col))
             if self._value(col, old_row.get(col)) != after:
-                found.append((self.column_event_type, {"column": col, "value": after}))
-        return [NewEvent(t, data, dict(metadata), event_id=event_ids(i)) for i, (t, data) in enumerate(found)]
+                found.append((self.column_event_type, {"column": col, "value": after}, None))
+        return [NewEvent(t, data, dict(metadata) if originals is None else {**metadata, ORIGINALS: originals},
+                         event_id=event_ids(i)) for i, (t, data, originals) in enumerate(found)]
+
+    def _originals(self, column: str, raw: Any) -> dict[str, str] | None:
+        """Returns {column: escaped legacy value} when `strip_control` changes the column's value, else None."""
+        if column not in self._cleaned:
+            return None
+        value = self._value(column, raw)
+        return {column: escaped(value)} if strip_control(value) != value else None
 
     def delete_event(self, *, event_id: str, metadata: Mapping[str, Any]) -> NewEvent:
         """Returns the event recording that the row was deleted."""
@@ -448,10 +476,10 @@ USERS = TableMapping(
     key="id",
     stream_prefix="user",
     columns=(
-        ColumnMap("full_name", "name", ("trim",), event="UserNameChanged"),
-        ColumnMap("email", "email", ("email",), event="UserEmailChanged"),
+        ColumnMap("full_name", "name", ("strip_control", "trim"), event="UserNameChanged"),
+        ColumnMap("email", "email", ("strip_control", "email"), event="UserEmailChanged"),
         ColumnMap("is_active", "active", ("bool",), true_event="UserReactivated", false_event="UserDeactivated"),
-        ColumnMap("phone", "phone", ("trim", "blank_to_none"), event="UserPhoneChanged"),
+        ColumnMap("phone", "phone", ("strip_control", "trim", "blank_to_none"), event="UserPhoneChanged"),
     ),
     import_event_type="UserImported",
     delete_event_type="UserDeleted",

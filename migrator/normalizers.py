@@ -9,6 +9,8 @@ cosmetic rules (trimming, email case, timestamp precision). Both leave None alon
 from __future__ import annotations
 
 import base64
+import json
+import re
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Callable, Iterable
@@ -94,6 +96,25 @@ def _blank_to_none(value: Any) -> Any:
     return None if isinstance(value, str) and not value.strip() else value
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def strip_control(value: Any) -> Any:
+    """Returns text without C0 control characters (U+0000-U+001F but tab, newline and carriage
+    return) and DEL, and with lone surrogates replaced by U+FFFD: what an event store (PostgreSQL)
+    cannot hold, or a name should not carry. Other values are returned unchanged."""
+    if type(value) is not str or value.isprintable():
+        return value
+    return _SURROGATE.sub("\ufffd", _CONTROL.sub("", value))
+
+
+def escaped(value: Any) -> str:
+    """Returns the value as ASCII JSON text (`\\u0000` for NUL, `\\ud800` for a lone surrogate), which
+    any backend stores and `json.loads` turns back into exactly the value."""
+    return json.dumps(value, ensure_ascii=True, default=str)
+
+
 def _to_date(value: Any) -> str:
     if isinstance(value, datetime):
         return value.date().isoformat()
@@ -132,6 +153,7 @@ NORMALIZERS: dict[str, Normalizer] = {
     "lower": _lower,
     "email": _email,
     "blank_to_none": _blank_to_none,
+    "strip_control": strip_control,
     "bool": _none_safe(_to_bool),
     "int": _none_safe(int),
     "float": _none_safe(float),

@@ -14,6 +14,9 @@ Rules (shared with the backfill, see docs/architecture.md):
 - On an existing stream a change C is applied only if C > the watermark of the stream's
   last import event: a backfilled row that already contains C does not get it twice.
 - Rows written by the migrator itself (origin other than "legacy") are never relayed.
+- A change whose events the mapping cannot build or the store cannot hold is parked with its
+  reason (migrator.parked), and so is every later change of the same key, behind it: the key
+  keeps its order, the other keys flow on. `migrator parked retry` applies them after a fix.
 
 Before reading, `capture_gaps.check` compares the checkpoint with the legacy database's
 capture history: a recreated changelog is read from its beginning, and a stretch the relay
@@ -29,12 +32,13 @@ from typing import Any, Callable, Iterable, Sequence
 from sqlalchemy import Engine, func, select
 
 from es_app.bulk_gc import bulk_gc
-from es_app.store import EventStore, NewEvent, write_transaction
+from es_app.store import EventStore, InvalidEvent, NewEvent, check_events, write_transaction
 from es_app.store.schema import events as events_table
 
 from . import capture_gaps
 from .capture import LEGACY_ORIGIN, Change, backlog as changelog_backlog, read_changes
 from .mapping import TableMapping, import_metadata, relay_event_id, relay_import_id
+from .parked import MAPPING_ERRORS, RELAY, ToPark, key_text, park, reason_of, storable, waiting_keys
 from .relay_offsets import get_offset, lock_state, offset_name, save_offset
 from .unique_claims import move_claims
 
@@ -53,6 +57,7 @@ class RelayBatch:
     events: int
     position: int
     last_event_position: int | None = None
+    parked: int = 0  # changes parked (see migrator.parked), counted in `read`, not in `relayed`/`skipped`
 
 
 @dataclasses.dataclass
@@ -68,9 +73,11 @@ class RelayTotals:
     position: int = 0
     last_event_position: int | None = None
     seconds: float = 0.0
+    parked: int = 0
 
     def add(self, batch: RelayBatch) -> None:
         self.read += batch.read
+        self.parked += batch.parked
         self.relayed += batch.relayed
         self.skipped += batch.skipped
         self.events += batch.events
@@ -119,15 +126,17 @@ class Relay:
             if base:  # ids restarted once: shifted past every id used before (see capture_gaps)
                 changes = [dataclasses.replace(c, id=c.id + base) for c in changes]
             self.store.lock_for_append(conn)
-            items, relayed, skipped = self._plan(conn, changes)
+            items, relayed, skipped, to_park = self._plan(conn, changes)
             results = self.store.append_batch(conn, items) if items else []
-            self._move_claims(conn, changes, {sid for sid, _, _ in items})
+            park(conn, table, RELAY, to_park)
+            parked_ids = {p.changelog_id for p in to_park}
+            self._move_claims(conn, [c for c in changes if c.id not in parked_ids], {sid for sid, _, _ in items})
             save_offset(conn, self.name, changes[-1].id - base)
             if before_commit is not None:
                 before_commit()
         appended = sum(len(batch) for _, batch, _ in items)
         last = max((r.position for r in results if r is not None), default=None)
-        return RelayBatch(table, len(changes), relayed, skipped, appended, changes[-1].id - base, last)
+        return RelayBatch(table, len(changes), relayed, skipped, appended, changes[-1].id - base, last, len(to_park))
 
     def drain(self, *, max_batches: int | None = None,
               on_batch: Callable[[RelayBatch], Any] | None = None) -> RelayTotals:
@@ -172,27 +181,57 @@ class Relay:
         move_claims(self.store, conn, m, desired)
 
     # -- deciding ----------------------------------------------------------
-    def _plan(self, conn: Any, changes: Sequence[Change]) -> tuple[list[tuple[str, list[NewEvent], int]], int, int]:
+    def _plan(self, conn: Any, changes: Sequence[Change]
+              ) -> tuple[list[tuple[str, list[NewEvent], int]], int, int, list[ToPark]]:
         m = self.mapping
         stream_ids = list(dict.fromkeys(m.stream_id(c.pk) for c in changes))
         streams = self._streams(conn, stream_ids)
         already = self._already_relayed(conn, changes, set(streams))
+        waiting = waiting_keys(conn, m.table, (key_text(c.pk) for c in changes))
         planned: dict[str, tuple[int, list[NewEvent]]] = {}
+        to_park: list[ToPark] = []
         relayed = skipped = 0
         for change in changes:
             if change.origin != LEGACY_ORIGIN or change.id in already:
                 skipped += 1
                 continue
+            key = key_text(change.pk)
+            if key in waiting:
+                to_park.append(ToPark(key, f"waits behind an earlier parked row or change of key {key}",
+                                      dataclasses.asdict(change), change.id))
+                continue
             sid = m.stream_id(change.pk)
             stream = streams.setdefault(sid, _Stream(0, None))
-            new = self._events_for(change, stream)
+            try:
+                new = self.events_for(change, stream)
+            except (InvalidEvent, *MAPPING_ERRORS) as exc:
+                waiting.add(key)
+                to_park.append(ToPark(key, reason_of(m.table, exc), dataclasses.asdict(change), change.id))
+                continue
             if not new:
                 skipped += 1
                 continue
             relayed += 1
             planned.setdefault(sid, (stream.version, []))[1].extend(new)
             stream.version += len(new)
-        return [(sid, batch, expected) for sid, (expected, batch) in planned.items()], relayed, skipped
+        return [(sid, batch, expected) for sid, (expected, batch) in planned.items()], relayed, skipped, to_park
+
+    def events_for(self, c: Change, stream: _Stream) -> list[NewEvent]:
+        """Returns the change's events on a stream in that state (an import moves its watermark); raises
+        InvalidEvent, or the mapping's error, and leaves the state as it was when they cannot be stored."""
+        before = (stream.version, stream.watermark)
+        try:
+            new = self._events_for(c, stream)
+            if new:
+                check_events(self.mapping.stream_id(c.pk), new)
+            return new
+        except BaseException:
+            stream.version, stream.watermark = before
+            raise
+
+    def streams(self, conn: Any, stream_ids: list[str]) -> dict[str, _Stream]:
+        """Returns {stream id: (version, watermark of its last import)} of the streams that exist."""
+        return self._streams(conn, stream_ids)
 
     def _events_for(self, c: Change, stream: _Stream) -> list[NewEvent]:
         m, table = self.mapping, self.mapping.table
@@ -223,6 +262,7 @@ class Relay:
     def _streams(self, conn: Any, stream_ids: list[str]) -> dict[str, _Stream]:
         e = events_table
         found: dict[str, _Stream] = {}
+        stream_ids = [sid for sid in stream_ids if storable(sid)]  # no stream can have another id
         for chunk in _chunks(stream_ids):
             for sid, version in conn.execute(select(e.c.stream_id, func.max(e.c.version))
                                              .where(e.c.stream_id.in_(chunk)).group_by(e.c.stream_id)):

@@ -4,6 +4,7 @@ from .claims import ClaimConflict
 from .driver import encode_events
 from .engine import make_engine, normalize_url, write_transaction
 from .event_store import EventStore
+from .limits import check_events
 from .repository import Repository
 from .snapshots import Snapshot, SnapshotStore
 from .types import (
@@ -15,6 +16,7 @@ from .types import (
     EventIdConflict,
     Expected,
     ExpectedVersion,
+    InvalidEvent,
     NewEvent,
     RecordedEvent,
     StoreError,
@@ -24,8 +26,8 @@ from .upcasting import UpcasterRegistry
 
 __all__ = [
     "AppendResult", "Claim", "ClaimConflict", "ClaimTaken", "ConcurrencyError", "EncodedEvent",
-    "EventIdConflict", "EventStore",
-    "Expected", "ExpectedVersion", "NewEvent", "RecordedEvent", "Repository", "Snapshot",
-    "SnapshotStore", "StoreError", "UpcasterRegistry", "category_of", "encode_events", "make_engine",
+    "EventIdConflict", "EventStore", "Expected", "ExpectedVersion", "InvalidEvent", "NewEvent", "RecordedEvent",
+    "Repository", "Snapshot", "SnapshotStore", "StoreError", "UpcasterRegistry", "category_of", "check_events",
+    "encode_events", "make_engine",
     "normalize_url", "write_transaction",
 ]

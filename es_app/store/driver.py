@@ -22,6 +22,7 @@ import orjson
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from .limits import check_event_fields, check_json
 from .types import EncodedEvent, NewEvent, RecordedEvent, category_of
 
 COLUMNS = "position, stream_id, version, event_id, event_type, schema_version, data, metadata, recorded_at"
@@ -69,13 +70,24 @@ def metadata_text(metadata: dict[str, Any], occurred: str) -> str:
     return dumps({"occurred_at": occurred, **metadata})
 
 
+def event_json(stream_id: str | None, e: NewEvent, occurred: str) -> tuple[str, str]:
+    """Returns the event's data and metadata as stored; raises InvalidEvent when a backend cannot hold them."""
+    data, meta = dumps(e.data), metadata_text(e.metadata, occurred)
+    check_json(data, stream_id, e.type, "data")
+    check_json(meta, stream_id, e.type, "metadata")
+    return data, meta
+
+
 def encode_events(events: Sequence[NewEvent], *, parsed: bool = False) -> list[EncodedEvent]:
     """Returns the events encoded as a batch append stores them (`occurred_at` defaults to now);
-    `parsed` also reads each JSON back, for `append_batch_recorded` to hand on without parsing."""
+    `parsed` also reads each JSON back, for `append_batch_recorded` to hand on without parsing.
+
+    Raises InvalidEvent for an event the store cannot hold (see `es_app.store.limits`)."""
     occurred = datetime.now(timezone.utc).isoformat()
     out = []
     for e in events:
-        data_json, metadata_json = dumps(e.data), metadata_text(e.metadata, occurred)
+        check_event_fields(None, e)
+        data_json, metadata_json = event_json(None, e, occurred)
         out.append(EncodedEvent(e.type, str(e.event_id), e.schema_version, data_json, metadata_json,
                                 loads(data_json) if parsed else None, loads(metadata_json) if parsed else None))
     return out
@@ -184,8 +196,10 @@ class Dialect:
         for i, e in enumerate(new_events, start=1):
             if type(e) is EncodedEvent:
                 data, meta = e.data_json, e.metadata_json
+                check_json(data, stream_id, e.type, "data")
+                check_json(meta, stream_id, e.type, "metadata")
             else:
-                data, meta = dumps(e.data), metadata_text(e.metadata, occurred)
+                data, meta = event_json(stream_id, e, occurred)
             rows.append((stream_id, category, current + i, str(e.event_id), e.type, e.schema_version, data, meta,
                          recorded))
         return rows
@@ -194,10 +208,11 @@ class Dialect:
         """Returns the parameters of `insert_unnest` (without the expected version of "exact")."""
         now = datetime.now(timezone.utc)
         occurred = now.isoformat()
+        texts = [event_json(stream_id, e, occurred) for e in new_events]
         return [stream_id, category_of(stream_id), now, current,
                 [str(e.event_id) for e in new_events], [e.type for e in new_events],
-                [e.schema_version for e in new_events], [dumps(e.data) for e in new_events],
-                [metadata_text(e.metadata, occurred) for e in new_events]]
+                [e.schema_version for e in new_events], [data for data, _ in texts],
+                [meta for _, meta in texts]]
 
     # -- statements ----------------------------------------------------------------
     @property

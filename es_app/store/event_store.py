@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from . import claims as _claims
 from .driver import Dialect, dbapi_connection, dbapi_of, loads, translated_errors
 from .engine import is_sqlite, sqlite_writer_turn
+from .limits import check_claims, check_fields
 from .schema import events
 from .snapshots import Snapshot
 from .types import (
@@ -47,11 +48,15 @@ def _matches(expected: Expected, current: int) -> bool:
     return current == expected
 
 
-def _check_new_events(new_events: Sequence[Any]) -> None:
+def _check_new_events(stream_id: str, new_events: Sequence[Any], claims: Sequence[Claim] = (),
+                      releases: Sequence[Claim] = ()) -> None:
     if not new_events:
         raise ValueError("append needs at least one event")
     if any(type(e) is EncodedEvent for e in new_events):
         raise TypeError("append and append_in take NewEvent; encoded events go through append_batch")
+    check_fields(stream_id, new_events)
+    if claims or releases:
+        check_claims(stream_id, (*claims, *releases))
     _refuse_repeated_ids(new_events)
 
 
@@ -109,9 +114,9 @@ class EventStore:
     def append(self, stream_id: str, new_events: Sequence[NewEvent],
                expected_version: Expected = ExpectedVersion.ANY, *,
                claims: Iterable[Claim] = (), releases: Iterable[Claim] = ()) -> AppendResult:
-        """Returns where the events landed. Raises ConcurrencyError, EventIdConflict, ClaimTaken."""
-        _check_new_events(new_events)
+        """Returns where the events landed. Raises ConcurrencyError, EventIdConflict, ClaimTaken, InvalidEvent."""
         claims, releases = tuple(claims), tuple(releases)
+        _check_new_events(stream_id, new_events, claims, releases)
         try:
             if self._sql.sqlite:
                 with sqlite_writer_turn(self.engine), dbapi_connection(self.engine) as db:
@@ -127,16 +132,17 @@ class EventStore:
                   expected_version: Expected = ExpectedVersion.ANY, *,
                   claims: Iterable[Claim] = (), releases: Iterable[Claim] = ()) -> AppendResult:
         """Appends inside the caller's write transaction (see `write_transaction`)."""
-        _check_new_events(new_events)
+        claims, releases = tuple(claims), tuple(releases)
+        _check_new_events(stream_id, new_events, claims, releases)
         try:
             with translated_errors(self.engine.dialect):
                 cur = dbapi_of(conn).cursor()
                 try:
                     if self._sql.sqlite:
                         return self._append_checked_sqlite(cur, stream_id, new_events, expected_version,
-                                                           tuple(claims), tuple(releases))
+                                                           claims, releases)
                     return self._append_checked_pg(cur, stream_id, new_events, expected_version,
-                                                   tuple(claims), tuple(releases))
+                                                   claims, releases)
                 finally:
                     cur.close()
         except _Mismatch as mismatch:
@@ -188,13 +194,13 @@ class EventStore:
     # it matches; pipelined with BEGIN and COMMIT, so an append is one round trip.
     def _append_pg_pipelined(self, db: Any, stream_id: str, new_events: Sequence[NewEvent],
                              expected: Expected) -> AppendResult:
+        mode, params = self._checked_insert_params(stream_id, new_events, expected)  # encoded (and checked) first
         lock = db.cursor()
         cur = db.cursor()
         try:
             with db.pipeline():
                 if self.serialize_appends:
                     lock.execute(LOCK_SQL, prepare=True)
-                mode, params = self._checked_insert_params(stream_id, new_events, expected)
                 cur.execute(self._sql.insert_unnest(mode), params, prepare=True)
                 db.commit()
             rows = cur.fetchall()
@@ -333,6 +339,8 @@ class EventStore:
         """
         if any(not batch for _, batch, _ in items):
             raise ValueError("append_batch needs at least one event per stream")
+        for stream_id, batch, _ in items:
+            check_fields(stream_id, batch)
         _refuse_repeated_ids(e for _, batch, _ in items for e in batch)
         db = dbapi_of(conn)
         with translated_errors(self.engine.dialect):
@@ -486,6 +494,16 @@ class EventStore:
         """Returns the stream's last version, 0 when it has no events."""
         with self.engine.connect() as conn:
             return self._stream_version(conn, stream_id)
+
+    def stream_versions(self, conn: Connection, stream_ids: Sequence[str]) -> dict[str, int]:
+        """Returns {stream id: last version} of those streams that have events (read in `conn`)."""
+        unique = list(dict.fromkeys(stream_ids))
+        found: dict[str, int] = {}
+        for start in range(0, len(unique), 500):
+            q = (select(events.c.stream_id, func.max(events.c.version))
+                 .where(events.c.stream_id.in_(unique[start:start + 500])).group_by(events.c.stream_id))
+            found.update((sid, version) for sid, version in conn.execute(q))
+        return found
 
     @staticmethod
     def _stream_version(conn: Connection, stream_id: str) -> int:

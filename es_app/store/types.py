@@ -99,6 +99,17 @@ class EventIdConflict(StoreError):
     """An event id is already stored with other content or at another place."""
 
 
+class InvalidEvent(StoreError):
+    """An event (or its stream id) that a backend cannot store: too long, or text holding U+0000 or
+    a lone surrogate. Raised before anything is written, the same on every backend."""
+
+    def __init__(self, stream_id: str | None, problem: str):
+        shown = stream_id if stream_id is None or len(stream_id) <= 80 else stream_id[:80] + "..."
+        where = f"stream {shown!r}: " if shown is not None else ""
+        super().__init__(f"{where}{problem}, which the event store cannot hold")
+        self.stream_id, self.problem = stream_id, problem
+
+
 class ClaimTaken(StoreError):
     def __init__(self, claim: Claim, owner: str):
         super().__init__(f"{claim.scope} {claim.value!r} is already taken by {owner}")

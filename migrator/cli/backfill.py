@@ -32,6 +32,7 @@ from migrator.backfill import (
     projector_for,
 )
 from migrator.backfill_runs import BackfillRun
+from migrator.leases import DEFAULT_TTL_S
 from migrator.mapping import MappingError
 from migrator.throttle import PauseGate
 
@@ -60,13 +61,13 @@ def _relay_backlog(legacy_engine: Any, container: Any, mappings: list[Any]) -> C
 def summary_table(runs: list[tuple[BackfillRun, float]]) -> Table:
     """Returns the final summary: one line per table."""
     table = Table(title="backfill summary")
-    for col in ("table", "status", "rows", "imported", "skipped (already a stream)", "chunks",
+    for col in ("table", "status", "rows", "imported", "skipped (already a stream)", "parked", "chunks",
                 "last watermark", "seconds", "rows/s"):
         table.add_column(col, justify="left" if col in ("table", "status") else "right")
     for run, seconds in runs:
         rate = run.rows_done / seconds if seconds > 0 else 0.0
         table.add_row(run.table_name, run.status, f"{run.rows_done:,}", f"{run.rows_imported:,}",
-                      f"{run.rows_skipped:,}", str(run.chunks), str(run.watermark or 0),
+                      f"{run.rows_skipped:,}", f"{run.rows_parked:,}", str(run.chunks), str(run.watermark or 0),
                       f"{seconds:.1f}", f"{rate:,.0f}")
     return table
 
@@ -109,6 +110,9 @@ def backfill(
         "--read-process/--no-read-process", show_default=False,
         help="Read and build chunks ahead in a second process (default: on a SQLite event store "
              f"when at least {READ_PROCESS_FROM:,} rows are left; never with --max-rate)")] = None,
+    lease_ttl: Annotated[float, typer.Option("--lease-ttl", min=1, max=86_400,
+                                             help="Seconds a run's lease lives unrenewed: a second run refuses "
+                                                  "while it lives; a killed run is taken over after it")] = DEFAULT_TTL_S,
     es_url: EsUrl = None,
     legacy_url: LegacyUrl = None,
 ) -> None:
@@ -128,7 +132,7 @@ def backfill(
     except (MappingError, OSError) as exc:
         raise CliError(str(exc)) from None
     options = BackfillOptions(batch_size=batch_size, max_rate=max_rate, pause_file=pause_file,
-                              read_process=read_process)
+                              read_process=read_process, lease_ttl=lease_ttl)
     gate = PauseGate(pause_file=pause_file, relay_backlog=_relay_backlog(legacy, es, mappings),
                      max_relay_backlog=max_relay_backlog, projection_lag=_projection_lag(es),
                      max_projection_lag=max_projection_lag)
@@ -141,6 +145,10 @@ def backfill(
     except BackfillError as exc:
         raise CliError(str(exc)) from None
     console.print(summary_table(done))
+    parked = sum(run.rows_parked for run, _ in done)
+    if parked:
+        console.print(f"{parked:,} rows parked (the event store cannot hold them): see `migrator parked list`, "
+                      "then `migrator parked retry` after a fix", highlight=False, markup=False)
 
 
 def _check_startable(b: Backfill, *, resume: bool, restart: bool) -> None:

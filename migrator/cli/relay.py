@@ -24,10 +24,12 @@ from .serve import check_schema
 def summary_table(rows: list[tuple[RelayTotals, int]], title: str = "relay summary") -> Table:
     """Returns one line per table: changes read, relayed, skipped, events, offset, rate, backlog left."""
     table = Table(title=title)
-    for col in ("table", "changes", "relayed", "skipped", "events", "offset", "seconds", "changes/s", "backlog"):
+    for col in ("table", "changes", "relayed", "skipped", "parked", "events", "offset", "seconds", "changes/s",
+                "backlog"):
         table.add_column(col, justify="left" if col == "table" else "right")
     for t, left in rows:
-        table.add_row(t.table, f"{t.read:,}", f"{t.relayed:,}", f"{t.skipped:,}", f"{t.events:,}", str(t.position),
+        table.add_row(t.table, f"{t.read:,}", f"{t.relayed:,}", f"{t.skipped:,}", f"{t.parked:,}", f"{t.events:,}",
+                      str(t.position),
                       f"{t.seconds:.2f}", f"{t.rate:,.0f}", f"{left:,}")
     return table
 
@@ -66,6 +68,10 @@ def _drain(relays: list[Relay], es: Any, project: bool) -> None:
             results.append((r.drain(on_batch=advance), 0))
     results = [(t, r.backlog()) for (t, _), r in zip(results, relays)]
     console.print(summary_table(results))
+    if any(t.parked for t, _ in results):
+        console.print("changes parked (the event store cannot hold them; later changes of their keys wait "
+                      "behind them): see `migrator parked list`, then `migrator parked retry` after a fix",
+                      highlight=False, markup=False)
     if project and any(t.events for t, _ in results):
         applied = _project(es, False, None)
         console.print(f"projections applied {applied:,} events")

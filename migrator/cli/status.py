@@ -185,12 +185,67 @@ def render_findings(data: dict[str, Any]) -> Iterable[RenderableType]:
         yield Text("list them with `migrator status --findings`")
 
 
+# -- capture gaps, parked rows, runs going on --------------------------------
+def collect_gaps(ctx: StatusContext) -> list[dict[str, Any]]:
+    """Returns the open capture gaps (stretches the relay could not see), each with its warning line."""
+    from migrator.capture_gaps import open_gaps
+
+    return [{"table": g.table, "reason": g.reason, "since": _iso(g.since), "until": _iso(g.until),
+             "detail": g.detail, "warning": g.warning()} for g in open_gaps(ctx.legacy, ctx.es.engine, ctx.mappings)]
+
+
+def render_gaps(data: list[dict[str, Any]]) -> Iterable[RenderableType]:
+    if not data:
+        yield Text("capture gaps: none")
+    for gap in data:
+        yield Text.assemble(("warning", "yellow"), ": ", gap["warning"])
+
+
+def collect_parked(ctx: StatusContext) -> dict[str, Any]:
+    """Returns, per table, the legacy rows and changes parked because the event store cannot hold them."""
+    from migrator.parked import counts
+
+    found = {c.table: c for c in counts(ctx.es.engine)}
+    return {t: ({"keys": c.keys, "backfill": c.backfill, "relay": c.relay, "waiting": c.waiting,
+                 "resolved": c.resolved} if (c := found.get(t)) else
+                {"keys": 0, "backfill": 0, "relay": 0, "waiting": 0, "resolved": 0}) for t in ctx.tables}
+
+
+def render_parked(data: dict[str, Any]) -> Iterable[RenderableType]:
+    table = _table("parked (the event store cannot hold them: `migrator parked list`)",
+                   ("table", "keys", "backfill rows", "relay changes", "resolved"))
+    for name, p in data.items():
+        table.add_row(name, f"{p['keys']:,}", f"{p['backfill']:,}", f"{p['relay']:,}", f"{p['resolved']:,}")
+    yield table
+
+
+def collect_runs(ctx: StatusContext) -> list[dict[str, Any]]:
+    """Returns the runs going on now (their leases): job, host, pid, since, lease expiry."""
+    from migrator.leases import current
+
+    return [{"name": lease.name, "host": lease.host, "pid": lease.pid, "since": _iso(lease.acquired_at),
+             "expires_at": _iso(lease.expires_at)} for lease in current(ctx.es.engine)]
+
+
+def render_runs(data: list[dict[str, Any]]) -> Iterable[RenderableType]:
+    if not data:
+        yield Text("runs going on: none")
+        return
+    table = _table("runs going on", ("run", "host", "pid", "since", "lease expires"), ("run", "host"))
+    for r in data:
+        table.add_row(r["name"], r["host"], str(r["pid"]), r["since"], r["expires_at"])
+    yield table
+
+
 SECTIONS: list[Section] = [
     Section("capture", collect_capture, render_capture),
     Section("relay", collect_relay, render_relay),
     Section("backfill", collect_backfill, render_backfill),
     Section("projections", collect_projections, render_projections),
     Section("findings", collect_findings, render_findings),
+    Section("parked", collect_parked, render_parked),
+    Section("capture_gaps", collect_gaps, render_gaps),
+    Section("runs", collect_runs, render_runs),
 ]
 
 

@@ -22,6 +22,7 @@ from migrator.seed import seed_users
 from tests.integration.backfill_helpers import differences, import_counts
 
 ROWS = {"sqlite": 6_000, "postgres": 6_000}  # enough that a kill at 55% lands before the end
+LEASE_TTL = 1.0  # a killed run's lease lives this long (see migrator.leases); the next run waits it out
 
 
 def _cli(*args: str) -> list[str]:
@@ -65,8 +66,8 @@ def _all_gone(pids: list[int], timeout_s: float = 30) -> bool:
 def _kill_once_started(url: str, engine, after_rows: int, *flags: str) -> int:
     """Starts a backfill, SIGKILLs it once its checkpoint passed `after_rows`. Returns rows done then.
     A reader process left behind must end by itself."""
-    proc = subprocess.Popen(_cli("backfill", "--batch-size", "200", "--resume", *flags, "--es-url", url,
-                                 "--legacy-url", url),
+    proc = subprocess.Popen(_cli("backfill", "--batch-size", "200", "--resume", "--lease-ttl", str(LEASE_TTL),
+                                 *flags, "--es-url", url, "--legacy-url", url),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "COLUMNS": "120"})
     children: list[int] = []
     try:
@@ -82,6 +83,7 @@ def _kill_once_started(url: str, engine, after_rows: int, *flags: str) -> int:
     if "--read-process" in flags:
         assert children, "the backfill ran without its reader process"
     assert _all_gone(children), "a reader process outlived the killed backfill"
+    time.sleep(LEASE_TTL + 0.2)  # its lease expires
     return _rows_done(engine)
 
 

@@ -10,9 +10,10 @@ from sqlalchemy import text
 
 from es_app.bootstrap import engine_for
 from migrator.cli import main
+from migrator.parked import RELAY, ToPark, park
 
 T = datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
-KEYS = ["tables", "capture", "relay", "backfill", "projections", "findings"]
+KEYS = ["tables", "capture", "relay", "backfill", "projections", "findings", "parked", "capture_gaps", "runs"]
 
 
 @pytest.fixture
@@ -81,3 +82,26 @@ def test_a_missing_database_is_one_error_line(tmp_path, url, capsys):
         err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
         assert len(err) == 1 and err[0].startswith("error: ") and "nope.db" in err[0], err
     assert not (tmp_path / "nope.db").exists()
+
+
+def test_status_counts_parked_rows_and_reports_capture_gaps(url, capsys):
+    add_users(url, {1: "a@example.org", 2: "b@example.org"})
+    assert main(["capture", "install", "--legacy-url", url]) == 0
+    assert main(["backfill", "--es-url", url, "--legacy-url", url]) == 0
+    before = status_json(capsys, url)
+    assert before["parked"]["users"]["waiting"] == 0 and before["capture_gaps"] == [] and before["runs"] == []
+    assert main(["capture", "remove", "--legacy-url", url]) == 0
+    with engine_for(url).begin() as conn:  # written while capture is off, and a value no event can hold
+        conn.execute(text("UPDATE users SET full_name = 'Unseen' WHERE id = 1"))
+    assert main(["capture", "install", "--legacy-url", url]) == 0
+    assert main(["relay", "--es-url", url, "--legacy-url", url]) == 0
+    with engine_for(url).begin() as conn:  # what the relay does with a change the store cannot hold
+        park(conn, "users", RELAY, [ToPark("2", "users key 2: cannot be stored", {"id": 2}, 99)])
+    after = status_json(capsys, url)
+    assert after["parked"]["users"] == {"keys": 1, "backfill": 0, "relay": 1, "waiting": 1, "resolved": 0}
+    assert [g["reason"] for g in after["capture_gaps"]] == ["capture_off"]
+    assert "migrator relay --resync" in after["capture_gaps"][0]["warning"]
+    capsys.readouterr()
+    assert main(["status", "--es-url", url, "--legacy-url", url]) == 0
+    out = capsys.readouterr().out
+    assert "capture gap on users" in out and "parked" in out

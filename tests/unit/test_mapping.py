@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -23,6 +24,7 @@ from migrator.mapping import (
     uuid5_text,
 )
 from migrator.mapping_files import load_mapping_file, mapping_from_dict
+from migrator.normalizers import strip_control
 from tests.accounts import accounts_mapping
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
@@ -178,11 +180,13 @@ def test_mapping_from_dict_builds_the_same_mapping_as_python():
     spec = {"table": "users", "key": "id", "stream_prefix": "user", "import_event_type": "UserImported",
             "delete_event_type": "UserDeleted", "column_event_type": "UserLegacyColumnChanged",
             "created_at": "created_at", "updated_at": "updated_at", "unique": {"email": "user-email"},
-            "columns": {"full_name": {"field": "name", "normalize": ["trim"], "event": "UserNameChanged"},
-                        "email": {"field": "email", "normalize": "email", "event": "UserEmailChanged"},
+            "columns": {"full_name": {"field": "name", "normalize": ["strip_control", "trim"],
+                                      "event": "UserNameChanged"},
+                        "email": {"field": "email", "normalize": ["strip_control", "email"],
+                                  "event": "UserEmailChanged"},
                         "is_active": {"field": "active", "normalize": ["bool"], "true_event": "UserReactivated",
                                       "false_event": "UserDeactivated"},
-                        "phone": {"field": "phone", "normalize": ["trim", "blank_to_none"],
+                        "phone": {"field": "phone", "normalize": ["strip_control", "trim", "blank_to_none"],
                                   "event": "UserPhoneChanged"}}}
     assert mapping_from_dict(spec) == USERS
 
@@ -217,6 +221,8 @@ _loose = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.text
 def test_import_data_is_the_column_by_column_coercion_and_normalization(row, precision):
     m = dataclasses.replace(BOUND_USERS, timestamp_precision=precision)
     coerced = {c: m._value(c, row.get(c)) for c in m.table_columns}
+    for c in ("full_name", "email", "phone"):  # strip_control cleans the row's copy too (see import_payload)
+        coerced[c] = strip_control(coerced[c])
     expected = {**{c.field: m.field_value(c.column, row.get(c.column)) for c in m.columns},
                 "legacy_key": coerced["id"], "created_at": coerced["created_at"], "updated_at": coerced["updated_at"],
                 "row": coerced}
@@ -238,3 +244,23 @@ def test_a_naive_timestamp_text_normalizes_as_the_utc_datetime_it_names(t, separ
 
     text = t.isoformat(sep=separator, timespec="microseconds")  # how SQLite hands over a stored timestamp
     assert timestamp(precision)(text) == timestamp(precision)(t.replace(tzinfo=timezone.utc))
+
+
+@pytest.mark.parametrize("raw, clean", [
+    ("Ann\x00e", "Anne"), ("a\tb\nc\r", "a\tb\nc\r"), ("bell\x07 esc\x1b del\x7f", "bell esc del"),
+    ("lone \ud800", "lone \ufffd"), ("é 😀 ok", "é 😀 ok"), (None, None), (5, 5)])
+def test_strip_control_removes_what_a_store_or_a_name_should_not_hold(raw, clean):
+    from migrator.normalizers import escaped
+
+    assert strip_control(raw) == clean
+    assert json.loads(escaped(raw)) == raw and escaped(raw).isascii()  # the original stays reproducible
+
+
+def test_a_change_cleaned_by_strip_control_keeps_the_exact_legacy_value_in_its_metadata():
+    old, new = {"id": 1, "full_name": "Ann"}, {"id": 1, "full_name": "Ann\x00e", "phone": "1\x002"}
+    events = USERS.change_events(old, new, event_ids=ids(), metadata={"source": "relay"})
+    assert [(e.type, e.data) for e in events] == [("UserNameChanged", {"name": "Anne"}),
+                                                  ("UserPhoneChanged", {"phone": "12"})]
+    assert json.loads(events[0].metadata["legacy_originals"]["full_name"]) == "Ann\x00e"
+    assert events[0].metadata["source"] == "relay"
+    assert USERS.change_events(old, {"id": 1, "full_name": "Bo"}, event_ids=ids(), metadata={})[0].metadata == {}

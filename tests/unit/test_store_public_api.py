@@ -9,9 +9,9 @@ import es_app.store
 
 PUBLIC_API = {
     "AppendResult", "Claim", "ClaimConflict", "ClaimTaken", "ConcurrencyError", "EncodedEvent",
-    "EventIdConflict", "EventStore",
-    "Expected", "ExpectedVersion", "NewEvent", "RecordedEvent", "Repository", "Snapshot",
-    "SnapshotStore", "StoreError", "UpcasterRegistry", "category_of", "encode_events", "make_engine",
+    "EventIdConflict", "EventStore", "Expected", "ExpectedVersion", "InvalidEvent", "NewEvent", "RecordedEvent",
+    "Repository", "Snapshot", "SnapshotStore", "StoreError", "UpcasterRegistry", "category_of", "check_events",
+    "encode_events", "make_engine",
     "normalize_url", "write_transaction",
 }
 
@@ -38,7 +38,7 @@ def test_exports_are_defined_inside_the_store_package():
 
 
 def test_store_errors_share_one_base():
-    for name in ("ConcurrencyError", "EventIdConflict", "ClaimTaken"):
+    for name in ("ConcurrencyError", "EventIdConflict", "ClaimTaken", "InvalidEvent"):
         assert issubclass(getattr(es_app.store, name), es_app.store.StoreError)
 
 
