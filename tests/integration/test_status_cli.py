@@ -91,7 +91,7 @@ def test_status_counts_parked_rows_and_reports_capture_gaps(url, capsys):
     before = status_json(capsys, url)
     assert before["parked"]["users"]["waiting"] == 0 and before["capture_gaps"] == [] and before["runs"] == []
     assert main(["capture", "remove", "--legacy-url", url]) == 0
-    with engine_for(url).begin() as conn:  # written while capture is off, and a value no event can hold
+    with engine_for(url).begin() as conn:  # written while capture is off
         conn.execute(text("UPDATE users SET full_name = 'Unseen' WHERE id = 1"))
     assert main(["capture", "install", "--legacy-url", url]) == 0
     assert main(["relay", "--es-url", url, "--legacy-url", url]) == 0
