@@ -212,7 +212,7 @@ def collect_parked(ctx: StatusContext) -> dict[str, Any]:
 
 
 def render_parked(data: dict[str, Any]) -> Iterable[RenderableType]:
-    table = _table("parked (the event store cannot hold them: `migrator parked list`)",
+    table = _table("parked rows and changes (`migrator parked list`)",
                    ("table", "keys", "backfill rows", "relay changes", "resolved"))
     for name, p in data.items():
         table.add_row(name, f"{p['keys']:,}", f"{p['backfill']:,}", f"{p['relay']:,}", f"{p['resolved']:,}")
