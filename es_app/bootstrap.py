@@ -12,7 +12,6 @@ from es_app.services import UserService
 from es_app.settings import Settings, get_settings
 from es_app.store import EventStore, Repository, SnapshotStore, UpcasterRegistry, make_engine
 
-
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from es_app.domain import User
 from es_app.store import AppendResult, Claim, Expected, Repository

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
@@ -30,7 +30,7 @@ def event_out(e: RecordedEvent) -> dict[str, Any]:
 
 
 def _utc(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)  # SQLite hands back naive UTC times
+    return t if t.tzinfo else t.replace(tzinfo=UTC)  # SQLite hands back naive UTC times
 
 
 def _stream(container: Container, user_id: str) -> list[RecordedEvent]:

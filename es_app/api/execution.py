@@ -8,7 +8,8 @@ import random
 import re
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from es_app.bootstrap import EsContainer
 from es_app.domain import DomainError, User, UserState

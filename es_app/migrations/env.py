@@ -9,7 +9,7 @@ VERSION_TABLE = "alembic_version_es"
 config = context.config
 
 
-def _run(connection) -> None:  # noqa: ANN001
+def _run(connection) -> None:
     context.configure(connection=connection, version_table=VERSION_TABLE, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()

@@ -7,7 +7,8 @@ was), and writes everything applied in one go on `flush()`.
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 from sqlalchemy import Connection
 

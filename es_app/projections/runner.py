@@ -18,18 +18,27 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Collection, Sequence
+from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
-from es_app.store import EventStore, RecordedEvent
 from es_app.bulk_gc import bulk_gc
+from es_app.store import EventStore, RecordedEvent
 from es_app.store.engine import is_sqlite, write_transaction
 
 from .base import Projection
-from .checkpoints import check_shard, checkpoint_name, ensure_layout, get_position, layout_names, lock_position, \
-    save_position, shard_of
+from .checkpoints import (
+    check_shard,
+    checkpoint_name,
+    ensure_layout,
+    get_position,
+    layout_names,
+    lock_position,
+    save_position,
+    shard_of,
+)
 from .dead_letters import park, parked_streams
 from .registry import select_projections
 from .tables import projection_checkpoints as cp

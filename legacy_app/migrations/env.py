@@ -1,7 +1,6 @@
 """Alembic environment of the legacy database."""
 
 from alembic import context
-
 from sqlalchemy import create_engine as make_engine
 
 VERSION_TABLE = "alembic_version_legacy"
@@ -9,7 +8,7 @@ VERSION_TABLE = "alembic_version_legacy"
 config = context.config
 
 
-def _run(connection) -> None:  # noqa: ANN001
+def _run(connection) -> None:
     context.configure(connection=connection, version_table=VERSION_TABLE, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()
