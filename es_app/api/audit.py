@@ -18,8 +18,9 @@ from .schemas import ErrorBody, HistoryPage, UserDiff, UserState
 router = APIRouter(tags=["audit"])
 
 UserId = Annotated[str, Path(max_length=255)]
-_NOT_FOUND = {404: {"model": ErrorBody, "description": "unknown user (or it did not exist then)"},
-              422: {"model": ErrorBody, "description": "bad parameter"}}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "unknown user (or it did not exist then)"},
+    422: {"model": ErrorBody, "description": "bad parameter"}}
 
 
 def event_out(e: RecordedEvent) -> dict[str, Any]:

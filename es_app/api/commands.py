@@ -74,7 +74,7 @@ def _execute(request: Request, container: Container, credentials: Any, x_actor: 
     return _respond(_runner(request, container).execute(req, user_id, command, action))
 
 
-_USER_ROUTE = dict(response_model=CommandResult, responses=_errors(404, 409, 412, 422))
+_USER_ROUTE: dict[str, Any] = dict(response_model=CommandResult, responses=_errors(404, 409, 412, 422))
 
 
 @router.patch("/users/{user_id}", summary="Change name, email and/or phone", **_USER_ROUTE)

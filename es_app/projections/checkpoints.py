@@ -80,10 +80,12 @@ def ensure_layout(conn: Connection, projection: str, shards: int | None) -> None
 
 def _insert_ignore(conn: Connection):
     if is_sqlite(conn):
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert
-    return insert(cp).on_conflict_do_nothing(index_elements=["name"])
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(cp).on_conflict_do_nothing(index_elements=["name"])
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    return pg_insert(cp).on_conflict_do_nothing(index_elements=["name"])
 
 
 def lock_layout(conn: Connection, projection: str) -> dict[str, int]:

@@ -151,7 +151,7 @@ def _resolve(container: Any, letter_id: int, *, skip_head: bool) -> DeadLetter:
             waiting = waiting[1:]
         batch = projection.open(conn, waiting)
         now = datetime.now(UTC)
-        done = {"status": "skipped" if skip_head else "retried", "resolved_at": now}
+        done: dict[str, Any] = {"status": "skipped" if skip_head else "retried", "resolved_at": now}
         for event in waiting:
             try:
                 batch.apply(event)

@@ -182,7 +182,7 @@ def run_projection(engine: Engine, store: EventStore, projection: Projection, *,
         if until_head and not sqlite:
             def read_ahead(after: int) -> Future:
                 return pool.submit(read_page, store, projection, after, batch_size)
-        ahead = None
+        ahead: Future | None = None
         while True:
             if sqlite:  # not on a thread: it would fight the writer for the GIL (sqlite3 takes it back per row)
                 position = _unlocked_position(engine, projection, shard, shards) if position is None else position

@@ -105,7 +105,7 @@ def _lookup(conn: Connection, table: str, ids: list[str]) -> dict[str, UserState
         cur = dbapi_of(conn).cursor()
         try:
             if sqlite:
-                rows = []
+                rows: list[tuple] = []
                 for start in range(0, len(ids), _CHUNK):
                     part = ids[start:start + _CHUNK]
                     cur.execute(f'SELECT {cols} FROM "{table}" WHERE "id" IN ({", ".join("?" * len(part))})', part)
