@@ -12,7 +12,6 @@ from es_app.services import UserService
 from es_app.settings import Settings, get_settings
 from es_app.store import EventStore, Repository, SnapshotStore, UpcasterRegistry, make_engine
 
-
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
 
@@ -51,5 +50,7 @@ def build(settings: Settings | None = None) -> EsContainer:
     engine = engine_for(settings.es_database_url)
     store = EventStore(engine, UpcasterRegistry(UPCASTERS))
     snapshots = SnapshotStore(engine)
-    users = Repository(store, snapshots, User, UserState, snapshot_every=settings.snapshot_every)
+    # type-var: store.Aggregate wants instance attributes; User's are ClassVars (store/repository.py)
+    users = Repository(store, snapshots, User, UserState,  # type: ignore[type-var]
+                       snapshot_every=settings.snapshot_every)
     return EsContainer(settings, engine, store, snapshots, users, UserService(users))

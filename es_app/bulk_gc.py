@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import gc
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 BULK_THRESHOLD = 50_000
 

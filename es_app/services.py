@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from es_app.domain import User
 from es_app.store import AppendResult, Claim, Expected, Repository
@@ -29,14 +30,15 @@ class UserService:
                  user_id: str | None = None, metadata: dict[str, Any] | None = None,
                  event_ids: list[str] | None = None) -> AppendResult:
         user = User.register(user_id or new_user_id(), name, email, phone)
-        return self.repository.save(user, metadata=metadata, event_ids=event_ids,
+        # type-var: store.Aggregate wants instance attributes; User's are ClassVars (store/repository.py)
+        return self.repository.save(user, metadata=metadata, event_ids=event_ids,  # type: ignore[type-var]
                                     claims=[Claim(EMAIL_SCOPE, user.state.email)])
 
     def execute(self, user_id: str, command: Callable[[User], None], *,
                 expected_version: Expected | None = None, metadata: dict[str, Any] | None = None,
                 event_ids: list[str] | None = None) -> AppendResult:
         """Runs `command` on the latest state; `expected_version` guards against stale writes."""
-        user = self.repository.load(user_id)
+        user: User = self.repository.load(user_id)
         if not user.state.exists:
             raise UserNotFound(user_id)
         email_before = user.state.email
@@ -48,5 +50,6 @@ class UserService:
         elif s.email != email_before:
             claims.append(Claim(EMAIL_SCOPE, s.email))
             releases.append(Claim(EMAIL_SCOPE, email_before))
-        return self.repository.save(user, expected_version=expected_version, metadata=metadata,
+        # type-var: store.Aggregate wants instance attributes; User's are ClassVars (store/repository.py)
+        return self.repository.save(user, expected_version=expected_version, metadata=metadata,  # type: ignore[type-var]
                                     claims=claims, releases=releases, event_ids=event_ids)

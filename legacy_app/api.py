@@ -10,7 +10,7 @@ import json
 import threading
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Annotated, Optional
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response, status
 from fastapi.encoders import jsonable_encoder
@@ -38,7 +38,7 @@ class UserIn(BaseModel):
     email: Email
     full_name: FullName
     is_active: bool = True
-    phone: Optional[Phone] = None
+    phone: Phone | None = None
 
 
 class UserPatch(BaseModel):
@@ -46,14 +46,14 @@ class UserPatch(BaseModel):
 
     model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
 
-    email: Optional[Email] = None
-    full_name: Optional[FullName] = None
-    is_active: Optional[bool] = None
-    phone: Optional[Phone] = None
+    email: Email | None = None
+    full_name: FullName | None = None
+    is_active: bool | None = None
+    phone: Phone | None = None
 
     @field_validator("email", "full_name", "is_active")
     @classmethod
-    def _not_null(cls, value):  # noqa: ANN001
+    def _not_null(cls, value):
         if value is None:
             raise ValueError("may be omitted but not null")
         return value
@@ -64,7 +64,7 @@ class UserOut(BaseModel):
     email: str
     full_name: str
     is_active: bool
-    phone: Optional[str]
+    phone: str | None
     created_at: datetime
     updated_at: datetime
 
@@ -152,7 +152,7 @@ def create_app(database_url: str | None = None, *, read_mode: str | None = None)
 
     @app.get("/users", response_model=UserPage)
     def list_users(svc: Svc,
-                   search: Annotated[Optional[str], Query(max_length=200,
+                   search: Annotated[str | None, Query(max_length=200,
                                                           description="substring of name or email"),
                                      BeforeValidator(checked_search)] = None,
                    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,

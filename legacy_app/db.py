@@ -2,7 +2,7 @@
 
 legacy_app imports nothing from es_app or migrator, so it builds its engines itself.
 SQLite gets WAL and a busy timeout; write sessions start with BEGIN IMMEDIATE so
-concurrent load–mutate–save requests queue on the lock instead of failing.
+concurrent load-mutate-save requests queue on the lock instead of failing.
 """
 
 from __future__ import annotations
@@ -76,13 +76,13 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "replace")
 
 
-def _lower(value):  # noqa: ANN001, ANN202
+def _lower(value):
     if isinstance(value, bytes):
         value = _text(value)
     return value.lower() if isinstance(value, str) else value
 
 
-class unicode_lower(FunctionElement):  # noqa: N801
+class unicode_lower(FunctionElement):
     """lower() that folds non-ASCII letters too (SQLite's built-in lower() folds ASCII only)."""
 
     inherit_cache = True
@@ -90,18 +90,18 @@ class unicode_lower(FunctionElement):  # noqa: N801
 
 
 @compiles(unicode_lower)
-def _unicode_lower_default(element, compiler, **kw):  # noqa: ANN001, ANN202
+def _unicode_lower_default(element, compiler, **kw):
     return f"lower({compiler.process(element.clauses, **kw)})"
 
 
 @compiles(unicode_lower, "sqlite")
-def _unicode_lower_sqlite(element, compiler, **kw):  # noqa: ANN001, ANN202
+def _unicode_lower_sqlite(element, compiler, **kw):
     return f"legacy_lower(CAST({compiler.process(element.clauses, **kw)} AS BLOB))"  # bytes: see _text
 
 
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
-    def _connect(dbapi_conn, _record):  # noqa: ANN001
+    def _connect(dbapi_conn, _record):
         dbapi_conn.isolation_level = None  # BEGIN is emitted below, with the mode asked for
         dbapi_conn.text_factory = _text
         dbapi_conn.create_function("legacy_lower", 1, _lower, deterministic=True)
@@ -132,7 +132,7 @@ class Database:
         self.read_session = sessionmaker(engine, class_=LegacySession, expire_on_commit=False)
 
     @classmethod
-    def connect(cls, url: str | None = None, *, check_schema: bool = True) -> "Database":
+    def connect(cls, url: str | None = None, *, check_schema: bool = True) -> Database:
         """Returns a Database for the URL; raises SchemaMissing when `users` does not exist."""
         url = url or database_url()
         path = sqlite_path(url)

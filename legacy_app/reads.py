@@ -10,8 +10,9 @@ from __future__ import annotations
 import dataclasses
 import enum
 import os
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable, Protocol
+from typing import Protocol
 
 from sqlalchemy import func, or_, select
 
@@ -43,7 +44,7 @@ class UserRecord:
     updated_at: datetime
 
     @classmethod
-    def of(cls, user: User) -> "UserRecord":
+    def of(cls, user: User) -> UserRecord:
         """Returns the record of an ORM user."""
         return cls(user.id, user.email, user.full_name, user.is_active, user.phone,
                    user.created_at, user.updated_at)

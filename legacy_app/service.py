@@ -6,8 +6,9 @@ of the "before" system. The app maintains `created_at` / `updated_at` itself.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
@@ -29,7 +30,7 @@ class EmailTaken(ValueError):
 
 def utcnow() -> datetime:
     """Returns the current time, aware, in UTC."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class UserService:
@@ -92,7 +93,7 @@ class UserService:
             self._commit(session, None, user_id)
 
     @staticmethod
-    def _commit(session, email: str | None, user_id: int | None = None) -> None:  # noqa: ANN001
+    def _commit(session, email: str | None, user_id: int | None = None) -> None:
         try:
             session.commit()
         except StaleDataError:  # another request deleted the row between our load and our save

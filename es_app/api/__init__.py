@@ -19,7 +19,7 @@ from .execution import Publisher
 from .limits import BodySizeLimit
 from .metrics import ApiMetrics
 
-__all__ = ["create_app", "app"]
+__all__ = ["app", "create_app"]
 
 DESCRIPTION = """\
 Commands append events to the event store and answer at once with the stream `version`

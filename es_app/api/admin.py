@@ -8,8 +8,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 
-from es_app.projections import DeadLetterNotFound, NotParked, get_dead_letter, list_parked, projection_status
-from es_app.projections import dead_letters
+from es_app.projections import (
+    DeadLetterNotFound,
+    NotParked,
+    dead_letters,
+    get_dead_letter,
+    list_parked,
+    projection_status,
+)
 
 from .audit import event_out
 from .context import Admin, Container

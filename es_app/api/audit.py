@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
@@ -18,8 +18,9 @@ from .schemas import ErrorBody, HistoryPage, UserDiff, UserState
 router = APIRouter(tags=["audit"])
 
 UserId = Annotated[str, Path(max_length=255)]
-_NOT_FOUND = {404: {"model": ErrorBody, "description": "unknown user (or it did not exist then)"},
-              422: {"model": ErrorBody, "description": "bad parameter"}}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "unknown user (or it did not exist then)"},
+    422: {"model": ErrorBody, "description": "bad parameter"}}
 
 
 def event_out(e: RecordedEvent) -> dict[str, Any]:
@@ -30,7 +31,7 @@ def event_out(e: RecordedEvent) -> dict[str, Any]:
 
 
 def _utc(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)  # SQLite hands back naive UTC times
+    return t if t.tzinfo else t.replace(tzinfo=UTC)  # SQLite hands back naive UTC times
 
 
 def _stream(container: Container, user_id: str) -> list[RecordedEvent]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Callable
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import JSONResponse
@@ -73,7 +74,7 @@ def _execute(request: Request, container: Container, credentials: Any, x_actor: 
     return _respond(_runner(request, container).execute(req, user_id, command, action))
 
 
-_USER_ROUTE = dict(response_model=CommandResult, responses=_errors(404, 409, 412, 422))
+_USER_ROUTE: dict[str, Any] = dict(response_model=CommandResult, responses=_errors(404, 409, 412, 422))
 
 
 @router.patch("/users/{user_id}", summary="Change name, email and/or phone", **_USER_ROUTE)

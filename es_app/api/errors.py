@@ -68,7 +68,7 @@ def _operational_errors() -> list[type[Exception]]:
         import psycopg
     except ImportError:  # the postgres extra is not installed
         return errors
-    return errors + [psycopg.OperationalError]
+    return [*errors, psycopg.OperationalError]
 
 
 def install(app: FastAPI) -> None:

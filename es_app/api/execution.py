@@ -8,7 +8,8 @@ import random
 import re
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from es_app.bootstrap import EsContainer
 from es_app.domain import DomainError, User, UserState
@@ -167,7 +168,9 @@ class CommandRunner:
         if not req.idempotency_key:
             return self.es.user_service
         keyed = idempotency.KeyedStore(self.es.store, req.idempotency_key, req.fingerprint, respond)
-        repo = Repository(keyed, self.es.snapshots, User, UserState,  # type: ignore[arg-type]
+        # arg-type: KeyedStore wraps an EventStore with the same methods (no common protocol yet).
+        # type-var: store.Aggregate wants instance attributes; User's are ClassVars (store/repository.py)
+        repo = Repository(keyed, self.es.snapshots, User, UserState,  # type: ignore[arg-type, type-var]
                           snapshot_every=self.es.settings.snapshot_every)
         return UserService(repo)
 

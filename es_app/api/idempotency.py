@@ -12,8 +12,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from datetime import datetime, timezone
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -111,5 +112,5 @@ class KeyedStore:
             status, body, headers = self._respond(result)
             conn.execute(idempotency_keys.insert().values(
                 key=self._key, request_hash=self._hash, status_code=status, body=body, headers=headers,
-                stream_id=stream_id, position=result.position, created_at=datetime.now(timezone.utc)))
+                stream_id=stream_id, position=result.position, created_at=datetime.now(UTC)))
         return result

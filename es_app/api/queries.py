@@ -21,7 +21,7 @@ _TEXT = r"^[^\x00-\x1f\x7f]*$"
 _FIELDS = ("id", "name", "email", "phone", "active", "version", "created_at", "updated_at")
 
 
-def _public(row) -> dict:  # noqa: ANN001
+def _public(row) -> dict:
     return {k: getattr(row, k) for k in _FIELDS}
 
 
@@ -46,7 +46,7 @@ async def get_user_view(user_id: Annotated[str, Path(max_length=255)], container
     return with_read_model(_public(row), info)
 
 
-def _one(container, user_id: str):  # noqa: ANN001, ANN202
+def _one(container, user_id: str):
     with container.engine.connect() as conn:
         return get_user(conn, user_id)
 
@@ -67,7 +67,7 @@ async def list_user_views(
     """Deleted users are left out. Pages are keyset-paginated: stable under concurrent inserts."""
     info = await wait_for(container, min_position, min_position_header)
 
-    def page():  # noqa: ANN202
+    def page():
         with container.engine.connect() as conn:
             return list_users(conn, search=q, active=active, sort=sort, limit=limit, cursor=cursor)
 

@@ -23,7 +23,7 @@ from es_app.domain.input_rules import checked_text
 
 
 def _printable(value: str) -> str:
-    if any(ord(c) < 32 and c not in "\t" or ord(c) == 127 for c in value):
+    if any((ord(c) < 32 and c not in "\t") or ord(c) == 127 for c in value):
         raise ValueError("must not contain control characters")
     return value
 
@@ -58,7 +58,7 @@ class ChangeUser(_Strict):
     phone: UserText | None = None
 
     @model_validator(mode="after")
-    def _something(self) -> "ChangeUser":
+    def _something(self) -> ChangeUser:
         if not self.model_fields_set:
             raise ValueError("give at least one of name, email, phone")
         if "name" in self.model_fields_set and self.name is None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import copy
 import re
-from datetime import datetime, timezone
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from es_app.domain import User, UserState, event_from_data
 from es_app.store import RecordedEvent
@@ -21,7 +22,7 @@ def parse_time(text: str, name: str = "at") -> datetime:
         t = datetime.fromisoformat(text.strip())
     except (ValueError, TypeError):
         raise ApiError(422, f"{name} must be an ISO-8601 time such as 2026-11-28T09:00:00Z") from None
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def occurred_at(event: RecordedEvent) -> datetime:
@@ -30,11 +31,11 @@ def occurred_at(event: RecordedEvent) -> datetime:
     if isinstance(raw, str):
         try:
             t = datetime.fromisoformat(raw)
-            return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+            return t if t.tzinfo else t.replace(tzinfo=UTC)
         except ValueError:
             pass
     t = event.recorded_at
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def version_at(events: Sequence[RecordedEvent], at: datetime) -> int:

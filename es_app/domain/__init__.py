@@ -7,6 +7,7 @@ from .errors import (
     UserIsDeleted,
 )
 from .events import EVENT_TYPES, DomainEvent, event_from_data
+from .upcasters import UPCASTERS
 from .user import User, UserState
 from .user_events import (
     UserCorrected,
@@ -20,15 +21,14 @@ from .user_events import (
     UserReactivated,
     UserRegistered,
 )
-from .upcasters import UPCASTERS
 
 __all__ = [
+    "EVENT_TYPES",
+    "UPCASTERS",
     "DomainError",
     "DomainEvent",
-    "EVENT_TYPES",
     "InvalidCommand",
     "NothingToChange",
-    "UPCASTERS",
     "User",
     "UserCorrected",
     "UserDeactivated",

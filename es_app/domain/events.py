@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-EVENT_TYPES: dict[str, type["DomainEvent"]] = {}
+EVENT_TYPES: dict[str, type[DomainEvent]] = {}
 
 
 @dataclasses.dataclass(frozen=True)

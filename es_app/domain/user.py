@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any, ClassVar, Iterable
+from collections.abc import Iterable
+from typing import Any, ClassVar
 
 from .errors import InvalidCommand, NothingToChange, UserIsDeleted
 from .events import DomainEvent
@@ -82,7 +83,7 @@ class UserState:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "UserState":
+    def from_dict(cls, data: dict[str, Any]) -> UserState:
         return cls(**data)
 
 
@@ -99,7 +100,7 @@ class User:
     # -- loading -----------------------------------------------------------
     @classmethod
     def replay(cls, stream_id: str, events: Iterable[tuple[DomainEvent, dict[str, Any]]],
-               state: UserState | None = None) -> "User":
+               state: UserState | None = None) -> User:
         """Returns the aggregate after applying (event, metadata) pairs to `state` (or a blank one)."""
         user = cls(state or UserState(id=stream_id))
         for event, metadata in events:
@@ -112,7 +113,7 @@ class User:
 
     # -- commands ----------------------------------------------------------
     @classmethod
-    def register(cls, stream_id: str, name: str, email: str, phone: str | None = None) -> "User":
+    def register(cls, stream_id: str, name: str, email: str, phone: str | None = None) -> User:
         user = cls(UserState(id=stream_id))
         user._record(UserRegistered(name=normalize_name(name), email=normalize_email(email),
                                     phone=normalize_phone(phone)))

@@ -9,7 +9,7 @@ VERSION_TABLE = "alembic_version_es"
 config = context.config
 
 
-def _run(connection) -> None:  # noqa: ANN001
+def _run(connection) -> None:
     context.configure(connection=connection, version_table=VERSION_TABLE, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()
@@ -19,7 +19,10 @@ connection = config.attributes.get("connection")
 if connection is not None:
     _run(connection)
 else:
-    engine = make_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("no database: set sqlalchemy.url or pass a connection in config.attributes")
+    engine = make_engine(url)
     with engine.connect() as conn:
         _run(conn)
     engine.dispose()

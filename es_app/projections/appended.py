@@ -12,7 +12,7 @@ is left alone for the runner (`run_projections`) to catch up after the commit.
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from sqlalchemy import Connection
 

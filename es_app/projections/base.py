@@ -7,7 +7,8 @@ was), and writes everything applied in one go on `flush()`.
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 from sqlalchemy import Connection
 
@@ -22,11 +23,22 @@ class Batch(Protocol):
 
 
 class Projection(Protocol):
-    name: str  # checkpoint and dead-letter name
-    category: str | None  # the stream category it reads (None: every event)
+    # Read-only members (a plain class or instance attribute satisfies them).
+    @property
+    def name(self) -> str:
+        """Returns the checkpoint and dead-letter name."""
+
+    @property
+    def category(self) -> str | None:
+        """Returns the stream category it reads (None: every event)."""
+
     # Optional: `types`, the event types it handles (a tuple); the runner then reads only those.
-    shardable: bool
-    queue: str  # the Celery queue whose workers run it (read models: "projections")
+    @property
+    def shardable(self) -> bool: ...
+
+    @property
+    def queue(self) -> str:
+        """Returns the Celery queue whose workers run it (read models: "projections")."""
 
     def open(self, conn: Connection, events: Sequence[RecordedEvent]) -> Batch:
         """Returns a batch that first reads the rows `events` touch. It may then also be given events

@@ -10,7 +10,7 @@ rows are removed in the same transaction.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, func, select
 
@@ -53,11 +53,11 @@ def layout_names(projection: str, shards: int | None) -> list[str]:
     return [checkpoint_name(projection, i, shards) for i in range(shards)]
 
 
-def _rows_of(projection: str):  # noqa: ANN202
+def _rows_of(projection: str):
     return (cp.c.name == projection) | cp.c.name.like(f"{projection}:%")
 
 
-def _locked(conn: Connection, q):  # noqa: ANN001, ANN202
+def _locked(conn: Connection, q):
     return q if is_sqlite(conn) else q.with_for_update()
 
 
@@ -70,7 +70,7 @@ def ensure_layout(conn: Connection, projection: str, shards: int | None) -> None
     present = [rows[n] for n in wanted if n in rows]
     others = [p for n, p in rows.items() if n not in wanted]
     start = min(present + others) if (present or others) else 0
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for name in wanted:
         if name not in rows:
             conn.execute(_insert_ignore(conn).values(name=name, position=start, updated_at=now))
@@ -78,12 +78,14 @@ def ensure_layout(conn: Connection, projection: str, shards: int | None) -> None
         conn.execute(cp.delete().where(_rows_of(projection), cp.c.name.not_in(wanted)))
 
 
-def _insert_ignore(conn: Connection):  # noqa: ANN202
+def _insert_ignore(conn: Connection):
     if is_sqlite(conn):
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert
-    return insert(cp).on_conflict_do_nothing(index_elements=["name"])
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(cp).on_conflict_do_nothing(index_elements=["name"])
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    return pg_insert(cp).on_conflict_do_nothing(index_elements=["name"])
 
 
 def lock_layout(conn: Connection, projection: str) -> dict[str, int]:
@@ -112,7 +114,7 @@ def get_position(conn: Connection, name: str) -> int | None:
 
 
 def save_position(conn: Connection, name: str, position: int, rate: float | None = None) -> None:
-    values: dict = {"position": position, "updated_at": datetime.now(timezone.utc)}
+    values: dict = {"position": position, "updated_at": datetime.now(UTC)}
     if rate is not None:
         values["rate"] = rate
     if conn.execute(cp.update().where(cp.c.name == name).values(**values)).rowcount == 0:
@@ -122,7 +124,7 @@ def save_position(conn: Connection, name: str, position: int, rate: float | None
 def replace_layout(conn: Connection, projection: str, shards: int | None, position: int) -> None:
     """Sets the projection's checkpoints to exactly this layout at `position` (after a rebuild)."""
     wanted = layout_names(projection, shards)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     conn.execute(cp.delete().where(_rows_of(projection), cp.c.name.not_in(wanted)))
     for name in wanted:
         values = {"position": position, "updated_at": now, "rate": None}

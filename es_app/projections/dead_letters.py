@@ -15,7 +15,7 @@ If a waiting event fails in turn, it becomes the stream's parked event.
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select
@@ -72,7 +72,7 @@ def park(conn: Connection, projection: str, event: RecordedEvent, exc: BaseExcep
     conn.execute(dl.insert().values(
         projection=projection, stream_id=event.stream_id, position=event.position, version=event.version,
         event_id=event.event_id, event_type=event.type, error=describe(exc), attempts=attempts,
-        status=PARKED, parked_at=datetime.now(timezone.utc)))
+        status=PARKED, parked_at=datetime.now(UTC)))
 
 
 def parked_streams(conn: Connection, projection: str) -> set[str]:
@@ -150,8 +150,8 @@ def _resolve(container: Any, letter_id: int, *, skip_head: bool) -> DeadLetter:
         if skip_head and waiting and waiting[0].event_id == letter.event_id:
             waiting = waiting[1:]
         batch = projection.open(conn, waiting)
-        now = datetime.now(timezone.utc)
-        done = {"status": "skipped" if skip_head else "retried", "resolved_at": now}
+        now = datetime.now(UTC)
+        done: dict[str, Any] = {"status": "skipped" if skip_head else "retried", "resolved_at": now}
         for event in waiting:
             try:
                 batch.apply(event)

@@ -6,8 +6,9 @@ handler twice (a redelivered task, a replay, two workers) writes it once.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Connection, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -60,7 +61,7 @@ class NotificationsBatch:
             return False
         note = handler(event)
         self.rows.append({"event_id": event.event_id, "stream_id": event.stream_id,
-                          "created_at": datetime.now(timezone.utc), **note})
+                          "created_at": datetime.now(UTC), **note})
         return True
 
     def flush(self) -> None:

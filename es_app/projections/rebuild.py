@@ -18,8 +18,9 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Column, Connection, MetaData, Table, func, select, text
 
@@ -134,7 +135,7 @@ def rebuild_users(container: Any, *, shards: int | None = None, batch_size: int 
                 _create_next(conn)
                 delete_checkpoint(conn, REBUILD)
                 conn.execute(dl.update().where(dl.c.projection == REBUILD, dl.c.status == "parked")
-                             .values(status="superseded", resolved_at=datetime.now(timezone.utc)))
+                             .values(status="superseded", resolved_at=datetime.now(UTC)))
             projection = UsersProjection(name=REBUILD, table=_next_table())
             applied = run_projection(engine, store, projection, batch_size=batch_size, on_batch=on_batch)
             renames: list[tuple[str, str]] = []
@@ -153,7 +154,7 @@ def rebuild_users(container: Any, *, shards: int | None = None, batch_size: int 
                 _swap(conn, renames)
                 replace_layout(conn, USERS, layout, result.position)
                 conn.execute(dl.update().where(dl.c.projection == USERS, dl.c.status == "parked")
-                             .values(status="superseded", resolved_at=datetime.now(timezone.utc)))
+                             .values(status="superseded", resolved_at=datetime.now(UTC)))
                 conn.execute(dl.update().where(dl.c.projection == REBUILD).values(projection=USERS))
                 delete_checkpoint(conn, REBUILD)
                 rows = conn.execute(select(func.count()).select_from(users_view)).scalar_one()

@@ -18,18 +18,27 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Collection, Sequence
+from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
-from es_app.store import EventStore, RecordedEvent
 from es_app.bulk_gc import bulk_gc
+from es_app.store import EventStore, RecordedEvent
 from es_app.store.engine import is_sqlite, write_transaction
 
 from .base import Projection
-from .checkpoints import check_shard, checkpoint_name, ensure_layout, get_position, layout_names, lock_position, \
-    save_position, shard_of
+from .checkpoints import (
+    check_shard,
+    checkpoint_name,
+    ensure_layout,
+    get_position,
+    layout_names,
+    lock_position,
+    save_position,
+    shard_of,
+)
 from .dead_letters import park, parked_streams
 from .registry import select_projections
 from .tables import projection_checkpoints as cp
@@ -173,7 +182,7 @@ def run_projection(engine: Engine, store: EventStore, projection: Projection, *,
         if until_head and not sqlite:
             def read_ahead(after: int) -> Future:
                 return pool.submit(read_page, store, projection, after, batch_size)
-        ahead = None
+        ahead: Future | None = None
         while True:
             if sqlite:  # not on a thread: it would fight the writer for the GIL (sqlite3 takes it back per row)
                 position = _unlocked_position(engine, projection, shard, shards) if position is None else position

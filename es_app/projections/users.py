@@ -9,8 +9,9 @@ A deleted user keeps its row with `deleted` = true.
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Any, Sequence
+from collections.abc import Sequence
+from functools import cache
+from typing import Any
 
 from sqlalchemy import Connection, Table
 
@@ -59,7 +60,7 @@ _COLUMNS = ("id", "name", "email", "phone", "active", "deleted", "version", "pos
 _PG_TYPES = ("text", "text", "text", "text", "boolean", "boolean", "integer", "bigint", "text", "text", "text")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _pg_upsert_sql(table: str) -> str:
     """Returns one INSERT .. SELECT FROM jsonb_array_elements(the rows as one JSON array of arrays) .. ON CONFLICT.
 
@@ -72,7 +73,7 @@ def _pg_upsert_sql(table: str) -> str:
             f'ON CONFLICT ("id") DO UPDATE SET {sets} WHERE "{table}"."version" < EXCLUDED."version"')
 
 
-@lru_cache(maxsize=None)
+@cache
 def _sqlite_upsert_sql(table: str) -> str:
     """Returns SQLite's upsert of one row (for executemany), keeping a row whose version is not older."""
     cols = ", ".join(f'"{c}"' for c in _COLUMNS)
@@ -104,7 +105,7 @@ def _lookup(conn: Connection, table: str, ids: list[str]) -> dict[str, UserState
         cur = dbapi_of(conn).cursor()
         try:
             if sqlite:
-                rows = []
+                rows: list[tuple] = []
                 for start in range(0, len(ids), _CHUNK):
                     part = ids[start:start + _CHUNK]
                     cur.execute(f'SELECT {cols} FROM "{table}" WHERE "id" IN ({", ".join("?" * len(part))})', part)

@@ -10,7 +10,18 @@ from .publish import close_publishers, publish_appended
 from .tasks import catch_up, container_for, notify, project, send_wakeups
 
 __all__ = [
-    "EmbeddedWorker", "NOTIFICATIONS_QUEUE", "PROJECTIONS_QUEUE", "app", "catch_up", "celery_config",
-    "close_publishers", "container_for", "embedded_worker", "notify", "project", "publish_appended", "send_wakeups",
+    "NOTIFICATIONS_QUEUE",
+    "PROJECTIONS_QUEUE",
+    "EmbeddedWorker",
+    "app",
+    "catch_up",
+    "celery_config",
+    "close_publishers",
+    "container_for",
+    "embedded_worker",
+    "notify",
+    "project",
+    "publish_appended",
+    "send_wakeups",
     "stop_embedded",
 ]

@@ -18,7 +18,7 @@ from .tasks import notify, project, shard_kwargs, use_container
 
 log = logging.getLogger(__name__)
 
-_WORKERS: dict[str, "EmbeddedWorker"] = {}
+_WORKERS: dict[str, EmbeddedWorker] = {}
 _LOCK = threading.Lock()
 
 
@@ -65,7 +65,7 @@ class EmbeddedWorker:
             self._wake.clear()
             try:
                 self.run_once()
-            except Exception:  # noqa: BLE001 - keep the thread alive; the next wake-up retries
+            except Exception:
                 log.exception("embedded worker run failed")
             if not self._wake.is_set():
                 self._idle.set()

@@ -7,6 +7,7 @@ catch-up or the next hint, because the data is read from the store, not the mess
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 
@@ -37,20 +38,16 @@ def _connection(settings: Settings) -> Connection:
 def _drop_connection(settings: Settings) -> None:
     conn = _local.__dict__.get("connections", {}).pop((settings.broker_url, settings.broker_key_prefix), None)
     if conn is not None:
-        try:
+        with contextlib.suppress(Exception):  # it is broken anyway
             conn.release()
-        except Exception:  # noqa: BLE001 - it is broken anyway
-            pass
 
 
 def close_publishers() -> None:
     """Closes this thread's publishing connections (tests, shutdown)."""
     for settings_key in list(_local.__dict__.get("connections", {})):
         conn = _local.connections.pop(settings_key)
-        try:
+        with contextlib.suppress(Exception):  # closing anyway: a broken connection is dropped
             conn.release()
-        except Exception:  # noqa: BLE001
-            pass
 
 
 def publish_appended(settings: Settings, position: int) -> None:

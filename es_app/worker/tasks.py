@@ -74,7 +74,7 @@ def _run(task: Any, queue: str, shard: int | None, shards: int | None, position:
                                park_failures=retries >= settings.projection_max_retries, attempts=retries + 1)
     except HandlerFailed as exc:
         log.warning("retrying in %.2fs: %s", settings.projection_retry_backoff_s * 2 ** retries, exc)
-        raise task.retry(exc=exc, countdown=settings.projection_retry_backoff_s * 2 ** retries)
+        raise task.retry(exc=exc, countdown=settings.projection_retry_backoff_s * 2 ** retries) from exc
 
 
 @app.task(name="es_app.worker.project", bind=True, max_retries=None)
@@ -112,5 +112,5 @@ def _catch_up_on_start(sender: Any = None, **_: Any) -> None:
     if getattr(sender, "app", None) is app:
         try:
             send_wakeups(get_settings())
-        except Exception:  # noqa: BLE001 - the beat will catch up
+        except Exception:
             log.exception("could not send the start-up catch-up")
