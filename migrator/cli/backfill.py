@@ -22,7 +22,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from migrator.backfill import (
+from migrator.backfill.run import (
     READ_PROCESS_FROM,
     Backfill,
     BackfillError,
@@ -31,10 +31,10 @@ from migrator.backfill import (
     projection_lag,
     projector_for,
 )
-from migrator.backfill_runs import BackfillRun
-from migrator.leases import DEFAULT_TTL_S
+from migrator.backfill.runs import BackfillRun
+from migrator.backfill.leases import DEFAULT_TTL_S
 from migrator.mapping import MappingError
-from migrator.throttle import PauseGate
+from migrator.backfill.throttle import PauseGate
 
 from .common import BIGINT_MAX, CliError, EsUrl, LegacyUrl, MappingFile, check_database_url, console, settings_for
 from .serve import check_schema
@@ -53,7 +53,7 @@ def _projection_lag(container: Any) -> Callable[[], int]:
 
 def _relay_backlog(legacy_engine: Any, container: Any, mappings: list[Any]) -> Callable[[], int]:
     """Returns a callable giving the relay's backlog over the mapped tables."""
-    from migrator.relay import backlog
+    from migrator.relay.runner import backlog
 
     return lambda: backlog(legacy_engine, container.engine, mappings)
 
@@ -126,7 +126,7 @@ def backfill(
     legacy = engine_for(check_database_url(settings.legacy_database_url, "legacy"))
     es = build(settings)
     try:
-        from migrator.mapping_files import load_mappings
+        from migrator.mapping import load_mappings
 
         mappings = load_mappings(mapping, legacy, tables)
     except (MappingError, OSError) as exc:

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from migrator import capture as cap
+from migrator.capture import changelog as cap
 from migrator.mapping import MappingError
 
 from .common import (
@@ -30,7 +30,7 @@ from .common import (
 def _engine_and_mappings(ctx: typer.Context, legacy_url: str | None, mapping: Path | None,
                          tables: list[str] | None, bind: bool = True, es_url: str | None = None):  # noqa: ANN202
     from es_app.bootstrap import engine_for
-    from migrator.mapping_files import load_mappings
+    from migrator.mapping import load_mappings
 
     engine = engine_for(check_database_url(settings_for(ctx, es_url, legacy_url).legacy_database_url, "legacy"))
     try:
@@ -82,14 +82,14 @@ def status(ctx: typer.Context, mapping: MappingFile = None, tables: Tables = Non
 
 
 def warn_gaps(es_url: str, legacy: object, mappings: list, seen: set | None = None) -> int:
-    """Prints one warning line per open capture gap (see migrator.capture_gaps); returns how many.
+    """Prints one warning line per open capture gap (see migrator.capture.gaps); returns how many.
 
     With `seen`, gaps already in it are not printed again (and those printed are added)."""
     from sqlalchemy import inspect
     from sqlalchemy.exc import OperationalError
 
     from es_app.bootstrap import engine_for
-    from migrator.capture_gaps import gaps, open_gaps
+    from migrator.capture.gaps import gaps, open_gaps
 
     try:
         check_database_url(es_url, "es")

@@ -48,7 +48,7 @@ def finite(value: Optional[float]) -> Optional[float]:
 def _checked_mapping_file(path: Optional[Path]) -> Optional[Path]:
     """Returns `path` once its mappings read and validate (before any command starts); a usage error otherwise."""
     from migrator.mapping import MappingError
-    from migrator.mapping_files import load_mapping_file
+    from migrator.mapping import load_mapping_file
 
     if path is not None:
         try:

@@ -28,7 +28,7 @@ def list_(ctx: typer.Context, table: TableOpt = None, key: KeyOpt = None,
           es_url: EsUrl = None, legacy_url: LegacyUrl = None) -> None:
     """List parked rows and changes (oldest first): a key's later changes wait behind its first one."""
     from es_app.bootstrap import engine_for
-    from migrator.parked import list_parked
+    from migrator.parking.entries import list_parked
 
     from .serve import check_schema
 
@@ -57,8 +57,8 @@ def retry(ctx: typer.Context, table: TableOpt = None, key: KeyOpt = None,
     """Apply parked rows and changes again, per key in order, through the current mapping and legacy rows."""
     from es_app.bootstrap import build, engine_for
     from migrator.mapping import MappingError
-    from migrator.mapping_files import load_mappings
-    from migrator.parked_retry import retry as retry_parked
+    from migrator.mapping import load_mappings
+    from migrator.parking.retry import retry as retry_parked
 
     from .serve import check_schema
 

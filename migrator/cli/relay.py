@@ -12,9 +12,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from migrator.capture import CaptureError, require_installed
+from migrator.capture.changelog import CaptureError, require_installed
 from migrator.mapping import MappingError
-from migrator.relay import Relay, RelayTotals, relays_for
+from migrator.relay.runner import Relay, RelayTotals, relays_for
 
 from .capture import warn_gaps
 from .common import CliError, EsUrl, LegacyUrl, MappingFile, check_database_url, console, finite, settings_for, styled
@@ -79,7 +79,7 @@ def _drain(relays: list[Relay], es: Any, project: bool) -> None:
 
 def _follow(relays: list[Relay], legacy: Any, es: Any, project: bool, poll_interval: float,
             warn: Callable[[set], Any]) -> None:
-    from migrator.relay_follow import follow
+    from migrator.relay.follow import follow
 
     warned: set = set()
     warn(warned)  # then again whenever a round relayed something: a gap is recorded as capture resumes
@@ -107,8 +107,8 @@ def _follow(relays: list[Relay], legacy: Any, es: Any, project: bool, poll_inter
 
 
 def _wake_workers(relays: list[Relay], legacy: Any, es: Any, poll_interval: float) -> None:
-    from migrator.relay_follow import wait_loop
-    from migrator.tasks import relay as relay_task
+    from migrator.relay.follow import wait_loop
+    from migrator.relay.tasks import relay as relay_task
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -150,7 +150,7 @@ def relay(
 ) -> None:
     """Relay captured legacy changes into events: drain the backlog, project, exit (or --follow)."""
     from es_app.bootstrap import build, engine_for
-    from migrator.mapping_files import load_mappings
+    from migrator.mapping import load_mappings
 
     settings = settings_for(ctx, es_url, legacy_url)
     check_schema("es", settings.es_database_url)
@@ -182,7 +182,7 @@ def relay(
 
 
 def _resync(relays: list[Relay], es: Any, project: bool) -> None:
-    from migrator.resync import Resync
+    from migrator.relay.resync import Resync
 
     table = Table(title="resync summary")
     for col in ("table", "legacy rows", "streams", "imports", "deletes", "gaps resolved", "seconds"):

@@ -19,11 +19,11 @@ from es_app.projections import run_projections
 from es_app.settings import Settings
 from es_app.store import make_engine
 from legacy_app.api import create_app
-from migrator import capture
-from migrator.backfill import Backfill, BackfillOptions, projector_for
+from migrator.capture import changelog as capture
+from migrator.backfill.run import Backfill, BackfillOptions, projector_for
 from migrator.mapping import USERS
-from migrator.relay import Relay
-from migrator.relay_follow import follow
+from migrator.relay.runner import Relay
+from migrator.relay.follow import follow
 from tests.integration.backfill_helpers import differences, duplicated_changes, legacy_rows
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(900)]

@@ -15,10 +15,10 @@ import pytest
 from sqlalchemy import text
 
 from es_app.store import EventStore, make_engine
-from migrator import capture
+from migrator.capture import changelog as capture
 from migrator.mapping import USERS
-from migrator.relay import Relay
-from migrator.relay_offsets import get_offset, offset_name
+from migrator.relay.runner import Relay
+from migrator.capture.offsets import get_offset, offset_name
 
 MIGRATOR = str(Path(sys.executable).parent / "migrator")
 T = datetime(2026, 1, 1, tzinfo=timezone.utc)

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, column, select, table, text
 
 from es_app.store import EventStore
 from es_app.store.schema import events
-from migrator.backfill import Backfill, BackfillOptions
+from migrator.backfill.run import Backfill, BackfillOptions
 from migrator.mapping import USERS, ColumnMap, TableMapping
 
 T0 = datetime(2020, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)

@@ -10,13 +10,13 @@ from sqlalchemy import func, select, text
 
 from es_app.store import EventStore, make_engine
 from es_app.store.schema import events
-from migrator import capture
-from migrator.capture_gaps import CAPTURE_OFF, CHANGELOG_RECREATED, IDS_RESTARTED, open_gaps
-from migrator.capture_history import HISTORY
+from migrator.capture import changelog as capture
+from migrator.capture.gaps import CAPTURE_OFF, CHANGELOG_RECREATED, IDS_RESTARTED, open_gaps
+from migrator.capture.history import HISTORY
 from migrator.mapping import USERS
-from migrator.relay import Relay
-from migrator.relay_offsets import get_state, offset_name
-from migrator.resync import Resync
+from migrator.relay.runner import Relay
+from migrator.capture.offsets import get_state, offset_name
+from migrator.relay.resync import Resync
 
 T = datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=timezone.utc)
 

@@ -11,10 +11,10 @@ from sqlalchemy import func, select, text
 
 from es_app.store import ConcurrencyError, EventStore, ExpectedVersion, make_engine, write_transaction
 from es_app.store.schema import events
-from migrator import capture
+from migrator.capture import changelog as capture
 from migrator.mapping import USERS, backfill_import_id, import_metadata
-from migrator.relay import Relay, backlog
-from migrator.relay_offsets import offset_name, reset_offset
+from migrator.relay.runner import Relay, backlog
+from migrator.capture.offsets import offset_name, reset_offset
 
 T = datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=timezone.utc)
 

@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import text
 
 from es_app.store import EventStore, make_engine
-from migrator import capture
+from migrator.capture import changelog as capture
 from migrator.mapping import USERS
-from migrator.mapping_files import load_mappings
-from migrator.relay import relays_for
+from migrator.mapping import load_mappings
+from migrator.relay.runner import relays_for
 from tests.accounts import MAPPING_FILE, create_accounts
 
 T = datetime(2026, 5, 6, 7, 8, 9, 987654, tzinfo=timezone.utc)

@@ -16,8 +16,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 from sqlalchemy import Engine
 
-from .capture import NOTIFY_CHANNEL
-from .relay import Relay, RelayTotals
+from ..capture.changelog import NOTIFY_CHANNEL
+from .runner import Relay, RelayTotals
 
 log = logging.getLogger(__name__)
 

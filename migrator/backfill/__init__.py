@@ -1,0 +1,75 @@
+"""The backfill: legacy rows become import events in chunks, with its runs, lease and throttle."""
+
+from .leases import (
+    DEFAULT_TTL_S,
+    Lease,
+    LeaseHeld,
+    LeaseInfo,
+    LeaseLost,
+    acquire_in,
+    current,
+    release,
+    release_in,
+    renew,
+    renew_in,
+)
+from .reader import Chunk, ChunkReader, Item
+from .run import (
+    ANALYZE_FIRST_AT,
+    READ_PROCESS_FROM,
+    Backfill,
+    BackfillError,
+    BackfillOptions,
+    ChunkResult,
+    Projector,
+    projection_lag,
+    projector_for,
+)
+from .runs import (
+    BackfillRun,
+    backfill_runs,
+    delete_run,
+    load_run,
+    save_run,
+)
+from .throttle import (
+    Clock,
+    PauseGate,
+    RateLimiter,
+    Sleep,
+)
+
+__all__ = [
+    "ANALYZE_FIRST_AT",
+    "Backfill",
+    "BackfillError",
+    "BackfillOptions",
+    "BackfillRun",
+    "Chunk",
+    "ChunkReader",
+    "ChunkResult",
+    "Clock",
+    "DEFAULT_TTL_S",
+    "Item",
+    "Lease",
+    "LeaseHeld",
+    "LeaseInfo",
+    "LeaseLost",
+    "PauseGate",
+    "Projector",
+    "READ_PROCESS_FROM",
+    "RateLimiter",
+    "Sleep",
+    "acquire_in",
+    "backfill_runs",
+    "current",
+    "delete_run",
+    "load_run",
+    "projection_lag",
+    "projector_for",
+    "release",
+    "release_in",
+    "renew",
+    "renew_in",
+    "save_run",
+]
