@@ -43,7 +43,7 @@ from es_app.store import (
     write_transaction,
 )
 
-from ..capture.changelog import changelog_exists
+from ..capture.changelog import require_installed
 from ..claims.unique import claims_by_stream, take_claims
 from ..mapping import TableMapping
 from ..parking.entries import BACKFILL, ToPark, key_of_text, park, storable
@@ -197,10 +197,7 @@ class Backfill:
         return run
 
     def _check_capture(self) -> None:
-        with self.legacy.connect() as conn:
-            if not changelog_exists(conn):
-                raise BackfillError("change capture is not installed in the legacy database (no changelog): "
-                                    "run `migrator capture install` first")
+        require_installed(self.legacy, [self.mapping])
 
     # -- one chunk ---------------------------------------------------------
     def read_chunk(self, limit: int | None = None) -> Chunk:

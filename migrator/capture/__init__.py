@@ -4,6 +4,7 @@ from . import history, sql
 from .changelog import (
     MODES,
     CaptureError,
+    CaptureNotInstalled,
     CaptureStatus,
     Change,
     TableCapture,
@@ -48,6 +49,7 @@ __all__ = [
     "CHANGELOG_RECREATED",
     "CaptureError",
     "CaptureGap",
+    "CaptureNotInstalled",
     "CaptureStatus",
     "Change",
     "Decision",

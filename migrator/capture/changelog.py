@@ -24,7 +24,7 @@ from . import history, sql
 from .sql import CHANGELOG, LEGACY_ORIGIN, MIGRATOR_ORIGIN, NOTIFY_CHANNEL
 
 __all__ = [
-    "CHANGELOG", "Change", "CaptureError", "CaptureStatus", "LEGACY_ORIGIN", "MIGRATOR_ORIGIN", "MODES",
+    "CHANGELOG", "Change", "CaptureError", "CaptureNotInstalled", "CaptureStatus", "LEGACY_ORIGIN", "MIGRATOR_ORIGIN", "MODES",
     "NOTIFY_CHANNEL", "TableCapture", "backlog", "changelog_exists", "check_mappings", "install",
     "latest_change_id", "migrator_writes", "read_changes", "remove", "require_installed", "status",
 ]
@@ -32,6 +32,13 @@ __all__ = [
 
 class CaptureError(RuntimeError):
     """Capture cannot be used as asked; the message is one line saying what to do."""
+
+
+class CaptureNotInstalled(CaptureError):
+    """Change capture is not installed in the legacy database (no changelog); the one-line message says what to run."""
+
+    def __init__(self) -> None:
+        super().__init__("change capture is not installed in the legacy database: run `migrator capture install`")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,10 +199,10 @@ def _binary_columns(conn: Connection, table: str) -> list[str]:
 
 
 def require_installed(engine: Engine, mappings: Sequence[TableMapping]) -> None:
-    """Raises CaptureError unless the changelog exists (the relay's precondition)."""
+    """Raises CaptureNotInstalled unless the changelog exists (the relay's and the backfill's precondition)."""
     with engine.connect() as conn:
         if not changelog_exists(conn):
-            raise CaptureError("change capture is not installed in the legacy database: run `migrator capture install`")
+            raise CaptureNotInstalled()
 
 
 # -- the origin marker: the migrator's own legacy writes -----------------------
@@ -212,7 +219,7 @@ def migrator_writes(conn: Connection, origin: str = MIGRATOR_ORIGIN) -> Iterator
         raise ValueError(f"origin must be a name other than {LEGACY_ORIGIN!r}")
     if _is_sqlite(conn):
         if not inspect(conn).has_table(sql.ORIGIN_TABLE):
-            raise CaptureError("change capture is not installed in the legacy database: run `migrator capture install`")
+            raise CaptureNotInstalled()
         conn.execute(text(f"DELETE FROM {sql.ORIGIN_TABLE}"))
         conn.execute(text(f"INSERT INTO {sql.ORIGIN_TABLE} (origin) VALUES (:o)"), {"o": origin})
         try:

@@ -22,6 +22,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from migrator.backfill.leases import DEFAULT_TTL_S
 from migrator.backfill.run import (
     READ_PROCESS_FROM,
     Backfill,
@@ -32,12 +33,22 @@ from migrator.backfill.run import (
     projector_for,
 )
 from migrator.backfill.runs import BackfillRun
-from migrator.backfill.leases import DEFAULT_TTL_S
-from migrator.mapping import MappingError
 from migrator.backfill.throttle import PauseGate
+from migrator.capture import CaptureError
+from migrator.mapping import MappingError
 
-from .common import BIGINT_MAX, CliError, EsUrl, LegacyUrl, MappingFile, check_database_url, console, settings_for
-from .serve import check_schema
+from .common import (
+    BIGINT_MAX,
+    CliError,
+    EsUrl,
+    LegacyUrl,
+    MappingFile,
+    Tables,
+    check_database_url,
+    check_schema,
+    console,
+    settings_for,
+)
 
 
 class RateColumn(ProgressColumn):
@@ -92,8 +103,7 @@ def backfill(
     resume: Annotated[bool, typer.Option("--resume", help="Continue an unfinished run from its checkpoint")] = False,
     restart: Annotated[bool, typer.Option("--restart", help="Forget the stored run and start over "
                                                             "(rows already imported are skipped)")] = False,
-    tables: Annotated[Optional[list[str]], typer.Option("--table", show_default=False,
-                                                        help="Only this mapped table (repeatable)")] = None,
+    tables: Tables = None,
     mapping: MappingFile = None,
     pause_file: Annotated[Optional[Path], typer.Option("--pause-file", show_default=False,
                                                        help="Pause while this file exists")] = None,
@@ -142,7 +152,7 @@ def backfill(
         for b in backfills:  # check every table before touching any
             _check_startable(b, resume=resume, restart=restart)
         done = [_run_one(b, resume=resume, restart=restart) for b in backfills]
-    except BackfillError as exc:
+    except (BackfillError, CaptureError) as exc:
         raise CliError(str(exc)) from None
     console.print(summary_table(done))
     parked = sum(run.rows_parked for run, _ in done)

@@ -24,8 +24,8 @@ from es_app.projections.tables import users_view
 from es_app.settings import VAR_DIR
 from legacy_app.db import Database
 from legacy_app.service import EmailTaken, UserNotFound, UserService
-from migrator.capture import changelog as capture
 from migrator.backfill.run import Backfill, BackfillOptions, projector_for
+from migrator.capture import changelog as capture
 from migrator.mapping import USERS
 from migrator.relay.runner import Relay
 from migrator.seed import seed_users

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any, Callable
 
 import typer
 from rich.markup import escape
@@ -16,9 +16,20 @@ from migrator.capture.changelog import CaptureError, require_installed
 from migrator.mapping import MappingError
 from migrator.relay.runner import Relay, RelayTotals, relays_for
 
-from .capture import warn_gaps
-from .common import CliError, EsUrl, LegacyUrl, MappingFile, check_database_url, console, finite, settings_for, styled
-from .serve import check_schema
+from .common import (
+    CliError,
+    EsUrl,
+    LegacyUrl,
+    MappingFile,
+    Tables,
+    check_database_url,
+    check_schema,
+    console,
+    finite,
+    settings_for,
+    styled,
+    warn_gaps,
+)
 
 
 def summary_table(rows: list[tuple[RelayTotals, int]], title: str = "relay summary") -> Table:
@@ -42,10 +53,8 @@ def _project(es: Any, follow: bool, position: int | None) -> int:
         if position:
             publish_appended(es.settings, position)
         return 0
-    try:
-        from es_app.projections import run_projections
-    except ImportError:  # pragma: no cover - projections are part of es_app
-        return 0
+    from es_app.projections import run_projections
+
     return run_projections(es)
 
 
@@ -142,8 +151,7 @@ def relay(
     project: Annotated[bool, typer.Option("--project/--no-project", help="Run the projections afterwards")] = True,
     resync: Annotated[bool, typer.Option("--resync", help="After draining, compare every legacy row with its "
                                          "stream and append what makes them agree; resolves capture gaps")] = False,
-    tables: Annotated[Optional[list[str]], typer.Option("--table", show_default=False,
-                                                        help="Only this mapped table (repeatable)")] = None,
+    tables: Tables = None,
     mapping: MappingFile = None,
     es_url: EsUrl = None,
     legacy_url: LegacyUrl = None,

@@ -22,8 +22,17 @@ from rich.text import Text
 
 from migrator.mapping import MappingError, TableMapping
 
-from .common import CliError, EsUrl, LegacyUrl, MappingFile, Tables, check_database_url, console, settings_for
-
+from .common import (
+    CliError,
+    EsUrl,
+    LegacyUrl,
+    MappingFile,
+    Tables,
+    check_database_url,
+    console,
+    es_container,
+    settings_for,
+)
 
 
 @dataclasses.dataclass
@@ -85,8 +94,8 @@ def render_capture(data: dict[str, Any]) -> Iterable[RenderableType]:
 def collect_relay(ctx: StatusContext) -> dict[str, Any]:
     """Returns each table's relay offset and backlog (None when there is no changelog), as `relay` reports them."""
     from migrator.capture import changelog_exists
-    from migrator.relay.runner import backlog
     from migrator.capture.offsets import get_offset, offset_name
+    from migrator.relay.runner import backlog
 
     with ctx.legacy.connect() as lconn:
         captured = changelog_exists(lconn)
@@ -259,7 +268,6 @@ def _context(ctx: typer.Context, es_url: str | None, legacy_url: str | None, map
     from es_app.bootstrap import engine_for
     from migrator.mapping import load_mappings
 
-    from .projections import es_container
 
     settings = settings_for(ctx, es_url, legacy_url)
     es = es_container(ctx, es_url, legacy_url)  # one line unless the event store exists at its schema head

@@ -2,9 +2,9 @@
 
 from .entries import (
     MAPPING_ERRORS,
-    REASON_MAX,
     ParkedCount,
     ParkedEntry,
+    REASON_MAX,
     ToPark,
     counts,
     failed_again,

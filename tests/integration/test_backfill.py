@@ -10,6 +10,7 @@ from es_app.bootstrap import build, engine_for
 from es_app.projections import run_projections
 from es_app.settings import Settings
 from es_app.store import EventStore, ExpectedVersion, NewEvent, make_engine
+from migrator.capture import CaptureNotInstalled
 from migrator.capture import changelog as capture
 from migrator.backfill.run import BackfillError, projection_lag
 from migrator.cli import main
@@ -212,7 +213,7 @@ def test_a_second_table_with_a_text_key_backfills_with_no_code_change(db):
 
 def test_without_capture_it_refuses_to_start(new_database_url):
     engine = make_engine(new_database_url("nocapture"))
-    with pytest.raises(BackfillError, match="migrator capture install"):
+    with pytest.raises(CaptureNotInstalled, match="migrator capture install"):
         make_backfill(engine).start()
     engine.dispose()
 
