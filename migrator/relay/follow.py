@@ -39,10 +39,6 @@ class _Waiter:
                 log.exception("LISTEN failed; polling instead")
                 self.close()
 
-    @property
-    def listening(self) -> bool:
-        return self._raw is not None
-
     def wait(self, timeout: float, stop: threading.Event) -> None:
         if self._raw is None:
             stop.wait(timeout)
