@@ -1,6 +1,6 @@
 """Capture gaps: stretches of legacy changes the relay could not see, detected and reported, never skipped.
 
-Before each batch the relay compares its checkpoint (`relay_offsets.OffsetState`: position,
+Before each batch the relay compares its checkpoint (`offsets.OffsetState`: position,
 changelog generation read, capture history read up to) with the legacy database's capture
 history (`migrator.capture.history`):
 
