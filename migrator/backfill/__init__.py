@@ -15,8 +15,6 @@ from .leases import (
 )
 from .reader import Chunk, ChunkReader, Item
 from .run import (
-    ANALYZE_FIRST_AT,
-    READ_PROCESS_FROM,
     Backfill,
     BackfillError,
     BackfillOptions,
@@ -40,7 +38,6 @@ from .throttle import (
 )
 
 __all__ = [
-    "ANALYZE_FIRST_AT",
     "Backfill",
     "BackfillError",
     "BackfillOptions",
@@ -57,7 +54,6 @@ __all__ = [
     "LeaseLost",
     "PauseGate",
     "Projector",
-    "READ_PROCESS_FROM",
     "RateLimiter",
     "Sleep",
     "acquire_in",

@@ -1,6 +1,16 @@
 """How a legacy table becomes streams and events: the mapping, its normalizers, event ids and mapping files."""
 
+from .binding import bind_to_database
 from .errors import MappingError
+from .files import load_mapping_file, load_mappings, mapping_from_dict
+from .ids import (
+    ID_NAMESPACE,
+    backfill_import_id,
+    import_metadata,
+    relay_event_id,
+    relay_import_id,
+    uuid5_text,
+)
 from .normalizers import (
     NORMALIZERS,
     Normalizer,
@@ -11,27 +21,17 @@ from .normalizers import (
     strip_control,
     timestamp,
 )
-from .ids import (
-    ID_NAMESPACE,
-    backfill_import_id,
-    import_metadata,
-    relay_event_id,
-    relay_import_id,
-    uuid5_text,
-)
-from .binding import bind_to_database
 from .table import (
-    ColumnMap,
-    Converter,
     DEFAULT_MAPPINGS,
-    ImportPlan,
     MAX_CLAIM_VALUE,
     ORIGINALS,
     RESERVED_FIELDS,
-    TableMapping,
     USERS,
+    ColumnMap,
+    Converter,
+    ImportPlan,
+    TableMapping,
 )
-from .files import load_mapping_file, load_mappings, mapping_from_dict
 
 __all__ = [
     "ColumnMap",

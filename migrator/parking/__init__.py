@@ -1,10 +1,10 @@
-"""Rows and changes that cannot become events are parked with their reason, and retried."""
+"""Rows and changes that cannot become events are parked with their reason (`migrator.parking.retry` retries them)."""
 
 from .entries import (
     MAPPING_ERRORS,
+    REASON_MAX,
     ParkedCount,
     ParkedEntry,
-    REASON_MAX,
     ToPark,
     counts,
     failed_again,

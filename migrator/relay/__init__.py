@@ -1,5 +1,12 @@
 """The relay: changelog rows become events; the follow loop, the re-sync and the Celery task (`relay.tasks`)."""
 
+from .follow import wait_loop
+from .resync import (
+    DEFAULT_CHUNK,
+    SOURCE,
+    Resync,
+    ResyncTotals,
+)
 from .runner import (
     DEFAULT_BATCH_SIZE,
     Relay,
@@ -7,13 +14,6 @@ from .runner import (
     RelayTotals,
     backlog,
     relays_for,
-)
-from .follow import wait_loop
-from .resync import (
-    DEFAULT_CHUNK,
-    Resync,
-    ResyncTotals,
-    SOURCE,
 )
 
 __all__ = [
