@@ -55,7 +55,7 @@ def seed(engine: Engine, rows: int, chunk: int = 100_000) -> None:
 def seed_captured(legacy_url: str, rows: int) -> None:
     """Fills the legacy users table of a fresh database with `rows` rows and installs capture."""
     from es_app.bootstrap import engine_for
-    from migrator import capture
+    from migrator.capture import changelog as capture
     from migrator.mapping import USERS
 
     legacy = engine_for(legacy_url)
@@ -103,7 +103,7 @@ def run_backfill(legacy_url: str, es_url: str, batch_size: int, *, parallel: boo
 
     from es_app.bootstrap import build, engine_for
     from es_app.settings import Settings
-    from migrator.backfill import Backfill, BackfillOptions, projector_for
+    from migrator.backfill.run import Backfill, BackfillOptions, projector_for
     from migrator.mapping import USERS
 
     es = build(Settings(es_database_url=es_url, legacy_database_url=legacy_url))

@@ -19,9 +19,9 @@ from .backfill import event_rows, raw_insert, seed_captured
 from .common import es_database, fmt, machine_line, parse, parser, print_table
 
 STEPS = (
-    ("read legacy chunk", "migrator.backfill:ChunkReader.read_after"),
-    ("build import events", "migrator.backfill:ChunkReader.plan"),
-    ("encode them (JSON, read back)", "migrator.backfill:encode_events"),
+    ("read legacy chunk", "migrator.backfill.reader:ChunkReader.read_after"),
+    ("build import events", "migrator.backfill.reader:ChunkReader.plan"),
+    ("encode them (JSON, read back)", "migrator.backfill.reader:encode_events"),
     ("append lock + stream versions", "es_app.store.event_store:EventStore._lock_and_read_versions"),
     ("insert events", "es_app.store.event_store:EventStore._insert_rows"),
     ("append (all)", "es_app.store.event_store:EventStore.append_batch_recorded"),
@@ -48,7 +48,7 @@ def measure(legacy_url: str, es_url: str, batch_size: int) -> tuple[int, float, 
 
     from es_app.bootstrap import build, engine_for
     from es_app.settings import Settings
-    from migrator.backfill import Backfill, BackfillOptions, projector_for
+    from migrator.backfill.run import Backfill, BackfillOptions, projector_for
     from migrator.mapping import USERS
 
     seconds: collections.Counter = collections.Counter()

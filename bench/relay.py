@@ -64,14 +64,14 @@ def _databases(backend: str) -> Iterator[tuple[object, object]]:
 def _drain(legacy, es, batch_size: int) -> tuple[float, int, int]:  # noqa: ANN001
     from es_app.store import EventStore
     from migrator.mapping import USERS
-    from migrator.relay import Relay
+    from migrator.relay.runner import Relay
 
     totals = Relay(USERS, legacy, EventStore(es), batch_size=batch_size).drain()
     return totals.seconds, totals.read, totals.events
 
 
 def run_backend(backend: str, n: int, batch_sizes: Sequence[int]) -> tuple[list[list[str]], list[list[str]]]:
-    from migrator import capture
+    from migrator.capture import changelog as capture
     from migrator.mapping import USERS
 
     relay_rows, overhead_rows = [], []

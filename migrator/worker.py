@@ -7,6 +7,6 @@
 
 from es_app.worker import app
 
-from . import tasks  # noqa: F401 - registers migrator.relay and its beat entry
+from .relay import tasks  # noqa: F401 - registers the migrator.relay task and its beat entry
 
 __all__ = ["app"]

@@ -7,7 +7,7 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 
 from migrator.mapping import TableMapping
-from migrator.mapping_files import load_mapping_file
+from migrator.mapping import load_mapping_file
 
 MAPPING_FILE = Path(__file__).parent / "data" / "accounts.toml"
 

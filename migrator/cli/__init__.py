@@ -1,9 +1,7 @@
-"""The `migrator` command line. Each module of this package adds its commands with `register(app)`."""
+"""The `migrator` command line. Each command module adds its commands with `register(app)`, listed in `COMMANDS`."""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import sys
 from typing import Any
 
@@ -11,6 +9,20 @@ import typer
 from rich.text import Text
 from sqlalchemy.exc import ArgumentError, DatabaseError
 
+from . import (
+    backfill,
+    capture,
+    dead_letters,
+    demo,
+    parked,
+    projections,
+    relay,
+    schema_cmd,
+    seed,
+    serve,
+    status,
+    topology,
+)
 from .common import CliError, EsUrl, LegacyUrl, err_console, settings_for
 
 app = typer.Typer(
@@ -27,9 +39,11 @@ def _global_options(ctx: typer.Context, es_url: EsUrl = None, legacy_url: Legacy
     ctx.obj = settings_for(None, es_url, legacy_url)
 
 
-for _mod in sorted(m.name for m in pkgutil.iter_modules(__path__)):
-    if _mod != "common":
-        importlib.import_module(f"{__name__}.{_mod}").register(app)
+# in the order `migrator --help` lists them
+COMMANDS = (backfill, capture, dead_letters, demo, parked, projections, relay, schema_cmd, seed, serve, status,
+            topology)
+for _commands in COMMANDS:
+    _commands.register(app)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -22,7 +22,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from migrator.backfill import (
+from migrator.backfill.leases import DEFAULT_TTL_S
+from migrator.backfill.run import (
     READ_PROCESS_FROM,
     Backfill,
     BackfillError,
@@ -31,13 +32,23 @@ from migrator.backfill import (
     projection_lag,
     projector_for,
 )
-from migrator.backfill_runs import BackfillRun
-from migrator.leases import DEFAULT_TTL_S
+from migrator.backfill.runs import BackfillRun
+from migrator.backfill.throttle import PauseGate
+from migrator.capture import CaptureError
 from migrator.mapping import MappingError
-from migrator.throttle import PauseGate
 
-from .common import BIGINT_MAX, CliError, EsUrl, LegacyUrl, MappingFile, check_database_url, console, settings_for
-from .serve import check_schema
+from .common import (
+    BIGINT_MAX,
+    CliError,
+    EsUrl,
+    LegacyUrl,
+    MappingFile,
+    Tables,
+    check_database_url,
+    check_schema,
+    console,
+    settings_for,
+)
 
 
 class RateColumn(ProgressColumn):
@@ -53,7 +64,7 @@ def _projection_lag(container: Any) -> Callable[[], int]:
 
 def _relay_backlog(legacy_engine: Any, container: Any, mappings: list[Any]) -> Callable[[], int]:
     """Returns a callable giving the relay's backlog over the mapped tables."""
-    from migrator.relay import backlog
+    from migrator.relay.runner import backlog
 
     return lambda: backlog(legacy_engine, container.engine, mappings)
 
@@ -92,8 +103,7 @@ def backfill(
     resume: Annotated[bool, typer.Option("--resume", help="Continue an unfinished run from its checkpoint")] = False,
     restart: Annotated[bool, typer.Option("--restart", help="Forget the stored run and start over "
                                                             "(rows already imported are skipped)")] = False,
-    tables: Annotated[Optional[list[str]], typer.Option("--table", show_default=False,
-                                                        help="Only this mapped table (repeatable)")] = None,
+    tables: Tables = None,
     mapping: MappingFile = None,
     pause_file: Annotated[Optional[Path], typer.Option("--pause-file", show_default=False,
                                                        help="Pause while this file exists")] = None,
@@ -126,7 +136,7 @@ def backfill(
     legacy = engine_for(check_database_url(settings.legacy_database_url, "legacy"))
     es = build(settings)
     try:
-        from migrator.mapping_files import load_mappings
+        from migrator.mapping import load_mappings
 
         mappings = load_mappings(mapping, legacy, tables)
     except (MappingError, OSError) as exc:
@@ -142,7 +152,7 @@ def backfill(
         for b in backfills:  # check every table before touching any
             _check_startable(b, resume=resume, restart=restart)
         done = [_run_one(b, resume=resume, restart=restart) for b in backfills]
-    except BackfillError as exc:
+    except (BackfillError, CaptureError) as exc:
         raise CliError(str(exc)) from None
     console.print(summary_table(done))
     parked = sum(run.rows_parked for run, _ in done)

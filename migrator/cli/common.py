@@ -1,4 +1,5 @@
-"""What every CLI command shares: URL options, settings, the console, and user-facing errors."""
+"""What every CLI command shares: options (URLs, --mapping, --table), settings, the console, user-facing errors,
+and the checks and loaders several commands run (schema at head, the es_app container, mappings, capture gaps)."""
 
 from __future__ import annotations
 
@@ -47,8 +48,7 @@ def finite(value: Optional[float]) -> Optional[float]:
 
 def _checked_mapping_file(path: Optional[Path]) -> Optional[Path]:
     """Returns `path` once its mappings read and validate (before any command starts); a usage error otherwise."""
-    from migrator.mapping import MappingError
-    from migrator.mapping_files import load_mapping_file
+    from migrator.mapping import MappingError, load_mapping_file
 
     if path is not None:
         try:
@@ -135,3 +135,76 @@ def _check_sqlite_file(path: Path, role: str, create: bool) -> None:
 
 Tables = Annotated[Optional[list[str]], typer.Option("--table", show_default=False,
                                                      help="Only this mapped table (repeatable)")]
+
+
+def check_schema(tree_name: str, url: str) -> None:
+    """Raises CliError unless the database is reachable and at its schema heads (`migrator init`)."""
+    from es_app.bootstrap import engine_for
+    from migrator import schema
+
+    tree = next(t for t in schema.TREES if t.name == tree_name)
+    check_database_url(url, tree_name)  # a missing SQLite file is refused, not created
+    engine = engine_for(url)
+    current, heads = schema.status(tree, engine)
+    if current != heads:
+        shown = engine.url.render_as_string(hide_password=True)
+        raise CliError(f"the {tree_name} database at {shown} is not at its schema head: run `migrator init`")
+
+
+def es_container(ctx: typer.Context, es_url: str | None, legacy_url: str | None):  # noqa: ANN201
+    """Returns the wired es_app for the command's settings; CliError unless the schema is at head."""
+    from es_app.bootstrap import build
+
+    settings = settings_for(ctx, es_url, legacy_url)
+    check_schema("es", settings.es_database_url)
+    return build(settings)
+
+
+def legacy_and_mappings(ctx: typer.Context, legacy_url: str | None, mapping: Path | None,
+                        tables: list[str] | None, bind: bool = True, es_url: str | None = None):  # noqa: ANN201
+    """Returns (legacy engine, mappings) for the command's settings: bound to the legacy tables unless `bind`
+    is False; CliError (one line) for a mapping that cannot work."""
+    from es_app.bootstrap import engine_for
+    from migrator.mapping import MappingError, load_mappings
+
+    engine = engine_for(check_database_url(settings_for(ctx, es_url, legacy_url).legacy_database_url, "legacy"))
+    try:
+        return engine, load_mappings(mapping, engine if bind else None, tables)
+    except MappingError as exc:
+        raise CliError(str(exc)) from None
+
+
+def warn_gaps(es_url: str, legacy: object, mappings: list, seen: set | None = None) -> int:
+    """Prints one warning line per open capture gap (see migrator.capture.gaps); returns how many.
+
+    With `seen`, gaps already in it are not printed again (and those printed are added)."""
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import OperationalError
+
+    from es_app.bootstrap import engine_for
+    from migrator.capture.gaps import gaps, open_gaps
+
+    try:
+        check_database_url(es_url, "es")
+    except CliError as exc:
+        console.print(f"capture gaps: not checked ({exc})", highlight=False)
+        return 0
+    try:
+        es = engine_for(es_url)
+        if not inspect(es).has_table(gaps.name):
+            console.print("capture gaps: not checked (the event-store schema is older: run `migrator init`)",
+                          highlight=False)
+            return 0
+        found = open_gaps(legacy, es, mappings)  # type: ignore[arg-type]
+    except OperationalError as exc:
+        console.print(f"capture gaps: not checked ({str(exc.orig).strip().splitlines()[0]})", highlight=False)
+        return 0
+    for gap in found:
+        if seen is not None:
+            if (gap.table, gap.reason, gap.until) in seen:
+                continue
+            seen.add((gap.table, gap.reason, gap.until))
+        err_console.print(styled("[yellow]warning[/yellow]: {line}", line=gap.warning()), highlight=False)
+    if not found and seen is None:
+        console.print("capture gaps: none", highlight=False)
+    return len(found)

@@ -8,8 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from .common import BIGINT_MAX, CliError, EsUrl, LegacyUrl, console, styled
-from .projections import es_container
+from .common import BIGINT_MAX, CliError, EsUrl, LegacyUrl, console, es_container, styled
 
 dead_letters_app = typer.Typer(help="List, retry or skip parked events (sequenced per stream).",
                                no_args_is_help=True)

@@ -24,11 +24,12 @@ from es_app.projections.tables import users_view
 from es_app.settings import VAR_DIR
 from legacy_app.db import Database
 from legacy_app.service import EmailTaken, UserNotFound, UserService
-from migrator import capture
-from migrator.backfill import Backfill, BackfillOptions, projector_for
+from migrator.backfill.run import Backfill, BackfillOptions, projector_for
+from migrator.capture import changelog as capture
 from migrator.mapping import USERS
-from migrator.relay import Relay
+from migrator.relay.runner import Relay
 from migrator.seed import seed_users
+from migrator.verify import compare, users_read_model
 
 from .common import CliError, console, settings_for, styled
 from .schema_cmd import init
@@ -91,38 +92,8 @@ def _fresh_urls() -> tuple[str, str]:
 
 def _compare(legacy_db: Database, es: Any) -> tuple[int, int, list[str]]:
     """Returns (legacy rows, streams, differences) between legacy rows, stream replays and the read model."""
-    mapping = USERS.bind(legacy_db.engine)
-    with legacy_db.engine.connect() as conn:
-        rows = {r["id"]: dict(r) for r in conn.execute(select(*_legacy_columns())).mappings()}
-    with es.engine.connect() as conn:
-        view = {r["id"]: dict(r) for r in conn.execute(select(users_view)).mappings()}
-    streams: dict[str, list[Any]] = {}
-    after = 0
-    while batch := es.store.read_all(after=after, limit=5000, category=mapping.category):
-        for e in batch:
-            streams.setdefault(e.stream_id, []).append(e)
-        after = batch[-1].position
-    diffs = []
-    for key, row in rows.items():
-        sid = mapping.stream_id(key)
-        expected = mapping.state_from_row(row)
-        replayed = mapping.replay(streams.get(sid, []))
-        if replayed != expected:
-            diffs.append(f"{sid}: legacy {expected} != replay {replayed}")
-        seen = view.get(sid)
-        fields = {k: expected[k] for k in ("name", "email", "active", "phone")}
-        if seen is None or seen["deleted"] or {k: seen[k] for k in fields} != fields:
-            diffs.append(f"{sid}: legacy {fields} != read model {seen}")
-    for sid, events in streams.items():
-        if int(sid.split("-", 1)[1]) not in rows and mapping.replay(events) is not None:
-            diffs.append(f"{sid}: the legacy row is gone but the stream is not deleted")
-    return len(rows), len(streams), diffs
-
-
-def _legacy_columns() -> list[Any]:
-    from legacy_app.models import User
-
-    return [c for c in User.__table__.c]
+    found = compare(legacy_db.engine, es.store, USERS.bind(legacy_db.engine), read_model=users_read_model(es.engine))
+    return found.rows, found.streams, found.lines()
 
 
 def demo(

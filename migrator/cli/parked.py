@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from .common import CliError, EsUrl, LegacyUrl, console, settings_for
+from .common import CliError, EsUrl, LegacyUrl, MappingFile, check_schema, console, settings_for
 
 parked_app = typer.Typer(help="List or retry the legacy rows and changes parked by the backfill and the relay.",
                          no_args_is_help=True)
@@ -28,9 +27,7 @@ def list_(ctx: typer.Context, table: TableOpt = None, key: KeyOpt = None,
           es_url: EsUrl = None, legacy_url: LegacyUrl = None) -> None:
     """List parked rows and changes (oldest first): a key's later changes wait behind its first one."""
     from es_app.bootstrap import engine_for
-    from migrator.parked import list_parked
-
-    from .serve import check_schema
+    from migrator.parking.entries import list_parked
 
     settings = settings_for(ctx, es_url, legacy_url)
     check_schema("es", settings.es_database_url)
@@ -50,17 +47,12 @@ def list_(ctx: typer.Context, table: TableOpt = None, key: KeyOpt = None,
 
 @parked_app.command("retry")
 def retry(ctx: typer.Context, table: TableOpt = None, key: KeyOpt = None,
-          mapping: Annotated[Optional[Path], typer.Option("--mapping", show_default=False,
-                                                          help="Mapping file (TOML/JSON/YAML); default: the "
-                                                               "built-in users")] = None,
+          mapping: MappingFile = None,
           es_url: EsUrl = None, legacy_url: LegacyUrl = None) -> None:
     """Apply parked rows and changes again, per key in order, through the current mapping and legacy rows."""
     from es_app.bootstrap import build, engine_for
-    from migrator.mapping import MappingError
-    from migrator.mapping_files import load_mappings
-    from migrator.parked_retry import retry as retry_parked
-
-    from .serve import check_schema
+    from migrator.mapping import MappingError, load_mappings
+    from migrator.parking.retry import retry as retry_parked
 
     settings = settings_for(ctx, es_url, legacy_url)
     check_schema("es", settings.es_database_url)

@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .common import CliError, EsUrl, LegacyUrl, console, finite, settings_for, styled
+from .common import CliError, EsUrl, LegacyUrl, console, es_container, finite, styled
 
 projections_app = typer.Typer(help="Project the event feed into the read models; rebuild; status.",
                               no_args_is_help=True)
@@ -23,17 +23,6 @@ Shards = Annotated[Optional[int], typer.Option("--shards", min=1, max=MAX_SHARDS
 BatchSize = Annotated[Optional[int], typer.Option("--batch-size", min=1, max=100_000,
                                                   help="Events per transaction [default: PROJECTION_BATCH_SIZE]",
                                                   show_default=False)]
-
-
-def es_container(ctx: typer.Context, es_url: str | None, legacy_url: str | None):  # noqa: ANN201
-    """Returns the wired es_app for the command's settings; CliError unless the schema is at head."""
-    from es_app.bootstrap import build
-
-    from .serve import check_schema
-
-    settings = settings_for(ctx, es_url, legacy_url)
-    check_schema("es", settings.es_database_url)
-    return build(settings)
 
 
 def _shard_plan(shard: int | None, shards: int | None, default_shards: int) -> list[tuple[int | None, int | None]]:

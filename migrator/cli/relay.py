@@ -5,20 +5,31 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any, Callable
 
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from migrator.capture import CaptureError, require_installed
+from migrator.capture.changelog import CaptureError, require_installed
 from migrator.mapping import MappingError
-from migrator.relay import Relay, RelayTotals, relays_for
+from migrator.relay.runner import Relay, RelayTotals, relays_for
 
-from .capture import warn_gaps
-from .common import CliError, EsUrl, LegacyUrl, MappingFile, check_database_url, console, finite, settings_for, styled
-from .serve import check_schema
+from .common import (
+    CliError,
+    EsUrl,
+    LegacyUrl,
+    MappingFile,
+    Tables,
+    check_database_url,
+    check_schema,
+    console,
+    finite,
+    settings_for,
+    styled,
+    warn_gaps,
+)
 
 
 def summary_table(rows: list[tuple[RelayTotals, int]], title: str = "relay summary") -> Table:
@@ -42,10 +53,8 @@ def _project(es: Any, follow: bool, position: int | None) -> int:
         if position:
             publish_appended(es.settings, position)
         return 0
-    try:
-        from es_app.projections import run_projections
-    except ImportError:  # pragma: no cover - projections are part of es_app
-        return 0
+    from es_app.projections import run_projections
+
     return run_projections(es)
 
 
@@ -79,7 +88,7 @@ def _drain(relays: list[Relay], es: Any, project: bool) -> None:
 
 def _follow(relays: list[Relay], legacy: Any, es: Any, project: bool, poll_interval: float,
             warn: Callable[[set], Any]) -> None:
-    from migrator.relay_follow import follow
+    from migrator.relay.follow import follow
 
     warned: set = set()
     warn(warned)  # then again whenever a round relayed something: a gap is recorded as capture resumes
@@ -107,8 +116,8 @@ def _follow(relays: list[Relay], legacy: Any, es: Any, project: bool, poll_inter
 
 
 def _wake_workers(relays: list[Relay], legacy: Any, es: Any, poll_interval: float) -> None:
-    from migrator.relay_follow import wait_loop
-    from migrator.tasks import relay as relay_task
+    from migrator.relay.follow import wait_loop
+    from migrator.relay.tasks import relay as relay_task
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -142,15 +151,14 @@ def relay(
     project: Annotated[bool, typer.Option("--project/--no-project", help="Run the projections afterwards")] = True,
     resync: Annotated[bool, typer.Option("--resync", help="After draining, compare every legacy row with its "
                                          "stream and append what makes them agree; resolves capture gaps")] = False,
-    tables: Annotated[Optional[list[str]], typer.Option("--table", show_default=False,
-                                                        help="Only this mapped table (repeatable)")] = None,
+    tables: Tables = None,
     mapping: MappingFile = None,
     es_url: EsUrl = None,
     legacy_url: LegacyUrl = None,
 ) -> None:
     """Relay captured legacy changes into events: drain the backlog, project, exit (or --follow)."""
     from es_app.bootstrap import build, engine_for
-    from migrator.mapping_files import load_mappings
+    from migrator.mapping import load_mappings
 
     settings = settings_for(ctx, es_url, legacy_url)
     check_schema("es", settings.es_database_url)
@@ -182,7 +190,7 @@ def relay(
 
 
 def _resync(relays: list[Relay], es: Any, project: bool) -> None:
-    from migrator.resync import Resync
+    from migrator.relay.resync import Resync
 
     table = Table(title="resync summary")
     for col in ("table", "legacy rows", "streams", "imports", "deletes", "gaps resolved", "seconds"):

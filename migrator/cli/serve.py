@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .common import CliError, EsUrl, LegacyUrl, check_database_url, console, settings_for
+from .common import CliError, EsUrl, LegacyUrl, check_database_url, check_schema, console, settings_for
 
 serve_app = typer.Typer(help="Run an HTTP API with uvicorn.", no_args_is_help=True)
 
@@ -24,20 +24,6 @@ class LogLevel(str, enum.Enum):
 
 
 LogLevelOpt = Annotated[LogLevel, typer.Option("--log-level", help="uvicorn log level")]
-
-
-def check_schema(tree_name: str, url: str) -> None:
-    """Raises CliError unless the database is reachable and at its schema heads (`migrator init`)."""
-    from es_app.bootstrap import engine_for
-    from migrator import schema
-
-    tree = next(t for t in schema.TREES if t.name == tree_name)
-    check_database_url(url, tree_name)  # a missing SQLite file is refused, not created
-    engine = engine_for(url)
-    current, heads = schema.status(tree, engine)
-    if current != heads:
-        shown = engine.url.render_as_string(hide_password=True)
-        raise CliError(f"the {tree_name} database at {shown} is not at its schema head: run `migrator init`")
 
 
 def run_uvicorn(app: object, host: str, port: int, log_level: str) -> None:

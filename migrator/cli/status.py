@@ -22,8 +22,17 @@ from rich.text import Text
 
 from migrator.mapping import MappingError, TableMapping
 
-from .common import CliError, EsUrl, LegacyUrl, MappingFile, Tables, check_database_url, console, settings_for
-
+from .common import (
+    CliError,
+    EsUrl,
+    LegacyUrl,
+    MappingFile,
+    Tables,
+    check_database_url,
+    console,
+    es_container,
+    settings_for,
+)
 
 
 @dataclasses.dataclass
@@ -64,7 +73,7 @@ def _table(title: str, columns: Iterable[str], left: tuple[str, ...] = ("table",
 # -- capture ---------------------------------------------------------------
 def collect_capture(ctx: StatusContext) -> dict[str, Any]:
     """Returns whether the changelog and each table's triggers are installed (as `capture status`)."""
-    from migrator import capture
+    from migrator.capture import changelog as capture
 
     st = capture.status(ctx.legacy, ctx.mappings)
     return {"backend": st.backend, "changelog": st.changelog, "installed": st.installed,
@@ -85,8 +94,8 @@ def render_capture(data: dict[str, Any]) -> Iterable[RenderableType]:
 def collect_relay(ctx: StatusContext) -> dict[str, Any]:
     """Returns each table's relay offset and backlog (None when there is no changelog), as `relay` reports them."""
     from migrator.capture import changelog_exists
-    from migrator.relay import backlog
-    from migrator.relay_offsets import get_offset, offset_name
+    from migrator.capture.offsets import get_offset, offset_name
+    from migrator.relay.runner import backlog
 
     with ctx.legacy.connect() as lconn:
         captured = changelog_exists(lconn)
@@ -108,7 +117,7 @@ def render_relay(data: dict[str, Any]) -> Iterable[RenderableType]:
 # -- backfill --------------------------------------------------------------
 def collect_backfill(ctx: StatusContext) -> dict[str, Any]:
     """Returns each table's stored backfill run (status `never` when none ran)."""
-    from migrator.backfill_runs import load_run
+    from migrator.backfill.runs import load_run
 
     out = {}
     with ctx.es.engine.connect() as conn:
@@ -155,7 +164,7 @@ def render_projections(data: list[dict[str, Any]]) -> Iterable[RenderableType]:
 # -- data-quality findings -------------------------------------------------
 def collect_findings(ctx: StatusContext) -> dict[str, Any]:
     """Returns the data-quality findings per table and kind, and (with --findings) the findings themselves."""
-    from migrator.findings import count_findings, list_findings
+    from migrator.claims.findings import count_findings, list_findings
 
     items = None
     with ctx.es.engine.connect() as conn:
@@ -188,7 +197,7 @@ def render_findings(data: dict[str, Any]) -> Iterable[RenderableType]:
 # -- capture gaps, parked rows, runs going on --------------------------------
 def collect_gaps(ctx: StatusContext) -> list[dict[str, Any]]:
     """Returns the open capture gaps (stretches the relay could not see), each with its warning line."""
-    from migrator.capture_gaps import open_gaps
+    from migrator.capture.gaps import open_gaps
 
     return [{"table": g.table, "reason": g.reason, "since": _iso(g.since), "until": _iso(g.until),
              "detail": g.detail, "warning": g.warning()} for g in open_gaps(ctx.legacy, ctx.es.engine, ctx.mappings)]
@@ -203,7 +212,7 @@ def render_gaps(data: list[dict[str, Any]]) -> Iterable[RenderableType]:
 
 def collect_parked(ctx: StatusContext) -> dict[str, Any]:
     """Returns, per table, the legacy rows and changes parked because the event store cannot hold them."""
-    from migrator.parked import counts
+    from migrator.parking.entries import counts
 
     found = {c.table: c for c in counts(ctx.es.engine)}
     return {t: ({"keys": c.keys, "backfill": c.backfill, "relay": c.relay, "waiting": c.waiting,
@@ -221,7 +230,7 @@ def render_parked(data: dict[str, Any]) -> Iterable[RenderableType]:
 
 def collect_runs(ctx: StatusContext) -> list[dict[str, Any]]:
     """Returns the runs going on now (their leases): job, host, pid, since, lease expiry."""
-    from migrator.leases import current
+    from migrator.backfill.leases import current
 
     return [{"name": lease.name, "host": lease.host, "pid": lease.pid, "since": _iso(lease.acquired_at),
              "expires_at": _iso(lease.expires_at)} for lease in current(ctx.es.engine)]
@@ -257,9 +266,8 @@ def collect(ctx: StatusContext, sections: Iterable[Section] = ()) -> dict[str, A
 def _context(ctx: typer.Context, es_url: str | None, legacy_url: str | None, mapping: Path | None,
              tables: list[str] | None, show_findings: bool, limit: int) -> StatusContext:
     from es_app.bootstrap import engine_for
-    from migrator.mapping_files import load_mappings
+    from migrator.mapping import load_mappings
 
-    from .projections import es_container
 
     settings = settings_for(ctx, es_url, legacy_url)
     es = es_container(ctx, es_url, legacy_url)  # one line unless the event store exists at its schema head

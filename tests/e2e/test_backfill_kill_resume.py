@@ -15,14 +15,14 @@ from sqlalchemy import text
 
 from es_app.bootstrap import engine_for
 from es_app.store import EventStore, make_engine
-from migrator import capture
+from migrator.capture import changelog as capture
 from migrator.cli import main
 from migrator.mapping import USERS
 from migrator.seed import seed_users
 from tests.integration.backfill_helpers import differences, import_counts
 
 ROWS = {"sqlite": 6_000, "postgres": 6_000}  # enough that a kill at 55% lands before the end
-LEASE_TTL = 1.0  # a killed run's lease lives this long (see migrator.leases); the next run waits it out
+LEASE_TTL = 1.0  # a killed run's lease lives this long (see migrator.backfill.leases); the next run waits it out
 
 
 def _cli(*args: str) -> list[str]:

@@ -14,7 +14,7 @@ import time
 from sqlalchemy import text
 
 from es_app.store import make_engine
-from migrator import capture
+from migrator.capture import changelog as capture
 from migrator.mapping import USERS
 from migrator.seed import seed_users
 

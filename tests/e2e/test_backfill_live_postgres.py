@@ -19,12 +19,13 @@ from es_app.projections import run_projections
 from es_app.settings import Settings
 from es_app.store import make_engine
 from legacy_app.api import create_app
-from migrator import capture
-from migrator.backfill import Backfill, BackfillOptions, projector_for
+from migrator.backfill.run import Backfill, BackfillOptions, projector_for
+from migrator.capture import changelog as capture
 from migrator.mapping import USERS
-from migrator.relay import Relay
-from migrator.relay_follow import follow
-from tests.integration.backfill_helpers import differences, duplicated_changes, legacy_rows
+from migrator.relay.follow import follow
+from migrator.relay.runner import Relay
+from migrator.verify import compare, legacy_rows, users_read_model
+from tests.integration.backfill_helpers import differences, duplicated_changes
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -107,22 +108,6 @@ def edit_in_a_process(legacy_url: str, cursor, stop, results) -> None:
     results.put((dict(editors.ops), editors.errors))
 
 
-def read_model_differences(rows, es_engine, mapping) -> list[str]:
-    with es_engine.connect() as conn:
-        view = {r.id: r for r in conn.execute(text(
-            "SELECT id, name, email, phone, active, deleted FROM users_view WHERE id LIKE 'user-%'"))}
-    out = []
-    for key, row in rows.items():
-        want = mapping.state_from_row(row)
-        got = view.get(mapping.stream_id(key))
-        if got is None or got.deleted or (got.name, got.email, got.phone, got.active) != (
-                want["name"], want["email"], want["phone"], want["active"]):
-            out.append(f"{mapping.stream_id(key)}: legacy {want} != read model {got}")
-    live = {mapping.stream_id(k) for k in rows}
-    out += [f"{sid}: in the read model but not in legacy" for sid, r in view.items() if sid not in live and not r.deleted]
-    return out
-
-
 def test_backfill_100k_rows_under_live_api_edits_ends_with_zero_differences(postgres_databases):
     legacy_url, es_url = postgres_databases.new(), postgres_databases.new()
     legacy, es_engine = make_engine(legacy_url), make_engine(es_url)
@@ -169,7 +154,7 @@ def test_backfill_100k_rows_under_live_api_edits_ends_with_zero_differences(post
     deleted = set(range(1, ROWS + 1)) - set(rows)
     assert differences(legacy, es.store, mapping, deleted_keys=deleted) == []
     assert duplicated_changes(es.store, mapping) == []
-    assert read_model_differences(rows, es_engine, mapping) == []
+    assert compare(legacy, es.store, mapping, read_model=users_read_model(es_engine)).lines() == []
     print(f"compare {time.perf_counter() - t0:.1f} s")
     for engine in (legacy, es_engine, es.engine):
         engine.dispose()

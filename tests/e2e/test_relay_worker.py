@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import text
 
 from es_app.store import make_engine
-from migrator import capture
+from migrator.capture import changelog as capture
 from migrator.mapping import USERS
-from migrator.relay_offsets import get_offset, offset_name
+from migrator.capture.offsets import get_offset, offset_name
 from tests.conftest import REDIS_URL, require_redis
 
 from .celery_worker import clean_redis, new_prefix, wait_until

@@ -1,5 +1,5 @@
-"""Helpers of the backfill tests: a second mapped table, legacy writes, and a direct comparison
-of legacy rows with the replay of their streams (until the verify issue brings its own)."""
+"""Helpers of the backfill tests: a second mapped table, legacy writes, and the comparison of legacy rows
+with the replay of their streams (`migrator.verify.compare`)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Engine, column, select, table, text
+from sqlalchemy import Engine, select, text
 
 from es_app.store import EventStore
 from es_app.store.schema import events
-from migrator.backfill import Backfill, BackfillOptions
+from migrator.backfill.run import Backfill, BackfillOptions
 from migrator.mapping import USERS, ColumnMap, TableMapping
+from migrator.verify import compare
 
 T0 = datetime(2020, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
 
@@ -60,13 +61,6 @@ def insert_users(engine: Engine, ids: list[int], *, tag: str = "") -> None:
                        "u": T0 + timedelta(days=1, seconds=i, microseconds=i)} for i in ids])
 
 
-def legacy_rows(engine: Engine, mapping: TableMapping) -> dict[Any, dict[str, Any]]:
-    """Returns {coerced key: row} of the whole legacy table."""
-    t = table(mapping.table, *(column(c) for c in mapping.table_columns))
-    with engine.connect() as conn:
-        return {mapping.key_of(r): dict(r) for r in conn.execute(select(t)).mappings()}
-
-
 @dataclasses.dataclass(frozen=True)
 class Ev:
     stream_id: str
@@ -95,22 +89,9 @@ def differences(engine: Engine, store: EventStore, mapping: TableMapping,
     A stream with no legacy row must replay to None (deleted); keys in `deleted_keys` must have
     a stream (a deleted one).
     """
-    rows = legacy_rows(engine, mapping)
-    streams = streams_of(store, mapping)
-    out = []
-    for key, row in rows.items():
-        sid = mapping.stream_id(key)
-        state = mapping.replay(streams.get(sid, []))
-        if state != mapping.state_from_row(row):
-            out.append(f"{sid}: legacy {mapping.state_from_row(row)} != replay {state}")
-    live = {mapping.stream_id(k) for k in rows}
-    for sid, evs in streams.items():
-        if sid not in live and mapping.replay(evs) is not None:
-            out.append(f"{sid}: no legacy row, but the stream is not deleted")
-    for key in deleted_keys:
-        if key not in rows and mapping.stream_id(key) not in streams:
-            out.append(f"{mapping.stream_id(key)}: deleted legacy row has no stream")
-    return out
+    out = compare(engine, store, mapping).lines()
+    missing = [k for k in deleted_keys if not store.read_stream(mapping.stream_id(k))]
+    return out + [f"{mapping.stream_id(k)}: deleted legacy row has no stream" for k in missing]
 
 
 def import_counts(store: EventStore, mapping: TableMapping) -> dict[str, int]:

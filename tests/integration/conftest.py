@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from es_app.store import make_engine
-from migrator import capture
+from migrator.capture import changelog as capture
 from migrator.mapping import USERS
 
 

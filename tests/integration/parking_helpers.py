@@ -9,7 +9,8 @@ import uuid
 from sqlalchemy import text
 
 from es_app.store import make_engine
-from migrator import capture, schema
+from migrator import schema
+from migrator.capture import changelog as capture
 from migrator.mapping import USERS, ColumnMap
 
 # The users mapping as it was before strip_control: a NUL in full_name cannot be stored.

@@ -10,12 +10,13 @@ from es_app.bootstrap import build, engine_for
 from es_app.projections import run_projections
 from es_app.settings import Settings
 from es_app.store import EventStore, ExpectedVersion, NewEvent, make_engine
-from migrator import capture
-from migrator.backfill import BackfillError, projection_lag
+from migrator.capture import CaptureNotInstalled
+from migrator.capture import changelog as capture
+from migrator.backfill.run import BackfillError, projection_lag
 from migrator.cli import main
 from migrator.mapping import USERS
-from migrator.relay import Relay, backlog as relay_backlog
-from migrator.throttle import PauseGate
+from migrator.relay.runner import Relay, backlog as relay_backlog
+from migrator.backfill.throttle import PauseGate
 
 from .backfill_helpers import (
     ACCOUNTS,
@@ -212,7 +213,7 @@ def test_a_second_table_with_a_text_key_backfills_with_no_code_change(db):
 
 def test_without_capture_it_refuses_to_start(new_database_url):
     engine = make_engine(new_database_url("nocapture"))
-    with pytest.raises(BackfillError, match="migrator capture install"):
+    with pytest.raises(CaptureNotInstalled, match="migrator capture install"):
         make_backfill(engine).start()
     engine.dispose()
 
@@ -269,7 +270,7 @@ def test_the_store_is_analysed_as_the_backfill_doubles_it(db, monkeypatch):
     _, engine = db
     insert_users(engine, keys(10))
     calls = []
-    monkeypatch.setattr("migrator.backfill.ANALYZE_FIRST_AT", 2)
+    monkeypatch.setattr("migrator.backfill.run.ANALYZE_FIRST_AT", 2)
     monkeypatch.setattr(EventStore, "analyze", lambda self: calls.append(event_count(engine)))
     b = make_backfill(engine, batch_size=2)
     b.start()

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import select, update
 
 from es_app.store import write_transaction
-from migrator import leases
-from migrator.backfill import BackfillError
+from migrator.backfill import leases
+from migrator.backfill.run import BackfillError
 
 from .backfill_helpers import insert_users, keys, make_backfill
 

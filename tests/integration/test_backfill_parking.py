@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import text
 
 from es_app.store import EventStore, make_engine
-from migrator import parked
-from migrator.backfill import Backfill, BackfillOptions
+from migrator.parking import entries as parked
+from migrator.backfill.run import Backfill, BackfillOptions
 from migrator.mapping import USERS
-from migrator.parked_retry import retry
+from migrator.parking.retry import retry
 
 from .backfill_helpers import differences, insert_users, keys
 from .parking_helpers import RAW_USERS, set_name, sqlite_legacy

@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import text
 
 from es_app.store import EventStore, make_engine
-from migrator import backfill as backfill_module
-from migrator import capture
-from migrator.backfill import Backfill, BackfillError
+from migrator.backfill import run as backfill_module
+from migrator.capture import changelog as capture
+from migrator.backfill.run import Backfill, BackfillError
 from migrator.mapping import USERS
 
 from .backfill_helpers import (

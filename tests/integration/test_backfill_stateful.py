@@ -21,10 +21,11 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 from sqlalchemy import text
 
 from es_app.store import EventStore, make_engine
-from migrator import capture, schema
-from migrator.backfill import Backfill, BackfillOptions
+from migrator import schema
+from migrator.capture import changelog as capture
+from migrator.backfill.run import Backfill, BackfillOptions
 from migrator.mapping import USERS
-from migrator.relay import Relay
+from migrator.relay.runner import Relay
 
 from .backfill_helpers import T0, differences, duplicated_changes, insert_users, streams_of
 

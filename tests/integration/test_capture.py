@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from es_app.store import make_engine
-from migrator import capture
+from migrator.capture import changelog as capture
 from migrator.mapping import USERS, MappingError
 
 T = datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=timezone.utc)

@@ -10,13 +10,14 @@ from sqlalchemy import func, select, text
 
 from es_app.store import EventStore, make_engine
 from es_app.store.schema import events
-from migrator import capture
-from migrator.capture_gaps import CAPTURE_OFF, CHANGELOG_RECREATED, IDS_RESTARTED, open_gaps
-from migrator.capture_history import HISTORY
+from migrator.capture import changelog as capture
+from migrator.capture.gaps import CAPTURE_OFF, CHANGELOG_RECREATED, IDS_RESTARTED, open_gaps
+from migrator.capture.history import HISTORY
+from migrator.capture.offsets import get_state, offset_name
 from migrator.mapping import USERS
-from migrator.relay import Relay
-from migrator.relay_offsets import get_state, offset_name
-from migrator.resync import Resync
+from migrator.relay.resync import Resync
+from migrator.relay.runner import Relay
+from migrator.verify import compare
 
 T = datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=timezone.utc)
 
@@ -58,14 +59,7 @@ def max_id(db):
 
 def mismatched(store, mapping, db):
     """Returns the keys whose stream does not replay to the legacy row (or is live without one)."""
-    with db.connect() as conn:
-        rows = {r["id"]: dict(r) for r in conn.execute(text("SELECT * FROM users")).mappings()}
-        sids = list(conn.execute(select(events.c.stream_id).distinct()
-                                 .where(events.c.category == mapping.category)).scalars())
-    keys = set(rows) | {int(s.split("-", 1)[1]) for s in sids}
-    return sorted(k for k in keys
-                  if mapping.replay(store.read_stream(mapping.stream_id(k)))
-                  != (mapping.state_from_row(rows[k]) if k in rows else None))
+    return sorted(compare(db, store, mapping).keys)
 
 
 def relayed_once(db, store, users, n=5):

@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from es_app.store import make_engine
 from legacy_app.models import User
-from migrator import capture
-from migrator.capture_hook import install_session_hook
+from migrator.capture import changelog as capture
+from migrator.capture.hook import install_session_hook
 from migrator.mapping import USERS
 
 T = datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=timezone.utc)

@@ -21,7 +21,8 @@ LEGACY_COMMANDS = [["seed", "--users", "3", "--workers", "0"], ["serve", "legacy
                    ["capture", "install"], ["capture", "remove"], ["capture", "status"]]
 BOTH_COMMANDS = [["relay"], ["backfill"]]
 CREATING_COMMANDS = [["init"], ["topology", "up"]]  # may create new SQLite files: URLs checked, files not made
-MAPPING_COMMANDS = [["capture", "install"], ["capture", "remove"], ["capture", "status"], ["relay"], ["backfill"]]
+MAPPING_COMMANDS = [["capture", "install"], ["capture", "remove"], ["capture", "status"], ["relay"], ["backfill"],
+                    ["parked", "retry"]]
 
 MAPPING_FILES = {
     "syntax.yaml": "table:\n  - table: users\n    key: [id\n",

@@ -11,11 +11,11 @@ from sqlalchemy import select, text
 from es_app.services import EMAIL_SCOPE
 from es_app.store import Claim, EventStore, make_engine, write_transaction
 from es_app.store.schema import unique_claims
-from migrator import capture
-from migrator.findings import count_findings, list_findings
+from migrator.capture import changelog as capture
+from migrator.claims.findings import count_findings, list_findings
 from migrator.mapping import USERS
-from migrator.relay import Relay
-from migrator.mapping_files import load_mapping_file
+from migrator.relay.runner import Relay
+from migrator.mapping import load_mapping_file
 from tests.accounts import MAPPING_FILE, accounts_mapping, create_accounts
 
 from .backfill_helpers import insert_users, keys, make_backfill

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from es_app.store import make_engine
 from migrator.mapping import USERS, ColumnMap, MappingError
-from migrator.mapping_files import load_mappings
+from migrator.mapping import load_mappings
 from tests.accounts import MAPPING_FILE, create_accounts
 
 

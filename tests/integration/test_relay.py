@@ -11,10 +11,11 @@ from sqlalchemy import func, select, text
 
 from es_app.store import ConcurrencyError, EventStore, ExpectedVersion, make_engine, write_transaction
 from es_app.store.schema import events
-from migrator import capture
+from migrator.capture import changelog as capture
+from migrator.capture.offsets import offset_name, reset_offset
 from migrator.mapping import USERS, backfill_import_id, import_metadata
-from migrator.relay import Relay, backlog
-from migrator.relay_offsets import offset_name, reset_offset
+from migrator.relay.runner import Relay, backlog
+from migrator.verify import compare
 
 T = datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=timezone.utc)
 
@@ -48,17 +49,8 @@ def update(conn, sql, **params):
     conn.execute(text(f"UPDATE users SET {sql}"), params)
 
 
-def legacy_rows(engine):
-    with engine.connect() as conn:
-        return {r["id"]: r for r in conn.execute(text("SELECT * FROM users")).mappings()}
-
-
 def assert_streams_match_rows(store, mapping, engine, keys):
-    rows = legacy_rows(engine)
-    for key in keys:
-        replayed = mapping.replay(store.read_stream(mapping.stream_id(key)))
-        expected = mapping.state_from_row(rows[key]) if key in rows else None
-        assert replayed == expected, f"key {key}"
+    assert compare(engine, store, mapping, keys).lines() == []
 
 
 def event_count(engine):

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import text
 
 from es_app.store import EventStore, make_engine
-from migrator import parked
+from migrator.parking import entries as parked
 from migrator.mapping import USERS
-from migrator.parked_retry import retry
-from migrator.relay import Relay
+from migrator.parking.retry import retry
+from migrator.relay.runner import Relay
 
 from .backfill_helpers import differences, insert_users
 from .parking_helpers import RAW_USERS, set_name, sqlite_legacy
@@ -109,8 +109,8 @@ def test_retry_after_a_legacy_fix_brings_the_key_from_its_current_row(dbs):
 
 
 def test_a_legacy_key_the_store_cannot_hold_is_parked_by_backfill_and_relay(dbs):
-    from migrator import capture
-    from migrator.backfill import Backfill
+    from migrator.capture import changelog as capture
+    from migrator.backfill.run import Backfill
 
     from .backfill_helpers import ACCOUNTS, create_accounts, insert_accounts
 

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from es_app.bootstrap import engine_for
 from migrator.cli import main
-from migrator.parked import RELAY, ToPark, park
+from migrator.parking.entries import RELAY, ToPark, park
 
 T = datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
 KEYS = ["tables", "capture", "relay", "backfill", "projections", "findings", "parked", "capture_gaps", "runs"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from migrator.capture_gaps import CAPTURE_OFF, CHANGELOG_RECREATED, IDS_RESTARTED, detect
-from migrator.capture_history import Generation, HistoryEntry
-from migrator.relay_offsets import OffsetState
+from migrator.capture.gaps import CAPTURE_OFF, CHANGELOG_RECREATED, IDS_RESTARTED, detect
+from migrator.capture.history import Generation, HistoryEntry
+from migrator.capture.offsets import OffsetState
 
 T0 = datetime(2026, 5, 1, tzinfo=timezone.utc)
 NOW = T0 + timedelta(hours=1)

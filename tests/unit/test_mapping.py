@@ -23,8 +23,8 @@ from migrator.mapping import (
     relay_import_id,
     uuid5_text,
 )
-from migrator.mapping_files import load_mapping_file, mapping_from_dict
-from migrator.normalizers import strip_control
+from migrator.mapping import load_mapping_file, mapping_from_dict
+from migrator.mapping.normalizers import strip_control
 from tests.accounts import accounts_mapping
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
@@ -240,7 +240,7 @@ def test_event_ids_are_uuid5_in_the_mapping_namespace(name):
 @given(st.datetimes(min_value=datetime(1, 1, 1, 0, 0, 1), max_value=datetime(9999, 12, 31)), st.sampled_from(" T"),
        st.sampled_from(["s", "ms", "us"]))
 def test_a_naive_timestamp_text_normalizes_as_the_utc_datetime_it_names(t, separator, precision):
-    from migrator.normalizers import timestamp
+    from migrator.mapping.normalizers import timestamp
 
     text = t.isoformat(sep=separator, timespec="microseconds")  # how SQLite hands over a stored timestamp
     assert timestamp(precision)(text) == timestamp(precision)(t.replace(tzinfo=timezone.utc))
@@ -250,7 +250,7 @@ def test_a_naive_timestamp_text_normalizes_as_the_utc_datetime_it_names(t, separ
     ("Ann\x00e", "Anne"), ("a\tb\nc\r", "a\tb\nc\r"), ("bell\x07 esc\x1b del\x7f", "bell esc del"),
     ("lone \ud800", "lone \ufffd"), ("é 😀 ok", "é 😀 ok"), (None, None), (5, 5)])
 def test_strip_control_removes_what_a_store_or_a_name_should_not_hold(raw, clean):
-    from migrator.normalizers import escaped
+    from migrator.mapping.normalizers import escaped
 
     assert strip_control(raw) == clean
     assert json.loads(escaped(raw)) == raw and escaped(raw).isascii()  # the original stays reproducible

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from migrator.mapping import MappingError
-from migrator.mapping_files import load_mapping_file, mapping_from_dict
+from migrator.mapping import load_mapping_file, mapping_from_dict
 
 USERS = {"table": "users", "key": "id", "stream_prefix": "user", "import_event_type": "UserImported",
          "delete_event_type": "UserDeleted", "column_event_type": "UserColumnChanged"}

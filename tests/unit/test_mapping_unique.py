@@ -10,7 +10,7 @@ from es_app.domain.user import normalize_email
 from es_app.services import EMAIL_SCOPE
 from es_app.store import Claim
 from migrator.mapping import USERS, MappingError
-from migrator.mapping_files import mapping_from_dict
+from migrator.mapping import mapping_from_dict
 
 SPEC = {"table": "things", "key": "id", "stream_prefix": "thing", "import_event_type": "ThingImported",
         "delete_event_type": "ThingDeleted", "column_event_type": "ThingColumnChanged",

@@ -8,8 +8,8 @@ from sqlalchemy import text
 
 from es_app.bootstrap import engine_for
 from es_app.store import EventStore
-from migrator import capture
-from migrator.backfill import Backfill
+from migrator.capture import changelog as capture
+from migrator.backfill.run import Backfill
 from migrator.mapping import USERS
 
 from .conftest import register

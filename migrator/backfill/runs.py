@@ -36,7 +36,7 @@ backfill_runs = Table(
     Column("rows_done", BigInteger, nullable=False),
     Column("rows_imported", BigInteger, nullable=False),
     Column("rows_skipped", BigInteger, nullable=False),
-    Column("rows_parked", BigInteger, nullable=False, server_default="0"),  # rows parked (see migrator.parked)
+    Column("rows_parked", BigInteger, nullable=False, server_default="0"),  # rows parked (see migrator.parking.entries)
     Column("chunks", Integer, nullable=False),
     Column("watermark", BigInteger, nullable=True),  # changelog watermark of the last chunk
     Column("started_at", DateTime(timezone=True), nullable=False),

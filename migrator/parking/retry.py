@@ -25,12 +25,12 @@ from sqlalchemy import Connection, Engine
 
 from es_app.store import EventStore, ExpectedVersion, InvalidEvent, NewEvent, check_events, write_transaction
 
-from .backfill import ChunkReader
-from .capture import Change
-from .mapping import ORIGINALS, TableMapping, import_metadata, uuid5_text
-from .parked import MAPPING_ERRORS, RELAY, ParkedEntry, failed_again, key_of_text, open_entries, reason_of, resolve
-from .relay import Relay, _Stream
-from .relay_offsets import lock_offset, offset_name
+from ..backfill.reader import ChunkReader
+from ..capture.changelog import Change
+from ..capture.offsets import lock_offset, offset_name
+from ..mapping import ORIGINALS, TableMapping, import_metadata, uuid5_text
+from ..relay.runner import Relay, _Stream
+from .entries import MAPPING_ERRORS, RELAY, ParkedEntry, failed_again, key_of_text, open_entries, reason_of, resolve
 
 
 @dataclasses.dataclass

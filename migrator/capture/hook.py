@@ -5,7 +5,7 @@ For databases where triggers are not allowed. Attach it to the legacy app's sess
 per changed row, through the session's own connection, so it commits or rolls back with
 the legacy write. Old rows are read in `before_flush` and new rows in `after_flush`, with
 the same JSON the triggers produce. On PostgreSQL the changelog's commit-time numbering
-(see `migrator.capture_sql`) applies to these rows too.
+(see `migrator.capture.sql`) applies to these rows too.
 
 Limits: only unit-of-work flushes are seen, not bulk `update()`/`delete()` statements or
 raw SQL; use one capture mode per table, never both (every change would be recorded twice).
@@ -18,10 +18,10 @@ from typing import Any, Sequence
 from sqlalchemy import Connection, event, inspect, text
 from sqlalchemy.orm import Session
 
-from . import capture_sql as sql
-from .capture import _binary_columns
-from .capture_sql import CHANGELOG
-from .mapping import TableMapping
+from ..mapping import TableMapping
+from . import sql
+from .changelog import _binary_columns
+from .sql import CHANGELOG
 
 _PENDING = "migrator_capture_old_rows"
 

@@ -30,39 +30,31 @@ import os
 import time
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
-from sqlalchemy import Connection, Engine, column, func, select, table
+from sqlalchemy import Connection, Engine
 
 from es_app.bulk_gc import bulk_gc
 from es_app.store import (
-    Claim,
-    EncodedEvent,
     EventStore,
-    ExpectedVersion,
-    InvalidEvent,
-    NewEvent,
     RecordedEvent,
-    check_events,
-    encode_events,
     write_transaction,
 )
 
-from .backfill_runs import DONE, BackfillRun, delete_run, load_run, save_run
-from .capture import changelog_exists, latest_change_id
+from ..capture.changelog import require_installed
+from ..claims.unique import claims_by_stream, take_claims
+from ..mapping import TableMapping
+from ..parking.entries import BACKFILL, ToPark, key_of_text, park, storable
 from .leases import DEFAULT_TTL_S, Lease, LeaseHeld, LeaseLost, acquire_in, release, release_in, renew, renew_in
-from .mapping import ORIGINALS, TableMapping, backfill_import_id, import_metadata
-from .parked import BACKFILL, MAPPING_ERRORS, ToPark, key_of_text, key_text, park, reason_of, storable
+from .readahead import _children_ignore_sigint, _picklable, _read_in_process, _start_process_reader
+from .reader import Chunk, ChunkReader, Item
+from .runs import DONE, BackfillRun, delete_run, load_run, save_run
 from .throttle import Clock, PauseGate, RateLimiter, Sleep
-from .unique_claims import claims_by_stream, take_claims
-
 
 ANALYZE_FIRST_AT = 10_000
 READ_PROCESS_FROM = 50_000  # rows left, from which a reader process is worth its start (a new interpreter)
-PARENT_CHECK_S = 0.5  # how often the reader process looks whether its backfill still runs
 
 
 class BackfillError(Exception):
@@ -82,35 +74,15 @@ class BackfillOptions:
     # are left (see Backfill._read_pool). Never with a rate cap, nor for an in-memory database.
     read_process: bool | None = None
     # seconds a run's lease lives without a committed chunk (or a pause poll) renewing it: a second run
-    # refuses to start while it lives; a run killed outright is taken over once it expired (migrator.leases)
+    # refuses to start while it lives; a run killed outright is taken over once it expired (migrator.backfill.leases)
     lease_ttl: float = DEFAULT_TTL_S
-
-
-@dataclasses.dataclass(frozen=True)
-class Chunk:
-    """Returns one chunk as read from the legacy table: its rows, last key and watermark.
-
-    `size` is how many rows were read; a chunk from the reader process leaves its `rows`
-    out (its import items carry what the writer needs). `parked` are the rows whose import
-    cannot be built or stored (see migrator.parked), once `ChunkReader.read_and_build` made them."""
-
-    rows: tuple[dict[str, Any], ...]
-    last_key: Any
-    watermark: int
-    size: int = -1
-    claims: tuple[tuple[str, tuple[Claim, ...]], ...] = ()  # (stream id, unique claims) per row, in key order
-    parked: tuple[ToPark, ...] = ()
-
-    def __post_init__(self) -> None:
-        if self.size < 0:
-            object.__setattr__(self, "size", len(self.rows))
 
 
 @dataclasses.dataclass(frozen=True)
 class ChunkResult:
     """Returns what one stored chunk did: rows read, imported, skipped (stream already there), and
     whether its events were projected in its own transaction; `parked`: rows the event store cannot
-    hold, parked with their reason (see migrator.parked)."""
+    hold, parked with their reason (see migrator.parking.entries)."""
 
     rows: int
     imported: int
@@ -119,9 +91,6 @@ class ChunkResult:
     watermark: int
     projected: bool = False
     parked: int = 0
-
-
-Item = tuple[str, list[NewEvent] | list[EncodedEvent], ExpectedVersion]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,187 +119,6 @@ def projection_lag(container: Any) -> int:
     from es_app.projections import projection_status
 
     return max((s.lag for s in projection_status(container)), default=0)
-
-
-def _fetch_dicts(conn: Connection, query: Any) -> tuple[dict[str, Any], ...]:
-    """Returns the rows of a Core query as dicts, fetched on the DB-API cursor (no result objects per row)."""
-    compiled = query.compile(dialect=conn.dialect)
-    params: Any = compiled.params
-    if compiled.positiontup is not None:
-        params = [params[name] for name in compiled.positiontup]
-    cur = conn.connection.dbapi_connection.cursor()
-    try:
-        cur.execute(str(compiled), params)
-        names = [d[0] for d in cur.description]
-        return tuple(dict(zip(names, r)) for r in cur.fetchall())
-    finally:
-        cur.close()
-
-
-class ChunkReader:
-    """Reads chunks of a bound mapping's table with their watermarks and builds their import events."""
-
-    def __init__(self, mapping: TableMapping, legacy_engine: Engine):
-        self.mapping, self.legacy = mapping, legacy_engine
-        self._table = table(mapping.table, *(column(c) for c in mapping.table_columns))
-        self._key = self._table.c[mapping.key]
-
-    def read_after(self, after: Any, limit: int) -> Chunk:
-        """Returns up to `limit` rows with keys above `after` and their watermark (see `Backfill.read_chunk`)."""
-        q = select(self._table).order_by(self._key).limit(limit)
-        if after is not None:
-            q = q.where(self._key > after)
-        with self._snapshot() as conn:
-            rows = _fetch_dicts(conn, q)
-            watermark = latest_change_id(conn)
-        last_key = rows[-1][self.mapping.key] if rows else after
-        return Chunk(rows, last_key, watermark, claims=claims_by_stream(self.mapping, rows))
-
-    def read_and_build(self, after: Any, limit: int, parsed: bool = False) -> tuple[Chunk, list[Item]]:
-        """Returns the chunk and its import items with the events encoded for the append (and, if
-        `parsed`, read back for the projections: see `es_app.store.encode_events`). Rows whose
-        import cannot be built or stored are left out and come as the chunk's `parked`."""
-        chunk = self.read_after(after, limit)
-        items, parked = self.plan(chunk)
-        try:
-            encoded = encode_events([events[0] for _, events, _ in items], parsed=parsed)
-        except InvalidEvent:  # rare: find the rows the store cannot hold, one by one
-            items = self._storable(items, parked)
-            encoded = encode_events([events[0] for _, events, _ in items], parsed=parsed)
-        chunk = dataclasses.replace(chunk, parked=tuple(parked)) if parked else chunk
-        return chunk, [(stream_id, [e], expected) for (stream_id, _, expected), e in zip(items, encoded)]
-
-    def read_key(self, key: Any) -> tuple[dict[str, Any] | None, int]:
-        """Returns the row of one key (None when there is none) and its watermark, read in one snapshot."""
-        with self._snapshot() as conn:
-            rows = _fetch_dicts(conn, select(self._table).where(self._key == key))
-            watermark = latest_change_id(conn)
-        return (rows[0] if rows else None), watermark
-
-    def count_after(self, after: Any) -> int:
-        """Returns how many rows have keys above `after` (all of them for None)."""
-        q = select(func.count()).select_from(self._table)
-        if after is not None:
-            q = q.where(self._key > after)
-        with self.legacy.connect() as conn:
-            return conn.execute(q).scalar() or 0
-
-    @contextmanager
-    def _snapshot(self) -> Iterator[Connection]:
-        with self.legacy.connect() as conn:
-            if conn.dialect.name != "sqlite":
-                conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
-            with conn.begin():
-                yield conn
-
-    def import_items(self, chunk: Chunk) -> list[Item]:
-        """Returns the chunk's appends: (stream id, [import event], NO_STREAM) per row (see `plan`)."""
-        return self.plan(chunk)[0]
-
-    def plan(self, chunk: Chunk) -> tuple[list[Item], list[ToPark]]:
-        """Returns the chunk's appends, (stream id, [import event], NO_STREAM) per row, and the rows
-        whose import the mapping cannot build (parked with the reason)."""
-        m, watermark, no_stream = self.mapping, chunk.watermark, ExpectedVersion.NO_STREAM
-        items, parked = [], []
-        for row in chunk.rows:
-            try:
-                data, originals = m.import_payload(row)
-                key = data["legacy_key"]
-                # occurred_at = the row's updated_at, as the event carries it
-                meta = import_metadata("backfill", watermark, data["updated_at"])
-                if originals is not None:
-                    meta[ORIGINALS] = originals
-                event = NewEvent(m.import_event_type, data, meta, backfill_import_id(m.table, key))
-                items.append((m.stream_id(key), [event], no_stream))
-            except MAPPING_ERRORS as exc:
-                parked.append(self._unmappable(row, exc))
-        return items, parked
-
-    def checked_items(self, chunk: Chunk) -> tuple[list[Item], list[ToPark]]:
-        """Returns `plan(chunk)` with the items the event store cannot hold moved to the parked rows."""
-        items, parked = self.plan(chunk)
-        return self._storable(items, parked), parked
-
-    def _storable(self, items: list[Item], parked: list[ToPark]) -> list[Item]:
-        """Returns the items the event store can hold; adds the others to `parked`."""
-        kept = []
-        for item in items:
-            try:
-                check_events(item[0], item[1])
-                kept.append(item)
-            except InvalidEvent as exc:
-                parked.append(self._unstorable(item, exc))
-        return kept
-
-    def _unmappable(self, row: dict[str, Any], exc: Exception) -> ToPark:
-        m = self.mapping
-        try:
-            key, data = m.key_of(row), m.json_row(row)
-        except MAPPING_ERRORS:
-            key, data = row.get(m.key), dict(row)
-        return ToPark(key_text(key), reason_of(m.table, exc), data)
-
-    @staticmethod
-    def _unstorable(item: Item, exc: InvalidEvent) -> ToPark:
-        data = item[1][0].data  # type: ignore[union-attr]  # a NewEvent: encoded ones are checked already
-        return ToPark(key_text(data["legacy_key"]), str(exc), data["row"])
-
-
-@contextmanager
-def _children_ignore_sigint(applies: bool) -> Iterator[None]:
-    """Ignores SIGINT while a reader process may be started, so that it inherits the ignoring: a
-    Ctrl-C is the writer's to handle (it stops its reader), not a traceback from the reader."""
-    import signal
-    import threading
-
-    if not applies or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _picklable(mapping: TableMapping) -> bool:
-    import pickle
-
-    try:
-        pickle.dumps(mapping)
-    except (pickle.PicklingError, AttributeError, TypeError):
-        return False
-    return True
-
-
-# -- the reader process: one per backfill, started with the mapping and the legacy database's URL --
-_process_reader: ChunkReader | None = None
-
-
-def _start_process_reader(mapping: TableMapping, legacy_url: str, parent: int) -> None:
-    import threading
-
-    from es_app.bootstrap import engine_for
-
-    global _process_reader
-    _process_reader = ChunkReader(mapping, engine_for(legacy_url))
-
-    def exit_with_parent() -> None:
-        # A backfill killed outright (SIGKILL, OOM) cannot stop its reader, which may be blocked writing a
-        # chunk into a pipe it holds both ends of: it ends itself once its parent is gone.
-        while os.getppid() == parent:
-            time.sleep(PARENT_CHECK_S)
-        os._exit(1)
-
-    threading.Thread(target=exit_with_parent, name="exit-with-parent", daemon=True).start()
-
-
-def _read_in_process(after: Any, limit: int, parsed: bool) -> tuple[Chunk, list[Item]]:
-    """Returns the next chunk (without its rows, which the writer does not need) and its import items."""
-    assert _process_reader is not None, "the reader process was not started"
-    with bulk_gc():
-        chunk, items = _process_reader.read_and_build(after, limit, parsed)
-    return dataclasses.replace(chunk, rows=()), items
 
 
 class Backfill:
@@ -379,7 +167,7 @@ class Backfill:
         """Returns the run to continue: a new one, the stored one (`resume`), or a fresh one (`restart`).
 
         Raises BackfillError when an unfinished or finished run exists and neither flag says what to do,
-        or when another run of this table is going on (its lease, see migrator.leases, names it).
+        or when another run of this table is going on (its lease, see migrator.backfill.leases, names it).
         """
         self._check_capture()
         with write_transaction(self.store.engine) as conn:
@@ -409,10 +197,7 @@ class Backfill:
         return run
 
     def _check_capture(self) -> None:
-        with self.legacy.connect() as conn:
-            if not changelog_exists(conn):
-                raise BackfillError("change capture is not installed in the legacy database (no changelog): "
-                                    "run `migrator capture install` first")
+        require_installed(self.legacy, [self.mapping])
 
     # -- one chunk ---------------------------------------------------------
     def read_chunk(self, limit: int | None = None) -> Chunk:
@@ -421,7 +206,7 @@ class Backfill:
         The SELECT and the watermark share one snapshot: a WAL read transaction on SQLite
         (one writer at a time, so changelog ids follow commit order), a REPEATABLE READ
         transaction on PostgreSQL, where capture numbers changelog rows at commit under
-        a lock (migrator.capture_sql), so ids follow commit order there too. Hence every
+        a lock (migrator.capture.sql), so ids follow commit order there too. Hence every
         change the rows contain has an id <= W and every change they lack an id > W.
         """
         return self.reader.read_after(self._require_run().last_key, limit or self.options.batch_size)

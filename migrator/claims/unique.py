@@ -14,8 +14,8 @@ from sqlalchemy import Connection
 
 from es_app.store import Claim, ClaimConflict, EventStore
 
+from ..mapping import TableMapping
 from .findings import Finding, duplicate_kind, record_findings
-from .mapping import TableMapping
 
 
 def take_claims(store: EventStore, conn: Connection, mapping: TableMapping,

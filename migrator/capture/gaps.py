@@ -1,8 +1,8 @@
 """Capture gaps: stretches of legacy changes the relay could not see, detected and reported, never skipped.
 
-Before each batch the relay compares its checkpoint (`relay_offsets.OffsetState`: position,
+Before each batch the relay compares its checkpoint (`offsets.OffsetState`: position,
 changelog generation read, capture history read up to) with the legacy database's capture
-history (`migrator.capture_history`):
+history (`migrator.capture.history`):
 
 - the history shows the table's triggers `removed` then `installed` again → a gap
   `capture_off` from the removal to the reinstall;
@@ -17,7 +17,7 @@ history (`migrator.capture_history`):
 A stretch that ended before anything of the table reached the event store is no gap (the
 backfill reads the rows as they are). A gap is recorded in `migrator_capture_gaps`
 (event-store database, es revision `migrator_capture_gaps`) in the relay's transaction and
-stays open until `migrator relay --resync` (see `migrator.resync`) resolves it.
+stays open until `migrator relay --resync` (see `migrator.relay.resync`) resolves it.
 `open_gaps` returns the open ones, with those the relay has not recorded yet.
 """
 
@@ -28,15 +28,27 @@ from datetime import datetime, timezone
 from typing import Callable, Sequence
 
 from sqlalchemy import (
-    Column, Connection, DateTime, Engine, Index, Integer, MetaData, String, Table, inspect, insert, select, update,
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    insert,
+    inspect,
+    select,
+    update,
 )
 
 from es_app.store.schema import events
 
-from . import capture_history as history
-from .capture import changelog_exists
-from .mapping import TableMapping
-from .relay_offsets import OffsetState, get_state, offset_name, offsets, save_capture_state
+from ..mapping import TableMapping
+from . import history
+from .changelog import changelog_exists
+from .offsets import OffsetState, get_state, offset_name, offsets, save_capture_state
 
 __all__ = ["CAPTURE_OFF", "CHANGELOG_RECREATED", "IDS_RESTARTED", "CaptureGap", "Decision", "check", "detect",
            "gaps", "open_gaps", "recorded_open", "resolve_gaps"]
@@ -211,7 +223,7 @@ def open_gaps(legacy_engine: Engine, es_engine: Engine,
     Recorded gaps come with their `id`; gaps the relay will record on its next run (it has
     not run since) come with `id` None. Reads only; [] when capture was never installed.
     """
-    from .mapping import DEFAULT_MAPPINGS
+    from ..mapping import DEFAULT_MAPPINGS
 
     mappings = list(mappings or DEFAULT_MAPPINGS)
     with es_engine.connect() as es_conn, legacy_engine.connect() as legacy_conn:

@@ -16,8 +16,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 from sqlalchemy import Engine
 
-from .capture import NOTIFY_CHANNEL
-from .relay import Relay, RelayTotals
+from ..capture.changelog import NOTIFY_CHANNEL
+from .runner import Relay, RelayTotals
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +38,6 @@ class _Waiter:
             except Exception:  # noqa: BLE001 - fall back to polling
                 log.exception("LISTEN failed; polling instead")
                 self.close()
-
-    @property
-    def listening(self) -> bool:
-        return self._raw is not None
 
     def wait(self, timeout: float, stop: threading.Event) -> None:
         if self._raw is None:

@@ -5,7 +5,7 @@ columns that become aggregate fields (with normalizers and the event each change
 the delete event, a generic event for every other column, and the import event that carries
 a whole row. Capture, relay, backfill and verify use nothing but this object, so a second
 table needs only a second mapping. `USERS` is the worked example; docs/mapping.md explains
-how to write your own (in Python or in a TOML/JSON file, see `migrator.mapping_files`).
+how to write your own (in Python or in a TOML/JSON file, see `migrator.mapping.files`).
 
 Values go through two steps: the column's *coercer* (from its reflected SQL type, see
 `bind`) makes SQLite and PostgreSQL values alike, then the field's normalizers apply.
@@ -19,13 +19,13 @@ legacy row and the replay of its stream can be compared with `==`.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import uuid
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from es_app.services import EMAIL_SCOPE
 from es_app.store import Claim, NewEvent
 
+from .binding import bind_to_database
+from .errors import MappingError
 from .normalizers import Normalizer, compose, escaped, jsonable, strip_control, timestamp
 
 Converter = Callable[[Any], Any]
@@ -33,11 +33,6 @@ ImportPlan = tuple[tuple[tuple[str, Converter], ...], tuple[tuple[str, str, Norm
 RESERVED_FIELDS = frozenset({"extra", "legacy_key", "created_at", "updated_at", "row"})
 MAX_CLAIM_VALUE = 320  # the length of unique_claims.value
 ORIGINALS = "legacy_originals"  # event metadata: {column: escaped exact legacy value} of values strip_control changed
-ID_NAMESPACE = uuid.UUID("6f1c8a52-3d0e-4c5e-9b7a-2e4d1f0c9a11")
-
-
-class MappingError(ValueError):
-    """A mapping that cannot work; the message is one line naming the table and the problem."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,8 +185,6 @@ class TableMapping:
         Raises MappingError (one line) for a missing table or column or a key that is not the
         table's single-column primary key.
         """
-        from .mapping_files import bind_to_database
-
         return bind_to_database(self, engine)
 
     # -- keys and streams --------------------------------------------------
@@ -432,43 +425,6 @@ def _lenient(coerce: Normalizer) -> Normalizer:
             return value
 
     return lenient
-
-
-# -- event ids shared by relay and backfill --------------------------------
-def relay_event_id(table: str, changelog_id: int, index: int) -> str:
-    """Returns the id of the `index`-th event the relay makes from one changelog row."""
-    return uuid5_text(f"{table}:{changelog_id}:{index}")
-
-
-def relay_import_id(table: str, changelog_id: int) -> str:
-    """Returns the id of the import event the relay makes on a key's first touch (or re-insert)."""
-    return uuid5_text(f"{table}:{changelog_id}:import")
-
-
-def backfill_import_id(table: str, key: Any) -> str:
-    """Returns the id of the backfill's import event of one legacy key."""
-    return uuid5_text(f"{table}:{key}:backfill")
-
-
-_NS_SHA1 = hashlib.sha1(ID_NAMESPACE.bytes)  # copied for each name: the namespace is hashed once
-_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}  # the RFC 4122 variant bits on a hex digit
-
-
-def uuid5_text(name: str) -> str:
-    """Returns `str(uuid.uuid5(ID_NAMESPACE, name))`, without building UUID objects: the SHA-1's
-    first 32 hex digits, with the version digit set to 5 and the variant bits on the 17th."""
-    sha1 = _NS_SHA1.copy()
-    sha1.update(name.encode("utf-8"))
-    h = sha1.hexdigest()
-    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
-
-
-def import_metadata(source: str, watermark: int, occurred_at: str | None, **extra: Any) -> dict[str, Any]:
-    """Returns the metadata every import event carries: `source`, `changelog_watermark`, `occurred_at`."""
-    meta: dict[str, Any] = {"source": source, "changelog_watermark": int(watermark), "actor": "migrator", **extra}
-    if occurred_at is not None:
-        meta["occurred_at"] = occurred_at
-    return meta
 
 
 USERS = TableMapping(

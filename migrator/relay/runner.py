@@ -15,7 +15,7 @@ Rules (shared with the backfill, see docs/architecture.md):
   last import event: a backfilled row that already contains C does not get it twice.
 - Rows written by the migrator itself (origin other than "legacy") are never relayed.
 - A change whose events the mapping cannot build or the store cannot hold is parked with its
-  reason (migrator.parked), and so is every later change of the same key, behind it: the key
+  reason (migrator.parking.entries), and so is every later change of the same key, behind it: the key
   keeps its order, the other keys flow on. `migrator parked retry` applies them after a fix.
 
 Before reading, `capture_gaps.check` compares the checkpoint with the legacy database's
@@ -35,12 +35,13 @@ from es_app.bulk_gc import bulk_gc
 from es_app.store import EventStore, InvalidEvent, NewEvent, check_events, write_transaction
 from es_app.store.schema import events as events_table
 
-from . import capture_gaps
-from .capture import LEGACY_ORIGIN, Change, backlog as changelog_backlog, read_changes
-from .mapping import TableMapping, import_metadata, relay_event_id, relay_import_id
-from .parked import MAPPING_ERRORS, RELAY, ToPark, key_text, park, reason_of, storable, waiting_keys
-from .relay_offsets import get_offset, lock_state, offset_name, save_offset
-from .unique_claims import move_claims
+from ..capture import gaps as capture_gaps
+from ..capture.changelog import LEGACY_ORIGIN, Change, read_changes
+from ..capture.changelog import backlog as changelog_backlog
+from ..capture.offsets import get_offset, lock_state, offset_name, save_offset
+from ..claims.unique import move_claims
+from ..mapping import TableMapping, import_metadata, relay_event_id, relay_import_id
+from ..parking.entries import MAPPING_ERRORS, RELAY, ToPark, key_text, park, reason_of, storable, waiting_keys
 
 DEFAULT_BATCH_SIZE = 1000
 _CHUNK = 500
@@ -57,7 +58,7 @@ class RelayBatch:
     events: int
     position: int
     last_event_position: int | None = None
-    parked: int = 0  # changes parked (see migrator.parked), counted in `read`, not in `relayed`/`skipped`
+    parked: int = 0  # changes parked (see migrator.parking.entries), counted in `read`, not in `relayed`/`skipped`
 
 
 @dataclasses.dataclass
@@ -308,8 +309,8 @@ def backlog(legacy: Engine, es: Engine, mappings: Sequence[TableMapping] | None 
 
     0 when capture is not installed.
     """
-    from .capture import changelog_exists
-    from .mapping import DEFAULT_MAPPINGS
+    from ..capture.changelog import changelog_exists
+    from ..mapping import DEFAULT_MAPPINGS
 
     with legacy.connect() as lconn:
         if not changelog_exists(lconn):

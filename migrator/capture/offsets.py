@@ -2,7 +2,7 @@
 
 It moves in the same transaction as the events it accounts for. With it: the changelog
 generation it read and how far it has read the capture history (es revision
-`migrator_capture_gaps`; see `migrator.capture_gaps`).
+`migrator_capture_gaps`; see `migrator.capture.gaps`).
 """
 
 from __future__ import annotations

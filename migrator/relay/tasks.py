@@ -1,6 +1,6 @@
 """The migrator's Celery tasks, on es_app's app: the relay, run by the beat and woken after legacy commits.
 
-`migrator.relay` drains the changelog of every mapped table (MAPPING_FILE, default: the
+`migrator.relay.runner` drains the changelog of every mapped table (MAPPING_FILE, default: the
 built-in users mapping) and then wakes the projection workers. It is safe to run
 anywhere and any number of times at once: batches lock the table's relay offset, and
 event ids derive from changelog ids. The beat runs it every RELAY_INTERVAL_S seconds;
@@ -15,7 +15,7 @@ from typing import Any
 from es_app.worker import app, container_for, publish_appended
 
 RELAY_QUEUE = "relay"
-RELAY_TASK = "migrator.relay"
+RELAY_TASK = "migrator.relay.runner"
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +25,9 @@ def relay(es_url: str | None = None, legacy_url: str | None = None) -> int:
     """Returns the number of changelog rows read: relays every mapped table up to now, then wakes the projectors."""
     from es_app.bootstrap import engine_for
 
-    from .capture import CaptureError, require_installed
-    from .mapping import MappingError
-    from .mapping_files import load_mappings
-    from .relay import relays_for
+    from ..capture.changelog import CaptureError, require_installed
+    from ..mapping import MappingError, load_mappings
+    from .runner import relays_for
 
     container = container_for(es_url)
     settings = container.settings
@@ -46,7 +45,7 @@ def relay(es_url: str | None = None, legacy_url: str | None = None) -> int:
     for t in totals:
         if t.read:
             log.info("relayed %s: %d changes -> %d events, offset %d", t.table, t.read, t.events, t.position)
-    from .capture_gaps import open_gaps
+    from ..capture.gaps import open_gaps
 
     for gap in open_gaps(legacy, container.store.engine, mappings):  # every run, until `relay --resync`
         log.warning("%s", gap.warning())

@@ -6,7 +6,7 @@ on without it. The relay parks such a change, and every later change of the same
 it, so each key keeps its order; the other keys flow on. Entries live in the event-store
 database (`migrator_parked`), written in the transaction of the chunk or batch that parked
 them; `migrator parked list` shows them, `migrator parked retry` applies them after a fix
-(see `migrator.parked_retry`), `counts` gives the figures for status.
+(see `migrator.parking.retry`), `counts` gives the figures for status.
 
 The legacy value stays reproducible: `row` holds the row (or the change) as ASCII JSON, so
 U+0000 and lone surrogates survive as `\\u0000`, `\\ud800` (`json.loads` gives them back).
@@ -37,7 +37,7 @@ from sqlalchemy import (
 
 from es_app.store import StoreError
 
-from .normalizers import escaped, strip_control
+from ..mapping.normalizers import escaped, strip_control
 
 metadata = MetaData()
 

@@ -28,12 +28,12 @@ from sqlalchemy import Connection, Engine, column, select, table
 from es_app.store import EventStore, NewEvent, write_transaction
 from es_app.store.schema import events
 
-from . import capture_gaps
-from .backfill import ChunkReader
-from .capture import latest_change_id
-from .mapping import TableMapping, import_metadata, uuid5_text
-from .relay_offsets import lock_offset, lock_state, offset_name
-from .unique_claims import move_claims
+from ..backfill.reader import ChunkReader
+from ..capture import gaps as capture_gaps
+from ..capture.changelog import latest_change_id
+from ..capture.offsets import lock_offset, lock_state, offset_name
+from ..claims.unique import move_claims
+from ..mapping import TableMapping, import_metadata, uuid5_text
 
 DEFAULT_CHUNK = 500
 SOURCE = "resync"

@@ -5,7 +5,7 @@
 changelog `changelog_created` / `changelog_dropped`. Each changelog has a *generation* (a
 uuid made with it). `last_id` is the highest changelog id handed out so far (at a removal,
 that table's highest id), so a changelog created again starts its ids after every id ever
-used in this database, and the relay can tell what it did not see (see `migrator.capture_gaps`).
+used in this database, and the relay can tell what it did not see (see `migrator.capture.gaps`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 
 from sqlalchemy import Connection, inspect, text
 
-from . import capture_sql as sql
-from .capture_sql import HISTORY
+from . import sql
+from .sql import HISTORY
 
 __all__ = ["HISTORY", "Generation", "HistoryEntry", "changelog_created", "current_generation", "ensure", "exists",
            "high_id", "id_floor", "last_seq", "read_history", "record", "table_state"]

@@ -5,7 +5,7 @@ phase machine call. The changelog lives in the legacy database (`migrator_change
 monotonically increasing `id` in commit order, `table_name`, `op` I/U/D, `pk` as text, the
 `old_row` and `new_row` as JSON, `tx_time` and `origin`). Writes made inside
 `migrator_writes(conn)` are recorded with origin "migrator" and never relayed (no loops).
-The application-level alternative to triggers is `migrator.capture_hook`.
+The application-level alternative to triggers is `migrator.capture.hook`.
 """
 
 from __future__ import annotations
@@ -19,13 +19,12 @@ import orjson
 from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy import types as sqltypes
 
-from . import capture_history as history
-from . import capture_sql as sql
-from .capture_sql import CHANGELOG, LEGACY_ORIGIN, MIGRATOR_ORIGIN, NOTIFY_CHANNEL
-from .mapping import MappingError, TableMapping
+from ..mapping import MappingError, TableMapping
+from . import history, sql
+from .sql import CHANGELOG, LEGACY_ORIGIN, MIGRATOR_ORIGIN, NOTIFY_CHANNEL
 
 __all__ = [
-    "CHANGELOG", "Change", "CaptureError", "CaptureStatus", "LEGACY_ORIGIN", "MIGRATOR_ORIGIN", "MODES",
+    "CHANGELOG", "Change", "CaptureError", "CaptureNotInstalled", "CaptureStatus", "LEGACY_ORIGIN", "MIGRATOR_ORIGIN", "MODES",
     "NOTIFY_CHANNEL", "TableCapture", "backlog", "changelog_exists", "check_mappings", "install",
     "latest_change_id", "migrator_writes", "read_changes", "remove", "require_installed", "status",
 ]
@@ -33,6 +32,13 @@ __all__ = [
 
 class CaptureError(RuntimeError):
     """Capture cannot be used as asked; the message is one line saying what to do."""
+
+
+class CaptureNotInstalled(CaptureError):
+    """Change capture is not installed in the legacy database (no changelog); the one-line message says what to run."""
+
+    def __init__(self) -> None:
+        super().__init__("change capture is not installed in the legacy database: run `migrator capture install`")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,8 +102,8 @@ def install(engine: Engine, mappings: Sequence[TableMapping], *, mode: str = "tr
     """Creates the changelog and (re)creates the triggers of every mapped table, in one transaction.
 
     With mode "session" only the changelog is created (and triggers are dropped), for the
-    application-level hook of `migrator.capture_hook`. A new changelog gets a new generation
-    and starts its ids after every id used before (`migrator.capture_history`). Safe to run
+    application-level hook of `migrator.capture.hook`. A new changelog gets a new generation
+    and starts its ids after every id used before (`migrator.capture.history`). Safe to run
     again (it also refreshes SQLite triggers after columns were added). Raises MappingError when a mapping does not
     fit the database. Returns the status afterwards.
     """
@@ -128,7 +134,7 @@ def install(engine: Engine, mappings: Sequence[TableMapping], *, mode: str = "tr
 def remove(engine: Engine, mappings: Sequence[TableMapping], *, drop_changelog: bool = False) -> CaptureStatus:
     """Drops the triggers of the mapped tables; with `drop_changelog` also the changelog itself.
 
-    The capture history (`migrator.capture_history`) is kept and records what was removed,
+    The capture history (`migrator.capture.history`) is kept and records what was removed,
     so a changelog created again continues its ids and the relay reports the gap. Safe to
     run again. Returns the status afterwards.
     """
@@ -193,10 +199,10 @@ def _binary_columns(conn: Connection, table: str) -> list[str]:
 
 
 def require_installed(engine: Engine, mappings: Sequence[TableMapping]) -> None:
-    """Raises CaptureError unless the changelog exists (the relay's precondition)."""
+    """Raises CaptureNotInstalled unless the changelog exists (the relay's and the backfill's precondition)."""
     with engine.connect() as conn:
         if not changelog_exists(conn):
-            raise CaptureError("change capture is not installed in the legacy database: run `migrator capture install`")
+            raise CaptureNotInstalled()
 
 
 # -- the origin marker: the migrator's own legacy writes -----------------------
@@ -213,7 +219,7 @@ def migrator_writes(conn: Connection, origin: str = MIGRATOR_ORIGIN) -> Iterator
         raise ValueError(f"origin must be a name other than {LEGACY_ORIGIN!r}")
     if _is_sqlite(conn):
         if not inspect(conn).has_table(sql.ORIGIN_TABLE):
-            raise CaptureError("change capture is not installed in the legacy database: run `migrator capture install`")
+            raise CaptureNotInstalled()
         conn.execute(text(f"DELETE FROM {sql.ORIGIN_TABLE}"))
         conn.execute(text(f"INSERT INTO {sql.ORIGIN_TABLE} (origin) VALUES (:o)"), {"o": origin})
         try:

@@ -1,0 +1,43 @@
+"""Rows and changes that cannot become events are parked with their reason (`migrator.parking.retry` retries them)."""
+
+from .entries import (
+    MAPPING_ERRORS,
+    REASON_MAX,
+    ParkedCount,
+    ParkedEntry,
+    ToPark,
+    counts,
+    failed_again,
+    key_of_text,
+    key_text,
+    list_parked,
+    one_line,
+    open_entries,
+    park,
+    parked,
+    reason_of,
+    resolve,
+    storable,
+    waiting_keys,
+)
+
+__all__ = [
+    "MAPPING_ERRORS",
+    "ParkedCount",
+    "ParkedEntry",
+    "REASON_MAX",
+    "ToPark",
+    "counts",
+    "failed_again",
+    "key_of_text",
+    "key_text",
+    "list_parked",
+    "one_line",
+    "open_entries",
+    "park",
+    "parked",
+    "reason_of",
+    "resolve",
+    "storable",
+    "waiting_keys",
+]
