@@ -55,6 +55,9 @@ class SnapshotRow(NamedTuple):
     recorded_at: None
 
 
+_new_row = tuple.__new__  # builds an EventRow without its generated __new__: a third of the cost per row
+
+
 def rows_at(stamps: tuple[str, Any], stream_id: str, current: int,
             new_events: Sequence[NewEvent | EncodedEvent]) -> list[EventRow]:
     """Returns the events as rows at versions current+1.., with the given (occurred_at text,
@@ -71,6 +74,6 @@ def rows_at(stamps: tuple[str, Any], stream_id: str, current: int,
             check_json(meta, stream_id, e.type, "metadata")
         else:
             data, meta = event_json(stream_id, e, occurred)
-        rows.append(EventRow(stream_id, category, current + i, str(e.event_id), e.type, e.schema_version, data,
-                             meta, recorded))
+        rows.append(_new_row(EventRow, (stream_id, category, current + i, str(e.event_id), e.type,
+                                        e.schema_version, data, meta, recorded)))
     return rows
