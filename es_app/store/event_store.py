@@ -16,16 +16,17 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Iterable, NamedTuple, Sequence
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from . import claims as _claims
+from . import lookups
 from . import statements as sql
 from .codec import loads
 from .driver import dbapi_connection, dbapi_of, translated_errors
-from .limits import check_claims, check_fields
+from .limits import check_fields
 from .rows import EventRow, SnapshotRow, StoredRow, rows_at
-from .schema import events
+from .rules import check_new_events, matches, refuse_repeated_ids
 from .snapshots import Snapshot
 from .types import (
     AppendResult,
@@ -33,7 +34,6 @@ from .types import (
     ClaimTaken,
     ConcurrencyError,
     EncodedEvent,
-    EventIdConflict,
     Expected,
     ExpectedVersion,
     NewEvent,
@@ -42,49 +42,6 @@ from .types import (
 from .upcasting import UpcasterRegistry
 
 BatchItem = tuple[str, Sequence[NewEvent | EncodedEvent], Expected]
-
-
-def _matches(expected: Expected, current: int) -> bool:
-    if expected is ExpectedVersion.ANY:
-        return True
-    if expected is ExpectedVersion.NO_STREAM:
-        return current == 0
-    if expected is ExpectedVersion.STREAM_EXISTS:
-        return current > 0
-    return current == expected
-
-
-def _check_new_events(stream_id: str, new_events: Sequence[Any], claims: Sequence[Claim] = (),
-                      releases: Sequence[Claim] = ()) -> None:
-    if not new_events:
-        raise ValueError("append needs at least one event")
-    if any(type(e) is EncodedEvent for e in new_events):
-        raise TypeError("append and append_in take NewEvent; encoded events go through append_batch")
-    check_fields(stream_id, new_events)
-    if claims or releases:
-        check_claims(stream_id, (*claims, *releases))
-    _refuse_repeated_ids(new_events)
-
-
-def _refuse_repeated_ids(new_events: Iterable[NewEvent | EncodedEvent]) -> None:
-    """Raises EventIdConflict when one call carries the same event id twice (nothing is written)."""
-    seen: set[str] = set()
-    for e in new_events:
-        event_id = str(e.event_id)
-        if event_id in seen:
-            raise EventIdConflict(f"event id {event_id} appears twice in one append")
-        seen.add(event_id)
-
-
-def _data_of(e: NewEvent | EncodedEvent) -> Any:
-    if type(e) is EncodedEvent:
-        return e.data if e.data is not None else loads(e.data_json)
-    return e.data
-
-
-def _chunks(items: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 class _Span(NamedTuple):
@@ -193,7 +150,7 @@ class EventStore:
                claims: Iterable[Claim] = (), releases: Iterable[Claim] = ()) -> AppendResult:
         """Returns where the events landed. Raises ConcurrencyError, EventIdConflict, ClaimTaken, InvalidEvent."""
         claims, releases = tuple(claims), tuple(releases)
-        _check_new_events(stream_id, new_events, claims, releases)
+        check_new_events(stream_id, new_events, claims, releases)
         try:
             return self._append_own(stream_id, new_events, expected_version, claims, releases)
         except (_Mismatch, IntegrityError):
@@ -204,7 +161,7 @@ class EventStore:
                   claims: Iterable[Claim] = (), releases: Iterable[Claim] = ()) -> AppendResult:
         """Appends inside the caller's write transaction (see `write_transaction`)."""
         claims, releases = tuple(claims), tuple(releases)
-        _check_new_events(stream_id, new_events, claims, releases)
+        check_new_events(stream_id, new_events, claims, releases)
         try:
             with translated_errors(self.engine.dialect):
                 cur = dbapi_of(conn).cursor()
@@ -216,7 +173,7 @@ class EventStore:
             retried = self._stored_retry(conn, stream_id, new_events)
             if retried is not None:
                 return retried
-            current = mismatch.current if mismatch.current is not None else self._stream_version(conn, stream_id)
+            current = mismatch.current if mismatch.current is not None else lookups.stream_version(conn, stream_id)
             raise ConcurrencyError(stream_id, expected_version, current) from None
 
     def _stamps(self) -> tuple[str, Any]:
@@ -312,7 +269,7 @@ class EventStore:
             raise ValueError("append_batch needs at least one event per stream")
         for stream_id, batch, _ in items:
             check_fields(stream_id, batch)
-        _refuse_repeated_ids(e for _, batch, _ in items for e in batch)
+        refuse_repeated_ids(e for _, batch, _ in items for e in batch)
         db = dbapi_of(conn)
         with translated_errors(self.engine.dialect):
             versions = self._lock_and_read_versions(db, [stream_id for stream_id, _, _ in items])
@@ -344,7 +301,7 @@ class EventStore:
                 spans.append(_Span(stream_id, stored[i].version, 0, 0, stored[i]))
                 continue
             current = versions.get(stream_id, 0)
-            if not _matches(expected, current):
+            if not matches(expected, current):
                 if skip_mismatched:
                     spans.append(None)
                     continue
@@ -391,7 +348,7 @@ class EventStore:
             retried = self._stored_retry(conn, stream_id, new_events)
             if retried is not None:
                 return retried
-            raise ConcurrencyError(stream_id, expected, self._stream_version(conn, stream_id))
+            raise ConcurrencyError(stream_id, expected, lookups.stream_version(conn, stream_id))
 
     def _stored_retry(self, conn: Connection, stream_id: str,
                       new_events: Sequence[NewEvent | EncodedEvent]) -> AppendResult | None:
@@ -400,87 +357,36 @@ class EventStore:
 
     def _stored_items(self, conn: Connection,
                       items: Sequence[tuple[int, str, Sequence[NewEvent | EncodedEvent]]]) -> dict[int, AppendResult]:
-        """Returns, by item index, the original results of items whose exact events are stored.
-
-        Raises EventIdConflict when an item's ids are stored only in part, with other
-        content, or in another place.
-        """
-        ids = [str(e.event_id) for _, _, batch in items for e in batch]
-        found: dict[str, Any] = {}
-        for start in range(0, len(ids), 500):
-            found.update((row.event_id, row) for row in conn.execute(
-                select(events.c.event_id, events.c.stream_id, events.c.version, events.c.position,
-                       events.c.event_type, events.c.data).where(events.c.event_id.in_(ids[start:start + 500]))))
-        results: dict[int, AppendResult] = {}
-        if not found:
-            return results
-        for index, stream_id, batch in items:
-            rows = [found.get(str(e.event_id)) for e in batch]
-            if all(r is None for r in rows):
-                continue
-            same = all(r is not None for r in rows) and all(
-                r.stream_id == stream_id and r.event_type == e.type and r.data == _data_of(e)
-                and r.version == rows[0].version + n
-                for n, (r, e) in enumerate(zip(rows, batch)))
-            if not same:
-                raise EventIdConflict(f"event ids {sorted(str(r.event_id) for r in rows if r is not None)} are "
-                                      f"already stored with other content or in another place than stream "
-                                      f"{stream_id!r}")
-            results[index] = AppendResult(stream_id, rows[-1].version, rows[-1].position,
-                                          tuple(r.position for r in rows), written=False)
-        return results
+        return lookups.stored_results(conn, items)
 
     # -- reading -----------------------------------------------------------
     def stream_version(self, stream_id: str) -> int:
         """Returns the stream's last version, 0 when it has no events."""
         with self.engine.connect() as conn:
-            return self._stream_version(conn, stream_id)
+            return lookups.stream_version(conn, stream_id)
 
     def stream_versions(self, conn: Connection, stream_ids: Sequence[str]) -> dict[str, int]:
         """Returns {stream id: last version} of those streams that have events (read in `conn`)."""
-        unique = list(dict.fromkeys(stream_ids))
-        found: dict[str, int] = {}
-        for start in range(0, len(unique), 500):
-            q = (select(events.c.stream_id, func.max(events.c.version))
-                 .where(events.c.stream_id.in_(unique[start:start + 500])).group_by(events.c.stream_id))
-            found.update((sid, version) for sid, version in conn.execute(q))
-        return found
-
-    @staticmethod
-    def _stream_version(conn: Connection, stream_id: str) -> int:
-        return conn.execute(select(func.max(events.c.version)).where(
-            events.c.stream_id == stream_id)).scalar() or 0
+        return lookups.stream_versions(conn, stream_ids)
 
     def existing_event_ids(self, conn: Connection, event_ids: Iterable[str]) -> set[str]:
         """Returns those of the event ids that are stored (read in `conn`)."""
-        unique = list(dict.fromkeys(str(i) for i in event_ids))
-        found: set[str] = set()
-        for chunk in _chunks(unique):
-            found.update(conn.execute(select(events.c.event_id).where(events.c.event_id.in_(chunk))).scalars())
-        return found
+        return lookups.existing_event_ids(conn, event_ids)
 
     def stream_ids_in_category(self, conn: Connection, category: str, *, after: str = "",
                                limit: int = 1000) -> list[str]:
         """Returns up to `limit` ids of the category's streams that sort after `after`, in order."""
-        return list(conn.execute(
-            select(events.c.stream_id).distinct().where(events.c.category == category, events.c.stream_id > after)
-            .order_by(events.c.stream_id).limit(limit)).scalars())
+        return lookups.stream_ids_in_category(conn, category, after, limit)
 
     def last_metadata_of_type(self, conn: Connection, stream_ids: Iterable[str],
                               event_type: str) -> dict[str, dict[str, Any]]:
         """Returns {stream id: metadata of its latest event of `event_type`} of the streams having one."""
-        found: dict[str, dict[str, Any]] = {}
-        for chunk in _chunks(list(dict.fromkeys(stream_ids))):
-            for row in conn.execute(select(events.c.stream_id, events.c.meta)
-                                    .where(events.c.stream_id.in_(chunk), events.c.event_type == event_type)
-                                    .order_by(events.c.stream_id, events.c.version)):
-                found[row.stream_id] = row.meta or {}
-        return found
+        return lookups.last_metadata_of_type(conn, stream_ids, event_type)
 
     def read_streams(self, conn: Connection, stream_ids: Iterable[str]) -> dict[str, list[RecordedEvent]]:
         """Returns {stream id: its events in version order} of the streams that have events (read in `conn`)."""
         found: dict[str, list[RecordedEvent]] = {}
-        for chunk in _chunks(list(dict.fromkeys(stream_ids))):
+        for chunk in lookups.chunks(list(dict.fromkeys(stream_ids))):
             params: list[Any] = []
             statement = sql.read_streams(self._in("stream_id", list(chunk), params))
             for e in self._fetch(self._q(statement), params, conn):

@@ -20,7 +20,8 @@ from sqlalchemy import Connection
 from . import statements as sql
 from .codec import event_json
 from .driver import dbapi_connection
-from .event_store import EventStore, _matches, _Mismatch
+from .event_store import EventStore, _Mismatch
+from .rules import matches
 from .rows import EventRow
 from .types import AppendResult, Claim, Expected, ExpectedVersion, NewEvent, category_of
 
@@ -145,7 +146,7 @@ class PostgresEventStore(EventStore):
             cur.execute(LOCK_SQL, prepare=True)
         if claims or releases:
             current = cur.execute(sql.STREAM_VERSION, (stream_id,)).fetchone()[0] or 0
-            if not _matches(expected, current):
+            if not matches(expected, current):
                 raise _Mismatch(current)
             self._release_claim_rows(cur, stream_id, claims, releases)
             cur.execute(_insert_unnest(None), _unnest_params(stream_id, new_events, current))

@@ -16,7 +16,8 @@ from . import statements as sql
 from .codec import loads
 from .driver import dbapi_connection
 from .engine import sqlite_writer_turn
-from .event_store import EventStore, _matches, _Mismatch
+from .event_store import EventStore, _Mismatch
+from .rules import matches
 from .rows import EventRow, StoredRow, rows_at
 from .types import AppendResult, Claim, Expected, NewEvent, RecordedEvent
 
@@ -93,7 +94,7 @@ class SqliteEventStore(EventStore):
     def _append_checked(self, cur: Any, stream_id: str, new_events: Sequence[NewEvent], expected: Expected,
                         claims: tuple[Claim, ...], releases: tuple[Claim, ...]) -> AppendResult:
         current = cur.execute(_q(sql.STREAM_VERSION), (stream_id,)).fetchone()[0] or 0
-        if not _matches(expected, current):
+        if not matches(expected, current):
             raise _Mismatch(current)
         self._release_claim_rows(cur, stream_id, claims, releases)
         positions = self._insert(cur, rows_at(self._stamps(), stream_id, current, new_events))
