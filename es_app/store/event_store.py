@@ -383,6 +383,10 @@ class EventStore:
         """Returns {stream id: metadata of its latest event of `event_type`} of the streams having one."""
         return lookups.last_metadata_of_type(conn, stream_ids, event_type)
 
+    def first_recorded_at(self, conn: Connection, category: str) -> datetime | None:
+        """Returns when the category's first event was recorded (in UTC), None when it has none."""
+        return lookups.first_recorded_at(conn, category)
+
     def read_streams(self, conn: Connection, stream_ids: Iterable[str]) -> dict[str, list[RecordedEvent]]:
         """Returns {stream id: its events in version order} of the streams that have events (read in `conn`)."""
         found: dict[str, list[RecordedEvent]] = {}

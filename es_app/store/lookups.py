@@ -4,6 +4,7 @@ idempotent retry."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
 from sqlalchemy import Connection, func, select
@@ -60,6 +61,13 @@ def last_metadata_of_type(conn: Connection, stream_ids: Iterable[str], event_typ
                                 .order_by(events.c.stream_id, events.c.version)):
             found[row.stream_id] = row.meta or {}
     return found
+
+
+def first_recorded_at(conn: Connection, category: str) -> datetime | None:
+    """Returns when the category's first event was recorded (in UTC), None when it has none."""
+    t = conn.execute(select(events.c.recorded_at).where(events.c.category == category)
+                     .order_by(events.c.position).limit(1)).scalar()
+    return None if t is None else (t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc))
 
 
 def _data_of(e: NewEvent | EncodedEvent) -> Any:

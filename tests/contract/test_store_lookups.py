@@ -42,6 +42,17 @@ def test_last_metadata_of_type_is_that_of_the_latest_such_event(store):
     assert list(found) == ["thing-1"] and found["thing-1"]["mark"] == 3
 
 
+def test_first_recorded_at_is_the_categorys_first_event_in_utc(store):
+    with store.engine.connect() as conn:
+        assert store.first_recorded_at(conn, "thing") is None
+    store.append("thing-2", [_event("b1")])
+    store.append("thing-1", [_event("a1")])
+    first = store.read_stream("thing-2")[0].recorded_at
+    with store.engine.connect() as conn:
+        found = store.first_recorded_at(conn, "thing")
+    assert found == first and found.utcoffset().total_seconds() == 0
+
+
 def test_read_streams_returns_each_streams_events_as_read_stream_does(store):
     store.append("thing-1", [_event("a1"), _event("a2")])
     store.append("thing-2", [_event("b1")])
