@@ -76,7 +76,8 @@ def _backend_class(dialect_name: str) -> type[EventStore]:
 class EventStore:
     """Append to streams and read streams or the global feed.
 
-    `EventStore(engine)` makes the store of the engine's backend. `serialize_appends=False`
+    `EventStore(engine)` makes the store of the engine's backend; the public methods are all
+    defined here, the backend classes override private steps only. `serialize_appends=False`
     turns the PostgreSQL append lock off; it exists only so tests and benchmarks can show
     what the lock prevents and what it costs. The hot paths run driver-level SQL (see
     driver.py); the rare ones use SQLAlchemy Core.
@@ -139,10 +140,18 @@ class EventStore:
         """Refreshes the planner's statistics of the events table (PostgreSQL; a no-op on SQLite,
         whose planner does without them). Bulk writers call it as the table grows: planned on the
         statistics of an empty table, a feed read sorts every remaining event for each page."""
+        self._analyze()
 
     def lock_for_append(self, conn: Connection) -> None:
         """Takes the append lock in the caller's transaction (PostgreSQL; SQLite's write
         transaction already excludes other writers)."""
+        self._lock_in(conn)
+
+    def _analyze(self) -> None:
+        """Refreshes the planner's statistics where the backend has them."""
+
+    def _lock_in(self, conn: Connection) -> None:
+        """Takes the append lock in `conn`'s transaction where the backend has one."""
 
     # -- writing -----------------------------------------------------------
     def append(self, stream_id: str, new_events: Sequence[NewEvent],

@@ -89,11 +89,11 @@ class PostgresEventStore(EventStore):
         params.append(values)
         return f" AND {column} = ANY(%b::text[])"
 
-    def analyze(self) -> None:
+    def _analyze(self) -> None:
         with dbapi_connection(self.engine, autocommit=True) as db:
             db.execute("ANALYZE events")
 
-    def lock_for_append(self, conn: Connection) -> None:
+    def _lock_in(self, conn: Connection) -> None:
         if self.serialize_appends:
             conn.exec_driver_sql(LOCK_SQL)
 
