@@ -1,7 +1,7 @@
 """The SQL event store: append-only events, global feed, snapshots, unique claims, upcasting."""
 
 from .claims import ClaimConflict
-from .driver import encode_events
+from .codec import encode_events
 from .engine import make_engine, normalize_url, write_transaction
 from .event_store import EventStore
 from .limits import check_events

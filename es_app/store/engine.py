@@ -54,7 +54,7 @@ def _decode_json_fast(engine: Engine) -> None:
     """Makes psycopg decode json/jsonb with the store's loads (orjson; exact for big integers)."""
     from psycopg.types.json import set_json_loads
 
-    from .driver import loads
+    from .codec import loads
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn, _record) -> None:  # noqa: ANN001

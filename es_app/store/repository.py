@@ -12,12 +12,6 @@ from .snapshots import Snapshot, SnapshotStore
 from .types import AppendResult, Claim, Expected, NewEvent, RecordedEvent
 
 
-class _State(Protocol):
-    version: int
-
-    def to_dict(self) -> dict[str, Any]: ...
-
-
 class Aggregate(Protocol):
     category: str
     snapshot_schema_version: int

@@ -1,0 +1,185 @@
+"""The event store on PostgreSQL: its SQL and its append, insert and read steps.
+
+Gap safety: every append takes one transaction-scoped advisory lock (`LOCK_SQL`) before it
+reads the stream version and inserts, and holds it until commit, so positions are handed
+out in commit order (docs/architecture.md). A plain append is one pipelined round trip:
+BEGIN, the lock, one INSERT that reads the version itself and writes only when it matches
+(unnest of arrays), COMMIT. A batch takes its positions from the sequence and COPYs the
+rows. Array parameters go in binary (`%b`): psycopg's text format escapes every element
+with a regex, which made dumping 100 JSON documents cost ~8 ms against ~0.3 ms in binary.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Any, Sequence
+
+from sqlalchemy import Connection
+
+from . import statements as sql
+from .codec import event_json
+from .driver import dbapi_connection
+from .event_store import EventStore, _Mismatch
+from .rules import matches
+from .rows import EventRow
+from .types import AppendResult, Claim, Expected, ExpectedVersion, NewEvent, category_of
+
+APPEND_LOCK_KEY = 7_045_112_357  # pg_advisory_xact_lock key shared by every appender
+LOCK_SQL = f"SELECT pg_advisory_xact_lock({APPEND_LOCK_KEY})"
+STREAM_VERSIONS = "SELECT stream_id, max(version) FROM events WHERE stream_id = ANY(%b::text[]) GROUP BY stream_id"
+TAKE_POSITIONS = "SELECT nextval(%s::regclass) FROM generate_series(1, %s)"  # parameters: sequence, n
+COPY_POSITIONED = f"COPY events (position, {sql.INSERT_COLUMNS}) FROM STDIN"
+
+_CHECKS = {"any": "TRUE", "no_stream": "cur.v = 0", "stream_exists": "cur.v > 0", "exact": "cur.v = %s"}
+
+
+@lru_cache(maxsize=None)
+def _insert_unnest(checked: str | None) -> str:
+    """Returns the bulk insert of one stream's events (arrays of ids, types, schema versions, data
+    and metadata) at versions current+1.., RETURNING (version, position).
+
+    `checked` ("any", "no_stream", "stream_exists" or "exact") makes the statement read the
+    stream's version itself and insert nothing unless it matches the expected one.
+    """
+    where = _CHECKS[checked] if checked else "TRUE"
+    current = ("(SELECT coalesce(max(version), 0) AS v FROM events WHERE stream_id = %s)" if checked
+               else "(SELECT %s::int AS v)")
+    return (f"INSERT INTO events ({sql.INSERT_COLUMNS}) "
+            "SELECT %s, %s, cur.v + u.n, u.event_id, u.event_type, u.schema_version, u.data::jsonb, "
+            f"u.metadata::jsonb, %s FROM {current} AS cur, "
+            "unnest(%b::text[], %b::text[], %b::int[], %b::text[], %b::text[]) WITH ORDINALITY "
+            "AS u(event_id, event_type, schema_version, data, metadata, n) "
+            f"WHERE {where} ORDER BY u.n RETURNING version, position")
+
+
+def _unnest_params(stream_id: str, new_events: Sequence[NewEvent], current: Any) -> list[Any]:
+    """Returns the parameters of `_insert_unnest` (without the expected version of "exact")."""
+    now = datetime.now(timezone.utc)
+    occurred = now.isoformat()
+    texts = [event_json(stream_id, e, occurred) for e in new_events]
+    return [stream_id, category_of(stream_id), now, current,
+            [str(e.event_id) for e in new_events], [e.type for e in new_events],
+            [e.schema_version for e in new_events], [data for data, _ in texts],
+            [meta for _, meta in texts]]
+
+
+def _checked_insert_params(stream_id: str, new_events: Sequence[NewEvent],
+                           expected: Expected) -> tuple[str, list[Any]]:
+    params = _unnest_params(stream_id, new_events, stream_id)
+    if isinstance(expected, ExpectedVersion):
+        return expected.value, params
+    return "exact", params + [expected]
+
+
+def _landed(stream_id: str, rows: list[tuple[int, int]]) -> AppendResult:
+    if not rows:
+        raise _Mismatch(None)
+    rows.sort()
+    positions = tuple(position for _, position in rows)
+    return AppendResult(stream_id, rows[-1][0], positions[-1], positions)
+
+
+class PostgresEventStore(EventStore):
+    """The event store on PostgreSQL (see EventStore)."""
+
+    _sequence: str | None = None  # the events position sequence, looked up once
+
+    def _in(self, column: str, values: list[str], params: list[Any]) -> str:
+        params.append(values)
+        return f" AND {column} = ANY(%b::text[])"
+
+    def _analyze(self) -> None:
+        with dbapi_connection(self.engine, autocommit=True) as db:
+            db.execute("ANALYZE events")
+
+    def _lock_in(self, conn: Connection) -> None:
+        if self.serialize_appends:
+            conn.exec_driver_sql(LOCK_SQL)
+
+    # -- appending ----------------------------------------------------------
+    def _append_own(self, stream_id: str, new_events: Sequence[NewEvent], expected: Expected,
+                    claims: tuple[Claim, ...], releases: tuple[Claim, ...]) -> AppendResult:
+        with dbapi_connection(self.engine) as db:
+            if claims or releases:
+                return self._append_with_claims(db, stream_id, new_events, expected, claims, releases)
+            return self._append_pipelined(db, stream_id, new_events, expected)
+
+    def _append_pipelined(self, db: Any, stream_id: str, new_events: Sequence[NewEvent],
+                          expected: Expected) -> AppendResult:
+        """The lock, then one INSERT that reads the version itself and writes only when it
+        matches; pipelined with BEGIN and COMMIT, so an append is one round trip."""
+        mode, params = _checked_insert_params(stream_id, new_events, expected)  # encoded (and checked) first
+        lock = db.cursor()
+        cur = db.cursor()
+        try:
+            with db.pipeline():
+                if self.serialize_appends:
+                    lock.execute(LOCK_SQL, prepare=True)
+                cur.execute(_insert_unnest(mode), params, prepare=True)
+                db.commit()
+            rows = cur.fetchall()
+        except BaseException:
+            db.rollback()
+            raise
+        finally:
+            lock.close()
+            cur.close()
+        return _landed(stream_id, rows)
+
+    def _append_with_claims(self, db: Any, stream_id: str, new_events: Sequence[NewEvent], expected: Expected,
+                            claims: tuple[Claim, ...], releases: tuple[Claim, ...]) -> AppendResult:
+        cur = db.cursor()
+        try:
+            result = self._append_checked(cur, stream_id, new_events, expected, claims, releases)
+            db.commit()
+            return result
+        except BaseException:
+            db.rollback()
+            raise
+        finally:
+            cur.close()
+
+    def _append_checked(self, cur: Any, stream_id: str, new_events: Sequence[NewEvent], expected: Expected,
+                        claims: tuple[Claim, ...], releases: tuple[Claim, ...]) -> AppendResult:
+        if self.serialize_appends:
+            cur.execute(LOCK_SQL, prepare=True)
+        if claims or releases:
+            current = cur.execute(sql.STREAM_VERSION, (stream_id,)).fetchone()[0] or 0
+            if not matches(expected, current):
+                raise _Mismatch(current)
+            self._release_claim_rows(cur, stream_id, claims, releases)
+            cur.execute(_insert_unnest(None), _unnest_params(stream_id, new_events, current))
+        else:
+            mode, params = _checked_insert_params(stream_id, new_events, expected)
+            cur.execute(_insert_unnest(mode), params, prepare=True)
+        return _landed(stream_id, cur.fetchall())
+
+    def _lock_and_read_versions(self, db: Any, stream_ids: list[str]) -> dict[str, int]:
+        """Takes the append lock and returns the streams' versions: one round trip."""
+        unique = list(dict.fromkeys(stream_ids))
+        cur = db.cursor()
+        lock = db.cursor()
+        try:
+            with db.pipeline():
+                if self.serialize_appends:
+                    lock.execute(LOCK_SQL, prepare=True)
+                cur.execute(STREAM_VERSIONS, [unique], prepare=True)
+            return dict(cur.fetchall())
+        finally:
+            lock.close()
+            cur.close()
+
+    def _insert_positioned(self, cur: Any, rows: list[EventRow]) -> list[int]:
+        """Takes the positions from the events sequence (under the append lock), then COPYs the rows."""
+        cur.execute(TAKE_POSITIONS, (self._position_sequence(cur), len(rows)))
+        positions = sorted(p for (p,) in cur.fetchall())
+        with cur.copy(COPY_POSITIONED) as copy:
+            for p, r in zip(positions, rows):
+                copy.write_row((p, *r))
+        return positions
+
+    def _position_sequence(self, cur: Any) -> str:
+        if self._sequence is None:
+            self._sequence = cur.execute("SELECT pg_get_serial_sequence('events', 'position')").fetchone()[0]
+        return self._sequence
