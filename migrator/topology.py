@@ -20,8 +20,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import httpx
 import yaml
@@ -127,7 +128,7 @@ class Topology:
         return path.read_text(errors="replace") if path.exists() else ""
 
     # -- life cycle ------------------------------------------------------------
-    def start(self, names: Iterable[str] | None = None, timeout: float = 90.0) -> "Topology":
+    def start(self, names: Iterable[str] | None = None, timeout: float = 90.0) -> Topology:
         """Runs the one-shot services to completion, starts the others, and waits until all are ready."""
         wanted = list(names) if names is not None else list(self.services)
         unknown = [n for n in wanted if n not in self.services]
@@ -209,7 +210,7 @@ class Topology:
                 self.kill(name)
         self.procs.clear()
 
-    def __enter__(self) -> "Topology":
+    def __enter__(self) -> Topology:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -13,8 +13,9 @@ positions are handed out in commit order; SQLite serialises writers with BEGIN I
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Iterable, NamedTuple, Sequence
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
@@ -188,7 +189,7 @@ class EventStore:
     def _stamps(self) -> tuple[str, Any]:
         """Returns (default occurred_at text, recorded_at parameter) of rows written now; a bulk append
         takes them once for all its streams."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         return now.isoformat(), self._time_param(now)
 
     def _release_claim_rows(self, cur: Any, stream_id: str, claims: tuple[Claim, ...],

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .schema import events, unique_claims
 from .types import Claim, EncodedEvent, InvalidEvent, NewEvent, category_of

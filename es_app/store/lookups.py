@@ -4,8 +4,9 @@ idempotent retry."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Connection, func, select
 
@@ -67,7 +68,7 @@ def first_recorded_at(conn: Connection, category: str) -> datetime | None:
     """Returns when the category's first event was recorded (in UTC), None when it has none."""
     t = conn.execute(select(events.c.recorded_at).where(events.c.category == category)
                      .order_by(events.c.position).limit(1)).scalar()
-    return None if t is None else (t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc))
+    return None if t is None else (t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC))
 
 
 def _data_of(e: NewEvent | EncodedEvent) -> Any:

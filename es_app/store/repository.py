@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Iterable, Protocol, TypeVar
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
 
 from es_app.domain.events import DomainEvent, event_from_data
 
@@ -20,7 +21,7 @@ class Aggregate(Protocol):
 
     @classmethod
     def replay(cls, stream_id: str, events: Iterable[tuple[DomainEvent, dict[str, Any]]],
-               state: Any = None) -> "Aggregate": ...
+               state: Any = None) -> Aggregate: ...
 
 
 A = TypeVar("A", bound=Aggregate)
@@ -29,7 +30,7 @@ A = TypeVar("A", bound=Aggregate)
 def _parse_time(value: str | datetime) -> datetime:
     """Returns an aware datetime; a naive one is taken as UTC (as the API and the store's clock do)."""
     t = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def _pairs(recorded: Iterable[RecordedEvent]) -> Iterable[tuple[DomainEvent, dict[str, Any]]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -35,7 +35,7 @@ class SnapshotStore:
             from sqlalchemy.dialects.sqlite import insert
         else:
             from sqlalchemy.dialects.postgresql import insert
-        values = dataclasses.asdict(snap) | {"taken_at": datetime.now(timezone.utc)}
+        values = dataclasses.asdict(snap) | {"taken_at": datetime.now(UTC)}
         stmt = insert(snapshots).values(**values)
         excluded = stmt.excluded
         stmt = stmt.on_conflict_do_update(

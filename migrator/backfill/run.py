@@ -28,11 +28,12 @@ import dataclasses
 import multiprocessing
 import os
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 
@@ -245,7 +246,7 @@ class Backfill:
                 chunks=run.chunks + (1 if size else 0),
                 watermark=chunk.watermark if size else run.watermark)
             if not size:
-                updated.status, updated.finished_at = DONE, datetime.now(timezone.utc)
+                updated.status, updated.finished_at = DONE, datetime.now(UTC)
             save_run(conn, updated)
         self.run = updated
         return ChunkResult(size, imported, size - imported - n_parked, chunk.last_key, chunk.watermark,

@@ -11,7 +11,7 @@ SQLite has one writer at a time, so AUTOINCREMENT ids already follow commit orde
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 CHANGELOG = "migrator_changelog"
 ORIGIN_TABLE = "migrator_origin"  # SQLite: holds a row only inside a migrator write transaction

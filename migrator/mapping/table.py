@@ -19,7 +19,8 @@ legacy row and the replay of its stream can be compared with `==`.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from es_app.services import EMAIL_SCOPE
 from es_app.store import Claim, NewEvent
@@ -179,7 +180,7 @@ class TableMapping:
             add(c.false_event, "false", c)
         return index
 
-    def bind(self, engine: Any) -> "TableMapping":
+    def bind(self, engine: Any) -> TableMapping:
         """Returns this mapping checked against the real table, with coercers from its column types.
 
         Raises MappingError (one line) for a missing table or column or a key that is not the

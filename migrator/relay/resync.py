@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Connection, Engine, column, select, table
 
@@ -136,7 +137,7 @@ class Resync:
             present = {m.stream_id(m.key_of({m.key: k})) for k in lconn.execute(
                 select(legacy_table.c[m.key]).where(legacy_table.c[m.key].in_(list(keys.values())))).scalars()}
             watermark = latest_change_id(lconn)
-        now = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+        now = datetime.now(UTC).isoformat(timespec="microseconds")
         meta = {"source": SOURCE, "actor": "migrator", "occurred_at": now, "changelog_watermark": watermark}
         items = [(sid, [m.delete_event(event_id=_event_id(sid, version + 1), metadata=meta)], version)
                  for sid, version in live.items() if sid not in present]

@@ -11,7 +11,8 @@ only table-specific part, and `users_read_model` is the one es_app has.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, column, literal_column, select, table
 
