@@ -10,6 +10,7 @@ worker's "ready" / the beat's "Starting" log line. The end-to-end tests run this
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -197,10 +198,8 @@ class Topology:
         """Ends every service: SIGTERM to each process group, SIGKILL to what is left after `grace` s."""
         for proc in self.procs.values():
             if proc.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
         deadline = time.monotonic() + grace
         for name in list(self.procs):
             proc = self.procs[name]

@@ -230,7 +230,7 @@ class EventStore:
         data) is a no-op (`written=False`); an id stored with other content, or repeated in
         the batch, raises EventIdConflict.
         """
-        spans, rows, positions = self._append_rows(conn, items, skip_mismatched)
+        spans, _rows, positions = self._append_rows(conn, items, skip_mismatched)
         return [None if span is None else span.stored if span.stored is not None else
                 AppendResult(span.stream_id, span.version, positions[span.end - 1],
                              tuple(positions[span.start:span.end]))
@@ -247,7 +247,7 @@ class EventStore:
         upcast = self.upcasters.upcast
         recorded_at = self._recorded_time(rows[0].recorded_at) if rows else None  # one time for the whole batch
         out: list[list[RecordedEvent] | None] = []
-        for (_, batch, _), span in zip(items, spans):
+        for (_, batch, _), span in zip(items, spans, strict=True):
             if span is None:
                 out.append(None)
                 continue
@@ -255,7 +255,7 @@ class EventStore:
                 out.append(self.read_stream(span.stream_id, span.version - len(batch) + 1, span.version, conn=conn))
                 continue
             recorded = []
-            for n, e in zip(range(span.start, span.end), batch):
+            for n, e in zip(range(span.start, span.end), batch, strict=True):
                 stream_id, _, version, event_id, event_type, schema_version, data, meta, _ = rows[n]
                 if type(e) is EncodedEvent and e.data is not None and e.metadata is not None:
                     data, meta = e.data, e.metadata  # already read back from this very text
@@ -291,7 +291,7 @@ class EventStore:
                 return spans, rows, self._insert_rows(db, rows, savepoint=True)
         except IntegrityError:
             stored = self._stored_items(conn, [(i, stream_id, batch) for i, ((stream_id, batch, _), span)
-                                               in enumerate(zip(items, spans)) if span is not None])
+                                               in enumerate(zip(items, spans, strict=True)) if span is not None])
             if not stored:
                 raise
         spans, rows = self._plan_rows(conn, items, versions, skip_mismatched, stored=stored)

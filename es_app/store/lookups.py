@@ -101,7 +101,7 @@ def stored_results(conn: Connection,
         same = all(r is not None for r in rows) and all(
             r.stream_id == stream_id and r.event_type == e.type and r.data == _data_of(e)
             and r.version == rows[0].version + n
-            for n, (r, e) in enumerate(zip(rows, batch)))
+            for n, (r, e) in enumerate(zip(rows, batch, strict=True)))
         if not same:
             raise EventIdConflict(f"event ids {sorted(str(r.event_id) for r in rows if r is not None)} are "
                                   f"already stored with other content or in another place than stream "

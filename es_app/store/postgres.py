@@ -70,7 +70,7 @@ def _checked_insert_params(stream_id: str, new_events: Sequence[NewEvent],
     params = _unnest_params(stream_id, new_events, stream_id)
     if isinstance(expected, ExpectedVersion):
         return expected.value, params
-    return "exact", params + [expected]
+    return "exact", [*params, expected]
 
 
 def _landed(stream_id: str, rows: list[tuple[int, int]]) -> AppendResult:
@@ -176,7 +176,7 @@ class PostgresEventStore(EventStore):
         cur.execute(TAKE_POSITIONS, (self._position_sequence(cur), len(rows)))
         positions = sorted(p for (p,) in cur.fetchall())
         with cur.copy(COPY_POSITIONED) as copy:
-            for p, r in zip(positions, rows):
+            for p, r in zip(positions, rows, strict=True):
                 copy.write_row((p, *r))
         return positions
 

@@ -129,5 +129,5 @@ class SqliteEventStore(EventStore):
     def _insert_positioned(self, cur: Any, rows: list[EventRow]) -> list[int]:
         head = cur.execute(sql.HEAD).fetchone()[0] or 0
         positions = list(range(head + 1, head + 1 + len(rows)))
-        cur.executemany(INSERT_POSITIONED, [(p, *r) for p, r in zip(positions, rows)])
+        cur.executemany(INSERT_POSITIONED, [(p, *r) for p, r in zip(positions, rows, strict=True)])
         return positions

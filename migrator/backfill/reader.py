@@ -1,4 +1,5 @@
-"""Reading a mapped legacy table in keyset chunks, each with its changelog watermark, and building their import events."""
+"""Reading a mapped legacy table in keyset chunks, each with its changelog watermark, and building their import
+events."""
 
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def _fetch_dicts(conn: Connection, query: Any) -> tuple[dict[str, Any], ...]:
     try:
         cur.execute(str(compiled), params)
         names = [d[0] for d in cur.description]
-        return tuple(dict(zip(names, r)) for r in cur.fetchall())
+        return tuple(dict(zip(names, r, strict=True)) for r in cur.fetchall())
     finally:
         cur.close()
 
@@ -94,7 +95,7 @@ class ChunkReader:
             items = self._storable(items, parked)
             encoded = encode_events([events[0] for _, events, _ in items], parsed=parsed)
         chunk = dataclasses.replace(chunk, parked=tuple(parked)) if parked else chunk
-        return chunk, [(stream_id, [e], expected) for (stream_id, _, expected), e in zip(items, encoded)]
+        return chunk, [(stream_id, [e], expected) for (stream_id, _, expected), e in zip(items, encoded, strict=True)]
 
     def read_key(self, key: Any) -> tuple[dict[str, Any] | None, int]:
         """Returns the row of one key (None when there is none) and its watermark, read in one snapshot."""

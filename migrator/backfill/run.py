@@ -272,7 +272,7 @@ class Backfill:
         order: of two rows wanting one value the lower key gets it, the other becomes a finding."""
         wanted = chunk.claims or claims_by_stream(self.mapping, chunk.rows)
         if wanted:
-            imported = {item[0] for item, r in zip(items, results) if r is not None}
+            imported = {item[0] for item, r in zip(items, results, strict=True) if r is not None}
             take_claims(self.store, conn, self.mapping, [(sid, c) for sid, c in wanted if sid in imported])
 
     def _renew_in(self, conn: Connection) -> None:

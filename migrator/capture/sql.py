@@ -172,7 +172,7 @@ def sqlite_trigger_names(table: str) -> list[str]:
 def sqlite_triggers(table: str, key: str, columns: Sequence[str], binary: Iterable[str] = ()) -> list[str]:
     """Returns the statements (re)creating the capture triggers of one table on SQLite."""
     t, k = _quote(table), _quote(key)
-    name = dict(zip(SQLITE_TRIGGER_SUFFIXES, (_quote(n) for n in sqlite_trigger_names(table))))
+    name = dict(zip(SQLITE_TRIGGER_SUFFIXES, (_quote(n) for n in sqlite_trigger_names(table)), strict=True))
     old, new = sqlite_row_json("OLD", columns, binary), sqlite_row_json("NEW", columns, binary)
 
     def entry(op: str, pk: str, old_row: str, new_row: str) -> str:

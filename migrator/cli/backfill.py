@@ -121,9 +121,10 @@ def backfill(
         "--read-process/--no-read-process", show_default=False,
         help="Read and build chunks ahead in a second process (default: on a SQLite event store "
              f"when at least {READ_PROCESS_FROM:,} rows are left; never with --max-rate)")] = None,
-    lease_ttl: Annotated[float, typer.Option("--lease-ttl", min=1, max=86_400,
-                                             help="Seconds a run's lease lives unrenewed: a second run refuses "
-                                                  "while it lives; a killed run is taken over after it")] = DEFAULT_TTL_S,
+    lease_ttl: Annotated[float, typer.Option(
+        "--lease-ttl", min=1, max=86_400,
+        help="Seconds a run's lease lives unrenewed: a second run refuses "
+             "while it lives; a killed run is taken over after it")] = DEFAULT_TTL_S,
     es_url: EsUrl = None,
     legacy_url: LegacyUrl = None,
 ) -> None:

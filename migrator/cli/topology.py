@@ -43,7 +43,8 @@ def list_services(compose_file: ComposeFile = Path("docker-compose.yml")) -> Non
 
 @topology_app.command("up")
 def up(ctx: typer.Context, compose_file: ComposeFile = Path("docker-compose.yml"), only: Only = None,
-       workdir: Annotated[Path, typer.Option("--workdir", help="Logs and beat schedule go here")] = Path("var/topology"),
+       workdir: Annotated[Path, typer.Option(
+           "--workdir", help="Logs and beat schedule go here")] = Path("var/topology"),
        es_url: EsUrl = None, legacy_url: LegacyUrl = None) -> None:
     """Start the compose services locally with this machine's URLs and BROKER_URL; Ctrl-C stops them."""
     from migrator.topology import Topology, TopologyError, local_env

@@ -338,7 +338,8 @@ class TableMapping:
         """
         found: list[tuple[str, dict[str, Any], dict[str, str] | None]] = []
         for c in self.columns:
-            before, after = self.field_value(c.column, old_row.get(c.column)), self.field_value(c.column, new_row.get(c.column))
+            before = self.field_value(c.column, old_row.get(c.column))
+            after = self.field_value(c.column, new_row.get(c.column))
             if before == after:
                 continue
             originals = self._originals(c.column, new_row.get(c.column))

@@ -152,7 +152,7 @@ class Resync:
             return []
         self.store.lock_for_append(conn)
         results = self.store.append_batch(conn, items, skip_mismatched=True)
-        done = [sid for (sid, _, _), r in zip(items, results) if r is not None]
+        done = [sid for (sid, _, _), r in zip(items, results, strict=True) if r is not None]
         totals.raced += len(items) - len(done)
         return done
 
