@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 from es_app.domain.events import DomainEvent, event_from_data
 
@@ -14,14 +14,14 @@ from .types import AppendResult, Claim, Expected, NewEvent, RecordedEvent
 
 
 class Aggregate(Protocol):
-    category: str
-    snapshot_schema_version: int
+    category: ClassVar[str]
+    snapshot_schema_version: ClassVar[int]
     state: Any
     pending: list[DomainEvent]
 
     @classmethod
     def replay(cls, stream_id: str, events: Iterable[tuple[DomainEvent, dict[str, Any]]],
-               state: Any = None) -> Aggregate: ...
+               state: Any = None) -> Self: ...
 
 
 A = TypeVar("A", bound=Aggregate)
@@ -37,11 +37,11 @@ def _pairs(recorded: Iterable[RecordedEvent]) -> Iterable[tuple[DomainEvent, dic
     return ((event_from_data(r.type, r.data), r.metadata) for r in recorded)
 
 
-class Repository:
+class Repository(Generic[A]):
     """Returns aggregates of one class from the store; saves their pending events."""
 
     def __init__(self, store: EventStore, snapshots: SnapshotStore, aggregate: type[A],
-                 state_type: type, snapshot_every: int = 100):
+                 state_type: type[Any], snapshot_every: int = 100):
         self.store, self.snapshots = store, snapshots
         self.aggregate, self.state_type = aggregate, state_type
         self.snapshot_every = snapshot_every
