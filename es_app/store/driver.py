@@ -37,7 +37,7 @@ def dbapi_connection(engine: Engine, *, autocommit: bool = False) -> Iterator[An
     try:
         with translated_errors(engine.dialect, fairy):
             if pg and autocommit:
-                conn.autocommit = True
+                conn.autocommit = True  # type: ignore[union-attr]  # a checked-out fairy holds its connection
             try:
                 yield conn
             finally:

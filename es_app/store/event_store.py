@@ -256,14 +256,15 @@ class EventStore:
                 continue
             recorded = []
             for n, e in zip(range(span.start, span.end), batch, strict=True):
-                stream_id, _, version, event_id, event_type, schema_version, data, meta, _ = rows[n]
+                stream_id, _, version, event_id, event_type, schema_version, data_text, meta_text, _ = rows[n]
                 if type(e) is EncodedEvent and e.data is not None and e.metadata is not None:
                     data, meta = e.data, e.metadata  # already read back from this very text
                 else:
-                    data, meta = loads(data), loads(meta)
+                    data, meta = loads(data_text), loads(meta_text)
                 schema_version, data = upcast(event_type, schema_version, data)
+                # arg-type: recorded_at is None only when no row was written, and then no span reaches here
                 recorded.append(RecordedEvent(positions[n], stream_id, version, event_id, event_type, schema_version,
-                                              data, meta, recorded_at))
+                                              data, meta, recorded_at))  # type: ignore[arg-type]
             out.append(recorded)
         return out
 

@@ -95,7 +95,7 @@ def stored_results(conn: Connection,
     if not found:
         return results
     for index, stream_id, batch in items:
-        rows = [found.get(str(e.event_id)) for e in batch]
+        rows: list[Any] = [found.get(str(e.event_id)) for e in batch]
         if all(r is None for r in rows):
             continue
         same = all(r is not None for r in rows) and all(

@@ -34,7 +34,8 @@ class SnapshotStore:
         if is_sqlite(self.engine):
             from sqlalchemy.dialects.sqlite import insert
         else:
-            from sqlalchemy.dialects.postgresql import insert
+            # assignment: the other dialect's Insert, with the same on_conflict_do_update
+            from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
         values = dataclasses.asdict(snap) | {"taken_at": datetime.now(UTC)}
         stmt = insert(snapshots).values(**values)
         excluded = stmt.excluded
