@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from es_app.services import EMAIL_SCOPE
 from es_app.store import Claim, NewEvent
@@ -78,6 +78,16 @@ class TableMapping:
     # filled by bind(): column -> coercer name (from the SQL type), and the table's columns in order
     coerce: Mapping[str, str] = dataclasses.field(default_factory=dict)
     table_columns: tuple[str, ...] = ()
+
+    if TYPE_CHECKING:  # compiled by __post_init__ (object.__setattr__): not dataclass fields at run time
+        _normalizers: dict[str, Normalizer] = dataclasses.field(init=False)
+        _coercers: dict[str, Normalizer] = dataclasses.field(init=False)
+        _stamp: Normalizer = dataclasses.field(init=False)
+        _by_column: dict[str, ColumnMap] = dataclasses.field(init=False)
+        _by_field: dict[str, str] = dataclasses.field(init=False)
+        _cleaned: tuple[str, ...] = dataclasses.field(init=False)
+        _by_event: dict[str, tuple[str, Any]] = dataclasses.field(init=False)
+        _import_plan: ImportPlan | None = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "columns", tuple(self.columns))
@@ -346,7 +356,8 @@ class TableMapping:
             if c.event:
                 found.append((c.event, {c.key_in_event: after}, originals))
             elif c.true_event and isinstance(after, bool):
-                found.append((c.true_event if after else c.false_event, {}, originals))
+                # arg-type: false_event is set whenever true_event is (`_check`)
+                found.append((c.true_event if after else c.false_event, {}, originals))  # type: ignore[arg-type]
             else:
                 found.append((self.column_event_type, {"column": c.column, "value": after}, originals))
         for col in self.extra_columns(new_row):
@@ -376,6 +387,7 @@ class TableMapping:
         """
         state: dict[str, Any] | None = None
         deleted = False
+        col: Any  # the ColumnMap of a "set", "true" or "false" event
         for item in events:
             event_type, data = (item if isinstance(item, tuple) else (item.type, item.data))[:2]
             kind, col = self._by_event.get(event_type, (None, None))
