@@ -258,7 +258,7 @@ def _make_unique(conn, rows: list[dict], fresh: Iterator[int]) -> None:
 
 
 def _insert_sqlite(conn, rows: list[dict]) -> None:
-    conn.execute(User.__table__.insert(), rows)
+    conn.execute(User.__table__.insert(), rows)  # type: ignore[attr-defined]  # a mapped class's __table__ is a Table
 
 
 def _insert_postgres(conn, rows: list[dict]) -> None:

@@ -144,7 +144,8 @@ def install(engine: Engine, mappings: Sequence[TableMapping], *, mode: str = "tr
             else:
                 _run(conn, sql.pg_triggers(m.table, m.key) if mode == "triggers" else sql.pg_drop_triggers(m.table))
             if history.table_state(conn, m.table) != "installed":
-                history.record(conn, "installed", m.table, generation=generation and generation.generation,
+                history.record(conn, "installed", m.table,
+                               generation=None if generation is None else generation.generation,
                                last_id=history.high_id(conn))
     return status(engine, mappings)
 
@@ -165,7 +166,7 @@ def remove(engine: Engine, mappings: Sequence[TableMapping], *, drop_changelog: 
             history.ensure(conn)
         keep = history.exists(conn)
         generation = history.current_generation(conn) if keep else None
-        gen_id = generation and generation.generation
+        gen_id = None if generation is None else generation.generation
         for m in mappings:
             if not insp.has_table(m.table):
                 continue

@@ -212,7 +212,9 @@ def _recorded(conn: Connection, tables: Sequence[str] | None) -> list[CaptureGap
     q = select(gaps).where(gaps.c.resolved_at.is_(None)).order_by(gaps.c.id)
     if tables is not None:
         q = q.where(gaps.c.table_name.in_(list(tables)))
-    return [CaptureGap(r.table_name, r.reason, _utc(r.since), _utc(r.until), r.detail, r.id, _utc(r.detected_at))
+    # arg-type: `until` is NOT NULL, so _utc returns a datetime
+    return [CaptureGap(r.table_name, r.reason, _utc(r.since), _utc(r.until),  # type: ignore[arg-type]
+                       r.detail, r.id, _utc(r.detected_at))
             for r in conn.execute(q)]
 
 

@@ -162,6 +162,7 @@ class Resync:
         rows = conn.execute(select(events.c.stream_id, events.c.version, events.c.event_type,
                                    events.c.schema_version, events.c.data)
                             .where(events.c.stream_id.in_(stream_ids)).order_by(events.c.stream_id, events.c.version))
+        folded: list[tuple[str, dict[str, Any]]]  # (event type, upcast data) of the current stream
         current, version, folded = None, 0, []
         for r in rows:
             if r.stream_id != current:
