@@ -40,7 +40,7 @@ class EsContainer:
     engine: Engine
     store: EventStore
     snapshots: SnapshotStore
-    users: Repository
+    users: Repository[User]
     user_service: UserService
 
 
@@ -50,7 +50,6 @@ def build(settings: Settings | None = None) -> EsContainer:
     engine = engine_for(settings.es_database_url)
     store = EventStore(engine, UpcasterRegistry(UPCASTERS))
     snapshots = SnapshotStore(engine)
-    # type-var: store.Aggregate wants instance attributes; User's are ClassVars (store/repository.py)
-    users = Repository(store, snapshots, User, UserState,  # type: ignore[type-var]
+    users = Repository(store, snapshots, User, UserState,
                        snapshot_every=settings.snapshot_every)
     return EsContainer(settings, engine, store, snapshots, users, UserService(users))

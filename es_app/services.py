@@ -23,15 +23,14 @@ class UserNotFound(LookupError):
 class UserService:
     """Returns append results; raises DomainError, UserNotFound, ConcurrencyError or ClaimTaken."""
 
-    def __init__(self, repository: Repository):
+    def __init__(self, repository: Repository[User]):
         self.repository = repository
 
     def register(self, name: str, email: str, phone: str | None = None, *,
                  user_id: str | None = None, metadata: dict[str, Any] | None = None,
                  event_ids: list[str] | None = None) -> AppendResult:
         user = User.register(user_id or new_user_id(), name, email, phone)
-        # type-var: store.Aggregate wants instance attributes; User's are ClassVars (store/repository.py)
-        return self.repository.save(user, metadata=metadata, event_ids=event_ids,  # type: ignore[type-var]
+        return self.repository.save(user, metadata=metadata, event_ids=event_ids,
                                     claims=[Claim(EMAIL_SCOPE, user.state.email)])
 
     def execute(self, user_id: str, command: Callable[[User], None], *,
@@ -50,6 +49,5 @@ class UserService:
         elif s.email != email_before:
             claims.append(Claim(EMAIL_SCOPE, s.email))
             releases.append(Claim(EMAIL_SCOPE, email_before))
-        # type-var: store.Aggregate wants instance attributes; User's are ClassVars (store/repository.py)
-        return self.repository.save(user, expected_version=expected_version, metadata=metadata,  # type: ignore[type-var]
+        return self.repository.save(user, expected_version=expected_version, metadata=metadata,
                                     claims=claims, releases=releases, event_ids=event_ids)

@@ -20,9 +20,9 @@ import random
 import re
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 
 import factory
 import faker
@@ -40,7 +40,7 @@ INACTIVE_SHARE = 0.10
 NEVER_UPDATED_SHARE = 0.35
 MIXED_CASE_EMAIL_SHARE = 0.02
 UNTRIMMED_NAME_SHARE = 0.01
-HISTORY_START = datetime(2012, 1, 1, tzinfo=timezone.utc)
+HISTORY_START = datetime(2012, 1, 1, tzinfo=UTC)
 POOL_SIZE = 3000
 CHUNK_SIZE = 10_000
 COLUMNS = ("email", "full_name", "is_active", "phone", "created_at", "updated_at")
@@ -83,7 +83,7 @@ class RowMaker:
                  pool_size: int = POOL_SIZE):
         self.rng = random.Random(seed)
         self.pools = _Pools(self.rng, pool_size)
-        self.now = now or datetime.now(timezone.utc)
+        self.now = now or datetime.now(UTC)
         self.span_us = max(int((self.now - HISTORY_START).total_seconds() * 1_000_000), 1)
         self.seq = first_seq
 
@@ -230,7 +230,7 @@ def _chunks(plan: _Plan, workers: int) -> Iterator[list[dict]]:
                 future.cancel()
 
 
-def _taken(conn, emails: list[str]) -> set[str]:  # noqa: ANN001
+def _taken(conn, emails: list[str]) -> set[str]:
     """Returns which of `emails` the table already holds (one driver-level query per batch)."""
     cursor = conn.connection.driver_connection.cursor()
     taken: set[str] = set()
@@ -248,7 +248,7 @@ def _taken(conn, emails: list[str]) -> set[str]:  # noqa: ANN001
     return taken
 
 
-def _make_unique(conn, rows: list[dict], fresh: Iterator[int]) -> None:  # noqa: ANN001
+def _make_unique(conn, rows: list[dict], fresh: Iterator[int]) -> None:
     """Gives rows whose email already exists in the table a fresh one (rare: data from elsewhere)."""
     while taken := _taken(conn, [r["email"] for r in rows]):
         for row in rows:
@@ -257,11 +257,11 @@ def _make_unique(conn, rows: list[dict], fresh: Iterator[int]) -> None:  # noqa:
                 row["email"] = f"{local}.{next(fresh)}@{domain}"
 
 
-def _insert_sqlite(conn, rows: list[dict]) -> None:  # noqa: ANN001
-    conn.execute(User.__table__.insert(), rows)
+def _insert_sqlite(conn, rows: list[dict]) -> None:
+    conn.execute(User.__table__.insert(), rows)  # type: ignore[attr-defined]  # a mapped class's __table__ is a Table
 
 
-def _insert_postgres(conn, rows: list[dict]) -> None:  # noqa: ANN001
+def _insert_postgres(conn, rows: list[dict]) -> None:
     cursor = conn.connection.driver_connection.cursor()
     with cursor.copy(f"COPY users ({', '.join(COLUMNS)}) FROM STDIN") as copy:
         copy.set_types(["varchar", "varchar", "bool", "varchar", "timestamptz", "timestamptz"])
@@ -301,7 +301,7 @@ def seed_users(engine: Engine, users: int, *, chunk_size: int = CHUNK_SIZE, seed
         first_seq = (conn.scalar(select(func.max(User.id))) or 0) + 1
         conn.rollback()
         plan = _Plan(users, chunk_size, random.randrange(2**62) if seed is None else seed,
-                     now or datetime.now(timezone.utc), first_seq, pool_size)
+                     now or datetime.now(UTC), first_seq, pool_size)
         fresh = itertools.count(first_seq + users)
         inserting = 0.0
         for rows in _chunks(plan, workers):

@@ -10,6 +10,7 @@ worker's "ready" / the beat's "Starting" log line. The end-to-end tests run this
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -20,8 +21,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import httpx
 import yaml
@@ -127,7 +129,7 @@ class Topology:
         return path.read_text(errors="replace") if path.exists() else ""
 
     # -- life cycle ------------------------------------------------------------
-    def start(self, names: Iterable[str] | None = None, timeout: float = 90.0) -> "Topology":
+    def start(self, names: Iterable[str] | None = None, timeout: float = 90.0) -> Topology:
         """Runs the one-shot services to completion, starts the others, and waits until all are ready."""
         wanted = list(names) if names is not None else list(self.services)
         unknown = [n for n in wanted if n not in self.services]
@@ -196,10 +198,8 @@ class Topology:
         """Ends every service: SIGTERM to each process group, SIGKILL to what is left after `grace` s."""
         for proc in self.procs.values():
             if proc.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
         deadline = time.monotonic() + grace
         for name in list(self.procs):
             proc = self.procs[name]
@@ -209,7 +209,7 @@ class Topology:
                 self.kill(name)
         self.procs.clear()
 
-    def __enter__(self) -> "Topology":
+    def __enter__(self) -> Topology:
         return self
 
     def __exit__(self, *exc: Any) -> None:

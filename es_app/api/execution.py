@@ -169,8 +169,7 @@ class CommandRunner:
             return self.es.user_service
         keyed = idempotency.KeyedStore(self.es.store, req.idempotency_key, req.fingerprint, respond)
         # arg-type: KeyedStore wraps an EventStore with the same methods (no common protocol yet).
-        # type-var: store.Aggregate wants instance attributes; User's are ClassVars (store/repository.py)
-        repo = Repository(keyed, self.es.snapshots, User, UserState,  # type: ignore[arg-type, type-var]
+        repo = Repository(keyed, self.es.snapshots, User, UserState,  # type: ignore[arg-type]
                           snapshot_every=self.es.settings.snapshot_every)
         return UserService(repo)
 

@@ -10,7 +10,7 @@ other asker gets a conflict.
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Connection, delete, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert

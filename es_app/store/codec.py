@@ -7,8 +7,9 @@ orjson where it gives exactly what `json` gives (it is several times faster on t
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
-from typing import Any, Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 
@@ -68,7 +69,7 @@ def encode_events(events: Sequence[NewEvent], *, parsed: bool = False) -> list[E
     `parsed` also reads each JSON back, for `append_batch_recorded` to hand on without parsing.
 
     Raises InvalidEvent for an event the store cannot hold (see `es_app.store.limits`)."""
-    occurred = datetime.now(timezone.utc).isoformat()
+    occurred = datetime.now(UTC).isoformat()
     out = []
     for e in events:
         check_event_fields(None, e)

@@ -10,8 +10,9 @@ tables in `schema.py` write and read, so both kinds of access can be mixed freel
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
@@ -36,7 +37,7 @@ def dbapi_connection(engine: Engine, *, autocommit: bool = False) -> Iterator[An
     try:
         with translated_errors(engine.dialect, fairy):
             if pg and autocommit:
-                conn.autocommit = True
+                conn.autocommit = True  # type: ignore[union-attr]  # a checked-out fairy holds its connection
             try:
                 yield conn
             finally:

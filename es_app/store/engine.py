@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 import threading
 import time
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -57,7 +57,7 @@ def _decode_json_fast(engine: Engine) -> None:
     from .codec import loads
 
     @event.listens_for(engine, "connect")
-    def _connect(dbapi_conn, _record) -> None:  # noqa: ANN001
+    def _connect(dbapi_conn, _record) -> None:
         set_json_loads(loads, dbapi_conn)
 
 
@@ -72,11 +72,11 @@ def _ping_when_idle(engine: Engine, idle_s: float) -> None:
     dialect = engine.dialect
 
     @event.listens_for(engine, "checkin")
-    def _checkin(_dbapi_conn, record) -> None:  # noqa: ANN001
+    def _checkin(_dbapi_conn, record) -> None:
         record.info["es_idle_since"] = time.monotonic()
 
     @event.listens_for(engine, "checkout")
-    def _checkout(dbapi_conn, record, _proxy) -> None:  # noqa: ANN001
+    def _checkout(dbapi_conn, record, _proxy) -> None:
         since = record.info.get("es_idle_since")
         if since is None or time.monotonic() - since <= idle_s:
             return
@@ -88,7 +88,7 @@ def _ping_when_idle(engine: Engine, idle_s: float) -> None:
 
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
-    def _connect(dbapi_conn, _record):  # noqa: ANN001
+    def _connect(dbapi_conn, _record):
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves, below
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
@@ -107,7 +107,7 @@ def is_sqlite(bind: Engine | Connection) -> bool:
     return bind.dialect.name == "sqlite"
 
 
-_SQLITE_WRITERS: "weakref.WeakKeyDictionary[Engine, threading.RLock]" = weakref.WeakKeyDictionary()
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
 _SQLITE_WRITERS_GUARD = threading.Lock()
 
 

@@ -13,8 +13,9 @@ positions are handed out in commit order; SQLite serialises writers with BEGIN I
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Iterable, NamedTuple, Sequence
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
@@ -188,7 +189,7 @@ class EventStore:
     def _stamps(self) -> tuple[str, Any]:
         """Returns (default occurred_at text, recorded_at parameter) of rows written now; a bulk append
         takes them once for all its streams."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         return now.isoformat(), self._time_param(now)
 
     def _release_claim_rows(self, cur: Any, stream_id: str, claims: tuple[Claim, ...],
@@ -229,7 +230,7 @@ class EventStore:
         data) is a no-op (`written=False`); an id stored with other content, or repeated in
         the batch, raises EventIdConflict.
         """
-        spans, rows, positions = self._append_rows(conn, items, skip_mismatched)
+        spans, _rows, positions = self._append_rows(conn, items, skip_mismatched)
         return [None if span is None else span.stored if span.stored is not None else
                 AppendResult(span.stream_id, span.version, positions[span.end - 1],
                              tuple(positions[span.start:span.end]))
@@ -246,7 +247,7 @@ class EventStore:
         upcast = self.upcasters.upcast
         recorded_at = self._recorded_time(rows[0].recorded_at) if rows else None  # one time for the whole batch
         out: list[list[RecordedEvent] | None] = []
-        for (_, batch, _), span in zip(items, spans):
+        for (_, batch, _), span in zip(items, spans, strict=True):
             if span is None:
                 out.append(None)
                 continue
@@ -254,15 +255,16 @@ class EventStore:
                 out.append(self.read_stream(span.stream_id, span.version - len(batch) + 1, span.version, conn=conn))
                 continue
             recorded = []
-            for n, e in zip(range(span.start, span.end), batch):
-                stream_id, _, version, event_id, event_type, schema_version, data, meta, _ = rows[n]
+            for n, e in zip(range(span.start, span.end), batch, strict=True):
+                stream_id, _, version, event_id, event_type, schema_version, data_text, meta_text, _ = rows[n]
                 if type(e) is EncodedEvent and e.data is not None and e.metadata is not None:
                     data, meta = e.data, e.metadata  # already read back from this very text
                 else:
-                    data, meta = loads(data), loads(meta)
+                    data, meta = loads(data_text), loads(meta_text)
                 schema_version, data = upcast(event_type, schema_version, data)
+                # arg-type: recorded_at is None only when no row was written, and then no span reaches here
                 recorded.append(RecordedEvent(positions[n], stream_id, version, event_id, event_type, schema_version,
-                                              data, meta, recorded_at))
+                                              data, meta, recorded_at))  # type: ignore[arg-type]
             out.append(recorded)
         return out
 
@@ -290,7 +292,7 @@ class EventStore:
                 return spans, rows, self._insert_rows(db, rows, savepoint=True)
         except IntegrityError:
             stored = self._stored_items(conn, [(i, stream_id, batch) for i, ((stream_id, batch, _), span)
-                                               in enumerate(zip(items, spans)) if span is not None])
+                                               in enumerate(zip(items, spans, strict=True)) if span is not None])
             if not stored:
                 raise
         spans, rows = self._plan_rows(conn, items, versions, skip_mismatched, stored=stored)

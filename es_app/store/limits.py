@@ -10,17 +10,24 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .schema import events, unique_claims
 from .types import Claim, EncodedEvent, InvalidEvent, NewEvent, category_of
 
-STREAM_ID_MAX = events.c.stream_id.type.length
-CATEGORY_MAX = events.c.category.type.length
-EVENT_TYPE_MAX = events.c.event_type.type.length
-EVENT_ID_MAX = events.c.event_id.type.length
-CLAIM_SCOPE_MAX = unique_claims.c.scope.type.length
-CLAIM_VALUE_MAX = unique_claims.c.value.type.length
+
+def _length(column: Any) -> int:
+    """Returns the declared length of a String column."""
+    return column.type.length
+
+
+STREAM_ID_MAX = _length(events.c.stream_id)
+CATEGORY_MAX = _length(events.c.category)
+EVENT_TYPE_MAX = _length(events.c.event_type)
+EVENT_ID_MAX = _length(events.c.event_id)
+CLAIM_SCOPE_MAX = _length(unique_claims.c.scope)
+CLAIM_VALUE_MAX = _length(unique_claims.c.value)
 SCHEMA_VERSION_MAX = 2**31 - 1  # an INTEGER column
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")

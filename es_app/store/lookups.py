@@ -4,8 +4,9 @@ idempotent retry."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Connection, func, select
 
@@ -67,7 +68,7 @@ def first_recorded_at(conn: Connection, category: str) -> datetime | None:
     """Returns when the category's first event was recorded (in UTC), None when it has none."""
     t = conn.execute(select(events.c.recorded_at).where(events.c.category == category)
                      .order_by(events.c.position).limit(1)).scalar()
-    return None if t is None else (t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc))
+    return None if t is None else (t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC))
 
 
 def _data_of(e: NewEvent | EncodedEvent) -> Any:
@@ -94,13 +95,13 @@ def stored_results(conn: Connection,
     if not found:
         return results
     for index, stream_id, batch in items:
-        rows = [found.get(str(e.event_id)) for e in batch]
+        rows: list[Any] = [found.get(str(e.event_id)) for e in batch]
         if all(r is None for r in rows):
             continue
         same = all(r is not None for r in rows) and all(
             r.stream_id == stream_id and r.event_type == e.type and r.data == _data_of(e)
             and r.version == rows[0].version + n
-            for n, (r, e) in enumerate(zip(rows, batch)))
+            for n, (r, e) in enumerate(zip(rows, batch, strict=True)))
         if not same:
             raise EventIdConflict(f"event ids {sorted(str(r.event_id) for r in rows if r is not None)} are "
                                   f"already stored with other content or in another place than stream "

@@ -11,9 +11,10 @@ with a regex, which made dumping 100 JSON documents cost ~8 ms against ~0.3 ms i
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from functools import lru_cache
-from typing import Any, Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -21,8 +22,8 @@ from . import statements as sql
 from .codec import event_json
 from .driver import dbapi_connection
 from .event_store import EventStore, _Mismatch
-from .rules import matches
 from .rows import EventRow
+from .rules import matches
 from .types import AppendResult, Claim, Expected, ExpectedVersion, NewEvent, category_of
 
 APPEND_LOCK_KEY = 7_045_112_357  # pg_advisory_xact_lock key shared by every appender
@@ -34,7 +35,7 @@ COPY_POSITIONED = f"COPY events (position, {sql.INSERT_COLUMNS}) FROM STDIN"
 _CHECKS = {"any": "TRUE", "no_stream": "cur.v = 0", "stream_exists": "cur.v > 0", "exact": "cur.v = %s"}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _insert_unnest(checked: str | None) -> str:
     """Returns the bulk insert of one stream's events (arrays of ids, types, schema versions, data
     and metadata) at versions current+1.., RETURNING (version, position).
@@ -55,7 +56,7 @@ def _insert_unnest(checked: str | None) -> str:
 
 def _unnest_params(stream_id: str, new_events: Sequence[NewEvent], current: Any) -> list[Any]:
     """Returns the parameters of `_insert_unnest` (without the expected version of "exact")."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     occurred = now.isoformat()
     texts = [event_json(stream_id, e, occurred) for e in new_events]
     return [stream_id, category_of(stream_id), now, current,
@@ -69,7 +70,7 @@ def _checked_insert_params(stream_id: str, new_events: Sequence[NewEvent],
     params = _unnest_params(stream_id, new_events, stream_id)
     if isinstance(expected, ExpectedVersion):
         return expected.value, params
-    return "exact", params + [expected]
+    return "exact", [*params, expected]
 
 
 def _landed(stream_id: str, rows: list[tuple[int, int]]) -> AppendResult:
@@ -175,7 +176,7 @@ class PostgresEventStore(EventStore):
         cur.execute(TAKE_POSITIONS, (self._position_sequence(cur), len(rows)))
         positions = sorted(p for (p,) in cur.fetchall())
         with cur.copy(COPY_POSITIONED) as copy:
-            for p, r in zip(positions, rows):
+            for p, r in zip(positions, rows, strict=True):
                 copy.write_row((p, *r))
         return positions
 

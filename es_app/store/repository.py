@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Iterable, Protocol, TypeVar
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 from es_app.domain.events import DomainEvent, event_from_data
 
@@ -13,14 +14,14 @@ from .types import AppendResult, Claim, Expected, NewEvent, RecordedEvent
 
 
 class Aggregate(Protocol):
-    category: str
-    snapshot_schema_version: int
+    category: ClassVar[str]
+    snapshot_schema_version: ClassVar[int]
     state: Any
     pending: list[DomainEvent]
 
     @classmethod
     def replay(cls, stream_id: str, events: Iterable[tuple[DomainEvent, dict[str, Any]]],
-               state: Any = None) -> "Aggregate": ...
+               state: Any = None) -> Self: ...
 
 
 A = TypeVar("A", bound=Aggregate)
@@ -29,18 +30,18 @@ A = TypeVar("A", bound=Aggregate)
 def _parse_time(value: str | datetime) -> datetime:
     """Returns an aware datetime; a naive one is taken as UTC (as the API and the store's clock do)."""
     t = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def _pairs(recorded: Iterable[RecordedEvent]) -> Iterable[tuple[DomainEvent, dict[str, Any]]]:
     return ((event_from_data(r.type, r.data), r.metadata) for r in recorded)
 
 
-class Repository:
+class Repository(Generic[A]):
     """Returns aggregates of one class from the store; saves their pending events."""
 
     def __init__(self, store: EventStore, snapshots: SnapshotStore, aggregate: type[A],
-                 state_type: type, snapshot_every: int = 100):
+                 state_type: type[Any], snapshot_every: int = 100):
         self.store, self.snapshots = store, snapshots
         self.aggregate, self.state_type = aggregate, state_type
         self.snapshot_every = snapshot_every

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 from .codec import event_json
 from .limits import check_json
@@ -73,7 +74,8 @@ def rows_at(stamps: tuple[str, Any], stream_id: str, current: int,
             check_json(data, stream_id, e.type, "data")
             check_json(meta, stream_id, e.type, "metadata")
         else:
-            data, meta = event_json(stream_id, e, occurred)
+            # arg-type: not an EncodedEvent, so a NewEvent (`type(e) is` leaves the else branch un-narrowed)
+            data, meta = event_json(stream_id, e, occurred)  # type: ignore[arg-type]
         rows.append(_new_row(EventRow, (stream_id, category, current + i, str(e.event_id), e.type,
                                         e.schema_version, data, meta, recorded)))
     return rows

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from .limits import check_claims, check_fields
 from .types import Claim, EncodedEvent, EventIdConflict, Expected, ExpectedVersion, NewEvent

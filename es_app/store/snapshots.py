@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -34,8 +34,9 @@ class SnapshotStore:
         if is_sqlite(self.engine):
             from sqlalchemy.dialects.sqlite import insert
         else:
-            from sqlalchemy.dialects.postgresql import insert
-        values = dataclasses.asdict(snap) | {"taken_at": datetime.now(timezone.utc)}
+            # assignment: the other dialect's Insert, with the same on_conflict_do_update
+            from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
+        values = dataclasses.asdict(snap) | {"taken_at": datetime.now(UTC)}
         stmt = insert(snapshots).values(**values)
         excluded = stmt.excluded
         stmt = stmt.on_conflict_do_update(

@@ -8,17 +8,18 @@ JSON is stored as text and recorded_at as SQLAlchemy's DateTime text, both parse
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from functools import lru_cache
-from typing import Any, Sequence
+from functools import cache, lru_cache
+from typing import Any
 
 from . import statements as sql
 from .codec import loads
 from .driver import dbapi_connection
 from .engine import sqlite_writer_turn
 from .event_store import EventStore, _Mismatch
-from .rules import matches
 from .rows import EventRow, StoredRow, rows_at
+from .rules import matches
 from .types import AppendResult, Claim, Expected, NewEvent, RecordedEvent
 
 SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's storage format for DateTime on SQLite
@@ -26,7 +27,7 @@ VARIABLES = 900  # parameters per statement, below SQLite's limit on older build
 INSERT_POSITIONED = f"INSERT INTO events (position, {sql.INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _q(statement: str) -> str:
     return statement.replace("%s", "?")
 
@@ -39,7 +40,7 @@ def _insert_values(n: int) -> str:
             "RETURNING stream_id, version, position")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _stream_versions(n: int) -> str:
     return f"SELECT stream_id, max(version) FROM events WHERE stream_id IN ({', '.join(['?'] * n)}) " \
            "GROUP BY stream_id"
@@ -128,5 +129,5 @@ class SqliteEventStore(EventStore):
     def _insert_positioned(self, cur: Any, rows: list[EventRow]) -> list[int]:
         head = cur.execute(sql.HEAD).fetchone()[0] or 0
         positions = list(range(head + 1, head + 1 + len(rows)))
-        cur.executemany(INSERT_POSITIONED, [(p, *r) for p, r in zip(positions, rows)])
+        cur.executemany(INSERT_POSITIONED, [(p, *r) for p, r in zip(positions, rows, strict=True)])
         return positions

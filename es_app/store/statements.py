@@ -3,7 +3,7 @@ turns them into `?`); what differs lives in `sqlite.py` and `postgres.py`."""
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 
 COLUMNS = "position, stream_id, version, event_id, event_type, schema_version, data, metadata, recorded_at"
 INSERT_COLUMNS = "stream_id, category, version, event_id, event_type, schema_version, data, metadata, recorded_at"
@@ -16,7 +16,7 @@ CLAIM_OWNER = "SELECT owner FROM unique_claims WHERE scope = %s AND value = %s"
 RELEASE = "DELETE FROM unique_claims WHERE scope = %s AND value = %s AND owner = %s"
 
 
-@lru_cache(maxsize=None)
+@cache
 def read_stream(has_to: bool, backwards: bool, has_limit: bool) -> str:
     """Returns the read of one stream's events; parameters: stream id, from version[, to][, limit]."""
     sql = f"SELECT {COLUMNS} FROM events WHERE stream_id = %s AND version >= %s"
@@ -41,7 +41,7 @@ def read_all(type_filter: str, has_category: bool, has_before: bool) -> str:
     return sql + " ORDER BY position LIMIT %s"
 
 
-@lru_cache(maxsize=None)
+@cache
 def snapshot_and_tail(has_to: bool) -> str:
     """Returns one statement (so one consistent read) yielding the stream's usable snapshot,
     if any, as a row with part 0 (a SnapshotRow), then the events after it as rows with part 1.

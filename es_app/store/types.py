@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -62,7 +62,7 @@ class RecordedEvent:
     def __post_init__(self) -> None:
         # The store writes UTC; SQLite hands the time back without its offset.
         if self.recorded_at.tzinfo is None:
-            object.__setattr__(self, "recorded_at", self.recorded_at.replace(tzinfo=timezone.utc))
+            object.__setattr__(self, "recorded_at", self.recorded_at.replace(tzinfo=UTC))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -38,6 +38,7 @@ from .throttle import (
 )
 
 __all__ = [
+    "DEFAULT_TTL_S",
     "Backfill",
     "BackfillError",
     "BackfillOptions",
@@ -46,7 +47,6 @@ __all__ = [
     "ChunkReader",
     "ChunkResult",
     "Clock",
-    "DEFAULT_TTL_S",
     "Item",
     "Lease",
     "LeaseHeld",

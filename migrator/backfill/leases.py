@@ -15,7 +15,7 @@ import dataclasses
 import os
 import socket
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Column, Connection, DateTime, Engine, Integer, MetaData, String, Table, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -84,11 +84,11 @@ def _owner() -> str:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo is not None else t.replace(tzinfo=timezone.utc)  # SQLite keeps no offset
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)  # SQLite keeps no offset
 
 
 def acquire_in(conn: Connection, name: str, ttl_s: float = DEFAULT_TTL_S) -> Lease:

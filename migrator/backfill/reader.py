@@ -1,10 +1,12 @@
-"""Reading a mapped legacy table in keyset chunks, each with its changelog watermark, and building their import events."""
+"""Reading a mapped legacy table in keyset chunks, each with its changelog watermark, and building their import
+events."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from sqlalchemy import Connection, Engine, column, func, select, table
 
@@ -53,13 +55,18 @@ def _fetch_dicts(conn: Connection, query: Any) -> tuple[dict[str, Any], ...]:
     params: Any = compiled.params
     if compiled.positiontup is not None:
         params = [params[name] for name in compiled.positiontup]
-    cur = conn.connection.dbapi_connection.cursor()
+    cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]  # a live connection holds its own
     try:
         cur.execute(str(compiled), params)
         names = [d[0] for d in cur.description]
-        return tuple(dict(zip(names, r)) for r in cur.fetchall())
+        return tuple(dict(zip(names, r, strict=True)) for r in cur.fetchall())
     finally:
         cur.close()
+
+
+def _first_events(items: list[Item]) -> list[NewEvent]:
+    """Returns each item's (only) event, as `ChunkReader.plan` built it: a NewEvent, not yet encoded."""
+    return [events[0] for _, events, _ in items]  # type: ignore[misc]
 
 
 class ChunkReader:
@@ -88,12 +95,12 @@ class ChunkReader:
         chunk = self.read_after(after, limit)
         items, parked = self.plan(chunk)
         try:
-            encoded = encode_events([events[0] for _, events, _ in items], parsed=parsed)
+            encoded = encode_events(_first_events(items), parsed=parsed)
         except InvalidEvent:  # rare: find the rows the store cannot hold, one by one
             items = self._storable(items, parked)
-            encoded = encode_events([events[0] for _, events, _ in items], parsed=parsed)
+            encoded = encode_events(_first_events(items), parsed=parsed)
         chunk = dataclasses.replace(chunk, parked=tuple(parked)) if parked else chunk
-        return chunk, [(stream_id, [e], expected) for (stream_id, _, expected), e in zip(items, encoded)]
+        return chunk, [(stream_id, [e], expected) for (stream_id, _, expected), e in zip(items, encoded, strict=True)]
 
     def read_key(self, key: Any) -> tuple[dict[str, Any] | None, int]:
         """Returns the row of one key (None when there is none) and its watermark, read in one snapshot."""
@@ -126,7 +133,8 @@ class ChunkReader:
         """Returns the chunk's appends, (stream id, [import event], NO_STREAM) per row, and the rows
         whose import the mapping cannot build (parked with the reason)."""
         m, watermark, no_stream = self.mapping, chunk.watermark, ExpectedVersion.NO_STREAM
-        items, parked = [], []
+        items: list[Item] = []
+        parked: list[ToPark] = []
         for row in chunk.rows:
             try:
                 data, originals = m.import_payload(row)
@@ -167,5 +175,5 @@ class ChunkReader:
 
     @staticmethod
     def _unstorable(item: Item, exc: InvalidEvent) -> ToPark:
-        data = item[1][0].data  # type: ignore[union-attr]  # a NewEvent: encoded ones are checked already
+        data: dict[str, Any] = item[1][0].data  # type: ignore[assignment]  # a NewEvent: encoded ones are checked already
         return ToPark(key_text(data["legacy_key"]), str(exc), data["row"])

@@ -28,11 +28,12 @@ import dataclasses
 import multiprocessing
 import os
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 
@@ -245,7 +246,7 @@ class Backfill:
                 chunks=run.chunks + (1 if size else 0),
                 watermark=chunk.watermark if size else run.watermark)
             if not size:
-                updated.status, updated.finished_at = DONE, datetime.now(timezone.utc)
+                updated.status, updated.finished_at = DONE, datetime.now(UTC)
             save_run(conn, updated)
         self.run = updated
         return ChunkResult(size, imported, size - imported - n_parked, chunk.last_key, chunk.watermark,
@@ -271,7 +272,7 @@ class Backfill:
         order: of two rows wanting one value the lower key gets it, the other becomes a finding."""
         wanted = chunk.claims or claims_by_stream(self.mapping, chunk.rows)
         if wanted:
-            imported = {item[0] for item, r in zip(items, results) if r is not None}
+            imported = {item[0] for item, r in zip(items, results, strict=True) if r is not None}
             take_claims(self.store, conn, self.mapping, [(sid, c) for sid, c in wanted if sid in imported])
 
     def _renew_in(self, conn: Connection) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -61,8 +61,8 @@ class BackfillRun:
     rows_parked: int = 0
     chunks: int = 0
     watermark: int | None = None
-    started_at: datetime = dataclasses.field(default_factory=lambda: datetime.now(timezone.utc))
-    updated_at: datetime = dataclasses.field(default_factory=lambda: datetime.now(timezone.utc))
+    started_at: datetime = dataclasses.field(default_factory=lambda: datetime.now(UTC))
+    updated_at: datetime = dataclasses.field(default_factory=lambda: datetime.now(UTC))
     finished_at: datetime | None = None
 
     @property
@@ -87,7 +87,7 @@ def load_run(conn: Connection, name: str) -> BackfillRun | None:
 
 def save_run(conn: Connection, run: BackfillRun) -> None:
     """Stores the run in the caller's transaction (insert or update)."""
-    run.updated_at = datetime.now(timezone.utc)
+    run.updated_at = datetime.now(UTC)
     values = run._values()
     updated = conn.execute(backfill_runs.update().where(backfill_runs.c.name == run.name)
                            .values(**{k: v for k, v in values.items() if k != "name"}))

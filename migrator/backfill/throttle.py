@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]

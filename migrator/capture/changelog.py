@@ -11,9 +11,10 @@ The application-level alternative to triggers is `migrator.capture.hook`.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from typing import Any, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, inspect, text
@@ -24,9 +25,26 @@ from . import history, sql
 from .sql import CHANGELOG, LEGACY_ORIGIN, MIGRATOR_ORIGIN, NOTIFY_CHANNEL
 
 __all__ = [
-    "CHANGELOG", "Change", "CaptureError", "CaptureNotInstalled", "CaptureStatus", "LEGACY_ORIGIN", "MIGRATOR_ORIGIN", "MODES",
-    "NOTIFY_CHANNEL", "TableCapture", "backlog", "changelog_exists", "check_mappings", "install",
-    "latest_change_id", "migrator_writes", "read_changes", "remove", "require_installed", "status",
+    "CHANGELOG",
+    "LEGACY_ORIGIN",
+    "MIGRATOR_ORIGIN",
+    "MODES",
+    "NOTIFY_CHANNEL",
+    "CaptureError",
+    "CaptureNotInstalled",
+    "CaptureStatus",
+    "Change",
+    "TableCapture",
+    "backlog",
+    "changelog_exists",
+    "check_mappings",
+    "install",
+    "latest_change_id",
+    "migrator_writes",
+    "read_changes",
+    "remove",
+    "require_installed",
+    "status",
 ]
 
 
@@ -88,7 +106,7 @@ def _run(conn: Connection, statements: Sequence[str]) -> None:
         conn.exec_driver_sql(statement if _is_sqlite(conn) else statement.replace("%", "%%"))
 
 
-def _begin(engine: Engine):  # noqa: ANN202
+def _begin(engine: Engine):
     conn = engine.connect()
     if _is_sqlite(engine):
         conn = conn.execution_options(sqlite_begin="IMMEDIATE")
@@ -126,7 +144,8 @@ def install(engine: Engine, mappings: Sequence[TableMapping], *, mode: str = "tr
             else:
                 _run(conn, sql.pg_triggers(m.table, m.key) if mode == "triggers" else sql.pg_drop_triggers(m.table))
             if history.table_state(conn, m.table) != "installed":
-                history.record(conn, "installed", m.table, generation=generation and generation.generation,
+                history.record(conn, "installed", m.table,
+                               generation=None if generation is None else generation.generation,
                                last_id=history.high_id(conn))
     return status(engine, mappings)
 
@@ -147,7 +166,7 @@ def remove(engine: Engine, mappings: Sequence[TableMapping], *, drop_changelog: 
             history.ensure(conn)
         keep = history.exists(conn)
         generation = history.current_generation(conn) if keep else None
-        gen_id = generation and generation.generation
+        gen_id = None if generation is None else generation.generation
         for m in mappings:
             if not insp.has_table(m.table):
                 continue
@@ -243,7 +262,7 @@ def _json(value: Any) -> dict[str, Any] | None:
 
 def _iso(value: Any) -> str:
     t = datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else value
-    t = t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+    t = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
     return t.isoformat(timespec="microseconds")
 
 

@@ -24,8 +24,8 @@ stays open until `migrator relay --resync` (see `migrator.relay.resync`) resolve
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timezone
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 from sqlalchemy import (
     Column,
@@ -78,7 +78,7 @@ _WHY = {CAPTURE_OFF: "capture was off", CHANGELOG_RECREATED: "the changelog was 
 
 
 def _utc(t: datetime | None) -> datetime | None:
-    return None if t is None else (t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc))
+    return None if t is None else (t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,7 +167,7 @@ def detect(table: str, state: OffsetState, entries: Sequence[history.HistoryEntr
     return Decision(position, generation, max(seq, 0), tuple(found), base)
 
 
-def _began_before(conn: Connection, category: str):  # noqa: ANN202
+def _began_before(conn: Connection, category: str):
     first: list[datetime | None] = []
 
     def began(t: datetime) -> bool:
@@ -187,7 +187,7 @@ def _decide(es_conn: Connection, legacy_conn: Connection, mapping: TableMapping,
         entries, current = history.read_history(legacy_conn, after), history.current_generation(legacy_conn)
     high = history.high_id(legacy_conn) if changelog_exists(legacy_conn) else None
     return detect(mapping.table, state, entries, current, high, _began_before(es_conn, mapping.category),
-                  datetime.now(timezone.utc))
+                  datetime.now(UTC))
 
 
 def check(es_conn: Connection, legacy_conn: Connection, mapping: TableMapping, state: OffsetState) -> OffsetState:
@@ -196,7 +196,7 @@ def check(es_conn: Connection, legacy_conn: Connection, mapping: TableMapping, s
     Call in the relay's write transaction, after locking the checkpoint (`lock_state`).
     """
     d = _decide(es_conn, legacy_conn, mapping, state)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for g in d.gaps:
         es_conn.execute(insert(gaps).values(table_name=g.table, reason=g.reason, since=g.since, until=g.until,
                                             detail=g.detail[:500], detected_at=now))
@@ -212,7 +212,9 @@ def _recorded(conn: Connection, tables: Sequence[str] | None) -> list[CaptureGap
     q = select(gaps).where(gaps.c.resolved_at.is_(None)).order_by(gaps.c.id)
     if tables is not None:
         q = q.where(gaps.c.table_name.in_(list(tables)))
-    return [CaptureGap(r.table_name, r.reason, _utc(r.since), _utc(r.until), r.detail, r.id, _utc(r.detected_at))
+    # arg-type: `until` is NOT NULL, so _utc returns a datetime
+    return [CaptureGap(r.table_name, r.reason, _utc(r.since), _utc(r.until),  # type: ignore[arg-type]
+                       r.detail, r.id, _utc(r.detected_at))
             for r in conn.execute(q)]
 
 
@@ -242,7 +244,7 @@ def resolve_gaps(conn: Connection, table: str, ids: Sequence[int], by: str) -> i
         return 0
     result = conn.execute(update(gaps).where(gaps.c.table_name == table, gaps.c.id.in_(list(ids)),
                                              gaps.c.resolved_at.is_(None))
-                          .values(resolved_at=datetime.now(timezone.utc), resolved_by=by))
+                          .values(resolved_at=datetime.now(UTC), resolved_by=by))
     return result.rowcount or 0
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, inspect, text
@@ -51,7 +51,7 @@ def _sqlite(conn: Connection) -> bool:
 
 def _utc(value: Any) -> datetime:
     t = datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else value
-    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
 def ensure(conn: Connection) -> None:
@@ -122,4 +122,4 @@ def changelog_created(conn: Connection) -> Generation:
     generation = str(uuid.uuid4())
     start = max(floor, high_id(conn))
     record(conn, "changelog_created", generation=generation, last_id=start)
-    return Generation(generation, datetime.now(timezone.utc), start)
+    return Generation(generation, datetime.now(UTC), start)

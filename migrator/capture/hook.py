@@ -13,7 +13,8 @@ raw SQL; use one capture mode per table, never both (every change would be recor
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import Connection, event, inspect, text
 from sqlalchemy.orm import Session
@@ -36,7 +37,7 @@ class SessionCapture:
         self.mappings = {m.table: m for m in mappings}
         self._binary: dict[str, list[str]] = {}
 
-    def attach(self, target: Any) -> "SessionCapture":
+    def attach(self, target: Any) -> SessionCapture:
         """Returns self after listening on `target`'s flushes."""
         event.listen(target, "before_flush", self._before_flush)
         event.listen(target, "after_flush", self._after_flush)

@@ -8,7 +8,7 @@ generation it read and how far it has read the capture history (es revision
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import BigInteger, Column, Connection, DateTime, MetaData, String, Table, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -55,15 +55,15 @@ def lock_offset(conn: Connection, name: str) -> int:
     On SQLite the caller's BEGIN IMMEDIATE already excludes every other writer.
     """
     ins = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
-    conn.execute(ins(offsets).values(name=name, position=0, updated_at=datetime.now(timezone.utc))
+    conn.execute(ins(offsets).values(name=name, position=0, updated_at=datetime.now(UTC))
                  .on_conflict_do_nothing())
     return conn.execute(select(offsets.c.position).where(offsets.c.name == name).with_for_update()).scalar_one()
 
 
-def _state(row) -> OffsetState:  # noqa: ANN001
+def _state(row) -> OffsetState:
     at = row.updated_at
     if at is not None and at.tzinfo is None:
-        at = at.replace(tzinfo=timezone.utc)
+        at = at.replace(tzinfo=UTC)
     return OffsetState(row.position, row.generation, row.history_seq or 0, at, row.id_base or 0)
 
 
@@ -89,7 +89,7 @@ def save_capture_state(conn: Connection, name: str, generation: str | None, hist
 def save_offset(conn: Connection, name: str, position: int) -> None:
     """Stores the position in the caller's transaction (after `lock_offset`)."""
     conn.execute(update(offsets).where(offsets.c.name == name)
-                 .values(position=position, updated_at=datetime.now(timezone.utc)))
+                 .values(position=position, updated_at=datetime.now(UTC)))
 
 
 def reset_offset(conn: Connection, name: str, position: int = 0) -> None:

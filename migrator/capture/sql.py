@@ -11,7 +11,7 @@ SQLite has one writer at a time, so AUTOINCREMENT ids already follow commit orde
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 CHANGELOG = "migrator_changelog"
 ORIGIN_TABLE = "migrator_origin"  # SQLite: holds a row only inside a migrator write transaction
@@ -172,7 +172,7 @@ def sqlite_trigger_names(table: str) -> list[str]:
 def sqlite_triggers(table: str, key: str, columns: Sequence[str], binary: Iterable[str] = ()) -> list[str]:
     """Returns the statements (re)creating the capture triggers of one table on SQLite."""
     t, k = _quote(table), _quote(key)
-    name = dict(zip(SQLITE_TRIGGER_SUFFIXES, (_quote(n) for n in sqlite_trigger_names(table))))
+    name = dict(zip(SQLITE_TRIGGER_SUFFIXES, (_quote(n) for n in sqlite_trigger_names(table)), strict=True))
     old, new = sqlite_row_json("OLD", columns, binary), sqlite_row_json("NEW", columns, binary)
 
     def entry(op: str, pk: str, old_row: str, new_row: str) -> str:

@@ -10,8 +10,9 @@ is unique, so re-running a backfill or the relay adds none.
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -76,7 +77,7 @@ def duplicate_kind(field: str) -> str:
 
 def record_findings(conn: Connection, found: Iterable[Finding]) -> int:
     """Stores the findings in the caller's transaction, skipping those already stored; returns how many are new."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rows = [{"kind": f.kind, "table_name": f.table_name, "key": str(f.key), "other_key": f.other_key,
              "value": f.value, "detail": f.detail, "found_at": now} for f in found]
     rows = list({(r["kind"], r["table_name"], r["key"], r["value"]): r for r in rows}.values())
@@ -120,5 +121,5 @@ def findings_table_exists(conn: Connection) -> bool:
 
 def _utc(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)  # SQLite hands the time back without its offset
+        return value.replace(tzinfo=UTC)  # SQLite hands the time back without its offset
     return value

@@ -8,7 +8,8 @@ the row is imported without the claim and a data-quality finding names both keys
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import Connection
 

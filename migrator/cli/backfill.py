@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -87,7 +88,7 @@ MAX_BATCH = 1_000_000
 MIN_RATE = 0.01  # rows per second: slower would sleep for days between rows
 
 
-def _rate(value: Optional[float]) -> Optional[float]:
+def _rate(value: float | None) -> float | None:
     """Option callback: --max-rate is 0 (none) or at least MIN_RATE rows per second."""
     if value is not None and (math.isnan(value) or 0 < value < MIN_RATE):
         raise typer.BadParameter(f"{value} is neither 0 (no cap) nor at least {MIN_RATE} rows per second")
@@ -97,7 +98,7 @@ def _rate(value: Optional[float]) -> Optional[float]:
 def backfill(
     ctx: typer.Context,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=MAX_BATCH, help="Rows per chunk")] = 1000,
-    max_rate: Annotated[Optional[float], typer.Option("--max-rate", min=0, max=1e9, callback=_rate, show_default=False,
+    max_rate: Annotated[float | None, typer.Option("--max-rate", min=0, max=1e9, callback=_rate, show_default=False,
                                                       help=f"Rate cap in rows per second, at least {MIN_RATE} "
                                                            "(0 or unset: none)")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an unfinished run from its checkpoint")] = False,
@@ -105,24 +106,25 @@ def backfill(
                                                             "(rows already imported are skipped)")] = False,
     tables: Tables = None,
     mapping: MappingFile = None,
-    pause_file: Annotated[Optional[Path], typer.Option("--pause-file", show_default=False,
+    pause_file: Annotated[Path | None, typer.Option("--pause-file", show_default=False,
                                                        help="Pause while this file exists")] = None,
-    max_relay_backlog: Annotated[Optional[int], typer.Option("--max-relay-backlog", min=0, max=BIGINT_MAX,
+    max_relay_backlog: Annotated[int | None, typer.Option("--max-relay-backlog", min=0, max=BIGINT_MAX,
                                                              show_default=False,
                                                              help="Pause while the relay backlog is larger")] = None,
-    max_projection_lag: Annotated[Optional[int], typer.Option("--max-projection-lag", min=0, max=BIGINT_MAX,
+    max_projection_lag: Annotated[int | None, typer.Option("--max-projection-lag", min=0, max=BIGINT_MAX,
                                                               show_default=False,
                                                               help="Pause while a projection lags more events")] = None,
     project: Annotated[bool, typer.Option("--project/--no-project",
                                           help="Project each chunk in its own transaction "
                                                "(--no-project: leave it to the workers)")] = True,
-    read_process: Annotated[Optional[bool], typer.Option(
+    read_process: Annotated[bool | None, typer.Option(
         "--read-process/--no-read-process", show_default=False,
         help="Read and build chunks ahead in a second process (default: on a SQLite event store "
              f"when at least {READ_PROCESS_FROM:,} rows are left; never with --max-rate)")] = None,
-    lease_ttl: Annotated[float, typer.Option("--lease-ttl", min=1, max=86_400,
-                                             help="Seconds a run's lease lives unrenewed: a second run refuses "
-                                                  "while it lives; a killed run is taken over after it")] = DEFAULT_TTL_S,
+    lease_ttl: Annotated[float, typer.Option(
+        "--lease-ttl", min=1, max=86_400,
+        help="Seconds a run's lease lives unrenewed: a second run refuses "
+             "while it lives; a killed run is taken over after it")] = DEFAULT_TTL_S,
     es_url: EsUrl = None,
     legacy_url: LegacyUrl = None,
 ) -> None:

@@ -36,8 +36,9 @@ def _show(st: cap.CaptureStatus, title: str) -> None:
 
 
 def install(ctx: typer.Context,
-            mode: Annotated[str, typer.Option("--mode", help="triggers: database triggers; session: only the "
-                                                             "changelog, for the SQLAlchemy session hook")] = "triggers",
+            mode: Annotated[str, typer.Option(
+                "--mode", help="triggers: database triggers; session: only the "
+                               "changelog, for the SQLAlchemy session hook")] = "triggers",
             mapping: MappingFile = None, tables: Tables = None, legacy_url: LegacyUrl = None,
             es_url: EsUrl = None) -> None:
     """Create the changelog and the capture triggers of every mapped table (idempotent)."""

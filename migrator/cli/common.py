@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -30,23 +30,23 @@ class CliError(Exception):
         self.code = code
 
 
-EsUrl = Annotated[Optional[str], typer.Option("--es-url", help="Event store database URL [env: ES_DATABASE_URL]",
+EsUrl = Annotated[str | None, typer.Option("--es-url", help="Event store database URL [env: ES_DATABASE_URL]",
                                               show_default=False)]
-LegacyUrl = Annotated[Optional[str], typer.Option("--legacy-url", help="Legacy database URL [env: LEGACY_DATABASE_URL]",
+LegacyUrl = Annotated[str | None, typer.Option("--legacy-url", help="Legacy database URL [env: LEGACY_DATABASE_URL]",
                                                   show_default=False)]
 
 
 BIGINT_MAX = 2**63 - 1  # ids and counts a database column can hold
 
 
-def finite(value: Optional[float]) -> Optional[float]:
+def finite(value: float | None) -> float | None:
     """Option callback: refuses nan (click's ranges let it through); returns the value."""
     if value is not None and math.isnan(value):
         raise typer.BadParameter(f"{value} is not a number")
     return value
 
 
-def _checked_mapping_file(path: Optional[Path]) -> Optional[Path]:
+def _checked_mapping_file(path: Path | None) -> Path | None:
     """Returns `path` once its mappings read and validate (before any command starts); a usage error otherwise."""
     from migrator.mapping import MappingError, load_mapping_file
 
@@ -58,7 +58,7 @@ def _checked_mapping_file(path: Optional[Path]) -> Optional[Path]:
     return path
 
 
-MappingFile = Annotated[Optional[Path], typer.Option(
+MappingFile = Annotated[Path | None, typer.Option(
     "--mapping", show_default=False, callback=_checked_mapping_file,
     help="Mapping file (TOML, JSON or YAML, see docs/mapping.md); default: the built-in users mapping")]
 
@@ -133,7 +133,7 @@ def _check_sqlite_file(path: Path, role: str, create: bool) -> None:
                        code=2)
 
 
-Tables = Annotated[Optional[list[str]], typer.Option("--table", show_default=False,
+Tables = Annotated[list[str] | None, typer.Option("--table", show_default=False,
                                                      help="Only this mapped table (repeatable)")]
 
 
@@ -151,7 +151,7 @@ def check_schema(tree_name: str, url: str) -> None:
         raise CliError(f"the {tree_name} database at {shown} is not at its schema head: run `migrator init`")
 
 
-def es_container(ctx: typer.Context, es_url: str | None, legacy_url: str | None):  # noqa: ANN201
+def es_container(ctx: typer.Context, es_url: str | None, legacy_url: str | None):
     """Returns the wired es_app for the command's settings; CliError unless the schema is at head."""
     from es_app.bootstrap import build
 
@@ -161,7 +161,7 @@ def es_container(ctx: typer.Context, es_url: str | None, legacy_url: str | None)
 
 
 def legacy_and_mappings(ctx: typer.Context, legacy_url: str | None, mapping: Path | None,
-                        tables: list[str] | None, bind: bool = True, es_url: str | None = None):  # noqa: ANN201
+                        tables: list[str] | None, bind: bool = True, es_url: str | None = None):
     """Returns (legacy engine, mappings) for the command's settings: bound to the legacy tables unless `bind`
     is False; CliError (one line) for a mapping that cannot work."""
     from es_app.bootstrap import engine_for

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -19,9 +19,9 @@ LetterId = Annotated[int, typer.Argument(min=1, max=BIGINT_MAX,
 
 @dead_letters_app.command("list")
 def list_(ctx: typer.Context,
-          projection: Annotated[Optional[str], typer.Option("--projection", help="Only this projection",
+          projection: Annotated[str | None, typer.Option("--projection", help="Only this projection",
                                                             show_default=False)] = None,
-          stream: Annotated[Optional[str], typer.Option("--stream", help="Only this stream id",
+          stream: Annotated[str | None, typer.Option("--stream", help="Only this stream id",
                                                         show_default=False)] = None,
           all_: Annotated[bool, typer.Option("--all", help="Include retried, skipped and superseded ones")] = False,
           limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 100,

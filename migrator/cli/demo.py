@@ -49,7 +49,7 @@ def _done(started: float, text: str = "") -> None:
 
 class LegacyTraffic:
     """The legacy app going on with its life: renames, email and phone edits, (de)activations,
-    sign-ups and deletions through its own load–mutate–save service, in a background thread."""
+    sign-ups and deletions through its own load-mutate-save service, in a background thread."""
 
     def __init__(self, service: UserService, max_id: int, seed: int = 7):
         self.service, self.max_id = service, max_id
@@ -119,7 +119,8 @@ def demo(
     seed_users(legacy_db.engine, users, seed=42)
     _done(t)
 
-    t = _step("install change capture: triggers write a changelog row in the same transaction (migrator capture install)")
+    t = _step("install change capture: triggers write a changelog row in the same transaction "
+              "(migrator capture install)")
     capture.install(legacy_db.engine, [USERS])
     _done(t)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -14,8 +14,8 @@ from .common import CliError, EsUrl, LegacyUrl, MappingFile, check_schema, conso
 parked_app = typer.Typer(help="List or retry the legacy rows and changes parked by the backfill and the relay.",
                          no_args_is_help=True)
 
-TableOpt = Annotated[Optional[str], typer.Option("--table", help="Only this legacy table", show_default=False)]
-KeyOpt = Annotated[Optional[str], typer.Option("--key", help="Only this legacy key (as its stream id shows it)",
+TableOpt = Annotated[str | None, typer.Option("--table", help="Only this legacy table", show_default=False)]
+KeyOpt = Annotated[str | None, typer.Option("--key", help="Only this legacy key (as its stream id shows it)",
                                                show_default=False)]
 
 

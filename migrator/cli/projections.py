@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -16,11 +16,11 @@ projections_app = typer.Typer(help="Project the event feed into the read models;
                               no_args_is_help=True)
 
 MAX_SHARDS = 1024
-Shard = Annotated[Optional[int], typer.Option("--shard", min=0, max=MAX_SHARDS - 1,
+Shard = Annotated[int | None, typer.Option("--shard", min=0, max=MAX_SHARDS - 1,
                                               help="Run only this shard (0-based)", show_default=False)]
-Shards = Annotated[Optional[int], typer.Option("--shards", min=1, max=MAX_SHARDS,
+Shards = Annotated[int | None, typer.Option("--shards", min=1, max=MAX_SHARDS,
                                                help="Shard count [default: PROJECTION_SHARDS]", show_default=False)]
-BatchSize = Annotated[Optional[int], typer.Option("--batch-size", min=1, max=100_000,
+BatchSize = Annotated[int | None, typer.Option("--batch-size", min=1, max=100_000,
                                                   help="Events per transaction [default: PROJECTION_BATCH_SIZE]",
                                                   show_default=False)]
 
@@ -50,7 +50,7 @@ def _names(only: list[str] | None) -> list[str] | None:
 def run(ctx: typer.Context,
         follow: Annotated[bool, typer.Option("--follow", help="Keep following the feed until interrupted")] = False,
         shard: Shard = None, shards: Shards = None, batch_size: BatchSize = None,
-        only: Annotated[Optional[list[str]], typer.Option("--only", help="Run only this projection (repeatable)",
+        only: Annotated[list[str] | None, typer.Option("--only", help="Run only this projection (repeatable)",
                                                           show_default=False)] = None,
         poll: Annotated[float, typer.Option("--poll", min=0.05, max=3600, callback=finite,
                                             help="Seconds between polls with --follow")] = 1.0,

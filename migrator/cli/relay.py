@@ -5,7 +5,8 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from typing import Annotated, Any, Callable
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -75,7 +76,7 @@ def _drain(relays: list[Relay], es: Any, project: bool) -> None:
                 progress.update(task, completed=done, rate=f"{rate:,.0f} changes/s")
 
             results.append((r.drain(on_batch=advance), 0))
-    results = [(t, r.backlog()) for (t, _), r in zip(results, relays)]
+    results = [(t, r.backlog()) for (t, _), r in zip(results, relays, strict=True)]
     console.print(summary_table(results))
     if any(t.parked for t, _ in results):
         console.print("changes parked (the event store cannot hold them; later changes of their keys wait "
@@ -100,7 +101,7 @@ def _follow(relays: list[Relay], legacy: Any, es: Any, project: bool, poll_inter
         last = max((t.last_event_position or 0 for t in totals), default=0)
         if project and last:
             _project(es, True, last)
-        for t, r in zip(totals, relays):
+        for t, r in zip(totals, relays, strict=True):
             if t.read:
                 console.print(f"{r.mapping.table}: {t.read:,} changes → {t.events:,} events "
                               f"({t.rate:,.0f} changes/s), offset {t.position}, backlog {r.backlog():,}",
@@ -109,7 +110,8 @@ def _follow(relays: list[Relay], legacy: Any, es: Any, project: bool, poll_inter
             warn(warned)
 
     console.print(f"following {', '.join(r.mapping.table for r in relays)} "
-                  f"({'LISTEN' if legacy.dialect.name == 'postgresql' else 'polling'}, every {poll_interval}s at most); "
+                  f"({'LISTEN' if legacy.dialect.name == 'postgresql' else 'polling'}, "
+                  f"every {poll_interval}s at most); "
                   f"backlog {sum(r.backlog() for r in relays):,}", highlight=False)
     follow(relays, legacy, stop=stop, poll_interval=poll_interval, on_round=on_round)
     console.print("stopped")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.progress import (
@@ -24,7 +24,7 @@ from .common import BIGINT_MAX, CliError, EsUrl, LegacyUrl, check_database_url, 
 
 
 class RateColumn(ProgressColumn):
-    def render(self, task) -> Text:  # noqa: ANN001
+    def render(self, task) -> Text:
         return Text(f"{task.speed:,.0f} rows/s" if task.speed else "… rows/s", style="progress.data.speed")
 
 
@@ -50,10 +50,10 @@ def seed(
     es_url: EsUrl = None,
     chunk_size: Annotated[int, typer.Option("--chunk-size", max=100_000,
                                             help="Rows per insert and commit.")] = CHUNK_SIZE,
-    workers: Annotated[Optional[int], typer.Option(
+    workers: Annotated[int | None, typer.Option(
         "--workers", max=64, help="Processes building rows (0: none, build in this one) [default: CPUs, at most 4]",
         show_default=False)] = None,
-    random_seed: Annotated[Optional[int], typer.Option(
+    random_seed: Annotated[int | None, typer.Option(
         "--seed", min=0, max=BIGINT_MAX, help="Random seed, for the same rows again.", show_default=False)] = None,
 ) -> None:
     """Add N realistic users to the legacy database (appends; emails stay unique)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -14,11 +14,11 @@ from .common import CliError, EsUrl, LegacyUrl, check_database_url, console, set
 topology_app = typer.Typer(help="Run docker-compose.yml's services as local processes.", no_args_is_help=True)
 
 ComposeFile = Annotated[Path, typer.Option("--compose-file", help="The compose file to mirror")]
-Only = Annotated[Optional[list[str]], typer.Option("--only", help="Start only this service (repeatable)",
+Only = Annotated[list[str] | None, typer.Option("--only", help="Start only this service (repeatable)",
                                                    show_default=False)]
 
 
-def _services(compose_file: Path):  # noqa: ANN202
+def _services(compose_file: Path):
     from migrator.topology import load_compose
 
     if not compose_file.is_file():
@@ -43,7 +43,8 @@ def list_services(compose_file: ComposeFile = Path("docker-compose.yml")) -> Non
 
 @topology_app.command("up")
 def up(ctx: typer.Context, compose_file: ComposeFile = Path("docker-compose.yml"), only: Only = None,
-       workdir: Annotated[Path, typer.Option("--workdir", help="Logs and beat schedule go here")] = Path("var/topology"),
+       workdir: Annotated[Path, typer.Option(
+           "--workdir", help="Logs and beat schedule go here")] = Path("var/topology"),
        es_url: EsUrl = None, legacy_url: LegacyUrl = None) -> None:
     """Start the compose services locally with this machine's URLs and BROKER_URL; Ctrl-C stops them."""
     from migrator.topology import Topology, TopologyError, local_env

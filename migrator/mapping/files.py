@@ -8,8 +8,9 @@ import json
 import tomllib
 import types
 import typing
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -160,9 +161,9 @@ def _as_type(value: Any, hint: Any) -> tuple[bool, Any]:
         if value is None and type(None) in args:
             return True, None
         for arg in args:
-            ok, converted = _as_type(value, arg) if arg is not type(None) else (False, None)
+            ok, as_arg = _as_type(value, arg) if arg is not type(None) else (False, None)
             if ok:
-                return True, converted
+                return True, as_arg
         return False, None
     if hint in _SCALARS:
         fits = isinstance(value, hint) and (hint is bool or not isinstance(value, bool))

@@ -11,9 +11,10 @@ from __future__ import annotations
 import base64
 import json
 import re
-from datetime import date, datetime, timedelta, timezone
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Callable, Iterable
+from typing import Any
 
 Normalizer = Callable[[Any], Any]
 
@@ -58,7 +59,7 @@ def timestamp(precision: str = "us") -> Normalizer:
         if t.tzinfo is None:  # naive: taken as UTC
             return t.isoformat(timespec=spec) + "+00:00"
         if t.utcoffset() != _ZERO:
-            t = t.astimezone(timezone.utc)
+            t = t.astimezone(UTC)
         return t.isoformat(timespec=spec)  # an offset of zero prints as +00:00
 
     to_timestamp.__name__ = f"timestamp_{precision}"

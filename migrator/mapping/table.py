@@ -19,7 +19,8 @@ legacy row and the replay of its stream can be compared with `==`.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from es_app.services import EMAIL_SCOPE
 from es_app.store import Claim, NewEvent
@@ -77,6 +78,16 @@ class TableMapping:
     # filled by bind(): column -> coercer name (from the SQL type), and the table's columns in order
     coerce: Mapping[str, str] = dataclasses.field(default_factory=dict)
     table_columns: tuple[str, ...] = ()
+
+    if TYPE_CHECKING:  # compiled by __post_init__ (object.__setattr__): not dataclass fields at run time
+        _normalizers: dict[str, Normalizer] = dataclasses.field(init=False)
+        _coercers: dict[str, Normalizer] = dataclasses.field(init=False)
+        _stamp: Normalizer = dataclasses.field(init=False)
+        _by_column: dict[str, ColumnMap] = dataclasses.field(init=False)
+        _by_field: dict[str, str] = dataclasses.field(init=False)
+        _cleaned: tuple[str, ...] = dataclasses.field(init=False)
+        _by_event: dict[str, tuple[str, Any]] = dataclasses.field(init=False)
+        _import_plan: ImportPlan | None = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "columns", tuple(self.columns))
@@ -179,7 +190,7 @@ class TableMapping:
             add(c.false_event, "false", c)
         return index
 
-    def bind(self, engine: Any) -> "TableMapping":
+    def bind(self, engine: Any) -> TableMapping:
         """Returns this mapping checked against the real table, with coercers from its column types.
 
         Raises MappingError (one line) for a missing table or column or a key that is not the
@@ -337,14 +348,16 @@ class TableMapping:
         """
         found: list[tuple[str, dict[str, Any], dict[str, str] | None]] = []
         for c in self.columns:
-            before, after = self.field_value(c.column, old_row.get(c.column)), self.field_value(c.column, new_row.get(c.column))
+            before = self.field_value(c.column, old_row.get(c.column))
+            after = self.field_value(c.column, new_row.get(c.column))
             if before == after:
                 continue
             originals = self._originals(c.column, new_row.get(c.column))
             if c.event:
                 found.append((c.event, {c.key_in_event: after}, originals))
             elif c.true_event and isinstance(after, bool):
-                found.append((c.true_event if after else c.false_event, {}, originals))
+                # arg-type: false_event is set whenever true_event is (`_check`)
+                found.append((c.true_event if after else c.false_event, {}, originals))  # type: ignore[arg-type]
             else:
                 found.append((self.column_event_type, {"column": c.column, "value": after}, originals))
         for col in self.extra_columns(new_row):
@@ -374,6 +387,7 @@ class TableMapping:
         """
         state: dict[str, Any] | None = None
         deleted = False
+        col: Any  # the ColumnMap of a "set", "true" or "false" event
         for item in events:
             event_type, data = (item if isinstance(item, tuple) else (item.type, item.data))[:2]
             kind, col = self._by_event.get(event_type, (None, None))

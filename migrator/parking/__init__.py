@@ -23,9 +23,9 @@ from .entries import (
 
 __all__ = [
     "MAPPING_ERRORS",
+    "REASON_MAX",
     "ParkedCount",
     "ParkedEntry",
-    "REASON_MAX",
     "ToPark",
     "counts",
     "failed_again",

@@ -17,8 +17,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from datetime import datetime, timezone
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -152,7 +153,7 @@ def reason_of(table: str, exc: BaseException) -> str:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def park(conn: Connection, table: str, source: str, entries: Sequence[ToPark]) -> int:
@@ -251,5 +252,5 @@ def _entry(r: Any) -> ParkedEntry:
     values["row"] = json.loads(values["row"])
     for stamp in ("parked_at", "resolved_at"):
         if values[stamp] is not None and values[stamp].tzinfo is None:
-            values[stamp] = values[stamp].replace(tzinfo=timezone.utc)
+            values[stamp] = values[stamp].replace(tzinfo=UTC)
     return ParkedEntry(**values)

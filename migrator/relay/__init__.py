@@ -19,12 +19,12 @@ from .runner import (
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_CHUNK",
+    "SOURCE",
     "Relay",
     "RelayBatch",
     "RelayTotals",
     "Resync",
     "ResyncTotals",
-    "SOURCE",
     "backlog",
     "relays_for",
     "wait_loop",

@@ -12,7 +12,8 @@ import contextlib
 import logging
 import threading
 import time
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -35,7 +36,7 @@ class _Waiter:
                 driver = self._raw.driver_connection
                 driver.autocommit = True
                 driver.execute(f"LISTEN {NOTIFY_CHANNEL}")
-            except Exception:  # noqa: BLE001 - fall back to polling
+            except Exception:  # fall back to polling
                 log.exception("LISTEN failed; polling instead")
                 self.close()
 
@@ -53,7 +54,7 @@ class _Waiter:
             # drain whatever else arrived meanwhile: one relay round covers them all
             for _ in driver.notifies(timeout=0.01):
                 pass
-        except Exception:  # noqa: BLE001 - a broken listener connection: poll from now on
+        except Exception:  # a broken listener connection: poll from now on
             log.exception("LISTEN connection lost; polling instead")
             self.close()
             stop.wait(timeout)

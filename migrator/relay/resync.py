@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Connection, Engine, column, select, table
 
@@ -136,7 +137,7 @@ class Resync:
             present = {m.stream_id(m.key_of({m.key: k})) for k in lconn.execute(
                 select(legacy_table.c[m.key]).where(legacy_table.c[m.key].in_(list(keys.values())))).scalars()}
             watermark = latest_change_id(lconn)
-        now = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+        now = datetime.now(UTC).isoformat(timespec="microseconds")
         meta = {"source": SOURCE, "actor": "migrator", "occurred_at": now, "changelog_watermark": watermark}
         items = [(sid, [m.delete_event(event_id=_event_id(sid, version + 1), metadata=meta)], version)
                  for sid, version in live.items() if sid not in present]
@@ -151,7 +152,7 @@ class Resync:
             return []
         self.store.lock_for_append(conn)
         results = self.store.append_batch(conn, items, skip_mismatched=True)
-        done = [sid for (sid, _, _), r in zip(items, results) if r is not None]
+        done = [sid for (sid, _, _), r in zip(items, results, strict=True) if r is not None]
         totals.raced += len(items) - len(done)
         return done
 
@@ -161,6 +162,7 @@ class Resync:
         rows = conn.execute(select(events.c.stream_id, events.c.version, events.c.event_type,
                                    events.c.schema_version, events.c.data)
                             .where(events.c.stream_id.in_(stream_ids)).order_by(events.c.stream_id, events.c.version))
+        folded: list[tuple[str, dict[str, Any]]]  # (event type, upcast data) of the current stream
         current, version, folded = None, 0, []
         for r in rows:
             if r.stream_id != current:

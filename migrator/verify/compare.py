@@ -11,7 +11,8 @@ only table-specific part, and `users_read_model` is the one es_app has.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, column, literal_column, select, table
 
@@ -27,7 +28,10 @@ _CHUNK = 500  # keys per `IN` list
 class ReadModel(Protocol):
     """What a read model holds for a mapping's streams: some of the mapped fields."""
 
-    fields: tuple[str, ...]
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """Returns the mapped fields the read model holds."""
+        ...
 
     def states(self, stream_ids: Sequence[str] | None) -> dict[str, dict[str, Any] | None]:
         """Returns {stream id: {field: value}, or None when deleted} of the given streams (all with None)."""
