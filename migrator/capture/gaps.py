@@ -43,7 +43,7 @@ from sqlalchemy import (
     update,
 )
 
-from es_app.store.schema import events
+from es_app.store import EventStore
 
 from ..mapping import TableMapping
 from . import history
@@ -172,8 +172,7 @@ def _began_before(conn: Connection, category: str):
 
     def began(t: datetime) -> bool:
         if not first:
-            first.append(_utc(conn.execute(select(events.c.recorded_at).where(events.c.category == category)
-                                           .order_by(events.c.position).limit(1)).scalar()))
+            first.append(EventStore(conn.engine).first_recorded_at(conn, category))
         return first[0] is not None and first[0] < t
     return began
 

@@ -27,7 +27,6 @@ from typing import Any
 from sqlalchemy import Connection, Engine, column, select, table
 
 from es_app.store import EventStore, NewEvent, write_transaction
-from es_app.store.schema import events
 
 from ..backfill.reader import ChunkReader
 from ..capture import gaps as capture_gaps
@@ -90,10 +89,8 @@ class Resync:
         while True:
             with write_transaction(self.store.engine) as conn:
                 lock_offset(conn, self.name)
-                stream_ids = list(conn.execute(
-                    select(events.c.stream_id).distinct().where(events.c.category == self.mapping.category,
-                                                                events.c.stream_id > last_stream)
-                    .order_by(events.c.stream_id).limit(self.chunk_size)).scalars())
+                stream_ids = self.store.stream_ids_in_category(conn, self.mapping.category, after=last_stream,
+                                                               limit=self.chunk_size)
                 if not stream_ids:
                     break
                 totals.deleted += self._delete_orphans(conn, stream_ids, totals)
@@ -158,22 +155,8 @@ class Resync:
 
     def _replayed(self, conn: Connection, stream_ids: list[str]) -> dict[str, tuple[int, dict[str, Any] | None]]:
         """Returns {stream id: (version, replayed state)} of the streams that exist."""
-        upcast, found = self.store.upcasters.upcast, {}
-        rows = conn.execute(select(events.c.stream_id, events.c.version, events.c.event_type,
-                                   events.c.schema_version, events.c.data)
-                            .where(events.c.stream_id.in_(stream_ids)).order_by(events.c.stream_id, events.c.version))
-        folded: list[tuple[str, dict[str, Any]]]  # (event type, upcast data) of the current stream
-        current, version, folded = None, 0, []
-        for r in rows:
-            if r.stream_id != current:
-                if current is not None:
-                    found[current] = (version, self.mapping.replay(folded))
-                current, folded = r.stream_id, []
-            version = r.version
-            folded.append((r.event_type, upcast(r.event_type, r.schema_version, r.data)[1]))
-        if current is not None:
-            found[current] = (version, self.mapping.replay(folded))
-        return found
+        return {sid: (events[-1].version, self.mapping.replay(events))
+                for sid, events in self.store.read_streams(conn, stream_ids).items()}
 
 
 def _event_id(stream_id: str, version: int) -> str:

@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from es_app.bulk_gc import bulk_gc
 from es_app.store import EventStore, InvalidEvent, NewEvent, check_events, write_transaction
-from es_app.store.schema import events as events_table
 
 from ..capture import gaps as capture_gaps
 from ..capture.changelog import LEGACY_ORIGIN, Change, read_changes
@@ -45,7 +44,6 @@ from ..mapping import TableMapping, import_metadata, relay_event_id, relay_impor
 from ..parking.entries import MAPPING_ERRORS, RELAY, ToPark, key_text, park, reason_of, storable, waiting_keys
 
 DEFAULT_BATCH_SIZE = 1000
-_CHUNK = 500
 
 
 @dataclasses.dataclass(frozen=True)
@@ -262,18 +260,11 @@ class Relay:
         return out
 
     def _streams(self, conn: Any, stream_ids: list[str]) -> dict[str, _Stream]:
-        e = events_table
-        found: dict[str, _Stream] = {}
         stream_ids = [sid for sid in stream_ids if storable(sid)]  # no stream can have another id
-        for chunk in _chunks(stream_ids):
-            for sid, version in conn.execute(select(e.c.stream_id, func.max(e.c.version))
-                                             .where(e.c.stream_id.in_(chunk)).group_by(e.c.stream_id)):
-                found[sid] = _Stream(version, None)
-            for row in conn.execute(select(e.c.stream_id, e.c.meta)
-                                    .where(e.c.stream_id.in_(chunk), e.c.event_type == self.mapping.import_event_type)
-                                    .order_by(e.c.stream_id, e.c.version)):
-                found[row.stream_id].watermark = int((row.meta or {}).get("changelog_watermark", 0))
-        return found
+        versions = self.store.stream_versions(conn, stream_ids)
+        imports = self.store.last_metadata_of_type(conn, list(versions), self.mapping.import_event_type)
+        return {sid: _Stream(version, int(imports[sid].get("changelog_watermark", 0)) if sid in imports else None)
+                for sid, version in versions.items()}
 
     def _already_relayed(self, conn: Any, changes: Sequence[Change], existing: set[str]) -> set[int]:
         """Returns the ids of changes whose events are stored (only streams that exist can hold them).
@@ -287,16 +278,7 @@ class Relay:
         for c in changes:
             if m.stream_id(c.pk) in existing:
                 by_id[relay_import_id(table, c.id) if c.op == "I" else relay_event_id(table, c.id, 0)] = c.id
-        done: set[int] = set()
-        for chunk in _chunks(list(by_id)):
-            done.update(by_id[i] for i in conn.execute(
-                select(events_table.c.event_id).where(events_table.c.event_id.in_(chunk))).scalars())
-        return done
-
-
-def _chunks(items: list[Any]) -> Iterable[list[Any]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start:start + _CHUNK]
+        return {by_id[i] for i in self.store.existing_event_ids(conn, by_id)}
 
 
 def relays_for(mappings: Sequence[TableMapping], legacy: Engine, store: EventStore, *,
