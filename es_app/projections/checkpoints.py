@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, func, select
 
-from es_app.store.engine import is_sqlite
+from es_app.dialect import dialect_for
 
 from .tables import projection_checkpoints as cp
 
@@ -58,7 +58,7 @@ def _rows_of(projection: str):
 
 
 def _locked(conn: Connection, q):
-    return q if is_sqlite(conn) else q.with_for_update()
+    return dialect_for(conn).lock_rows(q)
 
 
 def ensure_layout(conn: Connection, projection: str, shards: int | None) -> None:
@@ -79,13 +79,7 @@ def ensure_layout(conn: Connection, projection: str, shards: int | None) -> None
 
 
 def _insert_ignore(conn: Connection):
-    if is_sqlite(conn):
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert(cp).on_conflict_do_nothing(index_elements=["name"])
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-    return pg_insert(cp).on_conflict_do_nothing(index_elements=["name"])
+    return dialect_for(conn).insert_ignore(cp, ["name"])
 
 
 def lock_layout(conn: Connection, projection: str) -> dict[str, int]:

@@ -20,8 +20,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select
 
+from es_app.dialect import dialect_for
 from es_app.store import RecordedEvent
-from es_app.store.engine import is_sqlite, write_transaction
+from es_app.store.engine import write_transaction
 
 from .checkpoints import checkpoint_name, current_shards, lock_position, shard_of
 from .registry import get_projection
@@ -135,7 +136,7 @@ def skip(container: Any, letter_id: int) -> DeadLetter:
 def _resolve(container: Any, letter_id: int, *, skip_head: bool) -> DeadLetter:
     with write_transaction(container.engine) as conn:
         q = select(dl).where(dl.c.id == letter_id)
-        row = conn.execute(q if is_sqlite(conn) else q.with_for_update()).first()
+        row = conn.execute(dialect_for(conn).lock_rows(q)).first()
         if row is None:
             raise DeadLetterNotFound(f"no dead letter with id {letter_id}")
         letter = _letter(row)

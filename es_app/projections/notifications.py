@@ -11,11 +11,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, text
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from es_app.dialect import dialect_for
 from es_app.store import RecordedEvent
 from es_app.store.driver import dumps
-from es_app.store.engine import is_sqlite
 
 from .tables import notifications
 
@@ -68,8 +67,9 @@ class NotificationsBatch:
         if not self.rows:
             return
         rows, self.rows = self.rows, []
-        if is_sqlite(self.conn):
-            self.conn.execute(sqlite_insert(notifications).on_conflict_do_nothing(index_elements=["event_id"]), rows)
+        dialect = dialect_for(self.conn)
+        if dialect.name != "postgresql":  # the JSON batch below is PostgreSQL's fast path
+            self.conn.execute(dialect.insert_ignore(notifications, ["event_id"]), rows)
             return
         now = rows[0]["created_at"]  # one statement for the batch, as in the users projection
         payload = dumps([{k: v for k, v in r.items() if k != "created_at"} for r in rows])

@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import Column, Connection, MetaData, Table, func, select, text
 
+from es_app.dialect import dialect_for
 from es_app.store.engine import is_sqlite, write_transaction
 
 from .checkpoints import USERS, current_shards, delete_checkpoint, ensure_layout, replace_layout
@@ -125,10 +126,10 @@ def rebuild_users(container: Any, *, shards: int | None = None, batch_size: int 
     started = time.perf_counter()
     engine, store = container.engine, container.store
     with engine.connect() as guard:
-        if not is_sqlite(guard):
-            if not guard.execute(text(f"SELECT pg_try_advisory_lock({_REBUILD_LOCK_KEY})")).scalar():
-                raise RebuildInProgress("another rebuild of users_view is running")
-            guard.commit()
+        dialect = dialect_for(guard)
+        if not dialect.try_advisory_lock(guard, _REBUILD_LOCK_KEY):
+            raise RebuildInProgress("another rebuild of users_view is running")
+        guard.commit()
         try:
             with write_transaction(engine) as conn:
                 layout = shards if shards is not None else current_shards(conn, USERS)
@@ -145,7 +146,7 @@ def rebuild_users(container: Any, *, shards: int | None = None, batch_size: int 
             with write_transaction(engine) as conn:
                 ensure_layout(conn, USERS, layout)  # so the live checkpoints exist to be locked
                 q = select(cp.c.name).where((cp.c.name == USERS) | cp.c.name.like(f"{USERS}:%"))
-                conn.execute(q if is_sqlite(conn) else q.with_for_update()).all()
+                conn.execute(dialect.lock_rows(q)).all()
                 while True:
                     result, _ = run_batch(conn, store, projection, batch_size=batch_size)
                     applied += result.applied
@@ -159,7 +160,6 @@ def rebuild_users(container: Any, *, shards: int | None = None, batch_size: int 
                 delete_checkpoint(conn, REBUILD)
                 rows = conn.execute(select(func.count()).select_from(users_view)).scalar_one()
         finally:
-            if not is_sqlite(guard):
-                guard.execute(text(f"SELECT pg_advisory_unlock({_REBUILD_LOCK_KEY})"))
-                guard.commit()
+            dialect.advisory_unlock(guard, _REBUILD_LOCK_KEY)
+            guard.commit()
     return RebuildResult(applied, rows, result.position, time.perf_counter() - started)

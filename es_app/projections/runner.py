@@ -25,8 +25,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select
 
 from es_app.bulk_gc import bulk_gc
+from es_app.dialect import dialect_for
 from es_app.store import EventStore, RecordedEvent
-from es_app.store.engine import is_sqlite, write_transaction
+from es_app.store.engine import write_transaction
 
 from .base import Projection
 from .checkpoints import (
@@ -175,7 +176,7 @@ def run_projection(engine: Engine, store: EventStore, projection: Projection, *,
     shard, shards = check_shard(shard, shards) if projection.shardable else (None, None)
     _ensure_layout_once(engine, projection, shards)
     total = 0
-    sqlite = is_sqlite(engine)
+    sqlite = dialect_for(engine).single_writer
     position = None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"read-ahead:{projection.name}") as pool, bulk_gc():
         read_ahead = None

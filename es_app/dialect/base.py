@@ -1,0 +1,66 @@
+"""The interface every backend adapter implements."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Select, Table
+from sqlalchemy.sql.dml import Insert
+
+
+class UnsupportedBackend(ValueError):
+    """Raised for a database backend without an adapter."""
+
+
+class Dialect:
+    """Returns backend-specific statements; subclasses fill in their SQL.
+
+    `single_writer` is true where the database serializes writers itself (SQLite's
+    BEGIN IMMEDIATE), so row locks add nothing there.
+    """
+
+    name: str = ""
+    single_writer: bool = False
+
+    def upsert(self, table: Table, values: Mapping[str, Any] | None, key_columns: Sequence[str],
+               update_columns: Sequence[str]) -> Insert:
+        """Returns an INSERT of `values` that updates `update_columns` when a row with the same keys exists."""
+        raise NotImplementedError
+
+    def insert_ignore(self, table: Table, key_columns: Sequence[str],
+                      values: Mapping[str, Any] | None = None) -> Insert:
+        """Returns an INSERT that skips rows whose keys already exist (values here or at execute time)."""
+        raise NotImplementedError
+
+    def lock_rows(self, query: Select[Any]) -> Select[Any]:
+        """Returns the query locking the rows it reads until the transaction ends."""
+        return query if self.single_writer else query.with_for_update()
+
+    def try_advisory_lock(self, conn: Connection, key: int) -> bool:
+        """Returns whether a session-wide lock on `key` was taken (always true without such locks)."""
+        return True
+
+    def advisory_unlock(self, conn: Connection, key: int) -> None:
+        """Releases a lock taken by try_advisory_lock (nothing without such locks)."""
+
+
+class OnConflictDialect(Dialect):
+    """Backends with INSERT ... ON CONFLICT (SQLite, PostgreSQL); `_insert` is their dialect's insert()."""
+
+    _insert: Callable[[Table], Any]
+
+    def upsert(self, table: Table, values: Mapping[str, Any] | None, key_columns: Sequence[str],
+               update_columns: Sequence[str]) -> Insert:
+        stmt = self._insert(table)
+        if values is not None:
+            stmt = stmt.values(dict(values))
+        return stmt.on_conflict_do_update(index_elements=list(key_columns),
+                                          set_={c: stmt.excluded[c] for c in update_columns})
+
+    def insert_ignore(self, table: Table, key_columns: Sequence[str],
+                      values: Mapping[str, Any] | None = None) -> Insert:
+        stmt = self._insert(table)
+        if values is not None:
+            stmt = stmt.values(dict(values))
+        return stmt.on_conflict_do_nothing(index_elements=list(key_columns))

@@ -1,0 +1,22 @@
+"""PostgreSQL: ON CONFLICT upserts, SELECT ... FOR UPDATE, pg_try_advisory_lock."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, text
+from sqlalchemy.dialects.postgresql import insert
+
+from .base import OnConflictDialect
+
+
+class PostgresDialect(OnConflictDialect):
+    name = "postgresql"
+    _insert = staticmethod(insert)
+
+    def try_advisory_lock(self, conn: Connection, key: int) -> bool:
+        return bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+
+    def advisory_unlock(self, conn: Connection, key: int) -> None:
+        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+
+
+DIALECT = PostgresDialect()

@@ -1,0 +1,73 @@
+"""The dialect adapter: the same statements behave alike on every backend."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from es_app.dialect import UnsupportedBackend, dialect_for
+from es_app.dialect.postgres import DIALECT as POSTGRES
+from es_app.dialect.sqlite import DIALECT as SQLITE
+from es_app.store.engine import make_engine, write_transaction
+
+_meta = MetaData()
+things = Table("dialect_things", _meta, Column("name", String(40), primary_key=True),
+               Column("n", Integer, nullable=False), Column("note", String(40)))
+
+
+@pytest.fixture
+def engine(es_engine):
+    _meta.create_all(es_engine)
+    yield es_engine
+    _meta.drop_all(es_engine)
+
+
+def _rows(engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(select(things).order_by(things.c.name))]
+
+
+def test_upsert_inserts_then_updates_only_the_named_columns(engine) -> None:
+    d = dialect_for(engine)
+    with write_transaction(engine) as conn:
+        conn.execute(d.upsert(things, {"name": "a", "n": 1, "note": "first"}, ["name"], ["n"]))
+    with write_transaction(engine) as conn:
+        conn.execute(d.upsert(things, {"name": "a", "n": 2, "note": "second"}, ["name"], ["n"]))
+        conn.execute(d.upsert(things, None, ["name"], ["n", "note"]), [{"name": "b", "n": 5, "note": "x"}])
+    assert _rows(engine) == [("a", 2, "first"), ("b", 5, "x")]
+
+
+def test_insert_ignore_keeps_the_existing_row(engine) -> None:
+    d = dialect_for(engine)
+    with write_transaction(engine) as conn:
+        conn.execute(d.insert_ignore(things, ["name"], {"name": "a", "n": 1}))
+        conn.execute(d.insert_ignore(things, ["name"]), [{"name": "a", "n": 9, "note": None},
+                                                         {"name": "b", "n": 2, "note": None}])
+    assert _rows(engine) == [("a", 1, None), ("b", 2, None)]
+
+
+def test_lock_rows_and_advisory_locks_run(engine) -> None:
+    d = dialect_for(engine)
+    with write_transaction(engine) as conn:
+        assert conn.execute(d.lock_rows(select(things.c.name))).all() == []
+    with engine.connect() as conn:
+        assert d.try_advisory_lock(conn, 42)
+        d.advisory_unlock(conn, 42)
+        conn.commit()
+
+
+def test_lock_rows_says_for_update_on_postgres_only() -> None:
+    q = select(things.c.name)
+    assert "FOR UPDATE" in str(POSTGRES.lock_rows(q).compile(dialect=postgresql.dialect()))
+    assert "FOR UPDATE" not in str(SQLITE.lock_rows(q).compile(dialect=sqlite.dialect()))
+
+
+def test_dialect_for_picks_by_backend_and_refuses_others(tmp_path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    assert dialect_for(engine) is SQLITE
+    oracle = SimpleNamespace(dialect=SimpleNamespace(name="oracle"))
+    with pytest.raises(UnsupportedBackend, match="no dialect adapter for 'oracle'"):
+        dialect_for(oracle)  # type: ignore[arg-type]
