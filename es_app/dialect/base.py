@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table
+from sqlalchemy import ColumnElement, Connection, Select, Table
+from sqlalchemy.sql.base import ReadOnlyColumnCollection
 from sqlalchemy.sql.dml import Insert
+
+OnlyIf = Callable[[ReadOnlyColumnCollection[str, Any]], ColumnElement[bool]]
 
 
 class UnsupportedBackend(ValueError):
@@ -24,13 +27,20 @@ class Dialect:
     single_writer: bool = False
 
     def upsert(self, table: Table, values: Mapping[str, Any] | None, key_columns: Sequence[str],
-               update_columns: Sequence[str]) -> Insert:
-        """Returns an INSERT of `values` that updates `update_columns` when a row with the same keys exists."""
+               update_columns: Sequence[str], only_if: OnlyIf | None = None) -> Insert:
+        """Returns an INSERT of `values` that updates `update_columns` when a row with the same keys exists.
+
+        `only_if(incoming)` returns the condition (on the table's columns and the incoming
+        row's) under which the existing row is updated; without it, it always is.
+        """
         raise NotImplementedError
 
-    def insert_ignore(self, table: Table, key_columns: Sequence[str],
-                      values: Mapping[str, Any] | None = None) -> Insert:
-        """Returns an INSERT that skips rows whose keys already exist (values here or at execute time)."""
+    def insert_ignore(self, table: Table, key_columns: Sequence[str] | None = None,
+                      values: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None) -> Insert:
+        """Returns an INSERT that skips rows whose keys already exist (values here or at execute time).
+
+        Without `key_columns` a row conflicting on any unique constraint is skipped.
+        """
         raise NotImplementedError
 
     def lock_rows(self, query: Select[Any]) -> Select[Any]:
@@ -51,16 +61,17 @@ class OnConflictDialect(Dialect):
     _insert: Callable[[Table], Any]
 
     def upsert(self, table: Table, values: Mapping[str, Any] | None, key_columns: Sequence[str],
-               update_columns: Sequence[str]) -> Insert:
+               update_columns: Sequence[str], only_if: OnlyIf | None = None) -> Insert:
         stmt = self._insert(table)
         if values is not None:
             stmt = stmt.values(dict(values))
         return stmt.on_conflict_do_update(index_elements=list(key_columns),
-                                          set_={c: stmt.excluded[c] for c in update_columns})
+                                          set_={c: stmt.excluded[c] for c in update_columns},
+                                          where=None if only_if is None else only_if(stmt.excluded))
 
-    def insert_ignore(self, table: Table, key_columns: Sequence[str],
-                      values: Mapping[str, Any] | None = None) -> Insert:
+    def insert_ignore(self, table: Table, key_columns: Sequence[str] | None = None,
+                      values: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None) -> Insert:
         stmt = self._insert(table)
         if values is not None:
-            stmt = stmt.values(dict(values))
-        return stmt.on_conflict_do_nothing(index_elements=list(key_columns))
+            stmt = stmt.values(dict(values) if isinstance(values, Mapping) else [dict(v) for v in values])
+        return stmt.on_conflict_do_nothing(index_elements=list(key_columns) if key_columns else None)

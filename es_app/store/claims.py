@@ -13,8 +13,8 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Connection, delete, select, tuple_
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from es_app.dialect import dialect_for
 
 from .schema import unique_claims as uc
 from .types import Claim
@@ -59,11 +59,11 @@ def claim_in(conn: Connection, claims_by_owner: Iterable[tuple[str, Iterable[Cla
                 conflicts.append(ClaimConflict(claim, owner, first))
     if not wanted:
         return conflicts
-    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    dialect = dialect_for(conn)
     rows = [{"scope": c.scope, "value": c.value, "owner": o} for c, o in wanted.items()]
     inserted: set[Claim] = set()
     for chunk in _chunks(rows):
-        returned = conn.execute(insert(uc).values(list(chunk)).on_conflict_do_nothing()
+        returned = conn.execute(dialect.insert_ignore(uc, values=list(chunk))
                                 .returning(uc.c.scope, uc.c.value))
         inserted.update(Claim(s, v) for s, v in returned)
     holders = {c: o for c, o in wanted.items() if c in inserted}

@@ -8,7 +8,9 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from .engine import is_sqlite, write_transaction
+from es_app.dialect import dialect_for
+
+from .engine import write_transaction
 from .schema import snapshots
 
 
@@ -31,18 +33,11 @@ class SnapshotStore:
 
     def save(self, snap: Snapshot) -> None:
         """Stores `snap` unless a snapshot of a later version with the same schema is already there."""
-        if is_sqlite(self.engine):
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            # assignment: the other dialect's Insert, with the same on_conflict_do_update
-            from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
         values = dataclasses.asdict(snap) | {"taken_at": datetime.now(UTC)}
-        stmt = insert(snapshots).values(**values)
-        excluded = stmt.excluded
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[snapshots.c.stream_id],
-            set_={k: excluded[k] for k in ("version", "schema_version", "state", "taken_at")},
-            where=(snapshots.c.version < excluded.version) | (snapshots.c.schema_version != excluded.schema_version),
+        stmt = dialect_for(self.engine).upsert(
+            snapshots, values, ["stream_id"], ["version", "schema_version", "state", "taken_at"],
+            only_if=lambda new: ((snapshots.c.version < new.version)
+                                 | (snapshots.c.schema_version != new.schema_version)),
         )
         with write_transaction(self.engine) as conn:
             conn.execute(stmt)

@@ -18,9 +18,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Column, Connection, DateTime, Engine, Integer, MetaData, String, Table, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from es_app.dialect import dialect_for
 from es_app.store import write_transaction
 
 DEFAULT_TTL_S = 60.0
@@ -97,10 +96,11 @@ def acquire_in(conn: Connection, name: str, ttl_s: float = DEFAULT_TTL_S) -> Lea
     if not ttl_s > 0:
         raise ValueError("a lease's TTL must be positive")
     owner, now = _owner(), _now()
-    ins = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
-    conn.execute(ins(leases).values(name=name, owner="", host="", pid=0, acquired_at=now, expires_at=now)
-                 .on_conflict_do_nothing())  # an expired row to lock, so two first runs do not both insert
-    row = conn.execute(select(leases).where(leases.c.name == name).with_for_update()).mappings().one()
+    dialect = dialect_for(conn)
+    # an expired row to lock, so two first runs do not both insert
+    conn.execute(dialect.insert_ignore(leases, values={"name": name, "owner": "", "host": "", "pid": 0,
+                                                       "acquired_at": now, "expires_at": now}))
+    row = conn.execute(dialect.lock_rows(select(leases).where(leases.c.name == name))).mappings().one()
     if row["owner"] not in ("", owner) and _aware(row["expires_at"]) > now:
         expires = _aware(row["expires_at"])
         raise LeaseHeld(f"{name} is already running on host {row['host']} (pid {row['pid']}) since "

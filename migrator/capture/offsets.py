@@ -11,8 +11,8 @@ import dataclasses
 from datetime import UTC, datetime
 
 from sqlalchemy import BigInteger, Column, Connection, DateTime, MetaData, String, Table, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from es_app.dialect import dialect_for
 
 metadata = MetaData()
 
@@ -54,10 +54,9 @@ def lock_offset(conn: Connection, name: str) -> int:
 
     On SQLite the caller's BEGIN IMMEDIATE already excludes every other writer.
     """
-    ins = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
-    conn.execute(ins(offsets).values(name=name, position=0, updated_at=datetime.now(UTC))
-                 .on_conflict_do_nothing())
-    return conn.execute(select(offsets.c.position).where(offsets.c.name == name).with_for_update()).scalar_one()
+    dialect = dialect_for(conn)
+    conn.execute(dialect.insert_ignore(offsets, values={"name": name, "position": 0, "updated_at": datetime.now(UTC)}))
+    return conn.execute(dialect.lock_rows(select(offsets.c.position).where(offsets.c.name == name))).scalar_one()
 
 
 def _state(row) -> OffsetState:

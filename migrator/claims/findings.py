@@ -30,8 +30,8 @@ from sqlalchemy import (
     inspect,
     select,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from es_app.dialect import dialect_for
 
 metadata = MetaData()
 
@@ -83,10 +83,10 @@ def record_findings(conn: Connection, found: Iterable[Finding]) -> int:
     rows = list({(r["kind"], r["table_name"], r["key"], r["value"]): r for r in rows}.values())
     if not rows:
         return 0
-    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    dialect = dialect_for(conn)
     new = 0
     for start in range(0, len(rows), 100):
-        result = conn.execute(insert(findings).values(rows[start:start + 100]).on_conflict_do_nothing()
+        result = conn.execute(dialect.insert_ignore(findings, values=rows[start:start + 100])
                               .returning(findings.c.id))
         new += len(result.all())
     return new

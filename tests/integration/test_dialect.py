@@ -71,3 +71,24 @@ def test_dialect_for_picks_by_backend_and_refuses_others(tmp_path) -> None:
     oracle = SimpleNamespace(dialect=SimpleNamespace(name="oracle"))
     with pytest.raises(UnsupportedBackend, match="no dialect adapter for 'oracle'"):
         dialect_for(oracle)  # type: ignore[arg-type]
+
+
+def test_upsert_only_if_keeps_the_row_when_the_condition_is_false(engine) -> None:
+    d = dialect_for(engine)
+    newer = lambda new: things.c.n < new.n  # noqa: E731
+    with write_transaction(engine) as conn:
+        conn.execute(d.upsert(things, {"name": "a", "n": 5, "note": "v5"}, ["name"], ["n", "note"], only_if=newer))
+        conn.execute(d.upsert(things, {"name": "a", "n": 3, "note": "v3"}, ["name"], ["n", "note"], only_if=newer))
+    assert _rows(engine) == [("a", 5, "v5")]
+    with write_transaction(engine) as conn:
+        conn.execute(d.upsert(things, {"name": "a", "n": 7, "note": "v7"}, ["name"], ["n", "note"], only_if=newer))
+    assert _rows(engine) == [("a", 7, "v7")]
+
+
+def test_insert_ignore_without_keys_skips_any_conflict(engine) -> None:
+    d = dialect_for(engine)
+    with write_transaction(engine) as conn:
+        conn.execute(d.insert_ignore(things, values=[{"name": "a", "n": 1, "note": None}]))
+        conn.execute(d.insert_ignore(things, values=[{"name": "a", "n": 2, "note": None},
+                                                     {"name": "c", "n": 3, "note": None}]))
+    assert _rows(engine) == [("a", 1, None), ("c", 3, None)]
