@@ -54,6 +54,17 @@ class Dialect:
     def advisory_unlock(self, conn: Connection, key: int) -> None:
         """Releases a lock taken by try_advisory_lock (nothing without such locks)."""
 
+    def lock_for_transaction(self, conn: Connection, key: int) -> None:
+        """Waits for a lock on `key` held until the transaction ends (nothing where writers are serialized)."""
+
+    def write_options(self) -> dict[str, Any]:
+        """Returns the execution options of a connection whose transactions will write."""
+        return {}
+
+    def driver_sql(self, conn: Connection, statement: str) -> str:
+        """Returns a parameterless statement for exec_driver_sql, its `%` escaped for format-style drivers."""
+        return statement.replace("%", "%%") if conn.dialect.paramstyle in ("format", "pyformat") else statement
+
 
 class OnConflictDialect(Dialect):
     """Backends with INSERT ... ON CONFLICT (SQLite, PostgreSQL); `_insert` is their dialect's insert()."""

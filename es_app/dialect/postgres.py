@@ -18,5 +18,8 @@ class PostgresDialect(OnConflictDialect):
     def advisory_unlock(self, conn: Connection, key: int) -> None:
         conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
 
+    def lock_for_transaction(self, conn: Connection, key: int) -> None:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
 
 DIALECT = PostgresDialect()

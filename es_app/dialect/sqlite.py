@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.dialects.sqlite import insert
 
 from .base import OnConflictDialect
@@ -11,6 +13,9 @@ class SQLiteDialect(OnConflictDialect):
     name = "sqlite"
     single_writer = True
     _insert = staticmethod(insert)
+
+    def write_options(self) -> dict[str, Any]:
+        return {"sqlite_begin": "IMMEDIATE"}  # es_app.store.engine's BEGIN hook: writers queue, never upgrade
 
 
 DIALECT = SQLiteDialect()

@@ -20,6 +20,8 @@ import orjson
 from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy import types as sqltypes
 
+from es_app.dialect import dialect_for
+
 from ..mapping import MappingError, TableMapping
 from . import history, sql
 from .sql import CHANGELOG, LEGACY_ORIGIN, MIGRATOR_ORIGIN, NOTIFY_CHANNEL
@@ -101,16 +103,13 @@ def _is_sqlite(bind: Engine | Connection) -> bool:
 
 
 def _run(conn: Connection, statements: Sequence[str]) -> None:
+    dialect = dialect_for(conn)
     for statement in statements:
-        # psycopg reads % as a placeholder even with no parameters
-        conn.exec_driver_sql(statement if _is_sqlite(conn) else statement.replace("%", "%%"))
+        conn.exec_driver_sql(dialect.driver_sql(conn, statement))
 
 
-def _begin(engine: Engine):
-    conn = engine.connect()
-    if _is_sqlite(engine):
-        conn = conn.execution_options(sqlite_begin="IMMEDIATE")
-    return conn
+def _begin(engine: Engine) -> Connection:
+    return engine.connect().execution_options(**dialect_for(engine).write_options())
 
 
 MODES = ("triggers", "session")
@@ -129,8 +128,7 @@ def install(engine: Engine, mappings: Sequence[TableMapping], *, mode: str = "tr
         raise ValueError(f"mode must be one of {', '.join(MODES)}")
     bound = [m.bind(engine) for m in mappings]  # fresh: SQLite triggers list the columns of today
     with _begin(engine) as conn, conn.begin():
-        if not _is_sqlite(conn):
-            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({sql.NUMBERING_LOCK_KEY})")
+        dialect_for(conn).lock_for_transaction(conn, sql.NUMBERING_LOCK_KEY)
         had_changelog = changelog_exists(conn)
         _run(conn, sql.SQLITE_CHANGELOG if _is_sqlite(conn) else sql.PG_CHANGELOG)
         history.ensure(conn)
@@ -158,8 +156,7 @@ def remove(engine: Engine, mappings: Sequence[TableMapping], *, drop_changelog: 
     run again. Returns the status afterwards.
     """
     with _begin(engine) as conn, conn.begin():
-        if not _is_sqlite(conn):
-            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({sql.NUMBERING_LOCK_KEY})")
+        dialect_for(conn).lock_for_transaction(conn, sql.NUMBERING_LOCK_KEY)
         insp = inspect(conn)
         has_changelog = changelog_exists(conn)
         if has_changelog:

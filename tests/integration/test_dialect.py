@@ -92,3 +92,12 @@ def test_insert_ignore_without_keys_skips_any_conflict(engine) -> None:
         conn.execute(d.insert_ignore(things, values=[{"name": "a", "n": 2, "note": None},
                                                      {"name": "c", "n": 3, "note": None}]))
     assert _rows(engine) == [("a", 1, None), ("c", 3, None)]
+
+
+def test_transaction_lock_write_options_and_driver_sql(engine) -> None:
+    d = dialect_for(engine)
+    with engine.connect().execution_options(**d.write_options()) as conn, conn.begin():
+        d.lock_for_transaction(conn, 42)
+        assert conn.exec_driver_sql(d.driver_sql(conn, "SELECT '100%'")).scalar_one() == "100%"
+    assert SQLITE.write_options() == {"sqlite_begin": "IMMEDIATE"}
+    assert POSTGRES.write_options() == {}
