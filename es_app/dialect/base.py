@@ -57,6 +57,10 @@ class Dialect:
     def lock_for_transaction(self, conn: Connection, key: int) -> None:
         """Waits for a lock on `key` held until the transaction ends (nothing where writers are serialized)."""
 
+    def snapshot_read_options(self) -> dict[str, Any]:
+        """Returns the execution options of a read-only transaction that sees one snapshot throughout."""
+        return {"isolation_level": "REPEATABLE READ"}
+
     def write_options(self) -> dict[str, Any]:
         """Returns the execution options of a connection whose transactions will write."""
         return {}

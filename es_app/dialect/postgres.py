@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Connection, text
 from sqlalchemy.dialects.postgresql import insert
 
@@ -11,6 +13,9 @@ from .base import OnConflictDialect
 class PostgresDialect(OnConflictDialect):
     name = "postgresql"
     _insert = staticmethod(insert)
+
+    def snapshot_read_options(self) -> dict[str, Any]:
+        return {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
 
     def try_advisory_lock(self, conn: Connection, key: int) -> bool:
         return bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())

@@ -14,6 +14,9 @@ class SQLiteDialect(OnConflictDialect):
     single_writer = True
     _insert = staticmethod(insert)
 
+    def snapshot_read_options(self) -> dict[str, Any]:
+        return {}  # a DEFERRED transaction already reads one snapshot
+
     def write_options(self) -> dict[str, Any]:
         return {"sqlite_begin": "IMMEDIATE"}  # es_app.store.engine's BEGIN hook: writers queue, never upgrade
 

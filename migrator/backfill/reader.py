@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, column, func, select, table
 
+from es_app.dialect import dialect_for
 from es_app.store import (
     Claim,
     EncodedEvent,
@@ -120,8 +121,9 @@ class ChunkReader:
     @contextmanager
     def _snapshot(self) -> Iterator[Connection]:
         with self.legacy.connect() as conn:
-            if conn.dialect.name != "sqlite":
-                conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            options = dialect_for(conn).snapshot_read_options()
+            if options:
+                conn = conn.execution_options(**options)
             with conn.begin():
                 yield conn
 

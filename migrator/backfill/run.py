@@ -38,6 +38,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from es_app.bulk_gc import bulk_gc
+from es_app.dialect import dialect_for
 from es_app.store import (
     EventStore,
     RecordedEvent,
@@ -346,7 +347,7 @@ class Backfill:
         wanted = self.options.read_process
         url = self.legacy.url
         shareable = url.get_backend_name() != "sqlite" or url.database not in (None, "", ":memory:")
-        sqlite = self.store.engine.dialect.name == "sqlite"
+        sqlite = dialect_for(self.store.engine).single_writer
         if wanted is None:
             wanted = (sqlite and shareable and _picklable(self.mapping)
                       and self.remaining_estimate() >= READ_PROCESS_FROM)

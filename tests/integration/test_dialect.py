@@ -101,3 +101,9 @@ def test_transaction_lock_write_options_and_driver_sql(engine) -> None:
         assert conn.exec_driver_sql(d.driver_sql(conn, "SELECT '100%'")).scalar_one() == "100%"
     assert SQLITE.write_options() == {"sqlite_begin": "IMMEDIATE"}
     assert POSTGRES.write_options() == {}
+
+
+def test_snapshot_read_options_open_a_read_transaction(engine) -> None:
+    d = dialect_for(engine)
+    with engine.connect().execution_options(**d.snapshot_read_options()) as conn, conn.begin():
+        assert conn.execute(select(things.c.name)).all() == []
