@@ -20,11 +20,13 @@ class Dialect:
     """Returns backend-specific statements; subclasses fill in their SQL.
 
     `single_writer` is true where the database serializes writers itself (SQLite's
-    BEGIN IMMEDIATE), so row locks add nothing there.
+    BEGIN IMMEDIATE), so row locks add nothing there. `listens` is true where a commit can wake
+    a waiting connection (PostgreSQL's LISTEN/NOTIFY).
     """
 
     name: str = ""
     single_writer: bool = False
+    listens: bool = False  # LISTEN/NOTIFY wake-ups; without them callers poll
 
     def upsert(self, table: Table, values: Mapping[str, Any] | None, key_columns: Sequence[str],
                update_columns: Sequence[str], only_if: OnlyIf | None = None) -> Insert:

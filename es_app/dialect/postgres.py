@@ -12,6 +12,7 @@ from .base import OnConflictDialect
 
 class PostgresDialect(OnConflictDialect):
     name = "postgresql"
+    listens = True
     _insert = staticmethod(insert)
 
     def snapshot_read_options(self) -> dict[str, Any]:

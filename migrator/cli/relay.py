@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from es_app.dialect import dialect_for
 from migrator.capture.changelog import CaptureError, require_installed
 from migrator.mapping import MappingError
 from migrator.relay.runner import Relay, RelayTotals, relays_for
@@ -110,7 +111,7 @@ def _follow(relays: list[Relay], legacy: Any, es: Any, project: bool, poll_inter
             warn(warned)
 
     console.print(f"following {', '.join(r.mapping.table for r in relays)} "
-                  f"({'LISTEN' if legacy.dialect.name == 'postgresql' else 'polling'}, "
+                  f"({'LISTEN' if dialect_for(legacy).listens else 'polling'}, "
                   f"every {poll_interval}s at most); "
                   f"backlog {sum(r.backlog() for r in relays):,}", highlight=False)
     follow(relays, legacy, stop=stop, poll_interval=poll_interval, on_round=on_round)
@@ -134,7 +135,7 @@ def _wake_workers(relays: list[Relay], legacy: Any, es: Any, poll_interval: floa
                 console.print(styled("[yellow]wake-up not sent[/yellow]: {exc}", exc=str(exc)), highlight=False)
 
     console.print(f"waking the relay workers on every legacy commit "
-                  f"({'LISTEN' if legacy.dialect.name == 'postgresql' else 'polling'}, every {poll_interval}s at most)",
+                  f"({'LISTEN' if dialect_for(legacy).listens else 'polling'}, every {poll_interval}s at most)",
                   highlight=False)
     wait_loop(legacy, stop=stop, poll_interval=poll_interval, on_wake=wake)
     console.print("stopped")

@@ -17,6 +17,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from es_app.dialect import dialect_for
+
 from ..capture.changelog import NOTIFY_CHANNEL
 from .runner import Relay, RelayTotals
 
@@ -30,7 +32,7 @@ class _Waiter:
 
     def __init__(self, legacy: Engine):
         self._raw: Any = None
-        if legacy.dialect.name == "postgresql":
+        if dialect_for(legacy).listens:
             try:
                 self._raw = legacy.raw_connection()
                 driver = self._raw.driver_connection

@@ -107,3 +107,7 @@ def test_snapshot_read_options_open_a_read_transaction(engine) -> None:
     d = dialect_for(engine)
     with engine.connect().execution_options(**d.snapshot_read_options()) as conn, conn.begin():
         assert conn.execute(select(things.c.name)).all() == []
+
+
+def test_only_postgres_wakes_listeners() -> None:
+    assert POSTGRES.listens and not SQLITE.listens
