@@ -17,6 +17,8 @@ from typing import Any
 
 from sqlalchemy import Connection, inspect, text
 
+from es_app.dialect import dialect_for
+
 from . import sql
 from .sql import HISTORY
 
@@ -57,7 +59,7 @@ def _utc(value: Any) -> datetime:
 def ensure(conn: Connection) -> None:
     """Creates the history table if it is missing (in the caller's transaction)."""
     for statement in sql.SQLITE_HISTORY if _sqlite(conn) else sql.PG_HISTORY:
-        conn.exec_driver_sql(statement if _sqlite(conn) else statement.replace("%", "%%"))
+        conn.exec_driver_sql(dialect_for(conn).driver_sql(conn, statement))
 
 
 def exists(conn: Connection) -> bool:
