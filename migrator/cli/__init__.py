@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
@@ -63,8 +64,37 @@ def _usage_error(exc: Any) -> None:
     _error(" ".join(exc.format_message().split()) + hint)
 
 
+def interrupted(exc: BaseException | None) -> bool:
+    """Returns True when `exc` was raised while handling a Ctrl-C (a KeyboardInterrupt in its context chain):
+    a driver interrupted in mid-query may fail again as its connection is cleaned up."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__context__ or exc.__cause__
+    return False
+
+
+class _QuietAfterInterrupt(logging.Filter):
+    """Drops the connection pool's tracebacks of a cleanup that failed because Ctrl-C interrupted a query."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and interrupted(record.exc_info[1]))
+
+
+def _quiet_pool_after_interrupt() -> None:
+    pool_logger = logging.getLogger("sqlalchemy.pool")
+    if not any(isinstance(f, _QuietAfterInterrupt) for h in pool_logger.handlers for f in h.filters):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(logging.WARNING)
+        handler.addFilter(_QuietAfterInterrupt())
+        pool_logger.addHandler(handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the CLI; known failures print one `error:` line and exit non-zero."""
+    _quiet_pool_after_interrupt()
     try:
         # an exit code when a command exits early (typer: 130 on ^C)
         code = app(args=argv, prog_name="migrator", standalone_mode=False)
@@ -76,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         _error(str(exc))
         return exc.code
     except DatabaseError as exc:
+        if interrupted(exc):
+            err_console.print("interrupted")
+            return 130
         _error(f"database: {_first_line(exc)}")
         return 1
     except ArgumentError as exc:
@@ -93,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):  # click's usage errors
             _usage_error(exc)
             return exc.exit_code
+        if interrupted(exc):
+            err_console.print("interrupted")
+            return 130
         raise
     return 0
 
