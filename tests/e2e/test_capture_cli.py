@@ -7,8 +7,8 @@ from sqlalchemy import text
 
 from es_app.bootstrap import engine_for
 from es_app.store import make_engine
-from migrator.cli import main
 from tests.accounts import MAPPING_FILE
+from tests.e2e.cli_run import run
 
 
 @pytest.fixture
@@ -16,12 +16,6 @@ def legacy_url(new_database_url):
     url = new_database_url("legacy")
     yield url
     engine_for(url).dispose()  # the CLI's cached engine: give its connections back
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_install_status_remove_are_idempotent(capsys, legacy_url):

@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-import pytest
 from sqlalchemy import text
 
-from es_app.bootstrap import engine_for
 from es_app.store import make_engine
-from migrator.cli import main
+from tests.e2e.cli_run import run
 
-T = datetime(2026, 1, 1, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def urls(new_database_url):
-    pair = new_database_url("legacy"), new_database_url("es")
-    yield pair
-    for url in pair:
-        engine_for(url).dispose()  # the CLI's cached engines: give their connections back
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
+T = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def legacy_write(url, sql, rows=None):
