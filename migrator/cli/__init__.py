@@ -7,15 +7,18 @@ import sys
 from typing import Any
 
 import typer
+from pydantic import ValidationError
 from rich.text import Text
 from sqlalchemy.exc import ArgumentError, DatabaseError
 
 from . import (
     backfill,
     capture,
+    control,
     dead_letters,
     demo,
     parked,
+    phases,
     projections,
     relay,
     schema_cmd,
@@ -41,8 +44,8 @@ def _global_options(ctx: typer.Context, es_url: EsUrl = None, legacy_url: Legacy
 
 
 # in the order `migrator --help` lists them
-COMMANDS = (backfill, capture, dead_letters, demo, parked, projections, relay, schema_cmd, seed, serve, status,
-            topology)
+COMMANDS = (backfill, capture, control, dead_letters, demo, parked, phases, projections, relay, schema_cmd, seed, serve,
+            status, topology)
 for _commands in COMMANDS:
     _commands.register(app)
 
@@ -111,6 +114,11 @@ def main(argv: list[str] | None = None) -> int:
             return 130
         _error(f"database: {_first_line(exc)}")
         return 1
+    except ValidationError as exc:  # a setting from the environment that does not hold
+        problem = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in problem.get("loc", ())).upper()
+        _error(f"bad setting {where}: {problem.get('msg', exc)}")
+        return 2
     except ArgumentError as exc:
         _error(f"bad database URL: {_first_line(exc)}")
         return 2
