@@ -28,7 +28,7 @@ def pause(ctx: typer.Context,
         after = pause_migration(m.es.store, m.state, reason.strip(), who)
     except PhaseError as exc:
         raise CliError(str(exc)) from None
-    console.print(f"migration {after.name} paused: {after.pause_note()}", highlight=False)
+    console.print(f"migration {after.name} paused: {after.pause_note()}", highlight=False, soft_wrap=True)
 
 
 def resume(ctx: typer.Context, actor: Actor = None, es_url: EsUrl = None, legacy_url: LegacyUrl = None) -> None:
@@ -41,7 +41,7 @@ def resume(ctx: typer.Context, actor: Actor = None, es_url: EsUrl = None, legacy
         after = resume_migration(m.es.store, m.state, who)
     except PhaseError as exc:
         raise CliError(str(exc)) from None
-    console.print(f"migration {after.name} resumed", highlight=False)
+    console.print(f"migration {after.name} resumed", highlight=False, soft_wrap=True)
 
 
 def throttle(ctx: typer.Context,
@@ -56,7 +56,7 @@ def throttle(ctx: typer.Context,
     m = open_migration(ctx, es_url, legacy_url, legacy=False)
     after = throttle_migration(m.es.store, m.state, max_rate, who)
     shown = "no rate cap" if after.max_rate is None else f"at most {after.max_rate:g} per second"
-    console.print(f"migration {after.name} throttled: {shown}", highlight=False)
+    console.print(f"migration {after.name} throttled: {shown}", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -9,16 +9,22 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from migrator.phases import PHASES, GuardResult, GuardsUnmet, MigrationState, PhaseError, Thresholds, guards_for
 
 from .common import CliError, EsUrl, LegacyUrl, MappingFile, console, err_console, es_container, legacy_and_mappings
 
-Phase = click.Choice(PHASES)
+
+
+def _phase(value: str | None) -> str | None:
+    """Option callback: a phase name, one of PHASES."""
+    if value is not None and value not in PHASES:
+        raise typer.BadParameter(f"{value!r} is not a phase: choose one of {', '.join(PHASES)}")
+    return value
+
+
 Actor = Annotated[str | None, typer.Option("--actor", show_default=False,
                                            help="Who acts, as recorded in the migration's history "
                                                 "(default: the OS user)")]
@@ -69,7 +75,7 @@ def open_migration(ctx: typer.Context, es_url: str | None, legacy_url: str | Non
 
 
 def _verdict(r: GuardResult) -> Text:
-    return Text("ok", style="green") if r.ok else Text("unmet", style="red")
+    return Text("ok   ", style="green") if r.ok else Text("unmet", style="red")
 
 
 def steps_ahead(m: Migration) -> list[dict[str, Any]]:
@@ -90,18 +96,14 @@ def plan(ctx: typer.Context,
         typer.echo(json.dumps({"name": st.name, "phase": st.phase, "next": st.next_phase, "reads": st.reads,
                                "writes": st.writes, "steps": steps}, indent=2))
         return
-    console.print(f"migration {st.name}: {st.phase} (reads {st.reads}, writes {st.writes})", highlight=False)
-    table = Table(title="steps ahead", title_justify="left")
-    for col in ("phase", "guard", "", "detail"):
-        table.add_column(col)
-    for step in steps:
-        for i, g in enumerate(step["guards"]):
-            table.add_row(step["phase"] if i == 0 else "", g["name"],
-                          _verdict(GuardResult(**g)), Text(g["detail"]))
-    if steps:
-        console.print(table)
-    else:
+    console.print(f"migration {st.name}: {st.phase} (reads {st.reads}, writes {st.writes})", highlight=False, soft_wrap=True)
+    if not steps:
         console.print("no step ahead: the migration is in its last phase")
+    for step in steps:
+        console.print(Text(f"{step['phase']}:", style="bold"))
+        for g in step["guards"]:
+            console.print(Text.assemble("  ", _verdict(GuardResult(**g)), f" {g['name']}: {g['detail']}"),
+                          highlight=False, soft_wrap=True)
 
 
 def _check_force(force: bool, reason: str | None) -> str | None:
@@ -115,7 +117,7 @@ def _check_force(force: bool, reason: str | None) -> str | None:
 
 
 def advance(ctx: typer.Context,
-            to: Annotated[str | None, typer.Option("--to", click_type=Phase, show_default=False,
+            to: Annotated[str | None, typer.Option("--to", callback=_phase, show_default=False,
                                                    help="Advance up to this phase, step by step (default: the next)")]
             = None,
             force: Annotated[bool, typer.Option("--force", help="Advance past unmet guards (needs --reason)")] = False,
@@ -137,17 +139,17 @@ def advance(ctx: typer.Context,
     except GuardsUnmet as exc:
         for r in exc.unmet:
             err_console.print(Text.assemble(("error:", "red"), f" cannot advance to {exc.phase}: {r.name}: {r.detail}"),
-                              highlight=False)
+                              highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     except PhaseError as exc:
         raise CliError(str(exc)) from None
     forced = " (forced)" if any(h.type == "AdvanceForced" for h in after.history[len(before.history):]) else ""
     console.print(f"migration {after.name}: {before.phase} → {after.phase}{forced}; reads {after.reads}, "
-                  f"writes {after.writes}", highlight=False)
+                  f"writes {after.writes}", highlight=False, soft_wrap=True)
 
 
 def rollback(ctx: typer.Context,
-             to: Annotated[str | None, typer.Option("--to", click_type=Phase, show_default=False,
+             to: Annotated[str | None, typer.Option("--to", callback=_phase, show_default=False,
                                                     help="Roll back to this phase (default: the previous)")] = None,
              actor: Actor = None, es_url: EsUrl = None, legacy_url: LegacyUrl = None) -> None:
     """Move the migration back to the previous phase (or --to PHASE); reads and writes go back with it,
@@ -161,7 +163,7 @@ def rollback(ctx: typer.Context,
     except PhaseError as exc:
         raise CliError(str(exc)) from None
     console.print(f"migration {after.name}: {m.state.phase} → {after.phase} (rolled back); reads {after.reads}, "
-                  f"writes {after.writes}", highlight=False)
+                  f"writes {after.writes}", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

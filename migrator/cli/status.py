@@ -282,7 +282,7 @@ def render_migration(data: dict[str, Any]) -> Iterable[RenderableType]:
     m = data["migration"]
     since = f" since {m['phase_since']}" if m["phase_since"] else ""
     yield Text(f"migration {m['name']}: {data['phase']}{since}; reads {m['reads']}, writes {m['writes']}; "
-               f"next: {data['next'] or '-'}")
+               f"next: {data['next'] or '-'}", no_wrap=False)
     for g in data["guards"]:
         yield Text.assemble("  ", ("ok   ", "green") if g["ok"] else ("unmet", "red"), f" {g['name']}: {g['detail']}")
     yield Text.assemble("paused: ", (f"yes: {m['pause_reason']} (by {m['paused_by']})", "yellow")

@@ -182,9 +182,9 @@ def shadow_mismatch_rate(facts: Facts, state: MigrationState, limits: Thresholds
 # -- writes_switched, decommissioned ----------------------------------------------------
 def reads_switched_long_enough(facts: Facts, state: MigrationState, limits: Thresholds) -> GuardResult:
     """Reads have been served by the new system for at least READS_SWITCHED_MIN_S."""
-    if state.reads != "new" or state.reads_since is None:
+    if state.reads != "new":
         return GuardResult("reads_switched_for", False, f"reads are in {state.reads} mode, not new")
-    age = _age_s(facts, state.reads_since) or 0.0
+    age = _age_s(facts, state.reads_since) or 0.0  # None: switched in this very advance
     return GuardResult("reads_switched_for", age >= limits.reads_switched_min_s,
                        f"reads switched {age:,.0f}s ago (at least {limits.reads_switched_min_s:g}s)")
 

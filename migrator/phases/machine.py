@@ -102,9 +102,10 @@ def advance(store: EventStore, state: MigrationState, to: str | None,
             force_reason: str | None = None) -> MigrationState:
     """Steps phase by phase up to `to` (default: the next phase), checking each step's guards.
 
-    Returns the new state. Raises GuardsUnmet (after recording the failed guards) when a
-    step's guards are not all met and there is no `force_reason`; with one, the force is
-    recorded with it and the unmet guards' names.
+    Returns the new state. All or nothing: when a step's guards are not all met and there is
+    no `force_reason`, no step is taken, the verdicts checked so far are recorded and
+    GuardsUnmet is raised; with a reason, the force is recorded with it and the unmet guards'
+    names, and the steps are taken.
     """
     target = advance_target(state, to)
     events: list[tuple[str, dict[str, Any]]] = []
@@ -114,9 +115,10 @@ def advance(store: EventStore, state: MigrationState, to: str | None,
         events += [(GUARD_PASSED if r.ok else GUARD_FAILED, {"phase": phase, "name": r.name, "detail": r.detail})
                    for r in results]
         unmet = [r for r in results if not r.ok]
-        if unmet and force_reason is None:
-            if events:
-                _record(store, state, events, actor)
+        if unmet and force_reason is None:  # no step is taken: only the verdicts are recorded
+            verdicts = [e for e in events if e[0] in (GUARD_PASSED, GUARD_FAILED)]
+            if verdicts:
+                _record(store, state, verdicts, actor)
             raise GuardsUnmet(phase, unmet)
         if unmet:
             events.append((ADVANCE_FORCED, {"from": current.phase, "to": phase, "reason": force_reason,

@@ -66,6 +66,9 @@ def test_a_walk_through_the_guards_to_reads_switched_and_back(url, capsys):
 
     assert main(["capture", "install", "--legacy-url", url]) == 0
     assert main(["relay", "--es-url", url, "--legacy-url", url]) == 0
+    code, _, err = cli(capsys, url, "advance", "--to", "backfilled")  # all or nothing: dual_write is not taken
+    assert code == 1 and err.startswith("error: cannot advance to backfilled: backfill_finished: no finished")
+    assert load(EventStore(engine_for(url))).phase == "legacy"
     code, out, _ = cli(capsys, url, "advance", "--actor", "ana")
     assert code == 0 and "legacy → dual_write" in out
 
