@@ -115,9 +115,12 @@ def main(argv: list[str] | None = None) -> int:
         _error(f"database: {_first_line(exc)}")
         return 1
     except ValidationError as exc:  # a setting from the environment that does not hold
-        problem = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in problem.get("loc", ())).upper()
-        _error(f"bad setting {where}: {problem.get('msg', exc)}")
+        problems = exc.errors()
+        if problems:
+            where = ".".join(str(p) for p in problems[0]["loc"]).upper()
+            _error(f"bad setting {where}: {problems[0]['msg']}")
+        else:
+            _error(f"bad setting: {_first_line(exc)}")
         return 2
     except ArgumentError as exc:
         _error(f"bad database URL: {_first_line(exc)}")

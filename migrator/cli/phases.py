@@ -17,7 +17,6 @@ from migrator.phases import PHASES, GuardResult, GuardsUnmet, MigrationState, Ph
 from .common import CliError, EsUrl, LegacyUrl, MappingFile, console, err_console, es_container, legacy_and_mappings
 
 
-
 def _phase(value: str | None) -> str | None:
     """Option callback: a phase name, one of PHASES."""
     if value is not None and value not in PHASES:
@@ -96,7 +95,8 @@ def plan(ctx: typer.Context,
         typer.echo(json.dumps({"name": st.name, "phase": st.phase, "next": st.next_phase, "reads": st.reads,
                                "writes": st.writes, "steps": steps}, indent=2))
         return
-    console.print(f"migration {st.name}: {st.phase} (reads {st.reads}, writes {st.writes})", highlight=False, soft_wrap=True)
+    console.print(f"migration {st.name}: {st.phase} (reads {st.reads}, writes {st.writes})", highlight=False,
+                  soft_wrap=True)
     if not steps:
         console.print("no step ahead: the migration is in its last phase")
     for step in steps:

@@ -93,8 +93,12 @@ class _LiveGate:
 
     def __init__(self, live: LiveLimits, stop: threading.Event, on_pause: Callable[[str | None], Any] | None):
         self.live, self.on_pause = live, on_pause
-        self.limiter = RateLimiter(None, sleep=stop.wait)
-        self.stop, self.paused_for = stop, None
+        def sleep(seconds: float) -> None:  # woken by a stop
+            stop.wait(seconds)
+
+        self.limiter = RateLimiter(None, sleep=sleep)
+        self.stop = stop
+        self.paused_for: str | None = None
 
     def new_round(self) -> None:
         """Starts the cap's average afresh: an idle stretch before the round earns no burst."""

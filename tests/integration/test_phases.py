@@ -205,3 +205,30 @@ def test_pause_resume_and_throttle_are_recorded_and_shown(url, capsys):
 def test_every_phase_command_answers_help(command, capsys):
     assert main([*command, "--help"]) == 0
     assert "--es-url" in capsys.readouterr().out
+
+
+@pytest.fixture
+def env_settings(monkeypatch):
+    """Sets environment variables for the settings the CLI reads (its cached settings forgotten around it)."""
+    from es_app.settings import get_settings
+
+    get_settings.cache_clear()
+    yield monkeypatch.setenv
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def test_the_thresholds_come_from_the_settings(url, capsys, env_settings):
+    env_settings("READS_SWITCHED_MIN_S", "0")
+    assert cli(capsys, url, "advance", "--to", "reads_switched", "--force", "--reason", "drill")[0] == 0
+    code, out, _ = cli(capsys, url, "advance")  # reads switched for 0 s is enough now
+    assert code == 0 and "reads_switched → writes_switched" in out
+    assert load(EventStore(engine_for(url))).history[-1].data == {"from": "reads_switched", "to": "writes_switched",
+                                                                  "forced": False}
+
+
+def test_a_bad_threshold_setting_is_one_error_line(url, capsys, env_settings):
+    env_settings("SHADOW_MAX_MISMATCH_RATE", "2")
+    code, out, err = cli(capsys, url, "plan")
+    assert code == 2 and not out
+    assert err.strip() == "error: bad setting SHADOW_MAX_MISMATCH_RATE: Input should be less than or equal to 1"
