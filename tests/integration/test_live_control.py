@@ -112,3 +112,22 @@ def test_a_following_relay_pauses_resumes_and_is_throttled(db):
         stop.set()
         thread.join(10)
     assert not thread.is_alive()
+
+
+def test_live_control_looks_at_the_stream_at_most_once_per_poll(db, monkeypatch):
+    _, engine = db
+    store = EventStore(engine)
+    now = [0.0]
+    live = LiveControl(store, poll_s=1.0, clock=lambda: now[0])
+    loads: list[int] = []
+    real_load = load
+    monkeypatch.setattr("migrator.phases.control.load", lambda s, name: loads.append(1) or real_load(s, name))
+    pause(store, load(store), "backup", "ana")
+    assert live.pause_reason() is None  # within the poll interval: the state seen last
+    now[0] = 1.0
+    assert live.pause_reason() == "migration paused: backup (by ana)" and len(loads) == 1
+    now[0] = 2.5
+    assert live.max_rate() is None and len(loads) == 1  # the stream did not move: not read again
+    throttle(store, load(store), 7, "bo")
+    now[0] = 3.5
+    assert live.max_rate() == 7 and live.throttle_note() == "throttled to 7/s (by bo)" and len(loads) == 2
