@@ -115,6 +115,7 @@ def _follow(relays: list[Relay], legacy: Any, es: Any, project: bool, poll_inter
                   f"({'LISTEN' if dialect_for(legacy).listens else 'polling'}, "
                   f"every {poll_interval}s at most); "
                   f"backlog {sum(r.backlog() for r in relays):,}", highlight=False)
+
     def on_pause(reason: str | None) -> None:
         console.print("resumed" if reason is None else styled("[yellow]paused[/yellow]: {why}", why=reason),
                       highlight=False)
