@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, text
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
 
 from .base import DriverTable, OnConflictDialect, converter, quoted
 
@@ -130,10 +131,13 @@ class PostgresDialect(OnConflictDialect):
         if not rows:
             return
         columns = list(rows[0])
+        dbapi_error = conn.dialect.loaded_dbapi.Error
         cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]  # a live connection's
         try:
             _copy_rows(cur, table.name, columns, (tuple(row[c] for c in columns) for row in rows),
                        _copy_types(conn, table, columns))
+        except dbapi_error as err:  # as Core would raise it: IntegrityError, ...
+            raise DBAPIError.instance(None, None, err, dbapi_error, dialect=conn.dialect) from err
         finally:
             cur.close()
 
