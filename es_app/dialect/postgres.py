@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, text
+from sqlalchemy import Connection, Table, TextClause, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 
@@ -59,6 +59,18 @@ def _copy_rows(cur: Any, table: str, columns: Sequence[str], rows: Any, types: S
             copy.set_types(list(types))
         for row in rows:
             copy.write_row(row)
+
+
+@cache
+def _recordset_sql(compiler: Any, table: Table, columns: tuple[str, ...], same: tuple[str, ...],
+                   key_columns: tuple[str, ...]) -> TextClause:
+    """Returns INSERT .. SELECT FROM jsonb_to_recordset(:rows) .. ON CONFLICT DO NOTHING, `same` as :same_<i>."""
+    record = ", ".join(f'"{c}" {compiler.process(table.c[c].type)}' for c in columns)
+    shared = ", ".join(f":same_{i}" for i in range(len(same)))
+    return text(f'INSERT INTO "{table.name}" ({quoted([*columns, *same])}) '
+                f"SELECT {quoted(columns)}{', ' + shared if shared else ''} "
+                f"FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r({record}) "
+                f"ON CONFLICT ({quoted(key_columns)}) DO NOTHING")
 
 
 def _index_defs(conn: Connection, table: str) -> list[tuple[str, str]]:
@@ -146,15 +158,10 @@ class PostgresDialect(OnConflictDialect):
                            dumps: Callable[[Any], str] = json.dumps) -> None:
         if not rows:
             return
-        columns = list(rows[0])
-        compiler = conn.dialect.type_compiler_instance
-        record = ", ".join(f'"{c}" {compiler.process(table.c[c].type)}' for c in columns)
-        shared = [f"same_{i}" for i in range(len(same))]
-        sql = (f'INSERT INTO "{table.name}" ({quoted([*columns, *same])}) '
-               f"SELECT {', '.join([quoted(columns)] + [f':{p}' for p in shared])} "
-               f"FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r({record}) "
-               f"ON CONFLICT ({quoted(key_columns)}) DO NOTHING")
-        conn.execute(text(sql), {"rows": dumps(list(rows)), **dict(zip(shared, same.values(), strict=True))})
+        sql = _recordset_sql(conn.dialect.type_compiler_instance, table, tuple(rows[0]), tuple(same),
+                             tuple(key_columns))
+        shared = {f"same_{i}": value for i, value in enumerate(same.values())}
+        conn.execute(sql, {"rows": dumps(list(rows)), **shared})
 
     def clone_table_empty(self, conn: Connection, source: str, target: str) -> None:
         conn.execute(text(f"DROP TABLE IF EXISTS {target}"))
