@@ -22,7 +22,8 @@ from sqlalchemy import types as sqltypes
 
 from es_app.dialect import dialect_for
 
-from ..mapping import MappingError, TableMapping
+from ..mapping import CompiledMapping, MappingError, TableMapping
+from ..mapping import bound as bound_mapping
 from . import history, sql
 from .sql import CHANGELOG, LEGACY_ORIGIN, MIGRATOR_ORIGIN, NOTIFY_CHANNEL
 
@@ -287,9 +288,9 @@ def latest_change_id(conn: Connection, table: str | None = None) -> int:
     return conn.execute(text(q), {"t": table} if table else {}).scalar() or 0
 
 
-def check_mappings(engine: Engine, mappings: Sequence[TableMapping]) -> list[TableMapping]:
+def check_mappings(engine: Engine, mappings: Sequence[TableMapping | CompiledMapping]) -> list[CompiledMapping]:
     """Returns the mappings bound to the legacy database; raises CaptureError with MappingError's line."""
     try:
-        return [m if m.table_columns else m.bind(engine) for m in mappings]
+        return [bound_mapping(m, engine) for m in mappings]
     except MappingError as exc:
         raise CaptureError(str(exc)) from None
