@@ -5,8 +5,8 @@ columns that become aggregate fields (with normalizers and the event each change
 the delete event, a generic event for every other column, and the import event that carries
 a whole row. It is the declaration only, what a user writes (in Python or in a TOML/JSON/YAML
 file, see `migrator.mapping.files`), checked when it is made. `bind(engine)` checks it against
-the real table and returns the `CompiledMapping` (`migrator.mapping.compiled`) that capture,
-relay, backfill and verify work with; `compile()` does the same without a database. A second
+the real table and returns the `CompiledMapping` (`migrator.mapping.compiled`) that turns rows
+into events and streams back into state; `compile()` does the same without a database. A second
 table needs only a second mapping. `USERS` is the worked example; docs/mapping.md explains how
 to write your own.
 """
