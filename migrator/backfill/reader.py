@@ -23,7 +23,7 @@ from es_app.store import (
 
 from ..capture.changelog import latest_change_id
 from ..claims.unique import claims_by_stream
-from ..mapping import ORIGINALS, TableMapping, backfill_import_id, import_metadata
+from ..mapping import ORIGINALS, CompiledMapping, backfill_import_id, import_metadata
 from ..parking.entries import MAPPING_ERRORS, ToPark, key_text, reason_of
 
 
@@ -73,7 +73,7 @@ def _first_events(items: list[Item]) -> list[NewEvent]:
 class ChunkReader:
     """Reads chunks of a bound mapping's table with their watermarks and builds their import events."""
 
-    def __init__(self, mapping: TableMapping, legacy_engine: Engine):
+    def __init__(self, mapping: CompiledMapping, legacy_engine: Engine):
         self.mapping, self.legacy = mapping, legacy_engine
         self._table = table(mapping.table, *(column(c) for c in mapping.table_columns))
         self._key = self._table.c[mapping.key]

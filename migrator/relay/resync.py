@@ -33,7 +33,7 @@ from ..capture import gaps as capture_gaps
 from ..capture.changelog import latest_change_id
 from ..capture.offsets import lock_offset, lock_state, offset_name
 from ..claims.unique import move_claims
-from ..mapping import TableMapping, import_metadata, uuid5_text
+from ..mapping import CompiledMapping, TableMapping, bound, import_metadata, uuid5_text
 
 DEFAULT_CHUNK = 500
 SOURCE = "resync"
@@ -60,10 +60,11 @@ class ResyncTotals:
 class Resync:
     """Re-syncs one mapped legacy table's streams with its rows (see the module's docstring)."""
 
-    def __init__(self, mapping: TableMapping, legacy: Engine, store: EventStore, *, chunk_size: int = DEFAULT_CHUNK):
+    def __init__(self, mapping: TableMapping | CompiledMapping, legacy: Engine, store: EventStore, *,
+                 chunk_size: int = DEFAULT_CHUNK):
         if chunk_size < 1:
             raise ValueError("chunk_size must be at least 1")
-        self.mapping = mapping if mapping.table_columns else mapping.bind(legacy)
+        self.mapping = bound(mapping, legacy)
         self.legacy, self.store, self.chunk_size = legacy, store, chunk_size
         self.reader = ChunkReader(self.mapping, legacy)
         self.name = offset_name(self.mapping.table)
