@@ -75,6 +75,9 @@ class TableMapping:
     timestamp_precision: str = "us"
     # field -> claim scope: the field's normalized value is unique in the event store (see `claims_of`)
     unique: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # the event that corrects one field on the new side, data {field, value, reason} (USERS: es_app's
+    # UserCorrected); `migrator repair` writes it, and `replay` folds it like a change of the field
+    correction_event_type: str | None = None
     # filled by bind(): column -> coercer name (from the SQL type), and the table's columns in order
     coerce: Mapping[str, str] = dataclasses.field(default_factory=dict)
     table_columns: tuple[str, ...] = ()
@@ -184,6 +187,7 @@ class TableMapping:
         add(self.import_event_type, "import", None)
         add(self.delete_event_type, "delete", None)
         add(self.column_event_type, "column", None)
+        add(self.correction_event_type, "correct", None)
         for c in self.columns:
             add(c.event, "set", c)
             add(c.true_event, "true", c)
@@ -406,6 +410,9 @@ class TableMapping:
                 state[col.field] = data.get(col.key_in_event)
             elif kind in ("true", "false"):
                 state[col.field] = kind == "true"
+            elif kind == "correct":
+                if data.get("field") in self._by_field:
+                    state[data["field"]] = data.get("value")
             elif kind == "column":
                 target = self._by_column.get(data.get("column"))
                 if target is not None:
@@ -457,6 +464,7 @@ USERS = TableMapping(
     created_at="created_at",
     updated_at="updated_at",
     unique={"email": EMAIL_SCOPE},
+    correction_event_type="UserCorrected",
 )
 
 DEFAULT_MAPPINGS: Sequence[TableMapping] = (USERS,)
