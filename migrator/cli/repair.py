@@ -55,12 +55,12 @@ def repair(
         raise CliError(str(exc), code=2) from None
     result = run_repair(doc, legacy, es.store, mappings, apply=apply)
     for note in result.notes:
-        console.print(note, highlight=False)
+        console.print(note, highlight=False, soft_wrap=True)
     for a in result.actions:
         line = f"{plain(a.table)} {plain(a.key)} ({plain(a.stream_id)}, {plain(a.kind)}): {a.action}"
         if a.events:
             line += f" [{a.events} event{'s' if a.events != 1 else ''}]"
-        console.print(Text(f"{line}: {a.detail}" if a.detail else line), highlight=False)
+        console.print(Text(f"{line}: {a.detail}" if a.detail else line), highlight=False, soft_wrap=True)
     acting = [a for a in result.actions if a.action in ("correct", "import", "delete", "rebuild")]
     if not apply:
         console.print(f"dry run: {len(acting):,} actions planned, nothing written (pass --apply to write)",

@@ -125,7 +125,6 @@ def _verify(ctx: typer.Context, tables: list[str] | None, sample: int, full: boo
             legacy_url: str | None) -> bool:
     from migrator.report import render, render_text
     from migrator.verify import runs
-    from migrator.verify import verify as run_verify  # type: ignore[attr-defined, unused-ignore]
 
     es = _es_engine(ctx, es_url, legacy_url)
     legacy, mappings = legacy_and_mappings(ctx, legacy_url, mapping, tables, es_url=es_url)
@@ -137,6 +136,8 @@ def _verify(ctx: typer.Context, tables: list[str] | None, sample: int, full: boo
         else:
             since, since_run = previous.get("watermarks") or {}, previous.get("id")
             err_console.print(f"verifying the keys changed since clean run {since_run}", highlight=False)
+    from migrator.verify import verify as run_verify  # type: ignore[attr-defined, unused-ignore]
+
     with _progress(fmt is ReportFormat.text) as on_progress:
         report = run_verify(legacy, es, mappings, sample=sample, full=full, since=since, wait=wait,
                             on_progress=on_progress)

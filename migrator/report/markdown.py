@@ -41,9 +41,9 @@ def _row(values: list[str]) -> str:
 def render(doc: Mapping[str, Any]) -> str:
     """Returns the whole report as Markdown text ending with a newline."""
     out = [f"# {cell(title(doc))}", "", cell(totals_line(doc)), "", "## Summary", ""]
-    out.append(_row(["table", "legacy rows", "new rows", "compared", "replayed", "method", *KINDS, "rows/s",
-                     "seconds", "findings", "parked"]))
-    out.append(_row(["---"] * (len(KINDS) + 11)))
+    head = ["table", "legacy rows", "new rows", "compared", "replayed", "method", *KINDS, "rows/s", "seconds",
+            "findings", "parked"]
+    out += [_row(head), _row(["---"] * len(head))]
     for t in tables(doc):
         c = t.get("counts") or {}
         method = plain(t.get("method") or "-")
