@@ -66,7 +66,7 @@ def _time(value: Any) -> datetime:
         except ValueError:
             parsed = None
         if parsed is not None:
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     return datetime.now(UTC)
 
 
@@ -134,4 +134,5 @@ def latest_clean(es: Engine, tables: Iterable[str] | None = None) -> dict[str, A
 
 
 def _iso(value: datetime) -> str:
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat(timespec="microseconds")
+    """Returns a stored time as UTC ISO-8601 (SQLite hands it back without its offset)."""
+    return (value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)).isoformat(timespec="microseconds")

@@ -165,3 +165,16 @@ def test_an_event_store_that_is_not_there_is_exit_2(capsys, urls, tmp_path):
     for argv in (["verify"], ["verify", "--list"], ["repair", "--report", "1"]):
         code, _, err = run(capsys, *argv, "--legacy-url", urls[0], "--es-url", missing)
         assert code == 2 and "does not exist" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_real_document_has_the_documented_shape(capsys, urls):
+    from tests.unit.test_verify_docs import documented_example, key_paths
+
+    _migrated(capsys, urls, n=4)
+    _behind_the_relays_back(urls[0], "UPDATE users SET full_name = 'Changed Behind' WHERE id = 2")
+    _, doc, _ = _verify_json(capsys, urls)
+    example = documented_example()
+    assert list(doc) == list(example) and key_paths(doc) == key_paths(example)
+    assert list(doc["options"]) == list(example["options"]) and list(doc["counts"]) == list(example["counts"])
+    assert set(doc["mismatches"][0]["explain"]) == set(example["mismatches"][0]["explain"])
+    assert set(doc["mismatches"][0]["fields"]["name"]) == {"legacy", "new", "replay"}
