@@ -17,6 +17,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy.exc import DatabaseError
 
+from migrator.capture.changelog import CaptureError
+from migrator.mapping import MappingError
+
 from .common import (
     BIGINT_MAX,
     CliError,
@@ -78,7 +81,7 @@ def verify(
             raise CliError("pass either --sample or --full, not both")
         clean = _verify(ctx, tables, DEFAULT_SAMPLE if sample is None else sample, full, since_last, wait, fmt,
                         output, mapping, es_url, legacy_url)
-    except CliError as exc:
+    except (CliError, MappingError, CaptureError) as exc:
         raise CliError(str(exc), code=2) from None
     except DatabaseError as exc:
         text = str(getattr(exc, "orig", None) or exc).strip()

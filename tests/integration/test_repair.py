@@ -89,7 +89,8 @@ def test_repair_plans_then_applies_the_events_that_make_verify_clean_and_a_secon
     assert [(a.key, a.action) for a in plan.actions] == [
         (3, "correct"), (6, "import"), (5, "delete"), (9, "import"), (4, "rebuild"), (1, "skip"), (2, "none"),
         (1, "skip")]
-    assert by_key[(3, "correct")].detail == 'name "User 3" -> "Changed Again"; email "user3@example.org" -> "new3@x.org"'
+    assert by_key[(3, "correct")].detail == ('name "User 3" -> "Changed Again"; '
+                                              'email "user3@example.org" -> "new3@x.org"')
     assert by_key[(3, "correct")].events == 2 and not by_key[(3, "correct")].done
     assert "changelog #77 not relayed" in plan.actions[5].detail and "verify again" in plan.actions[5].detail
     assert plan.actions[7].detail == "no mapping of this table" and plan.events == 0

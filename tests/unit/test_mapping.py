@@ -96,9 +96,9 @@ def test_replay_of_a_deleted_stream_is_none_and_a_reimport_brings_it_back():
 
 
 def test_replay_ignores_unknown_event_types_unless_strict():
-    events = [USERS.import_event(user_row(), event_id="1", metadata={}), ("UserCorrected", {"field": "x"})]
+    events = [USERS.import_event(user_row(), event_id="1", metadata={}), ("UserNicknameChanged", {"nickname": "x"})]
     assert USERS.replay(events) == USERS.state_from_row(user_row())
-    with pytest.raises(ValueError, match="UserCorrected"):
+    with pytest.raises(ValueError, match="UserNicknameChanged"):
         USERS.replay(events, strict=True)
 
 
