@@ -43,7 +43,8 @@ def correction_events(mapping: TableMapping, stream_id: str, recorded: Sequence[
     meta = {**metadata, "reason": reason}
     found: list[tuple[str, dict[str, Any], int]] = []
     if fields and mapping.correction_event_type is not None:
-        decided = _domain_corrections(mapping, stream_id, recorded, expected, fields, reason)
+        decided = _domain_corrections(mapping, mapping.correction_event_type, stream_id, recorded, expected, fields,
+                                      reason)
         if decided is None:
             return None
         found += decided
@@ -55,13 +56,12 @@ def correction_events(mapping: TableMapping, stream_id: str, recorded: Sequence[
             for i, (t, data, v) in enumerate(found)]
 
 
-def _domain_corrections(mapping: TableMapping, stream_id: str, recorded: Sequence[RecordedEvent],
+def _domain_corrections(mapping: TableMapping, event_type: str, stream_id: str, recorded: Sequence[RecordedEvent],
                         expected: Mapping[str, Any], fields: list[str],
                         reason: str) -> list[tuple[str, dict[str, Any], int]] | None:
     """Returns (type, data, schema version) of the correction of each field, or None when one cannot be made."""
-    if not (mapping.category == User.category and mapping.correction_event_type == UserCorrected.__name__):
-        return [(mapping.correction_event_type, {"field": f, "value": expected[f], "reason": reason}, 1)  # type: ignore[misc]
-                for f in fields]
+    if not (mapping.category == User.category and event_type == UserCorrected.__name__):
+        return [(event_type, {"field": f, "value": expected[f], "reason": reason}, 1) for f in fields]
     try:
         user = User.replay(stream_id, [(event_from_data(e.type, e.data), e.metadata) for e in recorded])
         for field in fields:
