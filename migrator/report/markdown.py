@@ -25,7 +25,7 @@ from .document import (
     totals_line,
 )
 
-_PUNCTUATION = "\\`*_{}[]()#+-.!|~"
+_PUNCTUATION = "\\`*_[]|~"  # what can start inline markup mid-line (cells never start a line)
 
 
 def cell(text: str) -> str:

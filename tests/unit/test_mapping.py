@@ -180,6 +180,7 @@ def test_mapping_from_dict_builds_the_same_mapping_as_python():
     spec = {"table": "users", "key": "id", "stream_prefix": "user", "import_event_type": "UserImported",
             "delete_event_type": "UserDeleted", "column_event_type": "UserLegacyColumnChanged",
             "created_at": "created_at", "updated_at": "updated_at", "unique": {"email": "user-email"},
+            "correction_event_type": "UserCorrected",
             "columns": {"full_name": {"field": "name", "normalize": ["strip_control", "trim"],
                                       "event": "UserNameChanged"},
                         "email": {"field": "email", "normalize": ["strip_control", "email"],

@@ -42,7 +42,7 @@ def _documented_keys() -> set[str]:
             if name.startswith(".") and prefix:
                 found.add(prefix + name[1:])
             else:
-                found.add(name)
+                found.add(name.removesuffix("[]"))  # `tables[]`: the list itself
                 prefix = name.rsplit(".", 1)[0] + "." if "[]." in name else ""
     return found
 
