@@ -113,7 +113,8 @@ class ChunkReader:
     def read_keys(self, keys: Sequence[Any]) -> tuple[tuple[dict[str, Any], ...], int]:
         """Returns the rows of these keys (those that exist, in key order) and their watermark, read in one snapshot."""
         with self._snapshot() as conn:
-            rows = _fetch_dicts(conn, select(self._table).where(self._key.in_(list(keys))).order_by(self._key))
+            q = select(self._table).where(self._key.in_(list(keys))).order_by(self._key)  # an expanding IN
+            rows = tuple(dict(r) for r in conn.execute(q).mappings())  # untyped columns: the driver's values
             watermark = latest_change_id(conn)
         return rows, watermark
 
