@@ -29,11 +29,14 @@ FIRST_MISMATCHES = 20
 
 
 def render(doc: Mapping[str, Any], *, first: int = FIRST_MISMATCHES) -> RenderableType:
-    """Returns the report as one Rich renderable: title, summary, per-field breakdown, the first mismatches."""
+    """Returns the report as one Rich renderable: title, summary per table, counts per kind, per-field breakdown,
+    the first mismatches."""
     parts: list[RenderableType] = [
         Text(title(doc), style="bold green" if doc.get("clean") else "bold red"),
         Text(totals_line(doc)),
         summary_table(doc),
+        *(Text(line) for line in streamed_lines(doc)),
+        kinds_table(doc),
     ]
     breakdown = field_breakdown(doc)
     if breakdown:
@@ -48,25 +51,39 @@ def render(doc: Mapping[str, Any], *, first: int = FIRST_MISMATCHES) -> Renderab
 
 
 def summary_table(doc: Mapping[str, Any]) -> Table:
-    """Returns one line per table (rows, keys compared and replayed, method, counts per kind, rate, duration)
-    and a total line."""
+    """Returns one line per table: rows on each side, keys compared and replayed, method, mismatches, rate,
+    duration, findings and parked rows."""
     out = Table(title="verify summary")
-    for col in ("table", "legacy rows", "new rows", "compared", "replayed", "method", *KINDS, "rows/s", "seconds",
+    for col in ("table", "legacy", "new", "compared", "replayed", "method", "mismatches", "rows/s", "seconds",
                 "findings", "parked"):
         out.add_column(col, justify="left" if col in ("table", "method", "findings") else "right")
     for t in tables(doc):
         c = {k: int((t.get("counts") or {}).get(k) or 0) for k in KINDS}
-        method = plain(t.get("method") or "-")
-        if t.get("streamed_fields"):
-            method += " (streamed: " + ", ".join(plain(f) for f in t["streamed_fields"]) + ")"
         findings = ", ".join(f"{plain(k)} {number(n)}" for k, n in (t.get("findings") or {}).items()) or "-"
         out.add_row(Text(plain(t.get("table"))), number(t.get("rows_legacy")), number(t.get("rows_new")),
-                    number(t.get("keys_compared")), number(t.get("keys_replayed")), Text(method),
-                    *(_count(c[k]) for k in KINDS), number(t.get("rows_per_s")), number(t.get("duration_s"), 2),
-                    Text(findings), number(t.get("parked")))
+                    number(t.get("keys_compared")), number(t.get("keys_replayed")), Text(plain(t.get("method") or "-")),
+                    _count(sum(n for k, n in c.items() if k != "pending")), number(t.get("rows_per_s")),
+                    number(t.get("duration_s"), 2), Text(findings), number(t.get("parked")))
+    return out
+
+
+def streamed_lines(doc: Mapping[str, Any]) -> list[str]:
+    """Returns one line per table with fields compared by streaming (their normalizer has no SQL form)."""
+    return [f"{plain(t.get('table'))}: compared by streaming (no SQL form of their normalizer): "
+            + ", ".join(plain(f) for f in t["streamed_fields"]) for t in tables(doc) if t.get("streamed_fields")]
+
+
+def kinds_table(doc: Mapping[str, Any]) -> Table:
+    """Returns the mismatches per kind: one column per table and the total."""
+    entries = list(tables(doc))
+    out = Table(title="mismatches per kind")
+    out.add_column("kind")
+    for t in entries:
+        out.add_column(Text(plain(t.get("table"))), justify="right")
+    out.add_column("total", justify="right")
     total = counts(doc)
-    out.add_row(Text("total", style="bold"), "", "", "", "", "", *(_count(total[k]) for k in KINDS), "",
-                number(doc.get("duration_s"), 2), "", "")
+    for kind in KINDS:
+        out.add_row(kind, *(_count(int((t.get("counts") or {}).get(kind) or 0)) for t in entries), _count(total[kind]))
     return out
 
 

@@ -128,7 +128,9 @@ def test_html_is_one_self_contained_page_with_every_value_escaped():
 def test_text_shows_the_summary_breakdown_and_first_mismatches():
     out = _text(render_text(_doc()))
     assert "verify run 12: 2 mismatches, 1 pending" in out
-    assert "verify summary" in out and "mismatches per field" in out and "first 3 mismatches" in out
+    assert "verify summary" in out and "mismatches per kind" in out and "mismatches per field" in out
+    assert "first 3 mismatches" in out and "accounts: compared by streaming (no SQL form of their normalizer): owner" in out
+    assert re.search(r"│ missing_in_new\s+│\s+0 │\s+1 │\s+1 │", out)
     assert "1,000" in out and "833" in out and "checksum" in out and "duplicate_email 3" in out
     assert "since run 11" in out
     assert '\\u0000' in out and '\\ud800' in out and "[red]r[/red]" in out  # taken literally
