@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.text import Text
+from sqlalchemy.exc import DatabaseError
 
 from .common import (
     BIGINT_MAX,
@@ -53,6 +54,9 @@ def repair(
         mappings = [m for m in mappings if m.table in tables]
     except CliError as exc:
         raise CliError(str(exc), code=2) from None
+    except DatabaseError as exc:
+        text = str(getattr(exc, "orig", None) or exc).strip()
+        raise CliError(f"database: {text.splitlines()[0] if text else type(exc).__name__}", code=2) from None
     result = run_repair(doc, legacy, es.store, mappings, apply=apply)
     for note in result.notes:
         console.print(note, highlight=False, soft_wrap=True)
