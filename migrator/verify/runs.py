@@ -55,7 +55,7 @@ class RunNotFound(LookupError):
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=True, allow_nan=False, default=str)
+    return json.dumps(value, ensure_ascii=True, default=str)  # a non-finite number as Infinity: Python reads it back
 
 
 def _time(value: Any) -> datetime:
