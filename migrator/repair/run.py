@@ -9,7 +9,8 @@ repair time, so a row changed since the run is repaired as it is now):
   cannot be corrected so; no stream, or a deleted one: the row's import event;
 - a live stream whose legacy row is gone: its delete event;
 - `replay_differs` (the read model disagrees with its stream): the key's read-model row is
-  re-folded from its events (`es_app.projections.refold_users`);
+  re-folded from its events (`es_app.projections.refold_users`); so is the row of any other key
+  whose stream needed no event (e.g. a read-model row with neither stream nor legacy row);
 - `pending`: skipped (in flight when verified: verify again).
 
 Events go through the re-sync's code paths (`migrator.relay.resync.Resync`, with `source=repair`):
@@ -177,8 +178,9 @@ def repair(doc: Mapping[str, Any], legacy: Engine, store: EventStore, mappings: 
         worker.run_keys([worker._key(sid) for sid in kinds])
         for sid, a in worker.actions.items():
             actions.setdefault((table, sid), []).append(a)
-        for sid, a in _rebuild(mapping, store, [sid for sid, k in kinds.items() if k == REPLAY_DIFFERS], kinds, apply,
-                               worker):
+        # the read model of replay_differs keys, and of keys whose streams already agree (a row left behind)
+        refold = [sid for sid, k in kinds.items() if k == REPLAY_DIFFERS or sid not in worker.actions]
+        for sid, a in _rebuild(mapping, store, refold, kinds, apply, worker):
             actions.setdefault((table, sid), []).append(a)
         for sid, kind in kinds.items():
             if (table, sid) not in actions:
@@ -191,7 +193,8 @@ def repair(doc: Mapping[str, Any], legacy: Engine, store: EventStore, mappings: 
 def _rebuild(mapping: TableMapping, store: EventStore, stream_ids: list[str], kinds: Mapping[str, str], apply: bool,
              worker: _Repair) -> list[tuple[str, Action]]:
     """Returns (stream id, action) of re-folding the read-model rows of `stream_ids`: those that differ from their
-    stream's events (up to the projection's checkpoint; events appended by this repair are the runner's)."""
+    stream's events (up to the projection's checkpoint; events appended by this repair are the runner's). Only
+    `replay_differs` keys are told why a row could not be rebuilt."""
     if not stream_ids:
         return []
     t = mapping.table
@@ -199,12 +202,13 @@ def _rebuild(mapping: TableMapping, store: EventStore, stream_ids: list[str], ki
     def action(sid: str, verb: str, detail: str, done: bool = False) -> tuple[str, Action]:
         return sid, Action(t, worker._key(sid), sid, kinds[sid], verb, detail, done=done)
 
+    asked = [sid for sid in stream_ids if kinds[sid] == REPLAY_DIFFERS]
     if mapping.category != READ_MODEL_CATEGORY:
-        return [action(sid, "skip", "the table has no read model to rebuild") for sid in stream_ids]
+        return [action(sid, "skip", "the table has no read model to rebuild") for sid in asked]
     refolded = refold_users(store.engine, store, stream_ids, write=apply)
     if refolded.unprojected:
         return [action(sid, "skip", "the projection has not run yet: run `migrator projections run`")
-                for sid in stream_ids]
+                for sid in asked]
     return ([action(sid, "rebuild", f"re-fold the {USERS_PROJECTION} read-model row from the stream", apply)
              for sid in refolded.changed]
             + [action(sid, "skip", "a dead letter of the stream waits: see `migrator dead-letters list`")

@@ -163,3 +163,22 @@ def test_refold_rebuilds_only_rows_that_differ_from_their_stream(db):
     assert _view(engine, "user-2").email == "user2@example.org" and _view(engine, "user-77") is None
     assert refold_users(engine, store, ["user-1", "user-2", "user-77"]).changed == ()
     assert compare(engine, store, users, read_model=users_read_model(engine)).ok
+
+
+def test_a_read_model_row_with_neither_stream_nor_legacy_row_is_removed_by_its_rebuild(db):
+    url, engine = db
+    users = USERS.bind(engine)
+    insert_users(engine, keys(2))
+    store = EventStore(engine)
+    Relay(users, engine, store).drain()
+    run_projections(build(Settings(es_database_url=url, legacy_database_url=url, broker_url="")))
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO users_view (id, name, email, active, deleted, version, position) "
+                          "VALUES ('user-50', 'Ghost', 'g@x.org', true, false, 1, 1)"))
+    read_model = users_read_model(engine)
+    assert compare(engine, store, users, read_model=read_model).keys == ["50"]
+    doc = _stored(engine, [_mismatch("users", 50, "user-50", "missing_in_legacy")])
+    result = repair(doc, engine, store, [users], apply=True)
+    assert [(a.key, a.action, a.done) for a in result.actions] == [(50, "rebuild", True)] and result.events == 0
+    assert _view(engine, "user-50") is None and compare(engine, store, users, read_model=read_model).ok
+    assert [a.action for a in repair(doc, engine, store, [users], apply=True).actions] == ["none"]
