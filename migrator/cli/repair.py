@@ -12,6 +12,8 @@ import typer
 from rich.text import Text
 from sqlalchemy.exc import DatabaseError
 
+from migrator.mapping import MappingError
+
 from .common import (
     BIGINT_MAX,
     CliError,
@@ -50,8 +52,10 @@ def repair(
         if not tables:
             console.print(f"verify run {report} lists no mismatch: nothing to repair", highlight=False)
             return
-        legacy, mappings = legacy_and_mappings(ctx, legacy_url, mapping, None, es_url=es_url)
-        mappings = [m for m in mappings if m.table in tables]
+        legacy, every = legacy_and_mappings(ctx, legacy_url, mapping, None, bind=False, es_url=es_url)
+        mappings = [m.bind(legacy) for m in every if m.table in tables]  # a table no longer mapped is skipped
+    except MappingError as exc:
+        raise CliError(str(exc), code=2) from None
     except CliError as exc:
         raise CliError(str(exc), code=2) from None
     except DatabaseError as exc:
