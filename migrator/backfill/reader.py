@@ -4,7 +4,7 @@ events."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -109,6 +109,14 @@ class ChunkReader:
             rows = _fetch_dicts(conn, select(self._table).where(self._key == key))
             watermark = latest_change_id(conn)
         return (rows[0] if rows else None), watermark
+
+    def read_keys(self, keys: Sequence[Any]) -> tuple[tuple[dict[str, Any], ...], int]:
+        """Returns the rows of these keys (those that exist, in key order) and their watermark, read in one snapshot."""
+        with self._snapshot() as conn:
+            q = select(self._table).where(self._key.in_(list(keys))).order_by(self._key)  # an expanding IN
+            rows = tuple(dict(r) for r in conn.execute(q).mappings())  # untyped columns: the driver's values
+            watermark = latest_change_id(conn)
+        return rows, watermark
 
     def count_after(self, after: Any) -> int:
         """Returns how many rows have keys above `after` (all of them for None)."""

@@ -62,6 +62,7 @@ class CompiledMapping:
         self.exclude: Final = d.exclude
         self.timestamp_precision: Final = d.timestamp_precision
         self.unique: Final = d.unique
+        self.correction_event_type: Final = d.correction_event_type
         # the binding's: column -> coercer name, and the table's columns in order (empty: each row's own)
         self.coerce: Final = b.coerce
         self.table_columns: Final = b.table_columns
@@ -283,6 +284,9 @@ class CompiledMapping:
                 state[col.field] = data.get(col.key_in_event)
             elif kind in ("true", "false"):
                 state[col.field] = kind == "true"
+            elif kind == "correct":
+                if data.get("field") in self._by_field:
+                    state[data["field"]] = data.get("value")
             elif kind == "column":
                 target = self._by_column.get(data.get("column"))
                 if target is not None:

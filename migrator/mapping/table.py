@@ -72,6 +72,9 @@ class TableMapping:
     timestamp_precision: str = "us"
     # field -> claim scope: the field's normalized value is unique in the event store (see `claims_of`)
     unique: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # the event that corrects one field on the new side, data {field, value, reason} (USERS: es_app's
+    # UserCorrected); `migrator repair` writes it, and `replay` folds it like a change of the field
+    correction_event_type: str | None = None
 
     def __post_init__(self) -> None:
         # the declaration's own values in their canonical form (lists as tuples, unique as {field: scope})
@@ -152,6 +155,7 @@ class TableMapping:
         add(self.import_event_type, "import", None)
         add(self.delete_event_type, "delete", None)
         add(self.column_event_type, "column", None)
+        add(self.correction_event_type, "correct", None)
         for c in self.columns:
             add(c.event, "set", c)
             add(c.true_event, "true", c)
@@ -207,6 +211,7 @@ USERS = TableMapping(
     created_at="created_at",
     updated_at="updated_at",
     unique={"email": EMAIL_SCOPE},
+    correction_event_type="UserCorrected",
 )
 
 DEFAULT_MAPPINGS: Sequence[TableMapping] = (USERS,)

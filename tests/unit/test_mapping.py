@@ -100,9 +100,9 @@ def test_replay_of_a_deleted_stream_is_none_and_a_reimport_brings_it_back():
 
 
 def test_replay_ignores_unknown_event_types_unless_strict():
-    events = [COMPILED.import_event(user_row(), event_id="1", metadata={}), ("UserCorrected", {"field": "x"})]
+    events = [COMPILED.import_event(user_row(), event_id="1", metadata={}), ("UserNicknameChanged", {"nickname": "x"})]
     assert COMPILED.replay(events) == COMPILED.state_from_row(user_row())
-    with pytest.raises(ValueError, match="UserCorrected"):
+    with pytest.raises(ValueError, match="UserNicknameChanged"):
         COMPILED.replay(events, strict=True)
 
 
@@ -185,6 +185,7 @@ def test_mapping_from_dict_builds_the_same_mapping_as_python():
     spec = {"table": "users", "key": "id", "stream_prefix": "user", "import_event_type": "UserImported",
             "delete_event_type": "UserDeleted", "column_event_type": "UserLegacyColumnChanged",
             "created_at": "created_at", "updated_at": "updated_at", "unique": {"email": "user-email"},
+            "correction_event_type": "UserCorrected",
             "columns": {"full_name": {"field": "name", "normalize": ["strip_control", "trim"],
                                       "event": "UserNameChanged"},
                         "email": {"field": "email", "normalize": ["strip_control", "email"],
