@@ -140,7 +140,7 @@ def backfill(
     options = BackfillOptions(batch_size=batch_size, max_rate=max_rate, pause_file=pause_file,
                               read_process=read_process, lease_ttl=lease_ttl)
     live = LiveControl(es.store, settings.migration_name)  # `migrator pause / resume / throttle`, while it runs
-    gate = PauseGate(pause_file=pause_file, relay_backlog=_relay_backlog(legacy, es, mappings),
+    gate = PauseGate(pause_file=pause_file, relay_backlog=_relay_backlog(legacy, es, [m.declaration for m in mappings]),
                      max_relay_backlog=max_relay_backlog, projection_lag=_projection_lag(es),
                      max_projection_lag=max_projection_lag, live=live)
     project_fn = projector_for(es) if project else None

@@ -16,13 +16,14 @@ from migrator.cli import main
 
 ES_COMMANDS = [["projections", "run"], ["projections", "rebuild"], ["projections", "status"],
                ["dead-letters", "list"], ["dead-letters", "retry", "1"], ["dead-letters", "skip", "1"],
-               ["serve", "es"], ["rollback"], ["pause"], ["resume"], ["throttle", "--max-rate", "5"]]
+               ["serve", "es"], ["verify", "--list"], ["rollback"], ["pause"], ["resume"],
+               ["throttle", "--max-rate", "5"]]
 LEGACY_COMMANDS = [["seed", "--users", "3", "--workers", "0"], ["serve", "legacy"],
                    ["capture", "install"], ["capture", "remove"], ["capture", "status"]]
-BOTH_COMMANDS = [["relay"], ["backfill"], ["plan"], ["advance"]]
+BOTH_COMMANDS = [["relay"], ["backfill"], ["verify"], ["repair", "--report", "1"], ["plan"], ["advance"]]
 CREATING_COMMANDS = [["init"], ["topology", "up"]]  # may create new SQLite files: URLs checked, files not made
 MAPPING_COMMANDS = [["capture", "install"], ["capture", "remove"], ["capture", "status"], ["relay"], ["backfill"],
-                    ["parked", "retry"], ["plan"], ["advance"]]
+                    ["parked", "retry"], ["verify"], ["repair", "--report", "1"], ["plan"], ["advance"]]
 
 MAPPING_FILES = {
     "syntax.yaml": "table:\n  - table: users\n    key: [id\n",
@@ -58,6 +59,10 @@ NUMBERS = [
     ["advance", "--reason", "why"], ["advance", "--force", "--reason", " "], ["pause", "--reason", " "],
     ["resume", "--actor", ""], ["plan", "--json", "extra"],
     ["demo", "--users", "0"], ["demo", "--users", "99999999999"], ["demo", "--batch-size", "0"],
+    ["verify", "--sample", "0"], ["verify", "--sample", "9" * 30], ["verify", "--wait", "nan"],
+    ["verify", "--wait", "-1"], ["verify", "--wait", "1e300"], ["verify", "--list", "--limit", "0"],
+    ["verify", "--sample", "5", "--full"], ["verify", "--format", "pdf"], ["repair", "--report", "0"],
+    ["repair", "--report", "9" * 30], ["repair", "--report", "7"],
 ]
 
 
@@ -94,7 +99,7 @@ def _bad_urls(tmp_path: Path) -> dict[str, str]:
     not_db.write_text("not a database\n")
     (tmp_path / "a-directory.db").mkdir()
     return {"text file": f"sqlite:///{not_db}", "directory": f"sqlite:///{tmp_path / 'a-directory.db'}",
-            "mysql": "mysql://user@127.0.0.1/legacy", "driver not installed": "postgresql+psycopg2://u@127.0.0.1/x",
+            "mysql": "mysql://user@127.0.0.1/legacy", "driver not installed": "postgresql+pg8000://u@127.0.0.1/x",
             "not a URL": "not a url"}
 
 
