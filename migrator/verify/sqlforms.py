@@ -1,0 +1,241 @@
+"""The SQL a checksum runs in each database: a canonical text per row, hashed the same way on every backend.
+
+A row's *canonical text* is its compared values in a fixed field order, each written as `<length>:<text>`
+(`~` for NULL) and joined by `|`, where a boolean is `1`/`0` and an integer its decimal digits: the
+same values give the same text on any backend, and no two value lists give the same text. Its md5
+(hex) is the row's digest; a bucket's checksum is its row count and the sums of the digest's first
+two 32-bit words (sums that cannot overflow: PostgreSQL's sum of bigint is numeric, SQLite's is
+summed by a Python aggregate). A key's bucket comes from the md5 of the key's text.
+
+PostgreSQL computes everything in SQL; the legacy side applies each field's normalizers through
+their SQL form (`email` is `lower(btrim(x, <whitespace>))`, ...). A normalizer without one (a Python
+function, `timestamp`, ...) leaves its field out of the checksum: that field is compared by streaming
+(`Forms.field_sql` returns None). Every SQL form is exact — it gives the text the Python normalizer
+gives — or, where the database could disagree with Python (`lower` of non-ASCII text), it makes the
+row's checksum differ, so that a checksum difference may be spurious (the rows are then compared in
+Python) but checksum equality never is. SQLite runs in this process: its rows are canonicalized by a
+deterministic Python function registered on the connection (`create_function`), with the mapping's
+own coercers and normalizers, so no field is ever streamed there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection
+
+from ..mapping import NORMALIZERS
+
+# What Python's str.strip() removes, and what strip_control() removes (U+0000 and lone surrogates
+# cannot be in PostgreSQL text at all).
+WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
+CONTROLS = "".join(chr(c) for c in [*range(1, 9), 11, 12, *range(14, 32), 127])
+NON_ASCII_MARK = "\x01\uffff"  # appended where PostgreSQL's lower() could disagree with Python's
+
+_NAMES = {fn: name for name, fn in NORMALIZERS.items()}
+
+
+def value_text(value: Any) -> str | None:
+    """Returns a value's canonical text: None for NULL, `1`/`0` for booleans, digits for integers."""
+    if value is None:
+        return None
+    if value is True:
+        return "1"
+    if value is False:
+        return "0"
+    return value if type(value) is str else str(value)
+
+
+def canonical(values: Sequence[Any]) -> str:
+    """Returns the canonical text of a row's compared values (see the module's docstring)."""
+    parts = []
+    for v in values:
+        t = value_text(v)
+        parts.append("~" if t is None else f"{len(t)}:{t}")
+    return "|".join(parts)
+
+
+def digest(values: Sequence[Any]) -> str:
+    """Returns the md5 (hex) of the canonical text of a row's values."""
+    return hashlib.md5(canonical(values).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def key_hash(text: str) -> int:
+    """Returns the 32-bit hash of a key's text that buckets it (the md5's first word)."""
+    return int(hashlib.md5(text.encode("utf-8", "surrogatepass")).hexdigest()[:8], 16)
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """One compared field of one side: the column that holds it, how Python turns the column's value into
+    the compared value, and, on the legacy side, the kind of value the column holds and its normalizers."""
+
+    field: str
+    column: str
+    convert: Callable[[Any], Any]
+    kind: str | None = "text"  # text | int | bool; None: a value no SQL form reads
+    normalize: tuple[Any, ...] = ()
+
+
+class Forms:
+    """The checksum SQL of one backend."""
+
+    def prepare(self, conn: Connection, sources: Sequence[Source], name: str) -> None:
+        """Makes the connection ready to compute `row_hash(sources, name)` (SQLite registers functions)."""
+
+    def field_sql(self, source: Source) -> str | None:
+        """Returns the SQL of the field's canonical text (NULL for NULL), None when it has no SQL form."""
+        raise NotImplementedError
+
+    def row_hash(self, sources: Sequence[Source], name: str) -> str:
+        """Returns the SQL of the row's digest (32 hex digits) over `sources` (each with an SQL form)."""
+        raise NotImplementedError
+
+    def key_hash(self, key_text_sql: str) -> str:
+        """Returns the SQL of `key_hash` of a key's text."""
+        raise NotImplementedError
+
+    def sums(self, hash_sql: str) -> str:
+        """Returns the select list of a bucket's checksum: count and the digest sums."""
+        raise NotImplementedError
+
+    def checksum(self, row: Sequence[Any]) -> tuple[int, int, int]:
+        """Returns (count, sum of first words, sum of second words) from the values of `sums`."""
+        raise NotImplementedError
+
+    def cast_text(self, sql: str) -> str:
+        return f"CAST({sql} AS TEXT)"
+
+    def params(self) -> dict[str, Any]:
+        """Returns the bound parameters the SQL of this backend uses."""
+        return {}
+
+
+class PostgresForms(Forms):
+    """PostgreSQL: md5() in SQL, normalizers through their SQL forms."""
+
+    def field_sql(self, source: Source) -> str | None:
+        expr, kind = source.column, source.kind
+        if kind is None:
+            return None
+        for spec in source.normalize:
+            name = spec if isinstance(spec, str) else _NAMES.get(spec)
+            step = _pg_step(name, expr, kind)
+            if step is None:
+                return None
+            expr, kind = step
+        if kind == "bool":
+            return f"(CASE WHEN {expr} THEN '1' WHEN NOT {expr} THEN '0' END)"
+        return expr if kind == "text" else self.cast_text(expr)
+
+    def row_hash(self, sources: Sequence[Source], name: str) -> str:
+        pieces = []
+        for s in sources:
+            sql = self.field_sql(s)
+            if sql is None:
+                raise ValueError(f"field {s.field} has no SQL form")
+            pieces.append(f"(CASE WHEN {sql} IS NULL THEN '~' ELSE CAST(length({sql}) AS TEXT) || ':' || {sql} END)")
+        return "md5(" + " || '|' || ".join(pieces or ["''"]) + ")"
+
+    def key_hash(self, key_text_sql: str) -> str:
+        return f"(('x' || substr(md5({key_text_sql}), 1, 8))::bit(32)::bigint)"
+
+    def sums(self, hash_sql: str) -> str:
+        return (f"count(*), sum(('x' || substr({hash_sql}, 1, 8))::bit(32)::bigint), "
+                f"sum(('x' || substr({hash_sql}, 9, 8))::bit(32)::bigint)")
+
+    def checksum(self, row: Sequence[Any]) -> tuple[int, int, int]:
+        return int(row[0]), int(row[1] or 0), int(row[2] or 0)
+
+    def params(self) -> dict[str, Any]:
+        return {"verify_ws": WHITESPACE, "verify_ctl": CONTROLS, "verify_mark": NON_ASCII_MARK}
+
+
+def _pg_step(name: str | None, x: str, kind: str) -> tuple[str, str] | None:
+    """Returns (SQL, kind) of one normalizer applied to `x` of `kind`, None when it has no exact form."""
+    if name in ("trim", "lower", "email", "strip_control", "blank_to_none") and kind != "text":
+        return x, kind  # these leave values that are not text alone
+    if name == "trim":
+        return f"btrim({x}, :verify_ws)", kind
+    if name == "strip_control":
+        return f"translate({x}, :verify_ctl, '')", kind
+    if name in ("lower", "email"):
+        inner = f"btrim({x}, :verify_ws)" if name == "email" else x
+        # lower() of non-ASCII text follows the database's collation, not Python: such rows never match
+        return f"(CASE WHEN {inner} ~ '^[\\x01-\\x7f]*$' THEN lower({inner}) ELSE {inner} || :verify_mark END)", kind
+    if name == "blank_to_none":
+        return f"(CASE WHEN btrim({x}, :verify_ws) = '' THEN NULL ELSE {x} END)", kind
+    if name == "text":
+        if kind == "bool":
+            return f"(CASE WHEN {x} THEN 'True' WHEN NOT {x} THEN 'False' END)", "text"
+        return (x if kind == "text" else f"CAST({x} AS TEXT)"), "text"
+    if name == "int" and kind in ("int", "bool"):
+        return (x if kind == "int" else f"(CASE WHEN {x} THEN 1 WHEN NOT {x} THEN 0 END)"), "int"
+    if name == "bool" and kind in ("int", "bool"):
+        return (x if kind == "bool" else f"({x} <> 0)"), "bool"
+    return None
+
+
+class SqliteForms(Forms):
+    """SQLite: each row canonicalized by a Python function registered on the connection (exact)."""
+
+    def prepare(self, conn: Connection, sources: Sequence[Source], name: str) -> None:
+        raw = conn.connection.driver_connection
+        converters = [s.convert for s in sources]
+
+        def row_digest(*values: Any) -> str:
+            try:
+                return digest([c(v) for c, v in zip(converters, values, strict=True)])
+            except (ValueError, TypeError, ArithmeticError):  # a value the mapping cannot read: never equal
+                return hashlib.md5(("\x00" + repr(values)).encode("utf-8", "surrogatepass")).hexdigest()
+
+        raw.create_function(name, len(sources), row_digest, deterministic=True)
+        raw.create_function("verify_key_hash", 1, _key_hash_or_none, deterministic=True)
+        raw.create_aggregate("verify_sums", 1, _Sums)
+
+    def field_sql(self, source: Source) -> str | None:
+        return source.column
+
+    def row_hash(self, sources: Sequence[Source], name: str) -> str:
+        return f"{name}({', '.join(s.column for s in sources)})" if sources else "'d41d8cd98f00b204e9800998ecf8427e'"
+
+    def key_hash(self, key_text_sql: str) -> str:
+        return f"verify_key_hash({key_text_sql})"
+
+    def sums(self, hash_sql: str) -> str:
+        return f"count(*), verify_sums({hash_sql})"
+
+    def checksum(self, row: Sequence[Any]) -> tuple[int, int, int]:
+        s1, s2 = (row[1] or "0 0").split()
+        return int(row[0]), int(s1), int(s2)
+
+
+def _key_hash_or_none(text: Any) -> int | None:
+    return None if text is None else key_hash(str(text))
+
+
+class _Sums:
+    """SQLite aggregate: the sums of the digests' first two 32-bit words, as text (no 64-bit overflow)."""
+
+    def __init__(self) -> None:
+        self.s1 = self.s2 = 0
+
+    def step(self, h: str | None) -> None:
+        if h is not None:
+            self.s1 += int(h[:8], 16)
+            self.s2 += int(h[8:16], 16)
+
+    def finalize(self) -> str:
+        return f"{self.s1} {self.s2}"
+
+
+def forms_for(backend: str) -> Forms:
+    """Returns the checksum SQL of a backend (`engine.dialect.name`); ValueError for one without it."""
+    if backend == "postgresql":
+        return PostgresForms()
+    if backend == "sqlite":
+        return SqliteForms()
+    raise ValueError(f"verify cannot compute checksums in a {backend} database")
