@@ -4,8 +4,9 @@ Keys are spread over buckets by the hash of their text (`sqlforms.key_hash`, the
 backend). Each side computes, in its own database and in its own thread, the count and digest sums
 of every bucket; only the buckets whose checksums differ are split further (a bucket of modulus M
 becomes FANOUT buckets of modulus M * FANOUT: the same keys, finer), until the rows of the
-differing buckets are few enough (ROWS_THRESHOLD) to compare row by row in Python through the
-mapping's coercers and normalizers, streaming both sides in bucket order (memory holds one bucket).
+differing buckets are few enough (ROWS_THRESHOLD; or most buckets differ, when splitting cannot
+narrow anything down) to compare row by row in Python through the mapping's coercers and
+normalizers, streaming both sides in bucket order (memory holds one bucket).
 What differs in Python is a *candidate*: the engine compares it three ways, with its stream.
 
 Fields whose normalizer has no SQL form are left out of the checksum and compared by `stream_fields`:
@@ -55,9 +56,15 @@ class Side:
         self.forms.prepare(conn, self.sources, self.function)
         return conn
 
-    def _inner(self, extra: Sequence[str] = ()) -> str:
-        cols = ", ".join([f"{self.forms.key_hash(self.key_text)} AS verify_kh", *extra])
-        return f"SELECT {cols} FROM {self.table} WHERE {self.where}"
+    def _inner(self, extra: Sequence[str], within: tuple[int, Sequence[int]] | None) -> str:
+        """Returns the SELECT of the live rows (in the buckets `within`) with their key hash and `extra`."""
+        kh = self.forms.key_hash(self.key_text)
+        cols = ", ".join([f"{kh} AS verify_kh", *extra])
+        where = self.where
+        if within is not None:
+            modulus, buckets = within
+            where += f" AND {kh} % {int(modulus)} IN ({', '.join(str(int(b)) for b in buckets)})"
+        return f"SELECT {cols} FROM {self.table} WHERE {where}"
 
     def count(self) -> int:
         """Returns the number of live rows."""
@@ -66,9 +73,10 @@ class Side:
 
     def checksums(self, modulus: int, parent: tuple[int, Sequence[int]] | None) -> Checksums:
         """Returns {bucket: (count, sum1, sum2)} of the live rows at `modulus` (within `parent`'s buckets)."""
-        digest = self.forms.row_hash(self.sources, self.function)
-        sql = (f"SELECT s.verify_kh % {int(modulus)} AS b, {self.forms.sums('s.verify_h')} "
-               f"FROM ({self._inner([f'{digest} AS verify_h'])}) s {_within(parent)} GROUP BY 1")
+        fields = [f"{self.forms.field_sql(s)} AS verify_f{i}" for i, s in enumerate(self.sources)]
+        digest = self.forms.row_hash([f"f.verify_f{i}" for i in range(len(self.sources))], self.function)
+        rows = f"SELECT f.verify_kh, {digest} AS verify_h FROM ({self._inner(fields, parent)}{self.forms.fence}) f"
+        sql = f"SELECT s.verify_kh % {int(modulus)} AS b, {self.forms.sums('s.verify_h')} FROM ({rows}) s GROUP BY 1"
         with self.connect() as conn:
             return {int(r[0]): self.forms.checksum(r[1:])
                     for r in conn.execute(text(sql), self.forms.params()) if r[0] is not None}
@@ -77,8 +85,8 @@ class Side:
         """Yields (bucket, legacy key, compared values) of the live rows in `buckets`, in bucket order."""
         cols = [f"{self.key} AS verify_key", *(f"{s.column} AS verify_c{i}" for i, s in enumerate(self.sources))]
         names = ", ".join(["verify_key", *(f"verify_c{i}" for i in range(len(self.sources)))])
-        sql = (f"SELECT s.verify_kh % {int(modulus)} AS b, {names} FROM ({self._inner(cols)}) s "
-               f"{_within((modulus, buckets))} ORDER BY 1")
+        inner = self._inner(cols, (modulus, buckets))
+        sql = f"SELECT s.verify_kh % {int(modulus)} AS b, {names} FROM ({inner}) s ORDER BY 1"
         converters = [s.convert for s in self.sources]
         with self.connect() as conn:
             result = conn.execution_options(stream_results=True, yield_per=PAGE).execute(text(sql))
@@ -98,13 +106,6 @@ class _Unreadable:
     """A value the mapping cannot read: equal to nothing but itself."""
 
     value: Any
-
-
-def _within(parent: tuple[int, Sequence[int]] | None) -> str:
-    if parent is None:
-        return ""
-    modulus, buckets = parent
-    return f"WHERE s.verify_kh % {int(modulus)} IN ({', '.join(str(int(b)) for b in buckets)})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,8 +190,8 @@ def compare_checksums(sides: Sides, *, rows_per_bucket: int = ROWS_PER_BUCKET,
         while differing and modulus < MAX_MODULUS:
             rows = max(sum(legacy_sums.get(b, (0,))[0] for b in differing),
                        sum(new_sums.get(b, (0,))[0] for b in differing))
-            if rows <= threshold:
-                break
+            if rows <= threshold or len(differing) * 2 > len(legacy_sums.keys() | new_sums.keys()):
+                break  # few rows left, or most buckets differ (splitting finds nothing finer): row by row
             parent = (modulus, differing)
             modulus = min(MAX_MODULUS, modulus * FANOUT)
             legacy_sums, new_sums = both(modulus, parent)

@@ -90,9 +90,12 @@ class Forms:
         """Returns the SQL of the field's canonical text (NULL for NULL), None when it has no SQL form."""
         raise NotImplementedError
 
-    def row_hash(self, sources: Sequence[Source], name: str) -> str:
-        """Returns the SQL of the row's digest (32 hex digits) over `sources` (each with an SQL form)."""
+    def row_hash(self, columns: Sequence[str], name: str) -> str:
+        """Returns the SQL of the row's digest (32 hex digits) over `columns`, which a subquery selects as the
+        `field_sql` of each source (so that each is computed once)."""
         raise NotImplementedError
+
+    fence = ""  # ends a subquery whose columns must be computed once (not inlined into the outer query)
 
     def key_hash(self, key_text_sql: str) -> str:
         """Returns the SQL of `key_hash` of a key's text."""
@@ -131,13 +134,11 @@ class PostgresForms(Forms):
             return f"(CASE WHEN {expr} THEN '1' WHEN NOT {expr} THEN '0' END)"
         return expr if kind == "text" else self.cast_text(expr)
 
-    def row_hash(self, sources: Sequence[Source], name: str) -> str:
-        pieces = []
-        for s in sources:
-            sql = self.field_sql(s)
-            if sql is None:
-                raise ValueError(f"field {s.field} has no SQL form")
-            pieces.append(f"(CASE WHEN {sql} IS NULL THEN '~' ELSE CAST(length({sql}) AS TEXT) || ':' || {sql} END)")
+    fence = " OFFSET 0"
+
+    def row_hash(self, columns: Sequence[str], name: str) -> str:
+        pieces = [f"(CASE WHEN {c} IS NULL THEN '~' ELSE CAST(length({c}) AS TEXT) || ':' || {c} END)"
+                  for c in columns]
         return "md5(" + " || '|' || ".join(pieces or ["''"]) + ")"
 
     def key_hash(self, key_text_sql: str) -> str:
@@ -183,7 +184,7 @@ class SqliteForms(Forms):
     """SQLite: each row canonicalized by a Python function registered on the connection (exact)."""
 
     def prepare(self, conn: Connection, sources: Sequence[Source], name: str) -> None:
-        raw = conn.connection.driver_connection
+        raw: Any = conn.connection.driver_connection
         converters = [s.convert for s in sources]
 
         def row_digest(*values: Any) -> str:
@@ -199,8 +200,8 @@ class SqliteForms(Forms):
     def field_sql(self, source: Source) -> str | None:
         return source.column
 
-    def row_hash(self, sources: Sequence[Source], name: str) -> str:
-        return f"{name}({', '.join(s.column for s in sources)})" if sources else "'d41d8cd98f00b204e9800998ecf8427e'"
+    def row_hash(self, columns: Sequence[str], name: str) -> str:
+        return f"{name}({', '.join(columns)})" if columns else "'d41d8cd98f00b204e9800998ecf8427e'"
 
     def key_hash(self, key_text_sql: str) -> str:
         return f"verify_key_hash({key_text_sql})"
