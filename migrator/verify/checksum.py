@@ -266,6 +266,5 @@ def stream_fields(mapping: TableMapping, read_model: ReadModelTable, legacy: Eng
             state = seen.get(mapping.stream_id(k), (None, 0))[0]
             if state is None:
                 continue  # absent or deleted: the checksum's counts find it
-            if any(_safe(lambda v, c=by_field[f]: mapping.field_value(c, v), r[i + 1]) != state[f]
-                   for i, f in enumerate(fields)):
+            if any(_safe(_field_value(mapping, by_field[f]), r[i + 1]) != state[f] for i, f in enumerate(fields)):
                 yield k

@@ -177,7 +177,7 @@ def replay_state(mapping: TableMapping, events: Sequence[RecordedEvent]) -> dict
     columns = {c.field: c.column for c in mapping.columns}
     items: list[Any] = []
     for e in events:
-        column = columns.get(e.data.get("field")) if e.type == correction else None
+        column = columns.get(str(e.data.get("field"))) if e.type == correction else None
         if column is not None:
             items.append((mapping.column_event_type, {"column": column, "value": e.data.get("value")}))
         else:
