@@ -34,7 +34,7 @@ MAX_MODULUS = 1 << 32  # key hashes have 32 bits: no finer split exists
 PAGE = 1000  # keys per page when streaming
 _KINDS = {"text": "text", "int": "int", "bool": "bool"}  # coercers whose values an SQL form reads
 
-Checksums = dict[int, tuple[int, int, int]]
+Checksums = dict[int, tuple[int, int]]  # bucket -> (rows, digest sum)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +72,7 @@ class Side:
             return int(conn.execute(text(f"SELECT count(*) FROM {self.table} WHERE {self.where}")).scalar() or 0)
 
     def checksums(self, modulus: int, parent: tuple[int, Sequence[int]] | None) -> Checksums:
-        """Returns {bucket: (count, sum1, sum2)} of the live rows at `modulus` (within `parent`'s buckets)."""
+        """Returns {bucket: (count, digest sum)} of the live rows at `modulus` (within `parent`'s buckets)."""
         fields = [f"{self.forms.field_sql(s)} AS verify_f{i}" for i, s in enumerate(self.sources)]
         digest = self.forms.row_hash([f"f.verify_f{i}" for i in range(len(self.sources))], self.function)
         rows = f"SELECT f.verify_kh, {digest} AS verify_h FROM ({self._inner(fields, parent)}{self.forms.fence}) f"

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, inspect, select, text
+from sqlalchemy import Engine, bindparam, func, inspect, select, text
 
 from es_app.store import EventStore
 
@@ -32,10 +32,9 @@ from ..claims.findings import count_findings, findings
 from ..mapping import TableMapping
 from ..parking.entries import parked
 from .checksum import PAGE, compare_checksums, sides_for, stream_fields
-from .compare import legacy_rows
 from .explain import mismatches
 from .readmodel import read_model_for
-from .replay import CHUNK, Compared, Outcome, Views, compare_keys, storable_key
+from .replay import CHUNK, Compared, Outcome, Views, compare_keys, compare_page, storable_key
 from .report import CHECKSUM, KINDS, PENDING, STREAM, Mismatch, TableReport, VerifyReport, zero_counts
 from .sqlforms import forms_for
 
@@ -184,31 +183,22 @@ def _settle(views: Views, outcomes: list[Outcome], wait: float) -> tuple[list[Ou
 
 
 def _every_key(run: _Table, *, skip: set[Any]) -> None:
-    """Compares every legacy key (in key order) and every stream of the category without a legacy row."""
-    done = 0
-    for page in _legacy_key_pages(run.views):
-        run.compare([k for k in page if k not in skip])
-        done += len(page)
+    """Compares every legacy key (in key order, pages of legacy rows) and every stream of the category without a
+    legacy row; keys in `skip` (compared already) count once."""
+    after, done = None, 0
+    while True:
+        found, after = compare_page(run.views, after, PAGE)
+        if after is None:
+            break
+        done += found.keys
+        run.differing += [o for o in found.outcomes if o.key not in skip]
+        run.keys_replayed += sum(1 for k in found.seen if k not in skip)
+        run.legacy_rows += found.legacy_rows
+        run.live_streams += found.live_streams
         run.tick(done)
     for page in _stream_key_pages(run.views):
         present = _legacy_keys_among(run.views, page)
         run.compare([k for k in page if k not in present and k not in skip])
-
-
-def _legacy_key_pages(views: Views) -> Iterator[list[Any]]:
-    m = views.mapping
-    q = views.legacy.dialect.identifier_preparer.quote
-    table, key = q(m.table), q(m.key)
-    last: Any = None
-    while True:
-        where = "" if last is None else f"WHERE {key} > :last"
-        with views.legacy.connect() as conn:
-            raw = list(conn.execute(text(f"SELECT {key} FROM {table} {where} ORDER BY {key} LIMIT {PAGE}"),
-                                    {"last": last}).scalars())
-        if not raw:
-            return
-        last = raw[-1]
-        yield [m.key_of({m.key: v}) for v in raw]
 
 
 def _stream_key_pages(views: Views) -> Iterator[list[Any]]:
@@ -224,7 +214,16 @@ def _stream_key_pages(views: Views) -> Iterator[list[Any]]:
 
 
 def _legacy_keys_among(views: Views, keys: Sequence[Any]) -> set[Any]:
-    return set(legacy_rows(views.legacy, views.mapping, [k for k in keys if storable_key(views.mapping, k)]))
+    """Returns those of `keys` that have a legacy row."""
+    m = views.mapping
+    q = views.legacy.dialect.identifier_preparer.quote
+    wanted = [k for k in keys if storable_key(m, k)]
+    if not wanted:
+        return set()
+    sql = text(f"SELECT {q(m.key)} FROM {q(m.table)} WHERE {q(m.key)} IN :keys").bindparams(
+        bindparam("keys", expanding=True))
+    with views.legacy.connect() as conn:
+        return {m.key_of({m.key: v}) for v in conn.execute(sql, {"keys": wanted}).scalars()}
 
 
 def _sample_keys(views: Views, n: int) -> list[Any]:

@@ -20,7 +20,7 @@ ahead of the events read: pending as well.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, inspect, text
@@ -59,6 +59,7 @@ class Compared:
     """The result of comparing a chunk of keys: the outcomes that differ and what was seen."""
 
     outcomes: list[Outcome] = dataclasses.field(default_factory=list)
+    seen: list[Any] = dataclasses.field(default_factory=list)  # the keys compared
     keys: int = 0
     legacy_rows: int = 0
     live_streams: int = 0
@@ -121,20 +122,56 @@ def compare_keys(views: Views, keys: Sequence[Any]) -> Compared:
     """Returns the keys (legacy keys, as `mapping.key_of` gives them) whose views disagree, in chunks of CHUNK."""
     out = Compared()
     for i in range(0, len(keys), CHUNK):
-        _compare_chunk(views, list(dict.fromkeys(keys[i:i + CHUNK])), out)
+        _compare_chunk(views, out, _rows_of(views, list(dict.fromkeys(keys[i:i + CHUNK]))))
     return out
 
 
-def _compare_chunk(views: Views, keys: list[Any], out: Compared) -> None:
+def _rows_of(views: Views, keys: list[Any]) -> Loader:
+    """Returns the loader of the legacy rows of `keys`."""
+    def load() -> tuple[list[Any], Mapping[Any, Mapping[str, Any]]]:
+        m = views.mapping
+        return keys, legacy_rows(views.legacy, m, [k for k in keys if storable_key(m, k)])
+    return load
+
+
+def compare_page(views: Views, after: Any, limit: int) -> tuple[Compared, Any]:
+    """Returns the comparison of the first `limit` legacy rows whose key is above `after` (None: from the first),
+    in key order, and the raw value of the last key read (None when no row is left)."""
+    out = Compared()
+    last: list[Any] = [None]
+
+    def load() -> tuple[list[Any], Mapping[Any, Mapping[str, Any]]]:
+        m = views.mapping
+        q = views.legacy.dialect.identifier_preparer.quote
+        cols = ", ".join(q(c) for c in m.table_columns) if m.table_columns else "*"
+        where = "" if after is None else f"WHERE {q(m.key)} > :after"
+        with views.legacy.connect() as conn:
+            sql = f"SELECT {cols} FROM {q(m.table)} {where} ORDER BY {q(m.key)} LIMIT {int(limit)}"
+            raw = list(conn.execute(text(sql), {"after": after}).mappings())
+        if raw:
+            last[0] = raw[-1][m.key]
+        rows = {m.key_of(row): row for row in map(dict, raw)}
+        return list(rows), rows
+
+    _compare_chunk(views, out, load)
+    return out, last[0]
+
+
+Loader = Callable[[], tuple[list[Any], Mapping[Any, Mapping[str, Any]]]]
+
+
+def _compare_chunk(views: Views, out: Compared, load: Loader) -> None:
+    """Compares the keys `load` returns with their legacy rows (it reads them after the frontier and the head)."""
     m, rm = views.mapping, views.read_model
     offset, checkpoint = views.frontier()  # read first: what is in flight is measured against them
     head = views.changelog_head()
-    rows = legacy_rows(views.legacy, m, [k for k in keys if storable_key(m, k)])
+    keys, rows = load()
     sids = [m.stream_id(k) for k in keys]
     with views.es.connect() as conn:
         streams = views.store.read_streams(conn, sids)
         seen = rm.rows(conn, sids) if rm is not None else {}
     out.keys += len(keys)
+    out.seen += keys
     out.legacy_rows += len(rows)
     found: list[tuple[Any, str, str, dict[str, FieldValues], RecordedEvent | None, int | None, bool]] = []
     for key, sid in zip(keys, sids, strict=True):

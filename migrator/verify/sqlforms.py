@@ -3,9 +3,9 @@
 A row's *canonical text* is its compared values in a fixed field order, each written as `<length>:<text>`
 (`~` for NULL) and joined by `|`, where a boolean is `1`/`0` and an integer its decimal digits: the
 same values give the same text on any backend, and no two value lists give the same text. Its md5
-(hex) is the row's digest; a bucket's checksum is its row count and the sums of the digest's first
-two 32-bit words (sums that cannot overflow: PostgreSQL's sum of bigint is numeric, SQLite's is
-summed by a Python aggregate). A key's bucket comes from the md5 of the key's text.
+(hex) is the row's digest; a bucket's checksum is its row count and the sum of the digests' first
+64 bits as signed integers (a sum that cannot overflow: PostgreSQL's sum of bigint is numeric,
+SQLite's is summed by a Python aggregate). A key's bucket comes from the md5 of the key's text.
 
 PostgreSQL computes everything in SQL; the legacy side applies each field's normalizers through
 their SQL form (`email` is `lower(btrim(x, <whitespace>))`, ...). A normalizer without one (a Python
@@ -102,11 +102,11 @@ class Forms:
         raise NotImplementedError
 
     def sums(self, hash_sql: str) -> str:
-        """Returns the select list of a bucket's checksum: count and the digest sums."""
+        """Returns the select list of a bucket's checksum: its row count and digest sum."""
         raise NotImplementedError
 
-    def checksum(self, row: Sequence[Any]) -> tuple[int, int, int]:
-        """Returns (count, sum of first words, sum of second words) from the values of `sums`."""
+    def checksum(self, row: Sequence[Any]) -> tuple[int, int]:
+        """Returns (count, digest sum) from the values of `sums`."""
         raise NotImplementedError
 
     def cast_text(self, sql: str) -> str:
@@ -120,21 +120,21 @@ class Forms:
 class PostgresForms(Forms):
     """PostgreSQL: md5() in SQL, normalizers through their SQL forms."""
 
+    fence = " OFFSET 0"
+
     def field_sql(self, source: Source) -> str | None:
-        expr, kind = source.column, source.kind
+        expr, kind, trimmed = source.column, source.kind, False
         if kind is None:
             return None
         for spec in source.normalize:
             name = spec if isinstance(spec, str) else _NAMES.get(spec)
-            step = _pg_step(name, expr, kind)
+            step = _pg_step(name, expr, kind, source.column, trimmed)
             if step is None:
                 return None
-            expr, kind = step
+            expr, kind, trimmed = step
         if kind == "bool":
             return f"(CASE WHEN {expr} THEN '1' WHEN NOT {expr} THEN '0' END)"
         return expr if kind == "text" else self.cast_text(expr)
-
-    fence = " OFFSET 0"
 
     def row_hash(self, columns: Sequence[str], name: str) -> str:
         pieces = [f"(CASE WHEN {c} IS NULL THEN '~' ELSE CAST(length({c}) AS TEXT) || ':' || {c} END)"
@@ -145,38 +145,50 @@ class PostgresForms(Forms):
         return f"(('x' || substr(md5({key_text_sql}), 1, 8))::bit(32)::bigint)"
 
     def sums(self, hash_sql: str) -> str:
-        return (f"count(*), sum(('x' || substr({hash_sql}, 1, 8))::bit(32)::bigint), "
-                f"sum(('x' || substr({hash_sql}, 9, 8))::bit(32)::bigint)")
+        return f"count(*), sum(('x' || substr({hash_sql}, 1, 16))::bit(64)::bigint)"
 
-    def checksum(self, row: Sequence[Any]) -> tuple[int, int, int]:
-        return int(row[0]), int(row[1] or 0), int(row[2] or 0)
+    def checksum(self, row: Sequence[Any]) -> tuple[int, int]:
+        return int(row[0]), int(row[1] or 0)
 
     def params(self) -> dict[str, Any]:
         return {"verify_ws": WHITESPACE, "verify_ctl": CONTROLS, "verify_mark": NON_ASCII_MARK}
 
 
-def _pg_step(name: str | None, x: str, kind: str) -> tuple[str, str] | None:
-    """Returns (SQL, kind) of one normalizer applied to `x` of `kind`, None when it has no exact form."""
+_PG_CONTROL = "'[\\x01-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]'"
+_PG_ASCII = "'^[\\x01-\\x7f]*$'"
+
+
+def _pg_step(name: str | None, x: str, kind: str, column: str, trimmed: bool) -> tuple[str, str, bool] | None:
+    """Returns (SQL, kind, trimmed) of one normalizer applied to `x` of `kind`, None when it has no exact form.
+
+    `column` is the source column (`x` derives from it: when it is ASCII, so is `x`); `trimmed` says that
+    `x` has no whitespace at either end. Each branch of a CASE computes `x` at most once."""
     if name in ("trim", "lower", "email", "strip_control", "blank_to_none") and kind != "text":
-        return x, kind  # these leave values that are not text alone
+        return x, kind, trimmed  # these leave values that are not text alone
     if name == "trim":
-        return f"btrim({x}, :verify_ws)", kind
-    if name == "strip_control":
-        return f"translate({x}, :verify_ctl, '')", kind
+        return f"btrim({x}, :verify_ws)", kind, True
+    if name == "strip_control":  # translate() is slow: only rows holding a control character need it
+        # (removing one may leave whitespace at an end: no longer trimmed)
+        if x == column:
+            return f"(CASE WHEN {x} ~ {_PG_CONTROL} THEN translate({x}, :verify_ctl, '') ELSE {x} END)", kind, False
+        return f"translate({x}, :verify_ctl, '')", kind, False
     if name in ("lower", "email"):
         inner = f"btrim({x}, :verify_ws)" if name == "email" else x
         # lower() of non-ASCII text follows the database's collation, not Python: such rows never match
-        return f"(CASE WHEN {inner} ~ '^[\\x01-\\x7f]*$' THEN lower({inner}) ELSE {inner} || :verify_mark END)", kind
+        return (f"(CASE WHEN {column} ~ {_PG_ASCII} THEN lower({inner}) ELSE {inner} || :verify_mark END)", kind,
+                trimmed or name == "email")
     if name == "blank_to_none":
-        return f"(CASE WHEN btrim({x}, :verify_ws) = '' THEN NULL ELSE {x} END)", kind
+        if trimmed:
+            return f"NULLIF({x}, '')", kind, True
+        return f"(CASE WHEN btrim({x}, :verify_ws) = '' THEN NULL ELSE {x} END)", kind, False
     if name == "text":
         if kind == "bool":
-            return f"(CASE WHEN {x} THEN 'True' WHEN NOT {x} THEN 'False' END)", "text"
-        return (x if kind == "text" else f"CAST({x} AS TEXT)"), "text"
+            return f"(CASE WHEN {x} THEN 'True' WHEN NOT {x} THEN 'False' END)", "text", True
+        return (x if kind == "text" else f"CAST({x} AS TEXT)"), "text", trimmed or kind == "int"
     if name == "int" and kind in ("int", "bool"):
-        return (x if kind == "int" else f"(CASE WHEN {x} THEN 1 WHEN NOT {x} THEN 0 END)"), "int"
+        return (x if kind == "int" else f"(CASE WHEN {x} THEN 1 WHEN NOT {x} THEN 0 END)"), "int", trimmed
     if name == "bool" and kind in ("int", "bool"):
-        return (x if kind == "bool" else f"({x} <> 0)"), "bool"
+        return (x if kind == "bool" else f"({x} <> 0)"), "bool", trimmed
     return None
 
 
@@ -209,28 +221,32 @@ class SqliteForms(Forms):
     def sums(self, hash_sql: str) -> str:
         return f"count(*), verify_sums({hash_sql})"
 
-    def checksum(self, row: Sequence[Any]) -> tuple[int, int, int]:
-        s1, s2 = (row[1] or "0 0").split()
-        return int(row[0]), int(s1), int(s2)
+    def checksum(self, row: Sequence[Any]) -> tuple[int, int]:
+        return int(row[0]), int(row[1] or 0)
 
 
 def _key_hash_or_none(text: Any) -> int | None:
     return None if text is None else key_hash(str(text))
 
 
+def digest_word(h: str) -> int:
+    """Returns the digest's first 64 bits as a signed integer (what PostgreSQL's `::bit(64)::bigint` gives)."""
+    n = int(h[:16], 16)
+    return n - (1 << 64) if n >= 1 << 63 else n
+
+
 class _Sums:
-    """SQLite aggregate: the sums of the digests' first two 32-bit words, as text (no 64-bit overflow)."""
+    """SQLite aggregate: the sum of the digests' first 64-bit words, as text (no 64-bit overflow)."""
 
     def __init__(self) -> None:
-        self.s1 = self.s2 = 0
+        self.total = 0
 
     def step(self, h: str | None) -> None:
         if h is not None:
-            self.s1 += int(h[:8], 16)
-            self.s2 += int(h[8:16], 16)
+            self.total += digest_word(h)
 
     def finalize(self) -> str:
-        return f"{self.s1} {self.s2}"
+        return str(self.total)
 
 
 def forms_for(backend: str) -> Forms:
