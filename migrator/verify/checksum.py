@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, bindparam, text
 
 from ..mapping import TableMapping
 from .readmodel import ReadModelTable
@@ -35,6 +35,17 @@ PAGE = 1000  # keys per page when streaming
 _KINDS = {"text": "text", "int": "int", "bool": "bool"}  # coercers whose values an SQL form reads
 
 Checksums = dict[int, tuple[int, int]]  # bucket -> (rows, digest sum)
+NOT_AN_INTEGER = -(1 << 62)  # the bucket of read-model rows whose key is not an integer's canonical text
+MAX_ENUMERATED = 4096  # ranges of at most this many integer keys are read through the indexes
+
+
+@dataclasses.dataclass(frozen=True)
+class Level:
+    """How rows are bucketed: by ranges of `n` integer keys (`ranged`), or by their key hash modulo `n`."""
+
+    ranged: bool
+    n: int
+    parent: Level | None = None  # the level whose differing buckets this one splits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,20 +61,29 @@ class Side:
     sources: tuple[Source, ...]
     key_of: Callable[[Any], Any]  # the key's value as the table hands it over -> the legacy key
     function: str  # the name of the row-digest function (SQLite)
+    int_key: str | None = None  # SQL of the key as an integer (NULL when it is not one), for integer keys
+    # SQL (and parameters) of the rows whose integer key is in [lo, hi], through an index
+    in_range: Callable[[int, int], tuple[str, dict[str, Any]]] | None = None
+
+    def bucket(self, level: Level) -> str:
+        """Returns the SQL of a row's bucket at `level`."""
+        if level.ranged:
+            assert self.int_key is not None
+            return f"COALESCE({self.int_key} / {int(level.n)}, {NOT_AN_INTEGER})"
+        return f"{self.forms.key_hash(self.key_text)} % {int(level.n)}"
 
     def connect(self) -> Connection:
         conn = self.engine.connect()
         self.forms.prepare(conn, self.sources, self.function)
         return conn
 
-    def _inner(self, extra: Sequence[str], within: tuple[int, Sequence[int]] | None) -> str:
-        """Returns the SELECT of the live rows (in the buckets `within`) with their key hash and `extra`."""
-        kh = self.forms.key_hash(self.key_text)
-        cols = ", ".join([f"{kh} AS verify_kh", *extra])
-        where = self.where
+    def _inner(self, extra: Sequence[str], level: Level, within: Sequence[int] | None, where: str = "") -> str:
+        """Returns the SELECT of the live rows (in the buckets `within` of `level`'s parent) with their bucket at
+        `level` and `extra`."""
+        cols = ", ".join([f"{self.bucket(level)} AS verify_b", *extra])
+        where = f"{self.where}{where}"
         if within is not None:
-            modulus, buckets = within
-            where += f" AND {kh} % {int(modulus)} IN ({', '.join(str(int(b)) for b in buckets)})"
+            where += f" AND {self.bucket(level.parent or level)} IN ({', '.join(str(int(b)) for b in within)})"
         return f"SELECT {cols} FROM {self.table} WHERE {where}"
 
     def count(self) -> int:
@@ -71,25 +91,30 @@ class Side:
         with self.engine.connect() as conn:
             return int(conn.execute(text(f"SELECT count(*) FROM {self.table} WHERE {self.where}")).scalar() or 0)
 
-    def checksums(self, modulus: int, parent: tuple[int, Sequence[int]] | None) -> Checksums:
-        """Returns {bucket: (count, digest sum)} of the live rows at `modulus` (within `parent`'s buckets)."""
+    def checksums(self, level: Level, parent: Sequence[int] | None) -> Checksums:
+        """Returns {bucket: (count, digest sum)} of the live rows at `level` (within the parent level's buckets)."""
         fields = [f"{self.forms.field_sql(s)} AS verify_f{i}" for i, s in enumerate(self.sources)]
         digest = self.forms.row_hash([f"f.verify_f{i}" for i in range(len(self.sources))], self.function)
-        rows = f"SELECT f.verify_kh, {digest} AS verify_h FROM ({self._inner(fields, parent)}{self.forms.fence}) f"
-        sql = f"SELECT s.verify_kh % {int(modulus)} AS b, {self.forms.sums('s.verify_h')} FROM ({rows}) s GROUP BY 1"
+        inner = self._inner(fields, level, parent)
+        rows = f"SELECT f.verify_b, {digest} AS verify_h FROM ({inner}{self.forms.fence}) f"
+        sql = f"SELECT s.verify_b, {self.forms.sums('s.verify_h')} FROM ({rows}) s GROUP BY 1"
         with self.connect() as conn:
             return {int(r[0]): self.forms.checksum(r[1:])
                     for r in conn.execute(text(sql), self.forms.params()) if r[0] is not None}
 
-    def rows(self, modulus: int, buckets: Sequence[int]) -> Iterator[tuple[int, Any, tuple[Any, ...]]]:
-        """Yields (bucket, legacy key, compared values) of the live rows in `buckets`, in bucket order."""
+    def rows(self, level: Level, buckets: Sequence[int] | None, where: str = "",
+             params: Mapping[str, Any] | None = None) -> Iterator[tuple[int, Any, tuple[Any, ...]]]:
+        """Yields (bucket, legacy key, compared values) of the live rows in `buckets` of `level` (or those `where`
+        selects), in bucket order."""
+        params = params or {}
         cols = [f"{self.key} AS verify_key", *(f"{s.column} AS verify_c{i}" for i, s in enumerate(self.sources))]
-        names = ", ".join(["verify_key", *(f"verify_c{i}" for i in range(len(self.sources)))])
-        inner = self._inner(cols, (modulus, buckets))
-        sql = f"SELECT s.verify_kh % {int(modulus)} AS b, {names} FROM ({inner}) s ORDER BY 1"
+        names = ", ".join(["verify_b", "verify_key", *(f"verify_c{i}" for i in range(len(self.sources)))])
+        inner = self._inner(cols, dataclasses.replace(level, parent=None), buckets, where)
+        sql = text(f"SELECT {names} FROM ({inner}) s ORDER BY 1").bindparams(
+            *(bindparam(k, expanding=True) for k, v in params.items() if isinstance(v, list)))
         converters = [s.convert for s in self.sources]
         with self.connect() as conn:
-            result = conn.execution_options(stream_results=True, yield_per=PAGE).execute(text(sql))
+            result = conn.execution_options(stream_results=True, yield_per=PAGE).execute(sql, dict(params))
             for r in result:
                 yield int(r[0]), self.key_of(r[1]), tuple(_safe(c, v) for c, v in zip(converters, r[2:], strict=True))
 
@@ -138,12 +163,22 @@ def sides_for(mapping: TableMapping, read_model: ReadModelTable, legacy: Engine,
     literal = "'" + prefix.replace("'", "''") + "'"
     rid, rkey = nq(read_model.id_column), nq(read_model.key_column)
     stripped = f"substr({rid}, {len(prefix) + 1})"
+    key_text = f"COALESCE({rkey}, {stripped})"
+    integer = mapping.coerce.get(mapping.key) == "int"
+
+    def legacy_range(lo: int, hi: int) -> tuple[str, dict[str, Any]]:
+        return f" AND {key} >= :verify_lo AND {key} <= :verify_hi", {"verify_lo": lo, "verify_hi": hi}
+
+    def new_range(lo: int, hi: int) -> tuple[str, dict[str, Any]]:
+        return f" AND {rid} IN :verify_ids", {"verify_ids": [f"{prefix}{k}" for k in range(lo, hi + 1)]}
+
     legacy_side = Side(legacy, lforms, lq(mapping.table), "1 = 1", key, lforms.cast_text(key), tuple(legacy_sources),
-                       lambda v: mapping.key_of({mapping.key: v}), "verify_legacy_digest")
+                       lambda v: mapping.key_of({mapping.key: v}), "verify_legacy_digest",
+                       key if integer else None, legacy_range)
     new_side = Side(es, nforms, nq(read_model.table),
                     f"substr({rid}, 1, {len(prefix)}) = {literal} AND NOT {nq(read_model.deleted_column)}",
-                    f"COALESCE({rkey}, {stripped})", f"COALESCE({rkey}, {stripped})", tuple(new_sources),
-                    lambda v: mapping.key_of({mapping.key: v}), "verify_new_digest")
+                    key_text, key_text, tuple(new_sources), lambda v: mapping.key_of({mapping.key: v}),
+                    "verify_new_digest", nforms.integer_of(key_text) if integer else None, new_range)
     return Sides(legacy_side, new_side, tuple(streamed))
 
 
@@ -176,40 +211,82 @@ def compare_checksums(sides: Sides, *, rows_per_bucket: int = ROWS_PER_BUCKET,
     """Returns the counts of both sides and the keys whose rows differ (in the checksummed fields)."""
     out = ChecksumResult()
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify-checksum") as pool:
-        def both(modulus: int, parent: tuple[int, Sequence[int]] | None) -> tuple[Checksums, Checksums]:
-            left = pool.submit(sides.legacy.checksums, modulus, parent)
-            right = pool.submit(sides.new.checksums, modulus, parent)
+        def both(level: Level, parent: Sequence[int] | None) -> tuple[Checksums, Checksums]:
+            left = pool.submit(sides.legacy.checksums, level, parent)
+            right = pool.submit(sides.new.checksums, level, parent)
             return left.result(), right.result()
 
         # the first level has about rows_per_bucket rows per bucket; each next one splits the differing buckets
-        modulus = max(1, min(MAX_MODULUS, sides.legacy.count() // rows_per_bucket))
-        legacy_sums, new_sums = both(modulus, None)
+        level = _first_level(sides, rows_per_bucket)
+        legacy_sums, new_sums = both(level, None)
         out.rows_legacy = sum(v[0] for v in legacy_sums.values())
         out.rows_new = sum(v[0] for v in new_sums.values())
         differing = _differing(legacy_sums, new_sums)
-        while differing and modulus < MAX_MODULUS:
+        while differing and (level.n > 1 if level.ranged else level.n < MAX_MODULUS):
             rows = max(sum(legacy_sums.get(b, (0,))[0] for b in differing),
                        sum(new_sums.get(b, (0,))[0] for b in differing))
-            if rows <= threshold or len(differing) * 2 > len(legacy_sums.keys() | new_sums.keys()):
+            if (rows <= threshold and (not level.ranged or level.n <= MAX_ENUMERATED)) \
+                    or len(differing) * 2 > len(legacy_sums.keys() | new_sums.keys()):
                 break  # few rows left, or most buckets differ (splitting finds nothing finer): row by row
-            parent = (modulus, differing)
-            modulus = min(MAX_MODULUS, modulus * FANOUT)
-            legacy_sums, new_sums = both(modulus, parent)
+            n = max(1, level.n // FANOUT) if level.ranged else min(MAX_MODULUS, level.n * FANOUT)
+            level = Level(level.ranged, n, level)
+            legacy_sums, new_sums = both(level, differing)
             differing = _differing(legacy_sums, new_sums)
             out.levels += 1
     if differing:
-        _compare_rows(sides, modulus, differing, out)
+        _compare_rows(sides, level, differing, out)
     return out
+
+
+def _first_level(sides: Sides, rows_per_bucket: int) -> Level:
+    """Returns ranges of integer keys when both sides have them (the indexes then find a range's rows), else
+    key hashes modulo about (rows / rows_per_bucket)."""
+    legacy = sides.legacy
+    if legacy.int_key is not None and sides.new.int_key is not None:
+        with legacy.engine.connect() as conn:
+            lo, hi, n = conn.execute(text(f"SELECT min({legacy.key}), max({legacy.key}), count(*) "
+                                          f"FROM {legacy.table}")).one()
+        if n and isinstance(lo, int) and isinstance(hi, int):
+            return Level(True, max(1, -(-(hi - lo + 1) * rows_per_bucket // n)))
+    return Level(False, max(1, min(MAX_MODULUS, legacy.count() // rows_per_bucket)))
 
 
 def _differing(a: Checksums, b: Checksums) -> list[int]:
     return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
 
 
-def _compare_rows(sides: Sides, modulus: int, buckets: Sequence[int], out: ChecksumResult) -> None:
-    """Compares the rows of `buckets` in Python, one bucket at a time; adds the keys that differ."""
-    legacy = itertools.groupby(sides.legacy.rows(modulus, buckets), key=lambda r: r[0])
-    new = itertools.groupby(sides.new.rows(modulus, buckets), key=lambda r: r[0])
+def _compare_rows(sides: Sides, level: Level, buckets: Sequence[int], out: ChecksumResult) -> None:
+    """Compares the rows of `buckets` in Python, one bucket at a time; adds the keys that differ.
+
+    Ranges of integer keys are read through the indexes (the legacy primary key, the read model's stream id),
+    other buckets by a scan of each side in bucket order."""
+    if level.ranged and level.n <= MAX_ENUMERATED and len(buckets) <= 64:
+        for b in buckets:
+            if b == NOT_AN_INTEGER:
+                _compare_buckets(sides.legacy.rows(level, [b]), sides.new.rows(level, [b]), out)
+                continue
+            lo, hi = _key_range(b, level.n)
+            left, right = sides.legacy.in_range, sides.new.in_range
+            assert left is not None and right is not None
+            _compare_buckets(sides.legacy.rows(level, None, *left(lo, hi)), sides.new.rows(level, None, *right(lo, hi)),
+                             out)
+        return
+    _compare_buckets(sides.legacy.rows(level, buckets), sides.new.rows(level, buckets), out)
+
+
+def _key_range(bucket: int, width: int) -> tuple[int, int]:
+    """Returns the integer keys [lo, hi] of a bucket (`key / width`, truncated toward zero as SQL divides)."""
+    if bucket > 0:
+        return bucket * width, bucket * width + width - 1
+    if bucket < 0:
+        return bucket * width - width + 1, bucket * width
+    return -width + 1, width - 1
+
+
+def _compare_buckets(legacy_rows: Iterable[tuple[int, Any, tuple[Any, ...]]],
+                     new_rows: Iterable[tuple[int, Any, tuple[Any, ...]]], out: ChecksumResult) -> None:
+    legacy = itertools.groupby(legacy_rows, key=lambda r: r[0])
+    new = itertools.groupby(new_rows, key=lambda r: r[0])
     for left, right in _merge(legacy, new):
         out.rows_compared_in_python += len(left) + len(right)
         for key, values in left.items():

@@ -112,6 +112,10 @@ class Forms:
     def cast_text(self, sql: str) -> str:
         return f"CAST({sql} AS TEXT)"
 
+    def integer_of(self, text_sql: str) -> str:
+        """Returns the SQL of the integer whose canonical text (`str(int)`) the text is, NULL when none is."""
+        raise NotImplementedError
+
     def params(self) -> dict[str, Any]:
         """Returns the bound parameters the SQL of this backend uses."""
         return {}
@@ -143,6 +147,9 @@ class PostgresForms(Forms):
 
     def key_hash(self, key_text_sql: str) -> str:
         return f"(('x' || substr(md5({key_text_sql}), 1, 8))::bit(32)::bigint)"
+
+    def integer_of(self, text_sql: str) -> str:
+        return f"(CASE WHEN {text_sql} ~ '^(0|-?[1-9][0-9]{{0,17}})$' THEN CAST({text_sql} AS BIGINT) END)"
 
     def sums(self, hash_sql: str) -> str:
         return f"count(*), sum(('x' || substr({hash_sql}, 1, 16))::bit(64)::bigint)"
@@ -217,6 +224,10 @@ class SqliteForms(Forms):
 
     def key_hash(self, key_text_sql: str) -> str:
         return f"verify_key_hash({key_text_sql})"
+
+    def integer_of(self, text_sql: str) -> str:
+        return (f"(CASE WHEN CAST(CAST({text_sql} AS INTEGER) AS TEXT) = {text_sql} "
+                f"THEN CAST({text_sql} AS INTEGER) END)")
 
     def sums(self, hash_sql: str) -> str:
         return f"count(*), verify_sums({hash_sql})"
