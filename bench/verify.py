@@ -111,14 +111,19 @@ def reladiff_keys(legacy_url: str, es_url: str, es: Engine) -> set[int] | None:
     with es.begin() as conn:
         conn.execute(text("CREATE INDEX IF NOT EXISTS bench_users_view_key "
                           "ON users_view ((CAST(legacy_key AS integer)))"))
-        conn.execute(text("CREATE OR REPLACE VIEW bench_users AS SELECT CAST(legacy_key AS integer) AS id, "
-                          "name AS full_name, email, active AS is_active, phone FROM users_view WHERE NOT deleted"))
+        if not conn.execute(text("SELECT 1 FROM pg_views WHERE viewname = 'bench_users'")).first():
+            conn.execute(text("CREATE VIEW bench_users AS SELECT CAST(legacy_key AS integer) AS id, name AS full_name, "
+                              "email, active AS is_active, phone FROM users_view WHERE NOT deleted"))
         conn.execute(text("ANALYZE users_view"))
     columns = ("full_name", "email", "is_active", "phone")
     plain = {u: u.replace("postgresql+psycopg://", "postgresql://") for u in (legacy_url, es_url)}
     a = connect_to_table(plain[legacy_url], "users", "id", extra_columns=columns)
     b = connect_to_table(plain[es_url], "bench_users", "id", extra_columns=columns)
-    return {int(row[0]) for _, row in diff_tables(a, b, threaded=True)}
+    try:
+        return {int(row[0]) for _, row in diff_tables(a, b, threaded=True)}
+    finally:
+        a.database.close()
+        b.database.close()
 
 
 def run(backend: str, rows: int, compare: bool) -> tuple[list[list[str]], list[str]]:

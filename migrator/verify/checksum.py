@@ -62,7 +62,7 @@ class Side:
     key_of: Callable[[Any], Any]  # the key's value as the table hands it over -> the legacy key
     function: str  # the name of the row-digest function (SQLite)
     int_key: str | None = None  # SQL of the key as an integer (NULL when it is not one), for integer keys
-    # SQL (and parameters) of the rows whose integer key is in [lo, hi], through an index
+    # the condition (SQL and parameters) of the rows whose integer key is in [lo, hi], through an index
     in_range: Callable[[int, int], tuple[str, dict[str, Any]]] | None = None
 
     def bucket(self, level: Level) -> str:
@@ -144,7 +144,7 @@ class Sides:
 
 def sides_for(mapping: TableMapping, read_model: ReadModelTable, legacy: Engine, es: Engine) -> Sides:
     """Returns the legacy and read-model sides of a mapping; fields without an SQL form on a side are streamed."""
-    lforms, nforms = forms_for(legacy.dialect.name), forms_for(es.dialect.name)
+    lforms, nforms = forms_for(legacy.dialect.name, es.dialect.name), forms_for(es.dialect.name, legacy.dialect.name)
     lq, nq = legacy.dialect.identifier_preparer.quote, es.dialect.identifier_preparer.quote
     by_field = {c.field: c for c in mapping.columns}
     legacy_sources, new_sources, streamed = [], [], []
@@ -167,10 +167,10 @@ def sides_for(mapping: TableMapping, read_model: ReadModelTable, legacy: Engine,
     integer = mapping.coerce.get(mapping.key) == "int"
 
     def legacy_range(lo: int, hi: int) -> tuple[str, dict[str, Any]]:
-        return f" AND {key} >= :verify_lo AND {key} <= :verify_hi", {"verify_lo": lo, "verify_hi": hi}
+        return f"{key} >= :verify_lo AND {key} <= :verify_hi", {"verify_lo": lo, "verify_hi": hi}
 
     def new_range(lo: int, hi: int) -> tuple[str, dict[str, Any]]:
-        return f" AND {rid} IN :verify_ids", {"verify_ids": [f"{prefix}{k}" for k in range(lo, hi + 1)]}
+        return f"{rid} IN :verify_ids", {"verify_ids": [f"{prefix}{k}" for k in range(lo, hi + 1)]}
 
     legacy_side = Side(legacy, lforms, lq(mapping.table), "1 = 1", key, lforms.cast_text(key), tuple(legacy_sources),
                        lambda v: mapping.key_of({mapping.key: v}), "verify_legacy_digest",
@@ -260,18 +260,29 @@ def _compare_rows(sides: Sides, level: Level, buckets: Sequence[int], out: Check
 
     Ranges of integer keys are read through the indexes (the legacy primary key, the read model's stream id),
     other buckets by a scan of each side in bucket order."""
-    if level.ranged and level.n <= MAX_ENUMERATED and len(buckets) <= 64:
-        for b in buckets:
-            if b == NOT_AN_INTEGER:
-                _compare_buckets(sides.legacy.rows(level, [b]), sides.new.rows(level, [b]), out)
-                continue
-            lo, hi = _key_range(b, level.n)
-            left, right = sides.legacy.in_range, sides.new.in_range
-            assert left is not None and right is not None
-            _compare_buckets(sides.legacy.rows(level, None, *left(lo, hi)), sides.new.rows(level, None, *right(lo, hi)),
-                             out)
+    if level.ranged and level.n * len(buckets) <= MAX_ENUMERATED * 16 and NOT_AN_INTEGER not in buckets:
+        ranges = [_key_range(b, level.n) for b in buckets]
+        left, right = sides.legacy.in_range, sides.new.in_range
+        assert left is not None and right is not None
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify-rows") as pool:
+            legacy = pool.submit(lambda: list(sides.legacy.rows(level, None, *_any_range(left, ranges))))
+            new = pool.submit(lambda: list(sides.new.rows(level, None, *_any_range(right, ranges))))
+            _compare_buckets(legacy.result(), new.result(), out)  # at most MAX_ENUMERATED * 16 keys
         return
     _compare_buckets(sides.legacy.rows(level, buckets), sides.new.rows(level, buckets), out)
+
+
+def _any_range(in_range: Callable[[int, int], tuple[str, dict[str, Any]]], ranges: Sequence[tuple[int, int]]
+               ) -> tuple[str, dict[str, Any]]:
+    """Returns the SQL and parameters of the rows in any of `ranges`."""
+    sql, params = [], {}
+    for i, (lo, hi) in enumerate(ranges):
+        one, values = in_range(lo, hi)
+        for name, value in values.items():
+            one = one.replace(f":{name}", f":{name}_{i}")
+            params[f"{name}_{i}"] = value
+        sql.append(one)
+    return " AND (" + " OR ".join(f"({x})" for x in sql) + ")", params
 
 
 def _key_range(bucket: int, width: int) -> tuple[int, int]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -129,19 +130,26 @@ def _verify_table(views: Views, head: int, *, sample: int, full: bool, since: tu
         method = CHECKSUM
         sides = sides_for(m, rm, views.legacy, views.es)
         streamed = sides.streamed
-        result = compare_checksums(sides)
-        rows_legacy, rows_new = result.rows_legacy, result.rows_new
-        run.total = rows_legacy
-        run.tick(0)
-        candidates = list(dict.fromkeys(result.candidates))
-        if streamed:
-            candidates = list(dict.fromkeys([*candidates, *stream_fields(m, rm, views.legacy, views.es, streamed)]))
-        run.compare(candidates)
-        done = set(candidates)
-        if full:
-            _every_key(run, skip=done)
-        elif sample:
-            run.compare([k for k in _sample_keys(views, sample) if k not in done])
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-sample") as pool:
+            # the replay sample does not depend on the checksums: it runs meanwhile
+            sampled = pool.submit(lambda: compare_keys(views, _sample_keys(views, sample))) \
+                if sample and not full else None
+            result = compare_checksums(sides)
+            rows_legacy, rows_new = result.rows_legacy, result.rows_new
+            run.total = rows_legacy
+            run.tick(0)
+            candidates = list(dict.fromkeys(result.candidates))
+            if streamed:
+                candidates = list(dict.fromkeys([*candidates, *stream_fields(m, rm, views.legacy, views.es,
+                                                                             streamed)]))
+            run.compare(candidates)
+            done = set(candidates)
+            if full:
+                _every_key(run, skip=done)
+            elif sampled is not None:
+                found = sampled.result()
+                run.differing += [o for o in found.outcomes if o.key not in done]
+                run.keys_replayed += sum(1 for k in found.seen if k not in done)
         keys_compared = result.keys_compared
         run.tick(rows_legacy)
     else:
