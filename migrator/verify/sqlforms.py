@@ -15,9 +15,10 @@ function, `timestamp`, ...) leaves its field out of the checksum: that field is 
 (`Forms.field_sql` returns None). Every SQL form is exact — it gives the text the Python normalizer
 gives — or, where the database could disagree with Python (`lower` of non-ASCII text), it makes the
 row's checksum differ, so that a checksum difference may be spurious (the rows are then compared in
-Python) but checksum equality never is. SQLite runs in this process: its rows are canonicalized by a
-deterministic Python function registered on the connection (`create_function`), with the mapping's
-own coercers and normalizers, so no field is ever streamed there.
+Python) but checksum equality never is. SQLite runs in this process: the values its SQL forms cannot
+take exactly (text that is not printable ASCII, ...) are canonicalized by deterministic Python functions
+registered on the connection (`create_function`) with the mapping's own coercers and normalizers, and
+the digest is a registered function too, so no field is ever streamed there.
 """
 
 from __future__ import annotations
@@ -217,24 +218,45 @@ def _pg_step(name: str | None, x: str, kind: str, column: str, trimmed: bool) ->
 
 
 class SqliteForms(Forms):
-    """SQLite: each row canonicalized by a Python function registered on the connection (exact)."""
+    """SQLite: printable ASCII text and 0/1 booleans are normalized in SQL (exactly: on such text every
+    normalizer's SQL form is Python's); any other value by a Python function registered on the connection,
+    which applies the mapping's own coercers and normalizers. The digest is computed by a registered
+    function too (SQLite has no md5), over the canonical texts."""
 
     def prepare(self, conn: Connection, sources: Sequence[Source], name: str) -> None:
         raw: Any = conn.connection.driver_connection
-        converters = [s.convert for s in sources]
 
-        def row_digest(*values: Any) -> str:
-            try:
-                return digest([c(v) for c, v in zip(converters, values, strict=True)])
-            except (ValueError, TypeError, ArithmeticError):  # a value the mapping cannot read: never equal
-                return hashlib.md5(("\x00" + repr(values)).encode("utf-8", "surrogatepass")).hexdigest()
+        def row_digest(*texts: Any) -> str:
+            return digest(texts)
 
         raw.create_function(name, len(sources), row_digest, deterministic=True)
+        for source in sources:
+            raw.create_function(_python_form(source), 1, _canonical_of(source.convert), deterministic=True)
         raw.create_function("verify_key_hash", 1, _key_hash_or_none, deterministic=True)
         raw.create_aggregate("verify_sums", 1, _Sums)
 
     def field_sql(self, source: Source) -> str | None:
-        return source.column
+        x = source.column
+        python = f"{_python_form(source)}({x})"
+        steps = [spec if isinstance(spec, str) else _NAMES.get(spec) for spec in source.normalize]
+        if source.kind == "text" and set(steps) <= {"strip_control", "trim", "lower", "email", "blank_to_none", "text"}:
+            expr, trimmed = x, False
+            for step in steps:  # on printable ASCII: strip_control and text change nothing, whitespace is ' '
+                if step == "trim":
+                    expr, trimmed = f"trim({expr})", True
+                elif step == "lower":
+                    expr = f"lower({expr})"
+                elif step == "email":
+                    expr, trimmed = f"lower(trim({expr}))", True
+                elif step == "blank_to_none":
+                    expr = (f"NULLIF({expr}, '')" if trimmed
+                            else f"(CASE WHEN trim({expr}) = '' THEN NULL ELSE {expr} END)")
+            return (f"(CASE WHEN {x} IS NULL THEN NULL WHEN typeof({x}) = 'text' AND {x} NOT GLOB '*[^ -~]*' "
+                    f"THEN {expr} ELSE {python} END)")
+        if source.kind == "bool" and set(steps) <= {"bool"}:
+            return (f"(CASE WHEN {x} IS NULL THEN NULL WHEN typeof({x}) = 'integer' AND {x} IN (0, 1) "
+                    f"THEN (CASE {x} WHEN 1 THEN '1' ELSE '0' END) ELSE {python} END)")
+        return python
 
     def row_hash(self, columns: Sequence[str], name: str) -> str:
         return f"{name}({', '.join(columns)})" if columns else "'d41d8cd98f00b204e9800998ecf8427e'"
@@ -251,6 +273,20 @@ class SqliteForms(Forms):
 
     def checksum(self, row: Sequence[Any]) -> tuple[int, int]:
         return int(row[0]), int(row[1] or 0)
+
+
+def _python_form(source: Source) -> str:
+    """Returns the name of the registered function giving a source's canonical text in Python."""
+    return "verify_py_" + "".join(c if c.isalnum() else "_" for c in source.column)
+
+
+def _canonical_of(convert: Callable[[Any], Any]) -> Callable[[Any], str | None]:
+    def canonical_text(value: Any) -> str | None:
+        try:
+            return value_text(convert(value))
+        except (ValueError, TypeError, ArithmeticError):  # a value the mapping cannot read: never equal
+            return "\x00" + repr(value)
+    return canonical_text
 
 
 def _key_hash_or_none(text: Any) -> int | None:
