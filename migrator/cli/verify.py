@@ -139,7 +139,7 @@ def _verify(ctx: typer.Context, tables: list[str] | None, sample: int, full: boo
         else:
             since, since_run = previous.get("watermarks") or {}, previous.get("id")
             err_console.print(f"verifying the keys changed since clean run {since_run}", highlight=False)
-    from migrator.verify import verify as run_verify  # type: ignore[attr-defined, unused-ignore]
+    from migrator.verify import verify as run_verify
 
     with _progress(fmt is ReportFormat.text) as on_progress:
         report = run_verify(legacy, es, mappings, sample=sample, full=full, since=since, wait=wait,

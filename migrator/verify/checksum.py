@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, text
 
-from ..mapping import TableMapping
+from ..mapping import CompiledMapping
 from .readmodel import ReadModelTable
 from .sqlforms import Forms, Source, forms_for
 
@@ -142,7 +142,7 @@ class Sides:
     streamed: tuple[str, ...]
 
 
-def sides_for(mapping: TableMapping, read_model: ReadModelTable, legacy: Engine, es: Engine) -> Sides:
+def sides_for(mapping: CompiledMapping, read_model: ReadModelTable, legacy: Engine, es: Engine) -> Sides:
     """Returns the legacy and read-model sides of a mapping; fields without an SQL form on a side are streamed."""
     lforms, nforms = forms_for(legacy.dialect.name, es.dialect.name), forms_for(es.dialect.name, legacy.dialect.name)
     lq, nq = legacy.dialect.identifier_preparer.quote, es.dialect.identifier_preparer.quote
@@ -182,7 +182,7 @@ def sides_for(mapping: TableMapping, read_model: ReadModelTable, legacy: Engine,
     return Sides(legacy_side, new_side, tuple(streamed))
 
 
-def _field_value(mapping: TableMapping, column: str) -> Callable[[Any], Any]:
+def _field_value(mapping: CompiledMapping, column: str) -> Callable[[Any], Any]:
     return lambda v: mapping.field_value(column, v)
 
 
@@ -330,7 +330,7 @@ def _merge(a: Iterable[tuple[int, Iterable[Any]]], b: Iterable[tuple[int, Iterab
             na, nb = next(ia, None), next(ib, None)
 
 
-def stream_fields(mapping: TableMapping, read_model: ReadModelTable, legacy: Engine, es: Engine,
+def stream_fields(mapping: CompiledMapping, read_model: ReadModelTable, legacy: Engine, es: Engine,
                   fields: Sequence[str]) -> Iterator[Any]:
     """Yields the legacy keys whose `fields` differ from the read model's: keyset pages of the legacy table in
     key order, each with the read-model rows of the same streams (keys missing on a side are the checksum's)."""

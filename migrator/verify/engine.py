@@ -30,7 +30,7 @@ from es_app.store import EventStore
 
 from ..capture.changelog import CHANGELOG
 from ..claims.findings import count_findings, findings
-from ..mapping import TableMapping
+from ..mapping import CompiledMapping
 from ..parking.entries import parked
 from .checksum import PAGE, compare_checksums, sides_for, stream_fields
 from .explain import mismatches
@@ -44,7 +44,7 @@ POLL_S = 0.25  # how often keys in flight are compared again while waiting
 Progress = Callable[[str, int, int | None], None]
 
 
-def verify(legacy: Engine, es: Engine, mappings: Sequence[TableMapping], *, sample: int = 2000, full: bool = False,
+def verify(legacy: Engine, es: Engine, mappings: Sequence[CompiledMapping], *, sample: int = 2000, full: bool = False,
            since: Mapping[str, Any] | None = None, wait: float = 5.0, max_mismatches: int = 10_000,
            on_progress: Progress | None = None) -> VerifyReport:
     """Returns what a comparison of every mapped table's legacy rows, read model and streams found.

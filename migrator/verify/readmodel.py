@@ -16,7 +16,7 @@ from sqlalchemy import Connection, func, select
 from es_app.projections.tables import projection_checkpoints as cp
 from es_app.projections.tables import users_view
 
-from ..mapping import TableMapping
+from ..mapping import CompiledMapping
 
 _CHUNK = 500
 
@@ -64,7 +64,7 @@ USERS_VIEW = ReadModelTable("users_view", "users", ("name", "email", "active", "
 READ_MODELS: Mapping[str, ReadModelTable] = {"user": USERS_VIEW}  # by stream category
 
 
-def read_model_for(mapping: TableMapping) -> ReadModelTable | None:
+def read_model_for(mapping: CompiledMapping) -> ReadModelTable | None:
     """Returns the read model of the mapping's streams, None when its category has none."""
     found = READ_MODELS.get(mapping.category)
     mapped = {c.field for c in mapping.columns}

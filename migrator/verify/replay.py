@@ -29,14 +29,12 @@ from es_app.store import EventStore, RecordedEvent
 
 from ..capture.changelog import CHANGELOG, changelog_exists, latest_change_id
 from ..capture.offsets import get_offset, offset_name, offsets
-from ..mapping import TableMapping
+from ..mapping import CompiledMapping
 from .compare import legacy_rows
 from .readmodel import ReadModelTable
 from .report import FIELD_DIFFERS, MISSING_IN_LEGACY, MISSING_IN_NEW, REPLAY_DIFFERS, FieldValues
 
 CHUNK = 500  # keys compared per round trip
-# Events that correct a field on the new side, by stream category (es_app's `UserCorrected`: {field, value, reason})
-CORRECTION_EVENTS = {"user": "UserCorrected"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,13 +70,13 @@ class Views:
     legacy: Engine
     es: Engine
     store: EventStore
-    mapping: TableMapping
+    mapping: CompiledMapping
     read_model: ReadModelTable | None
     has_changelog: bool
     has_offsets: bool
 
     @classmethod
-    def of(cls, legacy: Engine, es: Engine, store: EventStore, mapping: TableMapping,
+    def of(cls, legacy: Engine, es: Engine, store: EventStore, mapping: CompiledMapping,
            read_model: ReadModelTable | None) -> Views:
         with legacy.connect() as conn:
             has_changelog = changelog_exists(conn)
@@ -178,7 +176,7 @@ def _compare_chunk(views: Views, out: Compared, load: Loader) -> None:
         events = streams.get(sid, [])
         row = rows.get(key)
         legacy = _state(m, row) if row is not None else None
-        replayed = replay_state(m, events)
+        replayed = m.replay(events)
         if replayed is not None:
             out.live_streams += 1
         view, position = seen.get(sid, (None, None))
@@ -203,32 +201,13 @@ def _compare_chunk(views: Views, out: Compared, load: Loader) -> None:
         out.outcomes.append(Outcome(key, sid, kind, fields, last, position, pending))
 
 
-def replay_state(mapping: TableMapping, events: Sequence[RecordedEvent]) -> dict[str, Any] | None:
-    """Returns the state a stream replays to (`mapping.replay`), corrections made on the new side included.
-
-    A correction event (`CORRECTION_EVENTS` of the category: data {field, value}) sets a mapped field as
-    the mapping's generic column event would."""
-    correction = CORRECTION_EVENTS.get(mapping.category)
-    if correction is None or not any(e.type == correction for e in events):
-        return mapping.replay(events)
-    columns = {c.field: c.column for c in mapping.columns}
-    items: list[Any] = []
-    for e in events:
-        column = columns.get(str(e.data.get("field"))) if e.type == correction else None
-        if column is not None:
-            items.append((mapping.column_event_type, {"column": column, "value": e.data.get("value")}))
-        else:
-            items.append((e.type, e.data))
-    return mapping.replay(items)
-
-
-def storable_key(mapping: TableMapping, key: Any) -> bool:
+def storable_key(mapping: CompiledMapping, key: Any) -> bool:
     """Returns False for a key the legacy key column cannot hold (a read-model key that is not an integer)."""
     kind = mapping.coerce.get(mapping.key)
     return kind != "int" or (isinstance(key, int) and not isinstance(key, bool))
 
 
-def _state(mapping: TableMapping, row: Mapping[str, Any]) -> dict[str, Any]:
+def _state(mapping: CompiledMapping, row: Mapping[str, Any]) -> dict[str, Any]:
     """Returns the legacy row's state; a value the mapping cannot read is kept as it is (it differs)."""
     try:
         return mapping.state_from_row(row)

@@ -20,6 +20,7 @@ from migrator.mapping import USERS, ColumnMap, strip_control
 from migrator.relay.runner import Relay
 from migrator.seed import seed_users
 from migrator.verify import KINDS, verify
+from tests.conftest import require_postgres
 
 from .backfill_helpers import ACCOUNTS, create_accounts, insert_accounts, insert_users, keys
 from .parking_helpers import sqlite_legacy
@@ -58,13 +59,28 @@ class World:
         capture.install(self.legacy, [mapping])
 
 
-@pytest.fixture(params=["two databases", "sqlite legacy"])
-def world(request, new_database_url, tmp_path, backend):
+LAYOUTS = [("sqlite", "two databases"), pytest.param(("postgres", "two databases"), marks=pytest.mark.postgres),
+           pytest.param(("postgres", "sqlite legacy"), marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=LAYOUTS, ids=lambda p: "-".join(p))
+def layout(request) -> tuple[str, str]:
+    """(event-store backend, where the legacy table is): on SQLite both layouts are the same one."""
+    if request.param[0] == "postgres":
+        require_postgres()
+    return request.param
+
+
+@pytest.fixture
+def backend(layout) -> str:
+    return layout[0]
+
+
+@pytest.fixture
+def world(layout, new_database_url, tmp_path):
     """A legacy database with capture installed and an event store in another database."""
-    if request.param == "sqlite legacy" and backend == "sqlite":
-        pytest.skip("the same layout as two databases")
     es_url = new_database_url("es")
-    if request.param == "two databases":
+    if layout[1] == "two databases":
         legacy = make_engine(new_database_url("legacy"))
         capture.install(legacy, [USERS])
     else:
