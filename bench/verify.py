@@ -382,9 +382,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         goals += _goals(r)
 
     reladiff_note = ("reladiff: hashdiff of view bench_verify_legacy (users with trim(full_name), "
-                     "lower(trim(email)), is_active, NULLIF(trim(phone), ''): the mapping's normalizers, "
-                     "equal to them on these rows) against view bench_verify_new (users_view's live rows, "
-                     "legacy_key cast to bigint, indexed), "
+                     "lower(trim(email)), is_active, NULLIF(trim(phone), ''): simpler than the mapping's "
+                     "normalizers, which migrator verify computes whole in SQL (control characters stripped, "
+                     "Unicode spaces trimmed, only ASCII emails lower-cased), but equal to them on these rows) "
+                     "against view bench_verify_new (users_view's live rows, legacy_key cast to bigint, indexed), "
                      f"{args.reladiff_threads} connection(s) per database; '-': "
                      + ("not installed (the bench extra)" if not reladiff_available() else
                         "reladiff has no SQLite driver") + ". ")
