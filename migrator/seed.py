@@ -5,8 +5,8 @@ locales, ~20% missing phones, ~10% inactive users, created/updated timestamps sp
 unevenly over years, a little legacy mess (mixed-case emails, untrimmed names), and
 unique emails. Faker is slow per call, so each locale's names, phones and domains are
 drawn from Faker once into pools; the factory mixes them per row. Chunks are built in
-worker processes (factory-boy costs tens of µs a row) and inserted by this one with one
-executemany (SQLite) or one COPY (PostgreSQL) each, committed per chunk, appending to
+worker processes (factory-boy costs tens of µs a row) and inserted by this one with the
+dialect adapter's bulk_copy each (one executemany on SQLite, one COPY on PostgreSQL), committed per chunk, appending to
 whatever rows are already there. A chunk's rows depend only on the seed and its index.
 """
 
@@ -29,6 +29,7 @@ import faker
 from faker.decode import unidecode
 from sqlalchemy import Engine, func, select
 
+from es_app.dialect import DriverTable, dialect_for
 from legacy_app.db import SchemaMissing, has_schema
 from legacy_app.models import User
 
@@ -43,8 +44,6 @@ UNTRIMMED_NAME_SHARE = 0.01
 HISTORY_START = datetime(2012, 1, 1, tzinfo=UTC)
 POOL_SIZE = 3000
 CHUNK_SIZE = 10_000
-COLUMNS = ("email", "full_name", "is_active", "phone", "created_at", "updated_at")
-_CHECK_BATCH = 2000
 _WORD = re.compile(r"[a-z]+")
 _TITLES = {"mr", "mrs", "ms", "miss", "dr", "prof", "md", "phd", "dds", "dvm", "jr", "sr", "ii", "iii", "iv",
            "mba", "sig", "sra", "herr", "frau", "dipl", "ing", "univ", "mag", "b", "sc", "m", "a"}
@@ -230,22 +229,16 @@ def _chunks(plan: _Plan, workers: int) -> Iterator[list[dict]]:
                 future.cancel()
 
 
+_EMAILS = DriverTable("users", ("email",), ("text",), key="email")
+
+
 def _taken(conn, emails: list[str]) -> set[str]:
-    """Returns which of `emails` the table already holds (one driver-level query per batch)."""
+    """Returns which of `emails` the table already holds (driver-level queries: the dialect's select_in)."""
     cursor = conn.connection.driver_connection.cursor()
-    taken: set[str] = set()
     try:
-        if conn.dialect.name == "postgresql":
-            cursor.execute("SELECT email FROM users WHERE email = ANY(%s)", (emails,))
-            taken.update(r[0] for r in cursor.fetchall())
-        else:
-            for i in range(0, len(emails), _CHECK_BATCH):
-                part = emails[i:i + _CHECK_BATCH]
-                cursor.execute(f"SELECT email FROM users WHERE email IN ({','.join('?' * len(part))})", part)
-                taken.update(r[0] for r in cursor.fetchall())
+        return {r[0] for r in dialect_for(conn).select_in(cursor, _EMAILS, emails)}
     finally:
         cursor.close()
-    return taken
 
 
 def _make_unique(conn, rows: list[dict], fresh: Iterator[int]) -> None:
@@ -255,19 +248,6 @@ def _make_unique(conn, rows: list[dict], fresh: Iterator[int]) -> None:
             if row["email"] in taken:
                 local, _, domain = row["email"].partition("@")
                 row["email"] = f"{local}.{next(fresh)}@{domain}"
-
-
-def _insert_sqlite(conn, rows: list[dict]) -> None:
-    conn.execute(User.__table__.insert(), rows)  # type: ignore[attr-defined]  # a mapped class's __table__ is a Table
-
-
-def _insert_postgres(conn, rows: list[dict]) -> None:
-    cursor = conn.connection.driver_connection.cursor()
-    with cursor.copy(f"COPY users ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-        copy.set_types(["varchar", "varchar", "bool", "varchar", "timestamptz", "timestamptz"])
-        for row in rows:
-            copy.write_row(tuple(row[c] for c in COLUMNS))
-    cursor.close()
 
 
 def default_workers() -> int:
@@ -291,13 +271,12 @@ def seed_users(engine: Engine, users: int, *, chunk_size: int = CHUNK_SIZE, seed
         raise ValueError("users must be >= 0, chunk_size and pool_size >= 1")
     if not has_schema(engine):
         raise SchemaMissing("the legacy database has no `users` table: run `migrator init`")
-    sqlite = engine.dialect.name == "sqlite"
-    insert = _insert_sqlite if sqlite else _insert_postgres
+    dialect = dialect_for(engine)
+    table = User.__table__
     started = time.perf_counter()
     with engine.connect() as conn:
-        if sqlite:
-            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
-            conn.exec_driver_sql("PRAGMA cache_size=-65536")  # 64 MiB: the email index is written at random
+        conn = conn.execution_options(**dialect.write_options())
+        dialect.grow_cache(conn, 64 << 20)  # the email index is written at random
         first_seq = (conn.scalar(select(func.max(User.id))) or 0) + 1
         conn.rollback()
         plan = _Plan(users, chunk_size, random.randrange(2**62) if seed is None else seed,
@@ -308,7 +287,7 @@ def seed_users(engine: Engine, users: int, *, chunk_size: int = CHUNK_SIZE, seed
             t0 = time.perf_counter()
             with conn.begin():
                 _make_unique(conn, rows, fresh)
-                insert(conn, rows)
+                dialect.bulk_copy(conn, table, rows)  # type: ignore[arg-type]  # a mapped class's __table__ is a Table
             inserting += time.perf_counter() - t0
             if on_chunk is not None:
                 on_chunk(len(rows))

@@ -11,9 +11,9 @@ from importlib import import_module
 
 from sqlalchemy import Connection, Engine
 
-from .base import Dialect, UnsupportedBackend
+from .base import Dialect, DriverTable, UnsupportedBackend
 
-__all__ = ["Dialect", "UnsupportedBackend", "dialect_for"]
+__all__ = ["Dialect", "DriverTable", "UnsupportedBackend", "dialect_for"]
 
 _MODULES = {"sqlite": "es_app.dialect.sqlite", "postgresql": "es_app.dialect.postgres"}
 _CACHE: dict[str, Dialect] = {}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import json
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, Table
@@ -14,6 +16,60 @@ OnlyIf = Callable[[ReadOnlyColumnCollection[str, Any]], ColumnElement[bool]]
 
 class UnsupportedBackend(ValueError):
     """Raised for a database backend without an adapter."""
+
+
+KINDS = ("text", "boolean", "integer", "bigint", "json")
+
+
+@dataclass(frozen=True)
+class DriverTable:
+    """A table as the DB-API statements of `select_in` and `upsert_newer` see it.
+
+    `kinds` gives each column's kind, one of KINDS: booleans are Python bools and "json"
+    columns Python values (None, dict, list, ...) on the way in and out, whatever the backend
+    stores. `key` is the unique column rows are found and upserted by; `version` the column
+    whose higher value wins an upsert (None: the incoming row always wins). `dumps` and `loads`
+    encode and decode the JSON columns (and, where a backend ships a batch as one JSON
+    document, the batch).
+    """
+
+    name: str
+    columns: tuple[str, ...]
+    kinds: tuple[str, ...]
+    key: str
+    version: str | None = None
+    dumps: Callable[[Any], str] = json.dumps
+    loads: Callable[[Any], Any] = json.loads
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.kinds) - set(KINDS))
+        if len(self.kinds) != len(self.columns) or unknown:
+            raise ValueError(f"one kind per column, of {KINDS}: {self.kinds!r}")
+        if self.key not in self.columns or (self.version is not None and self.version not in self.columns):
+            raise ValueError(f"key {self.key!r} and version {self.version!r} must be columns of {self.name!r}")
+
+    def kind_of(self, column: str) -> str:
+        return self.kinds[self.columns.index(column)]
+
+
+def quoted(names: Sequence[str]) -> str:
+    """Returns the names double-quoted, comma-separated (the SQL standard's quoting: SQLite, PostgreSQL)."""
+    return ", ".join(f'"{n}"' for n in names)
+
+
+def converter(funcs: Mapping[int, Callable[[Any], Any]]) -> Callable[[Sequence[Any]], Sequence[Any]] | None:
+    """Returns a function applying `funcs` (index -> conversion) to a row's values, None when there are none."""
+    items = tuple(funcs.items())
+    if not items:
+        return None
+
+    def convert(row: Sequence[Any]) -> list[Any]:
+        out = list(row)
+        for i, func in items:
+            out[i] = func(out[i])
+        return out
+
+    return convert
 
 
 class Dialect:
@@ -70,6 +126,82 @@ class Dialect:
     def driver_sql(self, conn: Connection, statement: str) -> str:
         """Returns a parameterless statement for exec_driver_sql, its `%` escaped for format-style drivers."""
         return statement.replace("%", "%%") if conn.dialect.paramstyle in ("format", "pyformat") else statement
+
+    def grow_cache(self, conn: Connection, size_bytes: int) -> None:
+        """Lets this connection cache up to `size_bytes` of database pages (SQLite's cache_size, for
+        writes spread at random over a big index); nothing where the server sizes its own cache."""
+
+    def set_driver_autocommit(self, dbapi_conn: Any, on: bool) -> bool:
+        """Returns whether the DB-API connection's autocommit was switched to `on`.
+
+        False, having done nothing, where the driver opens no transaction of its own before a
+        statement (SQLite here: the engine emits BEGIN itself), so reads are one round trip already.
+        """
+        raise NotImplementedError
+
+    def select_in(self, cur: Any, table: DriverTable, values: Sequence[Any],
+                  columns: Sequence[str] | None = None) -> list[Sequence[Any]]:
+        """Returns the rows of `table` whose key is one of `values`, read on a DB-API cursor.
+
+        Each row holds `columns` (default: all of the table's) in that order, booleans as bool
+        and JSON columns decoded. Any number of values: the backend splits them into as many
+        statements as its parameter limits need.
+        """
+        raise NotImplementedError
+
+    def upsert_newer(self, cur: Any, table: DriverTable, rows: Sequence[Sequence[Any]],
+                     absent: Collection[Any] = ()) -> None:
+        """Writes `rows` (value tuples in `table.columns` order) on a DB-API cursor; returns nothing.
+
+        A row is inserted, or replaces the stored row with its key when the stored row's
+        `table.version` is lower; otherwise the stored row stays. `absent` holds keys the
+        caller knows are not stored (and holds a lock so that no one stores them meanwhile):
+        the backend may bulk-copy those rows instead, and falls back to the upsert, having
+        written none of them, if one was stored after all.
+        """
+        raise NotImplementedError
+
+    def bulk_copy(self, conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Inserts new `rows` (mappings with the same keys: column names) the fastest way the backend has.
+
+        Returns nothing; a row whose key exists raises IntegrityError. Runs in the connection's
+        transaction. The default is one executemany of the table's INSERT; PostgreSQL COPYs the
+        values to the driver as they are, bypassing SQLAlchemy's bind processing, so they must
+        be what the driver takes for the column's type (str, bool, int, datetime, ...).
+        """
+        if rows:
+            conn.execute(table.insert(), list(rows))
+
+    def insert_ignore_many(self, conn: Connection, table: Table, key_columns: Sequence[str],
+                           rows: Sequence[Mapping[str, Any]], same: Mapping[str, Any],
+                           dumps: Callable[[Any], str] = json.dumps) -> None:
+        """Inserts `rows` plus the `same` values (columns with one value for every row); returns nothing.
+
+        A row whose `key_columns` exist is skipped. `rows` are mappings with the same keys,
+        in the table's SQLAlchemy types; `dumps` encodes them where a backend ships the batch
+        as one JSON document (PostgreSQL), so their values must be JSON values there.
+        """
+        if rows:
+            shared = dict(same)
+            conn.execute(self.insert_ignore(table, key_columns), [{**r, **shared} for r in rows])
+
+    def clone_table_empty(self, conn: Connection, source: str, target: str) -> None:
+        """Creates table `target` empty, shaped like `source` (its columns, defaults, constraints and
+        primary key, not its secondary indexes), dropping an existing `target` first; returns nothing."""
+        raise NotImplementedError
+
+    def copy_indexes(self, conn: Connection, source: str, target: str) -> list[tuple[str, str]]:
+        """Returns (temporary name, final name) pairs of `source`'s secondary indexes, built now on `target`.
+
+        The pairs are for `swap_tables`. Returns [] and builds nothing where indexes cannot be
+        renamed (SQLite: `swap_tables` builds them afresh instead).
+        """
+        raise NotImplementedError
+
+    def swap_tables(self, conn: Connection, live: str, target: str, indexes: Sequence[tuple[str, str]]) -> None:
+        """Drops `live` and renames `target` into its place, with `live`'s primary key and secondary
+        indexes (those `copy_indexes` built, renamed to their final names); returns nothing."""
+        raise NotImplementedError
 
 
 class OnConflictDialect(Dialect):

@@ -1,12 +1,65 @@
-"""SQLite: ON CONFLICT upserts; BEGIN IMMEDIATE serializes writers, so no row or advisory locks."""
+"""SQLite: ON CONFLICT upserts; BEGIN IMMEDIATE serializes writers, so no row or advisory locks.
+
+Booleans are stored as 0/1 and JSON as text: the driver-level operations convert them.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Collection, Sequence
+from functools import cache
 from typing import Any
 
+from sqlalchemy import Connection, text
 from sqlalchemy.dialects.sqlite import insert
 
-from .base import OnConflictDialect
+from .base import DriverTable, OnConflictDialect, converter, quoted
+
+IN_CHUNK = 1000  # values per `IN` list: well under SQLite's limit of bound parameters
+
+
+def _bool_in(value: Any) -> Any:
+    return None if value is None else int(value)
+
+
+def _bool_out(value: Any) -> Any:
+    return None if value is None else bool(value)
+
+
+@cache
+def _encoder(table: DriverTable) -> Callable[[Sequence[Any]], Sequence[Any]] | None:
+    """Returns the conversion of a row to what SQLite stores (booleans 1/0, JSON as text, None as 'null')."""
+    dumps = table.dumps
+    return converter({i: _bool_in if k == "boolean" else dumps
+                      for i, k in enumerate(table.kinds) if k in ("boolean", "json")})
+
+
+@cache
+def _decoder(table: DriverTable, columns: tuple[str, ...]) -> Callable[[Sequence[Any]], Sequence[Any]] | None:
+    loads = table.loads
+
+    def json_out(value: Any) -> Any:
+        return None if value is None else loads(value)
+
+    kinds = [table.kind_of(c) for c in columns]
+    return converter({i: _bool_out if k == "boolean" else json_out
+                      for i, k in enumerate(kinds) if k in ("boolean", "json")})
+
+
+@cache
+def _upsert_sql(table: DriverTable) -> str:
+    """Returns the upsert of one row (for executemany), keeping a stored row whose version is not older."""
+    t = table.name
+    sets = ", ".join(f'"{c}" = excluded."{c}"' for c in table.columns if c != table.key)
+    newer = "" if table.version is None else f' WHERE "{t}"."{table.version}" < excluded."{table.version}"'
+    return (f'INSERT INTO "{t}" ({quoted(table.columns)}) VALUES ({", ".join("?" * len(table.columns))}) '
+            f'ON CONFLICT ("{table.key}") DO UPDATE SET {sets}{newer}')
+
+
+def _index_defs(conn: Connection, table: str) -> list[tuple[str, str]]:
+    return [(n, d) for n, d in conn.execute(text(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :t AND sql IS NOT NULL "
+        "ORDER BY name"), {"t": table})]
 
 
 class SQLiteDialect(OnConflictDialect):
@@ -19,6 +72,47 @@ class SQLiteDialect(OnConflictDialect):
 
     def write_options(self) -> dict[str, Any]:
         return {"sqlite_begin": "IMMEDIATE"}  # es_app.store.engine's BEGIN hook: writers queue, never upgrade
+
+    def grow_cache(self, conn: Connection, size_bytes: int) -> None:
+        conn.exec_driver_sql(f"PRAGMA cache_size=-{size_bytes // 1024}")  # negative: KiB, not pages
+
+    def set_driver_autocommit(self, dbapi_conn: Any, on: bool) -> bool:
+        return False  # the engine runs sqlite3 with isolation_level None and emits BEGIN itself
+
+    def select_in(self, cur: Any, table: DriverTable, values: Sequence[Any],
+                  columns: Sequence[str] | None = None) -> list[Sequence[Any]]:
+        cols = tuple(table.columns if columns is None else columns)
+        head = f'SELECT {quoted(cols)} FROM "{table.name}" WHERE "{table.key}" IN '
+        decode = _decoder(table, cols)
+        rows: list[Sequence[Any]] = []
+        for start in range(0, len(values), IN_CHUNK):
+            part = list(values[start:start + IN_CHUNK])
+            cur.execute(f'{head}({", ".join("?" * len(part))})', part)
+            rows.extend(cur.fetchall() if decode is None else map(decode, cur.fetchall()))
+        return rows
+
+    def upsert_newer(self, cur: Any, table: DriverTable, rows: Sequence[Sequence[Any]],
+                     absent: Collection[Any] = ()) -> None:
+        if rows:
+            encode = _encoder(table)
+            cur.executemany(_upsert_sql(table), rows if encode is None else map(encode, rows))
+
+    def clone_table_empty(self, conn: Connection, source: str, target: str) -> None:
+        conn.execute(text(f"DROP TABLE IF EXISTS {target}"))
+        ddl = conn.execute(text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :t"),
+                           {"t": source}).scalar_one()
+        head = rf'^CREATE TABLE\s+"?{re.escape(source)}"?'
+        conn.execute(text(re.sub(head, f"CREATE TABLE {target}", ddl, count=1)))
+
+    def copy_indexes(self, conn: Connection, source: str, target: str) -> list[tuple[str, str]]:
+        return []  # SQLite renames no index: swap_tables builds them on the renamed table
+
+    def swap_tables(self, conn: Connection, live: str, target: str, indexes: Sequence[tuple[str, str]]) -> None:
+        ddls = _index_defs(conn, live)
+        conn.execute(text(f"DROP TABLE {live}"))
+        conn.execute(text(f"ALTER TABLE {target} RENAME TO {live}"))
+        for _, ddl in ddls:
+            conn.execute(text(ddl))
 
 
 DIALECT = SQLiteDialect()

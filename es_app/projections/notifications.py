@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from es_app.dialect import dialect_for
 from es_app.store import RecordedEvent
@@ -41,39 +41,28 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-_PG_INSERT = (
-    "INSERT INTO notifications (event_id, kind, stream_id, recipient, payload, created_at) "
-    "SELECT event_id, kind, stream_id, recipient, payload, :now "
-    "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) "
-    "AS r(event_id text, kind text, stream_id text, recipient text, payload jsonb) "
-    "ON CONFLICT (event_id) DO NOTHING")
-
-
 class NotificationsBatch:
     def __init__(self, conn: Connection, handlers: dict[str, Handler]):
         self.conn, self.handlers = conn, handlers
         self.rows: list[dict[str, Any]] = []
+        self.created_at = datetime.now(UTC)
 
     def apply(self, event: RecordedEvent) -> bool:
         handler = self.handlers.get(event.type)
         if handler is None:
             return False
         note = handler(event)
-        self.rows.append({"event_id": event.event_id, "stream_id": event.stream_id,
-                          "created_at": datetime.now(UTC), **note})
+        if not self.rows:
+            self.created_at = datetime.now(UTC)  # one time for the batch: written as one statement
+        self.rows.append({"event_id": event.event_id, "stream_id": event.stream_id, **note})
         return True
 
     def flush(self) -> None:
         if not self.rows:
             return
         rows, self.rows = self.rows, []
-        dialect = dialect_for(self.conn)
-        if dialect.name != "postgresql":  # the JSON batch below is PostgreSQL's fast path
-            self.conn.execute(dialect.insert_ignore(notifications, ["event_id"]), rows)
-            return
-        now = rows[0]["created_at"]  # one statement for the batch, as in the users projection
-        payload = dumps([{k: v for k, v in r.items() if k != "created_at"} for r in rows])
-        self.conn.execute(text(_PG_INSERT), {"rows": payload, "now": now})
+        dialect_for(self.conn).insert_ignore_many(self.conn, notifications, ["event_id"], rows,
+                                                  {"created_at": self.created_at}, dumps)
 
 
 class NotificationsProjection:

@@ -3,7 +3,9 @@
 1. Create an empty `users_view_next` shaped like the live table (no secondary indexes yet).
 2. Replay the whole feed into it with the normal runner, under its own checkpoint,
    while the live table keeps serving reads and keeps being projected.
-3. Give it the live table's indexes (PostgreSQL: built now under temporary names).
+3. Give it the live table's indexes (PostgreSQL: built now under temporary names;
+   SQLite: built in step 4, it renames no index). The dialect adapter's clone_table_empty,
+   copy_indexes and swap_tables hold the DDL.
 4. Swap in one transaction: lock the live checkpoints, catch the new table up to the
    head, drop the old table, rename the new one (and its indexes) into place, and set
    every checkpoint of the layout to the new table's position. Readers see either the
@@ -16,16 +18,15 @@ table's parked events are marked "superseded".
 from __future__ import annotations
 
 import dataclasses
-import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, Connection, MetaData, Table, func, select, text
+from sqlalchemy import Column, MetaData, Table, func, select
 
 from es_app.dialect import dialect_for
-from es_app.store.engine import is_sqlite, write_transaction
+from es_app.store.engine import write_transaction
 
 from .checkpoints import USERS, current_shards, delete_checkpoint, ensure_layout, replace_layout
 from .runner import DEFAULT_BATCH_SIZE, BatchResult, run_batch, run_projection
@@ -59,63 +60,6 @@ def _next_table() -> Table:
                                      for c in users_view.columns])
 
 
-def _pg_index_defs(conn: Connection) -> list[tuple[str, str]]:
-    return [(n, d) for n, d in conn.execute(text(
-        "SELECT i.relname, pg_get_indexdef(i.oid) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
-        "WHERE x.indrelid = CAST(:t AS regclass) AND NOT x.indisprimary ORDER BY i.relname"), {"t": LIVE})]
-
-
-def _sqlite_index_defs(conn: Connection) -> list[tuple[str, str]]:
-    return [(n, d) for n, d in conn.execute(text(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :t AND sql IS NOT NULL "
-        "ORDER BY name"), {"t": LIVE})]
-
-
-def _temp_name(name: str) -> str:
-    return f"{name[:57]}__next"
-
-
-def _create_next(conn: Connection) -> None:
-    conn.execute(text(f"DROP TABLE IF EXISTS {NEXT}"))
-    if is_sqlite(conn):
-        ddl = conn.execute(text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :t"),
-                           {"t": LIVE}).scalar_one()
-        conn.execute(text(re.sub(r'^CREATE TABLE\s+"?users_view"?', f"CREATE TABLE {NEXT}", ddl, count=1)))
-    else:
-        conn.execute(text(f"CREATE TABLE {NEXT} (LIKE {LIVE} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"))
-        conn.execute(text(f"ALTER TABLE {NEXT} ADD CONSTRAINT {NEXT}_pkey PRIMARY KEY (id)"))
-
-
-def _pg_index_next(conn: Connection) -> list[tuple[str, str]]:
-    """Builds the live table's indexes on the new table under temporary names; returns (temp, final)."""
-    renames = []
-    for name, ddl in _pg_index_defs(conn):
-        m = re.match(r"(CREATE (?:UNIQUE )?INDEX )(\S+)( ON (?:ONLY )?)((?:\S+\.)?)users_view( USING .*)", ddl,
-                     re.S)
-        if m is None:
-            raise RuntimeError(f"cannot copy index definition: {ddl}")
-        temp = _temp_name(name)
-        conn.execute(text(f"DROP INDEX IF EXISTS {temp}"))
-        conn.execute(text(f"{m[1]}{temp}{m[3]}{m[4]}{NEXT}{m[5]}"))
-        renames.append((temp, name))
-    return renames
-
-
-def _swap(conn: Connection, renames: list[tuple[str, str]]) -> None:
-    if is_sqlite(conn):
-        indexes = _sqlite_index_defs(conn)
-        conn.execute(text(f"DROP TABLE {LIVE}"))
-        conn.execute(text(f"ALTER TABLE {NEXT} RENAME TO {LIVE}"))
-        for _, ddl in indexes:
-            conn.execute(text(ddl))
-        return
-    conn.execute(text(f"DROP TABLE {LIVE}"))
-    conn.execute(text(f"ALTER TABLE {NEXT} RENAME TO {LIVE}"))
-    conn.execute(text(f"ALTER TABLE {LIVE} RENAME CONSTRAINT {NEXT}_pkey TO {LIVE}_pkey"))
-    for temp, final in renames:
-        conn.execute(text(f"ALTER INDEX {temp} RENAME TO {final}"))
-
-
 def rebuild_users(container: Any, *, shards: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                   on_batch: Callable[[BatchResult], Any] | None = None) -> RebuildResult:
     """Returns the result of rebuilding users_view from position 0 and swapping it in.
@@ -133,16 +77,14 @@ def rebuild_users(container: Any, *, shards: int | None = None, batch_size: int 
         try:
             with write_transaction(engine) as conn:
                 layout = shards if shards is not None else current_shards(conn, USERS)
-                _create_next(conn)
+                dialect.clone_table_empty(conn, LIVE, NEXT)
                 delete_checkpoint(conn, REBUILD)
                 conn.execute(dl.update().where(dl.c.projection == REBUILD, dl.c.status == "parked")
                              .values(status="superseded", resolved_at=datetime.now(UTC)))
             projection = UsersProjection(name=REBUILD, table=_next_table())
             applied = run_projection(engine, store, projection, batch_size=batch_size, on_batch=on_batch)
-            renames: list[tuple[str, str]] = []
-            if not is_sqlite(engine):
-                with write_transaction(engine) as conn:
-                    renames = _pg_index_next(conn)
+            with write_transaction(engine) as conn:
+                indexes = dialect.copy_indexes(conn, LIVE, NEXT)
             with write_transaction(engine) as conn:
                 ensure_layout(conn, USERS, layout)  # so the live checkpoints exist to be locked
                 q = select(cp.c.name).where((cp.c.name == USERS) | cp.c.name.like(f"{USERS}:%"))
@@ -152,7 +94,7 @@ def rebuild_users(container: Any, *, shards: int | None = None, batch_size: int 
                     applied += result.applied
                     if result.at_head:
                         break
-                _swap(conn, renames)
+                dialect.swap_tables(conn, LIVE, NEXT, indexes)
                 replace_layout(conn, USERS, layout, result.position)
                 conn.execute(dl.update().where(dl.c.projection == USERS, dl.c.status == "parked")
                              .values(status="superseded", resolved_at=datetime.now(UTC)))

@@ -15,15 +15,14 @@ from typing import Any
 
 from sqlalchemy import Connection, Table
 
+from es_app.dialect import DriverTable, dialect_for
 from es_app.domain import User, UserState, event_from_data
 from es_app.store import RecordedEvent
 from es_app.store.driver import dbapi_of, dumps, loads, translated_errors
-from es_app.store.engine import is_sqlite
 
 from .tables import users_view
 
 _LIMITS = {"name": 200, "email": 320, "phone": 40, "legacy_key": 255, "created_at": 40, "updated_at": 40}
-_CHUNK = 1000
 
 
 def _check(state: UserState) -> None:
@@ -56,64 +55,23 @@ def _row(state: UserState, position: int) -> tuple:
 
 _COLUMNS = ("id", "name", "email", "phone", "active", "deleted", "version", "position", "legacy_key",
             "created_at", "updated_at", "extra")
-# PostgreSQL types of the columns but the last, `extra`, which stays jsonb (JSON null becoming SQL NULL)
-_PG_TYPES = ("text", "text", "text", "text", "boolean", "boolean", "integer", "bigint", "text", "text", "text")
-
-
-@cache
-def _pg_upsert_sql(table: str) -> str:
-    """Returns one INSERT .. SELECT FROM jsonb_array_elements(the rows as one JSON array of arrays) .. ON CONFLICT.
-
-    One JSON text for the batch: orjson writes it in C, where psycopg's array dumpers pack
-    every element in Python."""
-    cols = ", ".join(f'"{c}"' for c in _COLUMNS)
-    values = ", ".join(f"(r->>{i})::{t}" for i, t in enumerate(_PG_TYPES)) + f", NULLIF(r->{len(_PG_TYPES)}, 'null')"
-    sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in _COLUMNS[1:])
-    return (f'INSERT INTO "{table}" ({cols}) SELECT {values} FROM jsonb_array_elements(%s::jsonb) AS r '
-            f'ON CONFLICT ("id") DO UPDATE SET {sets} WHERE "{table}"."version" < EXCLUDED."version"')
-
-
-@cache
-def _sqlite_upsert_sql(table: str) -> str:
-    """Returns SQLite's upsert of one row (for executemany), keeping a row whose version is not older."""
-    cols = ", ".join(f'"{c}"' for c in _COLUMNS)
-    sets = ", ".join(f'"{c}" = excluded."{c}"' for c in _COLUMNS[1:])
-    return (f'INSERT INTO "{table}" ({cols}) VALUES ({", ".join("?" * len(_COLUMNS))}) '
-            f'ON CONFLICT ("id") DO UPDATE SET {sets} WHERE "{table}"."version" < excluded."version"')
-
-
-def _sqlite_params(row: tuple) -> tuple:
-    """Returns a row's values as SQLAlchemy stores them on SQLite (booleans 1/0, `extra` as JSON text)."""
-    return (*row[:4], int(row[4]), int(row[5]), *row[6:11], dumps(row[11]))
-
-
+_KINDS = ("text", "text", "text", "text", "boolean", "boolean", "integer", "bigint", "text", "text", "text", "json")
 _LOOKUP_COLUMNS = ("id", "name", "email", "phone", "active", "deleted", "version", "created_at", "updated_at",
                    "legacy_key", "extra")
 
 
-def _lookup(conn: Connection, table: str, ids: list[str]) -> dict[str, UserState]:
-    """Returns the states of these rows, read on the driver's cursor.
+@cache
+def _driver_table(name: str) -> DriverTable:
+    """Returns users_view (or a rebuild's fresh table of its shape) for the dialect's driver-level statements."""
+    return DriverTable(name, _COLUMNS, _KINDS, key="id", version="version", dumps=dumps, loads=loads)
 
-    PostgreSQL: one array parameter, planned afresh each time, not a prepared statement: a
-    plan cached while the table was empty (a catch-up from 0) would stay a sequential scan
-    as the table grows, making every batch slower. SQLite: `IN` lists of _CHUNK ids, with
-    booleans and JSON converted as SQLAlchemy would.
-    """
-    cols = ", ".join(f'"{c}"' for c in _LOOKUP_COLUMNS)
-    sqlite = is_sqlite(conn)
+
+def _lookup(conn: Connection, table: str, ids: list[str]) -> dict[str, UserState]:
+    """Returns the states of these rows, read on the driver's cursor (the dialect's select_in)."""
     with translated_errors(conn.dialect):
         cur = dbapi_of(conn).cursor()
         try:
-            if sqlite:
-                rows: list[tuple] = []
-                for start in range(0, len(ids), _CHUNK):
-                    part = ids[start:start + _CHUNK]
-                    cur.execute(f'SELECT {cols} FROM "{table}" WHERE "id" IN ({", ".join("?" * len(part))})', part)
-                    rows.extend((*r[:4], bool(r[4]), bool(r[5]), *r[6:10], None if r[10] is None else loads(r[10]))
-                                for r in cur.fetchall())
-            else:
-                cur.execute(f'SELECT {cols} FROM "{table}" WHERE "id" = ANY(%s)', (ids,), prepare=False)
-                rows = cur.fetchall()
+            rows = dialect_for(conn).select_in(cur, _driver_table(table), ids, _LOOKUP_COLUMNS)
         finally:
             cur.close()
     return {r[0]: UserState(id=r[0], name=r[1], email=r[2], phone=r[3], active=r[4], deleted=r[5], version=r[6],
@@ -126,8 +84,8 @@ class UsersBatch:
 
     The caller holds the projection's checkpoint lock for the whole transaction, so a row
     that the lookup did not find (or of a stream started in this transaction) is not written
-    by anyone else before `flush`: on PostgreSQL many such rows go in by COPY, the others by
-    upsert.
+    by anyone else before `flush`: the dialect's upsert_newer may bulk-copy such rows
+    (PostgreSQL: COPY, from a hundred of them), and upserts the others.
     """
 
     def __init__(self, conn: Connection, table: Table, events: Sequence[RecordedEvent]):
@@ -167,38 +125,9 @@ class UsersBatch:
         with translated_errors(self.conn.dialect):
             cur = dbapi_of(self.conn).cursor()
             try:
-                if is_sqlite(self.conn):
-                    cur.executemany(_sqlite_upsert_sql(self.table.name), [_sqlite_params(r) for r in rows])
-                    return
-                new = [r for r in rows if r[0] in absent] if len(absent) >= COPY_AT_LEAST else []
-                if new and _copy_new_rows(cur, self.table.name, new):
-                    rows = [r for r in rows if r[0] not in absent]
-                if rows:
-                    cur.execute(_pg_upsert_sql(self.table.name), (dumps(rows),))
+                dialect_for(self.conn).upsert_newer(cur, _driver_table(self.table.name), rows, absent)
             finally:
                 cur.close()
-
-
-UNIQUE_VIOLATION = "23505"  # PostgreSQL's SQLSTATE
-COPY_AT_LEAST = 100  # new rows in a flush from which COPY beats the upsert (its savepoint costs two round trips)
-
-
-def _copy_new_rows(cur: Any, table: str, rows: list[tuple]) -> bool:
-    """Returns True after COPYing rows that are not in the table (PostgreSQL); False, having written
-    nothing, if one of them was there after all (the upsert then writes them all)."""
-    cols = ", ".join(f'"{c}"' for c in _COLUMNS)
-    cur.execute("SAVEPOINT users_copy")
-    try:
-        with cur.copy(f'COPY "{table}" ({cols}) FROM STDIN') as copy:
-            for r in rows:
-                copy.write_row((*r[:11], None if r[11] is None else dumps(r[11])))
-    except Exception as exc:
-        if getattr(exc, "sqlstate", None) != UNIQUE_VIOLATION:  # only that means "there after all"
-            raise
-        cur.execute("ROLLBACK TO SAVEPOINT users_copy")
-        return False
-    cur.execute("RELEASE SAVEPOINT users_copy")
-    return True
 
 
 class UsersProjection:

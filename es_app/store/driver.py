@@ -17,6 +17,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from es_app.dialect import Dialect, dialect_for
+
 from .codec import dumps, loads  # re-exported: the read model's batch writer encodes with the store's codec
 
 __all__ = ["dbapi_connection", "dbapi_of", "dumps", "loads", "translated_errors"]
@@ -24,7 +26,8 @@ __all__ = ["dbapi_connection", "dbapi_of", "dumps", "loads", "translated_errors"
 
 @contextmanager
 def dbapi_connection(engine: Engine, *, autocommit: bool = False) -> Iterator[Any]:
-    """Yields a pooled DB-API connection; `autocommit` makes PostgreSQL reads one round trip each.
+    """Yields a pooled DB-API connection; `autocommit` makes reads one round trip each (the dialect's
+    set_driver_autocommit: PostgreSQL; SQLite's driver opens no transaction of its own).
 
     Driver errors come out as SQLAlchemy's (IntegrityError, OperationalError, ...), as
     they would from Core; a connection found dead is invalidated, not pooled again.
@@ -33,24 +36,23 @@ def dbapi_connection(engine: Engine, *, autocommit: bool = False) -> Iterator[An
     with translated_errors(engine.dialect):
         fairy = engine.raw_connection()
     conn = fairy.dbapi_connection
-    pg = engine.dialect.name != "sqlite"
+    dialect = dialect_for(engine)
     try:
         with translated_errors(engine.dialect, fairy):
-            if pg and autocommit:
-                conn.autocommit = True  # type: ignore[union-attr]  # a checked-out fairy holds its connection
+            switched = autocommit and dialect.set_driver_autocommit(conn, True)
             try:
                 yield conn
             finally:
-                if pg and autocommit:
-                    _leave_autocommit(fairy)
+                if switched:
+                    _leave_autocommit(dialect, fairy)
     finally:
         fairy.close()
 
 
-def _leave_autocommit(fairy: Any) -> None:
-    """Puts a PostgreSQL connection back in transaction mode; one that refuses is not pooled again."""
+def _leave_autocommit(dialect: Dialect, fairy: Any) -> None:
+    """Puts a connection back in transaction mode; one that refuses is not pooled again."""
     try:
-        fairy.dbapi_connection.autocommit = False
+        dialect.set_driver_autocommit(fairy.dbapi_connection, False)
     except Exception:  # noqa: BLE001 - a broken connection: drop it rather than pool it in autocommit
         fairy.invalidate()
 

@@ -6,12 +6,14 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InvalidatePoolError
+
+from es_app.dialect import dialect_for
 
 
 def normalize_url(url: str) -> str:
@@ -103,10 +105,6 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def is_sqlite(bind: Engine | Connection) -> bool:
-    return bind.dialect.name == "sqlite"
-
-
 _SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
 _SQLITE_WRITERS_GUARD = threading.Lock()
 
@@ -136,14 +134,12 @@ def sqlite_writer_turn(engine: Engine, timeout_s: float = 60.0) -> Iterator[None
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """Yields a connection in a transaction that will write.
 
-    On SQLite it starts with BEGIN IMMEDIATE, so concurrent writers queue on the
-    database lock instead of failing when a read lock is upgraded.
+    It begins with the dialect's write_options: on SQLite BEGIN IMMEDIATE, so concurrent
+    writers queue on the database lock instead of failing when a read lock is upgraded,
+    and where the database has a single writer, this process's threads take turns first.
     """
-    if not is_sqlite(engine):
-        with engine.connect() as conn, conn.begin():
-            yield conn
-        return
-    with sqlite_writer_turn(engine), engine.connect() as conn:
-        conn.execution_options(sqlite_begin="IMMEDIATE")
+    dialect = dialect_for(engine)
+    with sqlite_writer_turn(engine) if dialect.single_writer else nullcontext(), engine.connect() as conn:
+        conn.execution_options(**dialect.write_options())
         with conn.begin():
             yield conn

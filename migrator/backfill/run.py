@@ -208,7 +208,7 @@ class Backfill:
         The SELECT and the watermark share one snapshot: a WAL read transaction on SQLite
         (one writer at a time, so changelog ids follow commit order), a REPEATABLE READ
         transaction on PostgreSQL, where capture numbers changelog rows at commit under
-        a lock (migrator.capture.sql), so ids follow commit order there too. Hence every
+        a lock (migrator.capture.backends.postgres), so ids follow commit order there too. Hence every
         change the rows contain has an id <= W and every change they lack an id > W.
         """
         return self.reader.read_after(self._require_run().last_key, limit or self.options.batch_size)

@@ -1,6 +1,10 @@
-"""Change capture: triggers or a session hook write the changelog; its history, gaps and the readers' offsets in it."""
+"""Change capture: triggers or a session hook write the changelog; its history, gaps and the readers' offsets in it.
+
+The SQL that differs per database is one `CaptureBackend` class per backend (`migrator.capture.backends`).
+"""
 
 from . import history, sql
+from .backends import CaptureBackend, UnsupportedCaptureBackend, capture_backend_for
 from .changelog import (
     MODES,
     CaptureError,
@@ -53,6 +57,7 @@ __all__ = [
     "MIGRATOR_ORIGIN",
     "MODES",
     "NOTIFY_CHANNEL",
+    "CaptureBackend",
     "CaptureError",
     "CaptureGap",
     "CaptureNotInstalled",
@@ -62,7 +67,9 @@ __all__ = [
     "OffsetState",
     "SessionCapture",
     "TableCapture",
+    "UnsupportedCaptureBackend",
     "backlog",
+    "capture_backend_for",
     "changelog_exists",
     "check_mappings",
     "get_offset",

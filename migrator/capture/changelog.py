@@ -18,12 +18,13 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, inspect, text
-from sqlalchemy import types as sqltypes
 
 from es_app.dialect import dialect_for
 
 from ..mapping import MappingError, TableMapping
 from . import history, sql
+from .backends import capture_backend_for
+from .errors import CaptureError, CaptureNotInstalled
 from .sql import CHANGELOG, LEGACY_ORIGIN, MIGRATOR_ORIGIN, NOTIFY_CHANNEL
 
 __all__ = [
@@ -48,17 +49,6 @@ __all__ = [
     "require_installed",
     "status",
 ]
-
-
-class CaptureError(RuntimeError):
-    """Capture cannot be used as asked; the message is one line saying what to do."""
-
-
-class CaptureNotInstalled(CaptureError):
-    """Change capture is not installed in the legacy database (no changelog); the one-line message says what to run."""
-
-    def __init__(self) -> None:
-        super().__init__("change capture is not installed in the legacy database: run `migrator capture install`")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,16 +88,6 @@ class CaptureStatus:
         return self.changelog and all(t.installed for t in self.tables)
 
 
-def _is_sqlite(bind: Engine | Connection) -> bool:
-    return bind.dialect.name == "sqlite"
-
-
-def _run(conn: Connection, statements: Sequence[str]) -> None:
-    dialect = dialect_for(conn)
-    for statement in statements:
-        conn.exec_driver_sql(dialect.driver_sql(conn, statement))
-
-
 def _begin(engine: Engine) -> Connection:
     return engine.connect().execution_options(**dialect_for(engine).write_options())
 
@@ -126,21 +106,21 @@ def install(engine: Engine, mappings: Sequence[TableMapping], *, mode: str = "tr
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}")
+    backend = capture_backend_for(engine)
     bound = [m.bind(engine) for m in mappings]  # fresh: SQLite triggers list the columns of today
     with _begin(engine) as conn, conn.begin():
         dialect_for(conn).lock_for_transaction(conn, sql.NUMBERING_LOCK_KEY)
         had_changelog = changelog_exists(conn)
-        _run(conn, sql.SQLITE_CHANGELOG if _is_sqlite(conn) else sql.PG_CHANGELOG)
+        backend.create_changelog(conn)
         history.ensure(conn)
         if not had_changelog or history.current_generation(conn) is None:
             history.changelog_created(conn)  # ids start after every id used before (also adopts an old one)
         generation = history.current_generation(conn)
         for m in bound:
-            if _is_sqlite(conn):
-                _run(conn, sql.sqlite_triggers(m.table, m.key, m.table_columns, _binary_columns(conn, m.table))
-                     if mode == "triggers" else sql.sqlite_drop_triggers(m.table))
+            if mode == "triggers":
+                backend.install_triggers(conn, m.table, m.key, m.table_columns)
             else:
-                _run(conn, sql.pg_triggers(m.table, m.key) if mode == "triggers" else sql.pg_drop_triggers(m.table))
+                backend.drop_triggers(conn, m.table)
             if history.table_state(conn, m.table) != "installed":
                 history.record(conn, "installed", m.table,
                                generation=None if generation is None else generation.generation,
@@ -155,6 +135,7 @@ def remove(engine: Engine, mappings: Sequence[TableMapping], *, drop_changelog: 
     so a changelog created again continues its ids and the relay reports the gap. Safe to
     run again. Returns the status afterwards.
     """
+    backend = capture_backend_for(engine)
     with _begin(engine) as conn, conn.begin():
         dialect_for(conn).lock_for_transaction(conn, sql.NUMBERING_LOCK_KEY)
         insp = inspect(conn)
@@ -168,50 +149,34 @@ def remove(engine: Engine, mappings: Sequence[TableMapping], *, drop_changelog: 
             if not insp.has_table(m.table):
                 continue
             state = history.table_state(conn, m.table) if keep else None
-            if keep and (state == "installed" or (state is None and _triggers_installed(conn, m.table))):
+            if keep and (state == "installed" or (state is None and backend.triggers_installed(conn, m.table))):
                 last = latest_change_id(conn, m.table) if has_changelog else 0
                 history.record(conn, "removed", m.table, generation=gen_id, last_id=last)
-            _run(conn, sql.sqlite_drop_triggers(m.table) if _is_sqlite(conn) else sql.pg_drop_triggers(m.table))
+            backend.drop_triggers(conn, m.table)
         if drop_changelog:
             if has_changelog:
                 history.record(conn, "changelog_dropped", generation=gen_id, last_id=history.high_id(conn))
-            _run(conn, sql.SQLITE_DROP_CHANGELOG if _is_sqlite(conn) else sql.PG_DROP_CHANGELOG)
+            backend.drop_changelog(conn)
     return status(engine, mappings)
 
 
 def status(engine: Engine, mappings: Sequence[TableMapping]) -> CaptureStatus:
     """Returns whether the changelog and each mapped table's triggers are installed, with row counts."""
+    backend = capture_backend_for(engine)
     with engine.connect() as conn:
         has_changelog = changelog_exists(conn)
         counts: dict[str, tuple[int, int]] = {}
         if has_changelog:
             counts = {r[0]: (r[1], r[2] or 0) for r in conn.execute(text(
                 f"SELECT table_name, count(*), max(id) FROM {CHANGELOG} GROUP BY table_name"))}
-        tables = tuple(TableCapture(m.table, has_changelog and _triggers_installed(conn, m.table),
+        tables = tuple(TableCapture(m.table, has_changelog and backend.triggers_installed(conn, m.table),
                                     *counts.get(m.table, (0, 0))) for m in mappings)
-    return CaptureStatus(engine.dialect.name, has_changelog, tables)
+    return CaptureStatus(backend.name, has_changelog, tables)
 
 
 def changelog_exists(conn: Connection) -> bool:
     """Returns True when the changelog table exists in this (legacy) database."""
     return inspect(conn).has_table(CHANGELOG)
-
-
-def _triggers_installed(conn: Connection, table: str) -> bool:
-    if _is_sqlite(conn):
-        names = set(conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :t"),
-                                 {"t": table}).scalars())
-        return set(sql.sqlite_trigger_names(table)) <= names
-    found = conn.execute(text(
-        "SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-        "WHERE c.relname = :t AND pg_table_is_visible(c.oid) AND t.tgname = 'migrator_capture'"),
-        {"t": table}).scalar()
-    return bool(found)
-
-
-def _binary_columns(conn: Connection, table: str) -> list[str]:
-    return [c["name"] for c in inspect(conn).get_columns(table)
-            if isinstance(c["type"], (sqltypes.LargeBinary, sqltypes.NullType))]
 
 
 def require_installed(engine: Engine, mappings: Sequence[TableMapping]) -> None:
@@ -228,26 +193,17 @@ def migrator_writes(conn: Connection, origin: str = MIGRATOR_ORIGIN) -> Iterator
 
     Use inside the caller's write transaction. Their changelog rows carry that origin and
     the relay skips them, so the migrator's writes to the legacy table never loop back.
-    On PostgreSQL this sets a transaction-local setting; on SQLite (one writer at a time)
-    it puts a row in `migrator_origin` for the duration of the block.
+    The capture backend sets the marker (PostgreSQL: a transaction-local setting; SQLite,
+    one writer at a time: a row in `migrator_origin` for the duration of the block).
     """
     if not origin or origin == LEGACY_ORIGIN:
         raise ValueError(f"origin must be a name other than {LEGACY_ORIGIN!r}")
-    if _is_sqlite(conn):
-        if not inspect(conn).has_table(sql.ORIGIN_TABLE):
-            raise CaptureNotInstalled()
-        conn.execute(text(f"DELETE FROM {sql.ORIGIN_TABLE}"))
-        conn.execute(text(f"INSERT INTO {sql.ORIGIN_TABLE} (origin) VALUES (:o)"), {"o": origin})
-        try:
-            yield conn
-        finally:
-            conn.execute(text(f"DELETE FROM {sql.ORIGIN_TABLE}"))
-    else:
-        conn.execute(text("SELECT set_config(:k, :o, true)"), {"k": sql.ORIGIN_SETTING, "o": origin})
-        try:
-            yield conn
-        finally:
-            conn.execute(text("SELECT set_config(:k, '', true)"), {"k": sql.ORIGIN_SETTING})
+    backend = capture_backend_for(conn)
+    backend.set_origin(conn, origin)
+    try:
+        yield conn
+    finally:
+        backend.clear_origin(conn)
 
 
 # -- reading the changelog -----------------------------------------------------

@@ -17,10 +17,8 @@ from typing import Any
 
 from sqlalchemy import Connection, inspect, text
 
-from es_app.dialect import dialect_for
-
-from . import sql
-from .sql import HISTORY
+from .backends import capture_backend_for
+from .sql import HISTORY, HISTORY_ACTIONS
 
 __all__ = ["HISTORY", "Generation", "HistoryEntry", "changelog_created", "current_generation", "ensure", "exists",
            "high_id", "id_floor", "last_seq", "read_history", "record", "table_state"]
@@ -47,10 +45,6 @@ class Generation:
     starts_after: int
 
 
-def _sqlite(conn: Connection) -> bool:
-    return conn.dialect.name == "sqlite"
-
-
 def _utc(value: Any) -> datetime:
     t = datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else value
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
@@ -58,8 +52,7 @@ def _utc(value: Any) -> datetime:
 
 def ensure(conn: Connection) -> None:
     """Creates the history table if it is missing (in the caller's transaction)."""
-    for statement in sql.SQLITE_HISTORY if _sqlite(conn) else sql.PG_HISTORY:
-        conn.exec_driver_sql(dialect_for(conn).driver_sql(conn, statement))
+    capture_backend_for(conn).create_history(conn)
 
 
 def exists(conn: Connection) -> bool:
@@ -70,7 +63,7 @@ def exists(conn: Connection) -> bool:
 def record(conn: Connection, action: str, table: str | None = None, *, generation: str | None = None,
            last_id: int = 0) -> None:
     """Appends one history row in the caller's transaction."""
-    if action not in sql.HISTORY_ACTIONS:
+    if action not in HISTORY_ACTIONS:
         raise ValueError(f"unknown capture history action {action!r}")
     conn.execute(text(f"INSERT INTO {HISTORY} (action, table_name, generation, last_id) VALUES (:a, :t, :g, :n)"),
                  {"a": action, "t": table, "g": generation, "n": int(last_id)})
@@ -105,7 +98,7 @@ def current_generation(conn: Connection) -> Generation | None:
 
 def high_id(conn: Connection) -> int:
     """Returns the highest id the changelog in place has handed out (its sequence), 0 when none."""
-    return conn.execute(text(sql.SQLITE_HIGH_ID if _sqlite(conn) else sql.PG_HIGH_ID)).scalar() or 0
+    return capture_backend_for(conn).high_id(conn)
 
 
 def id_floor(conn: Connection) -> int:
@@ -119,8 +112,7 @@ def changelog_created(conn: Connection) -> Generation:
     Call right after creating the changelog, in the same transaction.
     """
     floor = id_floor(conn)
-    for statement in sql.sqlite_id_floor(floor) if _sqlite(conn) else sql.pg_id_floor(floor):
-        conn.exec_driver_sql(statement)
+    capture_backend_for(conn).raise_id_floor(conn, floor)
     generation = str(uuid.uuid4())
     start = max(floor, high_id(conn))
     record(conn, "changelog_created", generation=generation, last_id=start)

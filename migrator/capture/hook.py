@@ -4,8 +4,8 @@ For databases where triggers are not allowed. Attach it to the legacy app's sess
 (or a sessionmaker); every ORM flush touching a mapped table then writes one changelog row
 per changed row, through the session's own connection, so it commits or rolls back with
 the legacy write. Old rows are read in `before_flush` and new rows in `after_flush`, with
-the same JSON the triggers produce. On PostgreSQL the changelog's commit-time numbering
-(see `migrator.capture.sql`) applies to these rows too.
+the same JSON the triggers produce (the SQL is the capture backend's, `migrator.capture.backends`).
+On PostgreSQL the changelog's commit-time numbering applies to these rows too.
 
 Limits: only unit-of-work flushes are seen, not bulk `update()`/`delete()` statements or
 raw SQL; use one capture mode per table, never both (every change would be recorded twice).
@@ -20,9 +20,8 @@ from sqlalchemy import Connection, event, inspect, text
 from sqlalchemy.orm import Session
 
 from ..mapping import TableMapping
-from . import sql
-from .changelog import _binary_columns
-from .sql import CHANGELOG
+from .backends import capture_backend_for
+from .sql import quote
 
 _PENDING = "migrator_capture_old_rows"
 
@@ -35,7 +34,7 @@ class SessionCapture:
         if missing:
             raise ValueError(f"bind the mappings first (mapping.bind(engine)): {', '.join(missing)}")
         self.mappings = {m.table: m for m in mappings}
-        self._binary: dict[str, list[str]] = {}
+        self._row_exprs: dict[str, str] = {}  # per table: its row as JSON text (the backend's expression)
 
     def attach(self, target: Any) -> SessionCapture:
         """Returns self after listening on `target`'s flushes."""
@@ -61,13 +60,11 @@ class SessionCapture:
         return identity[0] if identity else self._mapping_and_key(obj)[1]
 
     def _row_json(self, conn: Connection, mapping: TableMapping, key: Any) -> str | None:
-        t, k = sql._quote(mapping.table), sql._quote(mapping.key)
-        if conn.dialect.name == "sqlite":
-            if mapping.table not in self._binary:
-                self._binary[mapping.table] = _binary_columns(conn, mapping.table)
-            expr = sql.sqlite_row_json("t", mapping.table_columns, self._binary[mapping.table])
-        else:
-            expr = "to_jsonb(t)::text"
+        t, k = quote(mapping.table), quote(mapping.key)
+        expr = self._row_exprs.get(mapping.table)
+        if expr is None:
+            expr = self._row_exprs[mapping.table] = capture_backend_for(conn).row_json_expr(
+                conn, mapping.table, mapping.table_columns, "t")
         return conn.execute(text(f"SELECT {expr} FROM {t} t WHERE t.{k} = :key"), {"key": key}).scalar()
 
     def _before_flush(self, session: Session, _ctx: Any, _instances: Any) -> None:
@@ -111,17 +108,8 @@ class SessionCapture:
 
 
 def _write(conn: Connection, entries: list[tuple[str, str, str, str | None, str | None]]) -> None:
-    params = [{"t": t, "op": op, "pk": pk, "old": old, "new": new} for t, op, pk, old, new in entries]
-    if conn.dialect.name == "sqlite":
-        conn.execute(text(
-            f"INSERT INTO {CHANGELOG} (table_name, op, pk, old_row, new_row, tx_time, origin) "
-            f"VALUES (:t, :op, :pk, :old, :new, {sql.SQLITE_NOW}, {sql.SQLITE_ORIGIN_EXPR})"), params)
-        return
-    conn.execute(text(
-        f"INSERT INTO {CHANGELOG} (table_name, op, pk, old_row, new_row, origin) "
-        f"VALUES (:t, :op, :pk, CAST(:old AS jsonb), CAST(:new AS jsonb), {sql.PG_ORIGIN_EXPR})"), params)
-    for table in sorted({e[0] for e in entries}):
-        conn.execute(text("SELECT pg_notify(:c, :t)"), {"c": sql.NOTIFY_CHANNEL, "t": table})
+    capture_backend_for(conn).insert_changes(
+        conn, [{"t": t, "op": op, "pk": pk, "old": old, "new": new} for t, op, pk, old, new in entries])
 
 
 def install_session_hook(target: Any, mappings: Sequence[TableMapping]) -> SessionCapture:

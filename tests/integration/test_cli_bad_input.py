@@ -90,7 +90,7 @@ def _bad_urls(tmp_path: Path) -> dict[str, str]:
     not_db.write_text("not a database\n")
     (tmp_path / "a-directory.db").mkdir()
     return {"text file": f"sqlite:///{not_db}", "directory": f"sqlite:///{tmp_path / 'a-directory.db'}",
-            "mysql": "mysql://user@127.0.0.1/legacy", "driver not installed": "postgresql+psycopg2://u@127.0.0.1/x",
+            "mysql": "mysql://user@127.0.0.1/legacy", "driver not installed": "postgresql+pg8000://u@127.0.0.1/x",
             "not a URL": "not a url"}
 
 

@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, select
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
-from es_app.dialect import UnsupportedBackend, dialect_for
+from es_app.dialect import DriverTable, UnsupportedBackend, dialect_for
+from es_app.dialect.postgres import COPY_AT_LEAST
 from es_app.dialect.postgres import DIALECT as POSTGRES
 from es_app.dialect.sqlite import DIALECT as SQLITE
+from es_app.store.driver import dbapi_connection, dbapi_of, dumps, loads
 from es_app.store.engine import make_engine, write_transaction
+from es_app.store.schema import Json
 
 _meta = MetaData()
 things = Table("dialect_things", _meta, Column("name", String(40), primary_key=True),
@@ -111,3 +129,154 @@ def test_snapshot_read_options_open_a_read_transaction(engine) -> None:
 
 def test_only_postgres_wakes_listeners() -> None:
     assert POSTGRES.listens and not SQLITE.listens
+
+
+rows_meta = MetaData()
+docs = Table("dialect_docs", rows_meta, Column("key", String(40), primary_key=True),
+             Column("flag", Boolean, nullable=True), Column("n", Integer, nullable=False),
+             Column("big", BigInteger, nullable=False), Column("doc", Json, nullable=True),
+             Column("version", Integer, nullable=False), Index("ix_dialect_docs_n", "n"))
+stamps = Table("dialect_stamps", rows_meta, Column("id", Integer, primary_key=True),
+               Column("name", String(40), nullable=False), Column("on", Boolean, nullable=False),
+               Column("at", DateTime(timezone=True), nullable=False))
+DOCS = DriverTable("dialect_docs", ("key", "flag", "n", "big", "doc", "version"),
+                   ("text", "boolean", "integer", "bigint", "json", "integer"), key="key", version="version",
+                   dumps=dumps, loads=loads)
+
+
+@pytest.fixture
+def docs_engine(es_engine):
+    rows_meta.create_all(es_engine)
+    yield es_engine
+    rows_meta.drop_all(es_engine, checkfirst=True)
+
+
+def _doc(key: str, version: int, flag: bool | None = True, doc: object = None) -> tuple:
+    return (key, flag, version * 10, 2**40 + version, doc, version)
+
+
+def _docs(engine, table: str = "dialect_docs") -> dict[str, tuple]:
+    """Returns the rows of `table` (shaped like dialect_docs) read by Core, by key."""
+    query = text(f'SELECT "key", "flag", "n", "big", "doc", "version" FROM "{table}"').columns(*docs.c)
+    with engine.connect() as conn:
+        return {r[0]: tuple(r) for r in conn.execute(query)}
+
+
+def _on_cursor(conn, work):
+    cur = dbapi_of(conn).cursor()
+    try:
+        return work(cur)
+    finally:
+        cur.close()
+
+
+def test_select_in_reads_any_number_of_keys_decoded(docs_engine) -> None:
+    d = dialect_for(docs_engine)
+    with write_transaction(docs_engine) as conn:
+        conn.execute(docs.insert(), [{"key": "a", "flag": True, "n": 1, "big": 2**40, "doc": {"x": [1, 2]},
+                                      "version": 1},
+                                     {"key": "b", "flag": False, "n": 2, "big": 2, "doc": None, "version": 1},
+                                     {"key": "c", "flag": None, "n": 3, "big": 3, "doc": [], "version": 1}])
+    wanted = [f"k{i}" for i in range(2500)] + ["a", "b", "c"]  # more than one IN list's worth on SQLite
+    with docs_engine.connect() as conn:
+        rows = _on_cursor(conn, lambda cur: d.select_in(cur, DOCS, wanted, ("doc", "flag", "key", "big")))
+        assert _on_cursor(conn, lambda cur: d.select_in(cur, DOCS, [])) == []
+        everything = _on_cursor(conn, lambda cur: d.select_in(cur, DOCS, ["a"]))
+    assert sorted((tuple(r) for r in rows), key=lambda r: r[2]) == [({"x": [1, 2]}, True, "a", 2**40),
+                                                                    (None, False, "b", 2), ([], None, "c", 3)]
+    assert [tuple(r) for r in everything] == [("a", True, 1, 2**40, {"x": [1, 2]}, 1)]
+
+
+def test_upsert_newer_inserts_and_keeps_the_newer_row(docs_engine) -> None:
+    d = dialect_for(docs_engine)
+    with write_transaction(docs_engine) as conn:
+        _on_cursor(conn, lambda cur: d.upsert_newer(cur, DOCS, [_doc("a", 2, doc={"v": 2}), _doc("b", 1)]))
+    with write_transaction(docs_engine) as conn:
+        _on_cursor(conn, lambda cur: d.upsert_newer(cur, DOCS, [_doc("a", 1, False, {"v": 1}),
+                                                                _doc("b", 3, None, {"v": 3})]))
+        _on_cursor(conn, lambda cur: d.upsert_newer(cur, DOCS, []))
+    assert _docs(docs_engine) == {"a": ("a", True, 20, 2**40 + 2, {"v": 2}, 2),
+                                  "b": ("b", None, 30, 2**40 + 3, {"v": 3}, 3)}
+
+
+@pytest.mark.parametrize("stale", [False, True])
+def test_upsert_newer_of_many_absent_rows_equals_the_upsert(docs_engine, stale: bool) -> None:
+    """Past COPY_AT_LEAST absent keys PostgreSQL COPYs them; a key stored after all makes it upsert them all."""
+    d = dialect_for(docs_engine)
+    if stale:
+        with write_transaction(docs_engine) as conn:
+            _on_cursor(conn, lambda cur: d.upsert_newer(cur, DOCS, [_doc("k7", 9, doc={"stale": True})]))
+    rows = [_doc(f"k{i}", 1, i % 2 == 0, None if i % 3 else {"i": i}) for i in range(COPY_AT_LEAST + 20)]
+    with write_transaction(docs_engine) as conn:
+        _on_cursor(conn, lambda cur: d.upsert_newer(cur, DOCS, rows, {r[0] for r in rows}))
+    expected = {r[0]: r for r in rows}
+    if stale:
+        expected["k7"] = _doc("k7", 9, doc={"stale": True})
+    assert _docs(docs_engine) == expected
+
+
+def test_bulk_copy_inserts_rows_as_core_would(docs_engine) -> None:
+    d = dialect_for(docs_engine)
+    at = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+    rows = [{"id": i, "name": f"n{i}", "on": i % 2 == 0, "at": at} for i in range(1, 4)]
+    with write_transaction(docs_engine) as conn:
+        d.bulk_copy(conn, stamps, rows)
+        d.bulk_copy(conn, stamps, [])
+    with write_transaction(docs_engine) as conn:
+        conn.execute(stamps.insert(), {"id": 4, "name": "core", "on": True, "at": at})
+    with docs_engine.connect() as conn:
+        got = [tuple(r) for r in conn.execute(select(stamps).order_by(stamps.c.id))]
+    assert [r[:3] for r in got] == [(1, "n1", False), (2, "n2", True), (3, "n3", False), (4, "core", True)]
+    assert {r[3].astimezone(UTC) if r[3].tzinfo else r[3].replace(tzinfo=UTC) for r in got} == {at}  # as Core stores
+    with pytest.raises(IntegrityError), write_transaction(docs_engine) as conn:
+        d.bulk_copy(conn, stamps, rows[:1])
+
+
+def test_insert_ignore_many_adds_the_shared_values_and_skips_existing_keys(docs_engine) -> None:
+    d = dialect_for(docs_engine)
+    with write_transaction(docs_engine) as conn:
+        d.insert_ignore_many(conn, docs, ["key"], [{"key": "a", "n": 1, "doc": {"x": 1}}], {"big": 5, "version": 1},
+                             dumps)
+        d.insert_ignore_many(conn, docs, ["key"], [{"key": "a", "n": 9, "doc": None},
+                                                   {"key": "b", "n": 2, "doc": ["y"]}], {"big": 6, "version": 2}, dumps)
+        d.insert_ignore_many(conn, docs, ["key"], [], {"big": 7, "version": 3}, dumps)
+    assert _docs(docs_engine) == {"a": ("a", None, 1, 5, {"x": 1}, 1), "b": ("b", None, 2, 6, ["y"], 2)}
+
+
+def test_clone_copy_indexes_and_swap_tables(docs_engine) -> None:
+    d = dialect_for(docs_engine)
+    with write_transaction(docs_engine) as conn:
+        conn.execute(docs.insert(), {"key": "old", "flag": True, "n": 1, "big": 1, "doc": None, "version": 1})
+        d.clone_table_empty(conn, "dialect_docs", "dialect_docs_next")
+        d.clone_table_empty(conn, "dialect_docs", "dialect_docs_next")  # an existing one is replaced
+    assert _docs(docs_engine, "dialect_docs_next") == {}
+    nxt = DriverTable("dialect_docs_next", DOCS.columns, DOCS.kinds, key="key", version="version", dumps=dumps,
+                      loads=loads)
+    with write_transaction(docs_engine) as conn:
+        _on_cursor(conn, lambda cur: d.upsert_newer(cur, nxt, [_doc("new", 1)]))
+        indexes = d.copy_indexes(conn, "dialect_docs", "dialect_docs_next")
+    with write_transaction(docs_engine) as conn:
+        d.swap_tables(conn, "dialect_docs", "dialect_docs_next", indexes)
+    assert _docs(docs_engine) == {"new": _doc("new", 1)}
+    found = inspect(docs_engine)
+    assert not found.has_table("dialect_docs_next")
+    assert [i["name"] for i in found.get_indexes("dialect_docs")] == ["ix_dialect_docs_n"]
+    assert found.get_pk_constraint("dialect_docs")["constrained_columns"] == ["key"]
+    with pytest.raises(IntegrityError), write_transaction(docs_engine) as conn:
+        conn.execute(docs.insert(), {"key": "new", "flag": True, "n": 1, "big": 1, "doc": None, "version": 1})
+
+
+def test_grow_cache_and_driver_autocommit(docs_engine) -> None:
+    d = dialect_for(docs_engine)
+    with docs_engine.connect() as conn:
+        d.grow_cache(conn, 64 << 20)
+        if d.single_writer:
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar_one() == -65536
+        conn.rollback()
+    with dbapi_connection(docs_engine) as raw:
+        switched = d.set_driver_autocommit(raw, True)
+        assert switched is (d is POSTGRES)
+        if switched:
+            assert raw.autocommit
+            d.set_driver_autocommit(raw, False)
+            assert not raw.autocommit

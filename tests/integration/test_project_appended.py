@@ -107,15 +107,15 @@ def test_a_rolled_back_writer_leaves_no_row_and_no_checkpoint_move(es):
 
 
 def test_many_new_rows_go_in_by_copy_and_equal_what_the_upsert_writes(es, monkeypatch):
-    from es_app.projections import users
+    from es_app.dialect import postgres
 
     copied = []
-    real = users._copy_new_rows
-    monkeypatch.setattr(users, "_copy_new_rows",
-                        lambda cur, table, rows: copied.append(len(rows)) or real(cur, table, rows))
+    real = postgres.PostgresDialect._copy_new_rows
+    monkeypatch.setattr(postgres.PostgresDialect, "_copy_new_rows",
+                        staticmethod(lambda cur, table, rows: copied.append(len(rows)) or real(cur, table, rows)))
     register(es)
     run_projections(es)
-    keys = range(1, users.COPY_AT_LEAST + 51)
+    keys = range(1, postgres.COPY_AT_LEAST + 51)
     assert append_and_project(es, keys) is True
     rows = dump(es.engine)
     for k in keys:
@@ -129,12 +129,13 @@ def test_a_row_found_in_the_table_after_all_makes_the_flush_fall_back_to_the_ups
     replay would."""
     from sqlalchemy import insert
 
-    from es_app.projections import users
+    from es_app.dialect import postgres
     from es_app.projections.tables import users_view
 
     outcomes = []
-    real = users._copy_new_rows
-    monkeypatch.setattr(users, "_copy_new_rows", lambda *a: outcomes.append(real(*a)) or outcomes[-1])
+    real = postgres.PostgresDialect._copy_new_rows
+    monkeypatch.setattr(postgres.PostgresDialect, "_copy_new_rows",
+                        staticmethod(lambda *a: outcomes.append(real(*a)) or outcomes[-1]))
     register(es)
     run_projections(es)
     stale = {"id": "user-3", "name": "Stale", "email": "stale@example.org", "phone": None, "active": True,
@@ -142,7 +143,7 @@ def test_a_row_found_in_the_table_after_all_makes_the_flush_fall_back_to_the_ups
              "updated_at": None, "extra": None}
     with write_transaction(es.engine) as conn:
         conn.execute(insert(users_view).values(**stale))
-    keys = range(1, users.COPY_AT_LEAST + 11)
+    keys = range(1, postgres.COPY_AT_LEAST + 11)
     assert append_and_project(es, keys) is True
     assert outcomes == ([] if es.engine.dialect.name == "sqlite" else [False])
     rows = dump(es.engine)

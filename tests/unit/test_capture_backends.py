@@ -1,0 +1,47 @@
+"""`capture_backend_for`: one capture backend class per database, picked by the engine's dialect name."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import create_engine
+
+from migrator.capture import CaptureError, capture_backend_for
+from migrator.capture.backends import UnsupportedCaptureBackend
+from migrator.capture.backends.postgres import PostgresCapture
+from migrator.capture.backends.sqlite import SQLiteCapture
+
+
+def test_sqlite_engine_gets_the_sqlite_backend() -> None:
+    backend = capture_backend_for(create_engine("sqlite://"))
+    assert isinstance(backend, SQLiteCapture)
+    assert backend.name == "sqlite"
+
+
+def test_postgresql_engine_gets_the_postgres_backend() -> None:
+    engine = create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/test")  # never connects
+    backend = capture_backend_for(engine)
+    assert isinstance(backend, PostgresCapture)
+    assert backend.name == "postgresql"
+    assert capture_backend_for(engine) is backend  # one instance per backend
+
+
+def test_unsupported_backend_is_one_clear_capture_error() -> None:
+    mysql = SimpleNamespace(dialect=SimpleNamespace(name="mysql"))
+    with pytest.raises(UnsupportedCaptureBackend) as caught:
+        capture_backend_for(mysql)  # type: ignore[arg-type]
+    assert str(caught.value) == "capture supports sqlite and postgresql, not mysql"
+    assert isinstance(caught.value, CaptureError)  # `migrator relay` / `backfill` print it as one line
+
+
+def test_each_backend_names_the_same_tables_and_its_own_triggers() -> None:
+    sqlite, postgres = SQLiteCapture(), PostgresCapture()
+    for backend in (sqlite, postgres):
+        assert "CREATE TABLE IF NOT EXISTS migrator_changelog (" in backend.changelog_ddl()[0]
+        assert "CREATE TABLE IF NOT EXISTS migrator_capture_history (" in backend.history_ddl()[0]
+        assert backend.drop_changelog_ddl()[0] == "DROP TABLE IF EXISTS migrator_changelog"
+    assert sqlite.drop_trigger_ddl("users") == [f'DROP TRIGGER IF EXISTS "migrator_capture_users_{s}"'
+                                                 for s in ("ins", "upd", "key", "del")]
+    assert postgres.drop_trigger_ddl("users") == ['DROP TRIGGER IF EXISTS migrator_capture ON "users"',
+                                                   'DROP TRIGGER IF EXISTS migrator_capture_truncate ON "users"']
