@@ -4,6 +4,7 @@ from .appended import project_appended
 from .checkpoints import checkpoint_name, read_model_position, shard_of
 from .dead_letters import DeadLetter, DeadLetterNotFound, NotParked, get_dead_letter, list_parked, parked_count
 from .rebuild import RebuildInProgress, RebuildResult, rebuild_users
+from .refold import RefoldResult, refold_users
 from .registry import REGISTRY, get_projection, register_projection
 from .runner import DEFAULT_BATCH_SIZE, BatchResult, HandlerFailed, caught_up, run_projection, run_projections
 from .status import ProjectionStatus, projection_status
@@ -19,6 +20,7 @@ __all__ = [
     "ProjectionStatus",
     "RebuildInProgress",
     "RebuildResult",
+    "RefoldResult",
     "caught_up",
     "checkpoint_name",
     "get_dead_letter",
@@ -29,6 +31,7 @@ __all__ = [
     "projection_status",
     "read_model_position",
     "rebuild_users",
+    "refold_users",
     "register_projection",
     "run_projection",
     "run_projections",

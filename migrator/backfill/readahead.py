@@ -1,5 +1,6 @@
-"""The read-ahead process of a backfill: one per run, started with the mapping and the legacy database's URL,
-it reads and builds the next chunks while the writer stores the current one."""
+"""The read-ahead process of a backfill: one per run, started with the mapping (its declaration and binding,
+compiled again there) and the legacy database's URL, it reads and builds the next chunks while the writer
+stores the current one."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 from es_app.bulk_gc import bulk_gc
 
-from ..mapping import TableMapping
+from ..mapping import Binding, CompiledMapping, TableMapping
 from .reader import Chunk, ChunkReader, Item
 
 PARENT_CHECK_S = 0.5  # how often the reader process looks whether its backfill still runs
@@ -35,11 +36,11 @@ def _children_ignore_sigint(applies: bool) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _picklable(mapping: TableMapping) -> bool:
+def _picklable(mapping: CompiledMapping) -> bool:
     import pickle
 
     try:
-        pickle.dumps(mapping)
+        pickle.dumps((mapping.declaration, mapping.binding))
     except (pickle.PicklingError, AttributeError, TypeError):
         return False
     return True
@@ -49,13 +50,13 @@ def _picklable(mapping: TableMapping) -> bool:
 _process_reader: ChunkReader | None = None
 
 
-def _start_process_reader(mapping: TableMapping, legacy_url: str, parent: int) -> None:
+def _start_process_reader(declaration: TableMapping, binding: Binding, legacy_url: str, parent: int) -> None:
     import threading
 
     from es_app.bootstrap import engine_for
 
     global _process_reader
-    _process_reader = ChunkReader(mapping, engine_for(legacy_url))
+    _process_reader = ChunkReader(CompiledMapping(declaration, binding), engine_for(legacy_url))
 
     def exit_with_parent() -> None:
         # A backfill killed outright (SIGKILL, OOM) cannot stop its reader, which may be blocked writing a

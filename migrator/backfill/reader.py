@@ -4,7 +4,7 @@ events."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,7 +23,7 @@ from es_app.store import (
 
 from ..capture.changelog import latest_change_id
 from ..claims.unique import claims_by_stream
-from ..mapping import ORIGINALS, TableMapping, backfill_import_id, import_metadata
+from ..mapping import ORIGINALS, CompiledMapping, backfill_import_id, import_metadata
 from ..parking.entries import MAPPING_ERRORS, ToPark, key_text, reason_of
 
 
@@ -73,7 +73,7 @@ def _first_events(items: list[Item]) -> list[NewEvent]:
 class ChunkReader:
     """Reads chunks of a bound mapping's table with their watermarks and builds their import events."""
 
-    def __init__(self, mapping: TableMapping, legacy_engine: Engine):
+    def __init__(self, mapping: CompiledMapping, legacy_engine: Engine):
         self.mapping, self.legacy = mapping, legacy_engine
         self._table = table(mapping.table, *(column(c) for c in mapping.table_columns))
         self._key = self._table.c[mapping.key]
@@ -109,6 +109,14 @@ class ChunkReader:
             rows = _fetch_dicts(conn, select(self._table).where(self._key == key))
             watermark = latest_change_id(conn)
         return (rows[0] if rows else None), watermark
+
+    def read_keys(self, keys: Sequence[Any]) -> tuple[tuple[dict[str, Any], ...], int]:
+        """Returns the rows of these keys (those that exist, in key order) and their watermark, read in one snapshot."""
+        with self._snapshot() as conn:
+            q = select(self._table).where(self._key.in_(list(keys))).order_by(self._key)  # an expanding IN
+            rows = tuple(dict(r) for r in conn.execute(q).mappings())  # untyped columns: the driver's values
+            watermark = latest_change_id(conn)
+        return rows, watermark
 
     def count_after(self, after: Any) -> int:
         """Returns how many rows have keys above `after` (all of them for None)."""

@@ -19,7 +19,7 @@ thread (the server's work on one chunk overlaps the Python work on the next). Re
 is safe: whether a row's import is written is decided at write time (NO_STREAM), and its
 watermark is the one its own snapshot saw.
 
-Nothing here is specific to users: it takes any bound `TableMapping`.
+Nothing here is specific to users: it takes any bound mapping (`TableMapping.bind`).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from es_app.store import (
 
 from ..capture.changelog import require_installed
 from ..claims.unique import claims_by_stream, take_claims
-from ..mapping import TableMapping
+from ..mapping import CompiledMapping
 from ..parking.entries import BACKFILL, ToPark, key_of_text, park, storable
 from .leases import DEFAULT_TTL_S, Lease, LeaseHeld, LeaseLost, acquire_in, release, release_in, renew, renew_in
 from .readahead import _children_ignore_sigint, _picklable, _read_in_process, _start_process_reader
@@ -126,12 +126,12 @@ def projection_lag(container: Any) -> int:
 class Backfill:
     """Backfills one mapped table into the event store, chunk by chunk, from its checkpoint.
 
-    `mapping` must be bound to the legacy database (`mapping.bind(engine)`). `project`
+    `mapping` must be bound to the legacy database (`TableMapping.bind(engine)`). `project`
     keeps the read model up with each stored chunk (see `Projector`; None leaves it to the
     workers); `gate` says when to pause; `clock`/`sleep` are injectable for tests.
     """
 
-    def __init__(self, mapping: TableMapping, legacy_engine: Engine, store: EventStore, *,
+    def __init__(self, mapping: CompiledMapping, legacy_engine: Engine, store: EventStore, *,
                  options: BackfillOptions | None = None, gate: PauseGate | None = None,
                  project: Projector | None = None,
                  clock: Clock = time.monotonic, sleep: Sleep = time.sleep):
@@ -199,7 +199,7 @@ class Backfill:
         return run
 
     def _check_capture(self) -> None:
-        require_installed(self.legacy, [self.mapping])
+        require_installed(self.legacy, [self.mapping.declaration])
 
     # -- one chunk ---------------------------------------------------------
     def read_chunk(self, limit: int | None = None) -> Chunk:
@@ -357,8 +357,8 @@ class Backfill:
         if wanted and shareable:
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_start_process_reader,
-                                             initargs=(self.mapping, url.render_as_string(hide_password=False),
-                                                       os.getpid()))
+                                             initargs=(self.mapping.declaration, self.mapping.binding,
+                                                       url.render_as_string(hide_password=False), os.getpid()))
         elif not sqlite:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"backfill-read:{self.name}")
         return self._pool

@@ -21,7 +21,8 @@ from sqlalchemy import Connection, Engine, inspect, text
 
 from es_app.dialect import dialect_for
 
-from ..mapping import MappingError, TableMapping
+from ..mapping import CompiledMapping, MappingError, TableMapping
+from ..mapping import bound as bound_mapping
 from . import history, sql
 from .backends import capture_backend_for
 from .errors import CaptureError, CaptureNotInstalled
@@ -243,9 +244,9 @@ def latest_change_id(conn: Connection, table: str | None = None) -> int:
     return conn.execute(text(q), {"t": table} if table else {}).scalar() or 0
 
 
-def check_mappings(engine: Engine, mappings: Sequence[TableMapping]) -> list[TableMapping]:
+def check_mappings(engine: Engine, mappings: Sequence[TableMapping | CompiledMapping]) -> list[CompiledMapping]:
     """Returns the mappings bound to the legacy database; raises CaptureError with MappingError's line."""
     try:
-        return [m if m.table_columns else m.bind(engine) for m in mappings]
+        return [bound_mapping(m, engine) for m in mappings]
     except MappingError as exc:
         raise CaptureError(str(exc)) from None

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, event, inspect, text
 from sqlalchemy.orm import Session
 
-from ..mapping import TableMapping
+from ..mapping import CompiledMapping
 from .backends import capture_backend_for
 from .sql import quote
 
@@ -29,7 +29,7 @@ _PENDING = "migrator_capture_old_rows"
 class SessionCapture:
     """The hook itself; `attach(target)` / `detach(target)` on a Session class, sessionmaker or session."""
 
-    def __init__(self, mappings: Sequence[TableMapping]):
+    def __init__(self, mappings: Sequence[CompiledMapping]):
         missing = [m.table for m in mappings if not m.table_columns]
         if missing:
             raise ValueError(f"bind the mappings first (mapping.bind(engine)): {', '.join(missing)}")
@@ -47,7 +47,7 @@ class SessionCapture:
         event.remove(target, "after_flush", self._after_flush)
 
     # -- internals -----------------------------------------------------------
-    def _mapping_and_key(self, obj: Any) -> tuple[TableMapping | None, Any]:
+    def _mapping_and_key(self, obj: Any) -> tuple[CompiledMapping | None, Any]:
         mapper = inspect(obj).mapper
         mapping = self.mappings.get(mapper.local_table.name)
         if mapping is None:
@@ -55,11 +55,11 @@ class SessionCapture:
         prop = mapper.get_property_by_column(mapper.local_table.c[mapping.key])
         return mapping, getattr(obj, prop.key)
 
-    def _committed_key(self, obj: Any, mapping: TableMapping) -> Any:
+    def _committed_key(self, obj: Any, mapping: CompiledMapping) -> Any:
         identity = inspect(obj).identity
         return identity[0] if identity else self._mapping_and_key(obj)[1]
 
-    def _row_json(self, conn: Connection, mapping: TableMapping, key: Any) -> str | None:
+    def _row_json(self, conn: Connection, mapping: CompiledMapping, key: Any) -> str | None:
         t, k = quote(mapping.table), quote(mapping.key)
         expr = self._row_exprs.get(mapping.table)
         if expr is None:
@@ -69,7 +69,7 @@ class SessionCapture:
 
     def _before_flush(self, session: Session, _ctx: Any, _instances: Any) -> None:
         conn = session.connection()
-        old: dict[int, tuple[TableMapping, Any, str]] = {}
+        old: dict[int, tuple[CompiledMapping, Any, str]] = {}
         for obj in [*session.dirty, *session.deleted]:
             mapping, _ = self._mapping_and_key(obj)
             if mapping is None or (obj not in session.deleted and not session.is_modified(obj)):
@@ -112,7 +112,7 @@ def _write(conn: Connection, entries: list[tuple[str, str, str, str | None, str 
         conn, [{"t": t, "op": op, "pk": pk, "old": old, "new": new} for t, op, pk, old, new in entries])
 
 
-def install_session_hook(target: Any, mappings: Sequence[TableMapping]) -> SessionCapture:
+def install_session_hook(target: Any, mappings: Sequence[CompiledMapping]) -> SessionCapture:
     """Returns the attached hook: from now on flushes of `target` write changelog rows.
 
     `mappings` must be bound (`mapping.bind(engine)`) and the changelog must exist: create it

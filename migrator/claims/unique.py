@@ -15,18 +15,18 @@ from sqlalchemy import Connection
 
 from es_app.store import Claim, ClaimConflict, EventStore
 
-from ..mapping import TableMapping
+from ..mapping import CompiledMapping
 from .findings import Finding, duplicate_kind, record_findings
 
 
-def take_claims(store: EventStore, conn: Connection, mapping: TableMapping,
+def take_claims(store: EventStore, conn: Connection, mapping: CompiledMapping,
                 wanted: Iterable[tuple[str, Sequence[Claim]]]) -> int:
     """Takes the streams' claims (first asker wins, in order); returns the number of new findings."""
     conflicts = store.claim_in(conn, [(sid, claims) for sid, claims in wanted if claims])
     return record_findings(conn, [conflict_finding(mapping, c) for c in conflicts]) if conflicts else 0
 
 
-def move_claims(store: EventStore, conn: Connection, mapping: TableMapping,
+def move_claims(store: EventStore, conn: Connection, mapping: CompiledMapping,
                 desired: Mapping[str, Sequence[Claim]]) -> int:
     """Makes each stream hold exactly its `desired` claims (none: all released, as after a delete),
     releasing every stream's old ones before any new one is taken; returns the number of new findings."""
@@ -36,7 +36,7 @@ def move_claims(store: EventStore, conn: Connection, mapping: TableMapping,
     return take_claims(store, conn, mapping, desired.items())
 
 
-def conflict_finding(mapping: TableMapping, conflict: ClaimConflict) -> Finding:
+def conflict_finding(mapping: CompiledMapping, conflict: ClaimConflict) -> Finding:
     """Returns the finding of a claim the row of `conflict.wanted_by` did not get."""
     field = mapping.field_of_scope(conflict.claim.scope)
     key, other = mapping.key_from_stream(conflict.wanted_by), mapping.key_from_stream(conflict.owner)
@@ -45,7 +45,7 @@ def conflict_finding(mapping: TableMapping, conflict: ClaimConflict) -> Finding:
     return Finding(duplicate_kind(field), mapping.table, key, conflict.claim.value, detail, other)
 
 
-def claims_by_stream(mapping: TableMapping,
+def claims_by_stream(mapping: CompiledMapping,
                      rows: Iterable[Mapping[str, Any]]) -> tuple[tuple[str, tuple[Claim, ...]], ...]:
     """Returns (stream id, claims) of each row that claims anything, in the rows' order."""
     if not mapping.unique:

@@ -18,11 +18,13 @@ from . import (
     parked,
     projections,
     relay,
+    repair,
     schema_cmd,
     seed,
     serve,
     status,
     topology,
+    verify,
 )
 from .common import CliError, EsUrl, LegacyUrl, err_console, settings_for
 
@@ -41,8 +43,8 @@ def _global_options(ctx: typer.Context, es_url: EsUrl = None, legacy_url: Legacy
 
 
 # in the order `migrator --help` lists them
-COMMANDS = (backfill, capture, dead_letters, demo, parked, projections, relay, schema_cmd, seed, serve, status,
-            topology)
+COMMANDS = (backfill, capture, dead_letters, demo, parked, projections, relay, repair, schema_cmd, seed, serve,
+            status, topology, verify)
 for _commands in COMMANDS:
     _commands.register(app)
 

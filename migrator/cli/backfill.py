@@ -145,7 +145,7 @@ def backfill(
         raise CliError(str(exc)) from None
     options = BackfillOptions(batch_size=batch_size, max_rate=max_rate, pause_file=pause_file,
                               read_process=read_process, lease_ttl=lease_ttl)
-    gate = PauseGate(pause_file=pause_file, relay_backlog=_relay_backlog(legacy, es, mappings),
+    gate = PauseGate(pause_file=pause_file, relay_backlog=_relay_backlog(legacy, es, [m.declaration for m in mappings]),
                      max_relay_backlog=max_relay_backlog, projection_lag=_projection_lag(es),
                      max_projection_lag=max_projection_lag)
     project_fn = projector_for(es) if project else None

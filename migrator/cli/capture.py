@@ -45,7 +45,7 @@ def install(ctx: typer.Context,
     if mode not in cap.MODES:
         raise CliError(f"--mode must be one of {', '.join(cap.MODES)}, not {mode!r}")
     engine, mappings = legacy_and_mappings(ctx, legacy_url, mapping, tables, es_url=es_url)
-    _show(cap.install(engine, mappings, mode=mode), "capture installed")
+    _show(cap.install(engine, [m.declaration for m in mappings], mode=mode), "capture installed")
 
 
 def remove(ctx: typer.Context,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal, overload
 
 import typer
 from rich.console import Console
@@ -14,6 +14,11 @@ from rich.markup import escape
 from rich.text import Text
 
 from es_app.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from migrator.mapping import CompiledMapping, TableMapping
 
 # markup=False: text printed as is (table names, errors, values from files and databases); styles come
 # from `styled()` or Text objects, never from brackets inside user text
@@ -160,16 +165,29 @@ def es_container(ctx: typer.Context, es_url: str | None, legacy_url: str | None)
     return build(settings)
 
 
+@overload
+def legacy_and_mappings(ctx: typer.Context, legacy_url: str | None, mapping: Path | None, tables: list[str] | None,
+                        bind: Literal[True] = True, es_url: str | None = None) -> tuple[Engine, list[CompiledMapping]]:
+    ...
+
+
+@overload
+def legacy_and_mappings(ctx: typer.Context, legacy_url: str | None, mapping: Path | None, tables: list[str] | None,
+                        bind: Literal[False], es_url: str | None = None) -> tuple[Engine, list[TableMapping]]:
+    ...
+
+
 def legacy_and_mappings(ctx: typer.Context, legacy_url: str | None, mapping: Path | None,
-                        tables: list[str] | None, bind: bool = True, es_url: str | None = None):
-    """Returns (legacy engine, mappings) for the command's settings: bound to the legacy tables unless `bind`
-    is False; CliError (one line) for a mapping that cannot work."""
+                        tables: list[str] | None, bind: bool = True,
+                        es_url: str | None = None) -> tuple[Engine, list[CompiledMapping] | list[TableMapping]]:
+    """Returns (legacy engine, mappings) for the command's settings: bound to the legacy tables (compiled
+    mappings) unless `bind` is False (the declarations); CliError (one line) for a mapping that cannot work."""
     from es_app.bootstrap import engine_for
     from migrator.mapping import MappingError, load_mappings
 
     engine = engine_for(check_database_url(settings_for(ctx, es_url, legacy_url).legacy_database_url, "legacy"))
     try:
-        return engine, load_mappings(mapping, engine if bind else None, tables)
+        return engine, load_mappings(mapping, engine, tables) if bind else load_mappings(mapping, None, tables)
     except MappingError as exc:
         raise CliError(str(exc)) from None
 

@@ -169,7 +169,8 @@ def relay(
     es = build(settings)
     try:
         mappings = load_mappings(mapping, legacy, tables)
-        require_installed(legacy, mappings)
+        declared = [m.declaration for m in mappings]
+        require_installed(legacy, declared)
     except (MappingError, CaptureError) as exc:
         raise CliError(str(exc)) from None
     relays = relays_for(mappings, legacy, es.store, batch_size=batch_size)
@@ -180,16 +181,16 @@ def relay(
             raise CliError("--wake-workers needs --follow")
         if settings.embedded:
             raise CliError("--wake-workers needs BROKER_URL (Celery workers to wake)")
-        warn_gaps(settings.es_database_url, legacy, mappings)  # the workers log them on every run
+        warn_gaps(settings.es_database_url, legacy, declared)  # the workers log them on every run
         _wake_workers(relays, legacy, es, poll_interval)
     elif follow:
         _follow(relays, legacy, es, project, poll_interval,
-                lambda seen: warn_gaps(settings.es_database_url, legacy, mappings, seen))
+                lambda seen: warn_gaps(settings.es_database_url, legacy, declared, seen))
     else:
         _drain(relays, es, project and not resync)
         if resync:
             _resync(relays, es, project)
-        warn_gaps(settings.es_database_url, legacy, mappings)
+        warn_gaps(settings.es_database_url, legacy, declared)
 
 
 def _resync(relays: list[Relay], es: Any, project: bool) -> None:

@@ -1,6 +1,8 @@
-"""How a legacy table becomes streams and events: the mapping, its normalizers, event ids and mapping files."""
+"""How a legacy table becomes streams and events: the mapping as declared, as compiled for use (`bind`),
+its normalizers, event ids and mapping files."""
 
-from .binding import bind_to_database
+from .binding import Binding, reflect
+from .compiled import MAX_CLAIM_VALUE, ORIGINALS, CompiledMapping, Converter, ImportPlan
 from .errors import MappingError
 from .files import load_mapping_file, load_mappings, mapping_from_dict
 from .ids import (
@@ -21,17 +23,7 @@ from .normalizers import (
     strip_control,
     timestamp,
 )
-from .table import (
-    DEFAULT_MAPPINGS,
-    MAX_CLAIM_VALUE,
-    ORIGINALS,
-    RESERVED_FIELDS,
-    USERS,
-    ColumnMap,
-    Converter,
-    ImportPlan,
-    TableMapping,
-)
+from .table import DEFAULT_MAPPINGS, RESERVED_FIELDS, USERS, ColumnMap, TableMapping, bound
 
 __all__ = [
     "DEFAULT_MAPPINGS",
@@ -41,14 +33,16 @@ __all__ = [
     "ORIGINALS",
     "RESERVED_FIELDS",
     "USERS",
+    "Binding",
     "ColumnMap",
+    "CompiledMapping",
     "Converter",
     "ImportPlan",
     "MappingError",
     "Normalizer",
     "TableMapping",
     "backfill_import_id",
-    "bind_to_database",
+    "bound",
     "coercer_for_type",
     "compose",
     "escaped",
@@ -57,6 +51,7 @@ __all__ = [
     "load_mapping_file",
     "load_mappings",
     "mapping_from_dict",
+    "reflect",
     "relay_event_id",
     "relay_import_id",
     "strip_control",

@@ -1,8 +1,9 @@
-"""A mapping checked against its real table: reflected columns, primary key and coercers."""
+"""What binding a mapping to its real table learns: the table's columns and a coercer per column type."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, inspect
@@ -14,8 +15,17 @@ if TYPE_CHECKING:
     from .table import TableMapping
 
 
-def bind_to_database(mapping: TableMapping, engine: Engine) -> TableMapping:
-    """Returns `mapping` checked against its table in `engine`, with coercers and the column list filled in.
+@dataclasses.dataclass(frozen=True)
+class Binding:
+    """A mapping's table as the database has it: column -> coercer name (from the SQL type, see
+    `coercer_for_type`), and the table's columns in order. Empty: not bound to a database."""
+
+    coerce: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    table_columns: tuple[str, ...] = ()
+
+
+def reflect(mapping: TableMapping, engine: Engine) -> Binding:
+    """Returns the binding of `mapping` to its table in `engine`.
 
     Raises MappingError for a missing table or column, or a key that is not the primary key.
     """
@@ -34,4 +44,4 @@ def bind_to_database(mapping: TableMapping, engine: Engine) -> TableMapping:
         raise MappingError(f"mapping {mapping.table}: key {mapping.key!r} is not the table's single-column "
                            f"primary key (primary key: {', '.join(pk) or 'none'})")
     coerce = {name: kind for name, col in reflected.items() if (kind := coercer_for_type(col["type"]))}
-    return dataclasses.replace(mapping, coerce=coerce, table_columns=tuple(reflected))
+    return Binding(coerce, tuple(reflected))

@@ -10,14 +10,15 @@ import types
 import typing
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import Engine
 
+from .compiled import CompiledMapping
 from .errors import MappingError
 from .table import DEFAULT_MAPPINGS, ColumnMap, TableMapping
 
-_TABLE_KEYS = {f.name for f in dataclasses.fields(TableMapping)} - {"columns", "coerce", "table_columns"}
+_TABLE_KEYS = {f.name for f in dataclasses.fields(TableMapping)} - {"columns"}
 _COLUMN_KEYS = {f.name for f in dataclasses.fields(ColumnMap)} - {"column"}
 
 
@@ -195,12 +196,25 @@ def _check_unique_tables(mappings: Sequence[TableMapping]) -> None:
         prefixes.add(m.stream_prefix)
 
 
-def load_mappings(path: str | Path | None, engine: Engine | None = None,
+@overload
+def load_mappings(path: str | Path | None, engine: Engine,
+                  tables: Iterable[str] | None = None) -> list[CompiledMapping]:
+    ...
+
+
+@overload
+def load_mappings(path: str | Path | None, engine: None = None,
                   tables: Iterable[str] | None = None) -> list[TableMapping]:
+    ...
+
+
+def load_mappings(path: str | Path | None, engine: Engine | None = None,
+                  tables: Iterable[str] | None = None) -> list[TableMapping] | list[CompiledMapping]:
     """Returns the mappings to use: those of the file at `path`, else the built-in ones (users).
 
-    With `engine` each mapping is bound (validated against the database); with `tables` only
-    those tables are kept (MappingError for a table no mapping names).
+    With `engine` each mapping is bound (validated against the database, see `TableMapping.bind`);
+    without, they are the declarations. With `tables` only those tables are kept (MappingError for a
+    table no mapping names).
     """
     mappings = load_mapping_file(path) if path else list(DEFAULT_MAPPINGS)
     if tables:

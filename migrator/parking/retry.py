@@ -28,7 +28,7 @@ from es_app.store import EventStore, ExpectedVersion, InvalidEvent, NewEvent, ch
 from ..backfill.reader import ChunkReader
 from ..capture.changelog import Change
 from ..capture.offsets import lock_offset, offset_name
-from ..mapping import ORIGINALS, TableMapping, import_metadata, uuid5_text
+from ..mapping import ORIGINALS, CompiledMapping, import_metadata, uuid5_text
 from ..relay.runner import Relay, _Stream
 from .entries import MAPPING_ERRORS, RELAY, ParkedEntry, failed_again, key_of_text, open_entries, reason_of, resolve
 
@@ -43,7 +43,7 @@ class RetryReport:
     keys: int = 0
 
 
-def retry(store: EventStore, legacy: Engine, mapping: TableMapping, *, key: str | None = None) -> RetryReport:
+def retry(store: EventStore, legacy: Engine, mapping: CompiledMapping, *, key: str | None = None) -> RetryReport:
     """Returns the report of retrying the table's parked entries (of one key, as `parked.key_text`
     shows it), through `mapping` (bound to the legacy database) and the current legacy rows.
     Each key is retried in a transaction of its own."""

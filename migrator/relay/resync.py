@@ -14,13 +14,17 @@ A second run finds every stream in agreement and writes nothing. At the end the 
 gaps recorded before the run started are marked resolved (unless another writer appended to a
 stream between the comparison and the append: that stream is left for a second run, and the
 gaps stay open). Memory holds one chunk.
+
+`run_keys(keys)` does both for chosen keys only (gaps untouched); `source` names who appends
+(`migrator repair` re-syncs its keys with `source=repair` and corrections instead of imports).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,7 +37,7 @@ from ..capture import gaps as capture_gaps
 from ..capture.changelog import latest_change_id
 from ..capture.offsets import lock_offset, lock_state, offset_name
 from ..claims.unique import move_claims
-from ..mapping import TableMapping, import_metadata, uuid5_text
+from ..mapping import CompiledMapping, TableMapping, bound, import_metadata, uuid5_text
 
 DEFAULT_CHUNK = 500
 SOURCE = "resync"
@@ -60,11 +64,12 @@ class ResyncTotals:
 class Resync:
     """Re-syncs one mapped legacy table's streams with its rows (see the module's docstring)."""
 
-    def __init__(self, mapping: TableMapping, legacy: Engine, store: EventStore, *, chunk_size: int = DEFAULT_CHUNK):
+    def __init__(self, mapping: TableMapping | CompiledMapping, legacy: Engine, store: EventStore, *,
+                 chunk_size: int = DEFAULT_CHUNK, source: str = SOURCE):
         if chunk_size < 1:
             raise ValueError("chunk_size must be at least 1")
-        self.mapping = mapping if mapping.table_columns else mapping.bind(legacy)
-        self.legacy, self.store, self.chunk_size = legacy, store, chunk_size
+        self.mapping = bound(mapping, legacy)
+        self.legacy, self.store, self.chunk_size, self.source = legacy, store, chunk_size, source
         self.reader = ChunkReader(self.mapping, legacy)
         self.name = offset_name(self.mapping.table)
 
@@ -104,6 +109,28 @@ class Resync:
         totals.seconds = time.perf_counter() - started
         return totals
 
+    def run_keys(self, keys: Sequence[Any], on_chunk: Callable[[ResyncTotals], Any] | None = None) -> ResyncTotals:
+        """Returns the totals after re-syncing only these legacy keys: each key's row (read now, with its
+        watermark) against its stream, and a live stream whose row is gone gets its delete. Gaps stay as they are."""
+        totals, started = ResyncTotals(self.mapping.table), time.perf_counter()
+        m = self.mapping
+        wanted = list(dict.fromkeys(keys))
+        for start in range(0, len(wanted), self.chunk_size):
+            part = wanted[start:start + self.chunk_size]
+            with self._transaction() as conn:
+                base = lock_state(conn, self.name).id_base
+                rows, watermark = self.reader.read_keys(part)
+                totals.imported += self._sync_rows(conn, rows, watermark + base, totals)
+                present = {m.stream_id(m.key_of(row)) for row in rows}
+                totals.deleted += self._delete_orphans(
+                    conn, [sid for sid in map(m.stream_id, part) if sid not in present], totals)
+            totals.rows += len(rows)
+            totals.streams += len(part)
+            if on_chunk is not None:
+                on_chunk(totals)
+        totals.seconds = time.perf_counter() - started
+        return totals
+
     # -- the two walks -----------------------------------------------------
     def _sync_rows(self, conn: Connection, rows: Iterable[dict[str, Any]], watermark: int,
                    totals: ResyncTotals) -> int:
@@ -113,14 +140,22 @@ class Resync:
         items = []
         for sid, row in by_stream.items():
             version, state = streams.get(sid, (0, None))
-            if state == m.state_from_row(row):
+            expected = m.state_from_row(row)
+            if state == expected:
                 continue
-            data = m.import_data(row)
-            meta = import_metadata(SOURCE, watermark, data["updated_at"])
-            items.append((sid, [NewEvent(m.import_event_type, data, meta, _event_id(sid, version + 1))], version))
+            items.append((sid, self._sync_events(conn, sid, row, version, state, expected, watermark), version))
         synced = self._append(conn, items, totals)
         move_claims(self.store, conn, m, {sid: m.claims_of(by_stream[sid]) for sid in synced})
         return len(synced)
+
+    def _sync_events(self, conn: Connection, stream_id: str, row: dict[str, Any], version: int,
+                     state: dict[str, Any] | None, expected: dict[str, Any], watermark: int) -> list[NewEvent]:
+        """Returns the events that make a stream at `version` (replaying to `state`) agree with its row:
+        the row's import event."""
+        m = self.mapping
+        data = m.import_data(row)
+        meta = import_metadata(self.source, watermark, data["updated_at"])
+        return [NewEvent(m.import_event_type, data, meta, self.event_id(stream_id, version + 1))]
 
     def _delete_orphans(self, conn: Connection, stream_ids: list[str], totals: ResyncTotals) -> int:
         m = self.mapping
@@ -135,8 +170,8 @@ class Resync:
                 select(legacy_table.c[m.key]).where(legacy_table.c[m.key].in_(list(keys.values())))).scalars()}
             watermark = latest_change_id(lconn)
         now = datetime.now(UTC).isoformat(timespec="microseconds")
-        meta = {"source": SOURCE, "actor": "migrator", "occurred_at": now, "changelog_watermark": watermark}
-        items = [(sid, [m.delete_event(event_id=_event_id(sid, version + 1), metadata=meta)], version)
+        meta = {"source": self.source, "actor": "migrator", "occurred_at": now, "changelog_watermark": watermark}
+        items = [(sid, [m.delete_event(event_id=self.event_id(sid, version + 1), metadata=meta)], version)
                  for sid, version in live.items() if sid not in present]
         deleted = self._append(conn, items, totals)
         move_claims(self.store, conn, m, {sid: () for sid in deleted})  # a deleted row holds no value
@@ -153,11 +188,17 @@ class Resync:
         totals.raced += len(items) - len(done)
         return done
 
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """Yields the write transaction of one chunk of `run_keys`."""
+        with write_transaction(self.store.engine) as conn:
+            yield conn
+
+    def event_id(self, stream_id: str, version: int) -> str:
+        """Returns the id of the event this re-sync appends at `version` of a stream (the same on a retry)."""
+        return uuid5_text(f"{stream_id}:{version}:{self.source}")
+
     def _replayed(self, conn: Connection, stream_ids: list[str]) -> dict[str, tuple[int, dict[str, Any] | None]]:
         """Returns {stream id: (version, replayed state)} of the streams that exist."""
         return {sid: (events[-1].version, self.mapping.replay(events))
                 for sid, events in self.store.read_streams(conn, stream_ids).items()}
-
-
-def _event_id(stream_id: str, version: int) -> str:
-    return uuid5_text(f"{stream_id}:{version}:{SOURCE}")

@@ -40,7 +40,7 @@ from ..capture.changelog import LEGACY_ORIGIN, Change, read_changes
 from ..capture.changelog import backlog as changelog_backlog
 from ..capture.offsets import get_offset, lock_state, offset_name, save_offset
 from ..claims.unique import move_claims
-from ..mapping import TableMapping, import_metadata, relay_event_id, relay_import_id
+from ..mapping import CompiledMapping, TableMapping, bound, import_metadata, relay_event_id, relay_import_id
 from ..parking.entries import MAPPING_ERRORS, RELAY, ToPark, key_text, park, reason_of, storable, waiting_keys
 
 DEFAULT_BATCH_SIZE = 1000
@@ -99,11 +99,11 @@ class _Stream:
 class Relay:
     """Relays one mapped legacy table's changelog into the event store."""
 
-    def __init__(self, mapping: TableMapping, legacy: Engine, store: EventStore, *,
+    def __init__(self, mapping: TableMapping | CompiledMapping, legacy: Engine, store: EventStore, *,
                  batch_size: int = DEFAULT_BATCH_SIZE):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        self.mapping = mapping if mapping.table_columns else mapping.bind(legacy)
+        self.mapping = bound(mapping, legacy)
         self.legacy, self.store, self.batch_size = legacy, store, batch_size
         self.name = offset_name(self.mapping.table)
 
@@ -118,7 +118,7 @@ class Relay:
         with write_transaction(self.store.engine) as conn:
             state = lock_state(conn, self.name)
             with self.legacy.connect() as legacy_conn:
-                state = capture_gaps.check(conn, legacy_conn, self.mapping, state)  # never skip silently
+                state = capture_gaps.check(conn, legacy_conn, self.mapping.declaration, state)  # never skip silently
                 offset, base = state.position, state.id_base
                 changes = read_changes(legacy_conn, table, offset, self.batch_size)
             if not changes:
@@ -281,7 +281,7 @@ class Relay:
         return {by_id[i] for i in self.store.existing_event_ids(conn, by_id)}
 
 
-def relays_for(mappings: Sequence[TableMapping], legacy: Engine, store: EventStore, *,
+def relays_for(mappings: Sequence[TableMapping | CompiledMapping], legacy: Engine, store: EventStore, *,
                batch_size: int = DEFAULT_BATCH_SIZE) -> list[Relay]:
     """Returns one relay per mapping (binding the mappings to the legacy database)."""
     return [Relay(m, legacy, store, batch_size=batch_size) for m in mappings]

@@ -34,7 +34,7 @@ def relay(es_url: str | None = None, legacy_url: str | None = None) -> int:
     legacy = engine_for(legacy_url or settings.legacy_database_url)
     try:
         mappings = load_mappings(settings.mapping_file or None, legacy)
-        require_installed(legacy, mappings)
+        require_installed(legacy, [m.declaration for m in mappings])
     except (MappingError, CaptureError) as exc:
         log.warning("relay not run: %s", exc)
         return 0
@@ -47,7 +47,8 @@ def relay(es_url: str | None = None, legacy_url: str | None = None) -> int:
             log.info("relayed %s: %d changes -> %d events, offset %d", t.table, t.read, t.events, t.position)
     from ..capture.gaps import open_gaps
 
-    for gap in open_gaps(legacy, container.store.engine, mappings):  # every run, until `relay --resync`
+    # every run, until `relay --resync`
+    for gap in open_gaps(legacy, container.store.engine, [m.declaration for m in mappings]):
         log.warning("%s", gap.warning())
     return sum(t.read for t in totals)
 

@@ -4,7 +4,7 @@ For each key: the state of its legacy row (`mapping.state_from_row`, None when t
 state its stream replays to (`mapping.replay`, None when deleted or never imported) and, when a
 `ReadModel` is given, what the read model holds for it (None when absent or deleted). The result
 says, per key that differs, which views differ from the legacy row and in which fields. Nothing here
-is specific to users: any bound `TableMapping` works (integer or text keys); the read model is the
+is specific to users: any compiled mapping works (integer or text keys); the read model is the
 only table-specific part, and `users_read_model` is the one es_app has.
 """
 
@@ -18,7 +18,7 @@ from sqlalchemy import Engine, column, literal_column, select, table
 
 from es_app.store import EventStore
 
-from ..mapping import TableMapping
+from ..mapping import CompiledMapping
 
 STREAM = "stream"
 READ_MODEL = "read_model"
@@ -90,12 +90,12 @@ class Comparison:
         return [line for d in self.differences for line in d.lines()]
 
 
-def compare(legacy: Engine, store: EventStore, mapping: TableMapping, keys: Iterable[Any] | None = None, *,
+def compare(legacy: Engine, store: EventStore, mapping: CompiledMapping, keys: Iterable[Any] | None = None, *,
             read_model: ReadModel | None = None) -> Comparison:
     """Returns the three-way comparison of `keys` (None: every legacy row and every stream of the mapping's
     category) between the legacy table, the replay of their streams and, if given, `read_model`.
 
-    `mapping` is best bound (`mapping.bind(legacy)`): its coercers make both backends' values alike."""
+    `mapping` is best bound (`TableMapping.bind(legacy)`): its coercers make both backends' values alike."""
     if keys is None:
         rows = legacy_rows(legacy, mapping)
         streams = streams_of(store, mapping)
@@ -148,7 +148,8 @@ def _fields(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> list[st
     return out
 
 
-def legacy_rows(engine: Engine, mapping: TableMapping, keys: Sequence[Any] | None = None) -> dict[Any, dict[str, Any]]:
+def legacy_rows(engine: Engine, mapping: CompiledMapping,
+                keys: Sequence[Any] | None = None) -> dict[Any, dict[str, Any]]:
     """Returns {key (as `mapping.key_of` gives it): row} of the legacy table, or of `keys` only."""
     t = table(mapping.table, *(column(c) for c in mapping.table_columns or (mapping.key,)))
     everything = select(t) if mapping.table_columns else select(literal_column("*")).select_from(t)  # not bound
@@ -166,7 +167,7 @@ def legacy_rows(engine: Engine, mapping: TableMapping, keys: Sequence[Any] | Non
     return out
 
 
-def streams_of(store: EventStore, mapping: TableMapping) -> dict[str, list[Any]]:
+def streams_of(store: EventStore, mapping: CompiledMapping) -> dict[str, list[Any]]:
     """Returns {stream id: [recorded events in version order]} of the mapping's category."""
     streams: dict[str, list[Any]] = {}
     after = 0

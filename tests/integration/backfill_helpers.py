@@ -14,7 +14,7 @@ from sqlalchemy import Engine, select, text
 from es_app.store import EventStore
 from es_app.store.schema import events
 from migrator.backfill.run import Backfill, BackfillOptions
-from migrator.mapping import USERS, ColumnMap, TableMapping
+from migrator.mapping import USERS, ColumnMap, CompiledMapping, TableMapping
 from migrator.verify import compare
 
 T0 = datetime(2020, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
@@ -70,7 +70,7 @@ class Ev:
     metadata: dict[str, Any]
 
 
-def streams_of(store: EventStore, mapping: TableMapping) -> dict[str, list[Ev]]:
+def streams_of(store: EventStore, mapping: CompiledMapping) -> dict[str, list[Ev]]:
     """Returns {stream id: [events in version order]} of the mapping's category (one query, raw rows)."""
     e = events
     q = (select(e.c.stream_id, e.c.version, e.c.event_type, e.c.data, e.c.meta)
@@ -82,7 +82,7 @@ def streams_of(store: EventStore, mapping: TableMapping) -> dict[str, list[Ev]]:
     return dict(found)
 
 
-def differences(engine: Engine, store: EventStore, mapping: TableMapping,
+def differences(engine: Engine, store: EventStore, mapping: CompiledMapping,
                 deleted_keys: set[Any] = frozenset()) -> list[str]:
     """Returns every difference between legacy rows and the replay of their streams (empty = none).
 
@@ -94,13 +94,13 @@ def differences(engine: Engine, store: EventStore, mapping: TableMapping,
     return out + [f"{mapping.stream_id(k)}: deleted legacy row has no stream" for k in missing]
 
 
-def import_counts(store: EventStore, mapping: TableMapping) -> dict[str, int]:
+def import_counts(store: EventStore, mapping: CompiledMapping) -> dict[str, int]:
     """Returns {stream id: number of import events}."""
     return {sid: sum(1 for e in evs if e.type == mapping.import_event_type)
             for sid, evs in streams_of(store, mapping).items()}
 
 
-def duplicated_changes(store: EventStore, mapping: TableMapping) -> list[str]:
+def duplicated_changes(store: EventStore, mapping: CompiledMapping) -> list[str]:
     """Returns problems with change events: a changelog id applied twice, or out of order in a stream,
     or at or below the stream's import watermark."""
     out = []

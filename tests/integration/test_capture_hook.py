@@ -89,4 +89,4 @@ def test_session_hook_marks_migrator_writes(two_databases):
 
 def test_the_hook_needs_bound_mappings():
     with pytest.raises(ValueError, match="bind the mappings first"):
-        install_session_hook(HookedSession, [USERS])
+        install_session_hook(HookedSession, [USERS.compile()])  # not bound to a database

@@ -16,13 +16,13 @@ from migrator.cli import main
 
 ES_COMMANDS = [["projections", "run"], ["projections", "rebuild"], ["projections", "status"],
                ["dead-letters", "list"], ["dead-letters", "retry", "1"], ["dead-letters", "skip", "1"],
-               ["serve", "es"]]
+               ["serve", "es"], ["verify", "--list"]]
 LEGACY_COMMANDS = [["seed", "--users", "3", "--workers", "0"], ["serve", "legacy"],
                    ["capture", "install"], ["capture", "remove"], ["capture", "status"]]
-BOTH_COMMANDS = [["relay"], ["backfill"]]
+BOTH_COMMANDS = [["relay"], ["backfill"], ["verify"], ["repair", "--report", "1"]]
 CREATING_COMMANDS = [["init"], ["topology", "up"]]  # may create new SQLite files: URLs checked, files not made
 MAPPING_COMMANDS = [["capture", "install"], ["capture", "remove"], ["capture", "status"], ["relay"], ["backfill"],
-                    ["parked", "retry"]]
+                    ["parked", "retry"], ["verify"], ["repair", "--report", "1"]]
 
 MAPPING_FILES = {
     "syntax.yaml": "table:\n  - table: users\n    key: [id\n",
@@ -54,6 +54,10 @@ NUMBERS = [
     ["dead-letters", "list", "--limit", "0"], ["dead-letters", "retry", "99999999999999999999"],
     ["dead-letters", "skip", "0"], ["serve", "es", "--port", "0"], ["serve", "legacy", "--port", "70000"],
     ["demo", "--users", "0"], ["demo", "--users", "99999999999"], ["demo", "--batch-size", "0"],
+    ["verify", "--sample", "0"], ["verify", "--sample", "9" * 30], ["verify", "--wait", "nan"],
+    ["verify", "--wait", "-1"], ["verify", "--wait", "1e300"], ["verify", "--list", "--limit", "0"],
+    ["verify", "--sample", "5", "--full"], ["verify", "--format", "pdf"], ["repair", "--report", "0"],
+    ["repair", "--report", "9" * 30], ["repair", "--report", "7"],
 ]
 
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from es_app.store import make_engine
-from migrator.mapping import USERS, ColumnMap, MappingError
+from migrator.mapping import USERS, ColumnMap, MappingError, bound
 from migrator.mapping import load_mappings
 from tests.accounts import MAPPING_FILE, create_accounts
 
@@ -63,3 +63,11 @@ def test_load_mappings_binds_a_file_and_selects_tables(legacy):
     assert [m.table for m in load_mappings(None, legacy)] == ["users"]
     with pytest.raises(MappingError, match="no mapping for this table"):
         load_mappings(None, legacy, tables=["orders"])
+
+
+def test_bound_keeps_a_bound_mapping_and_binds_a_declaration_or_a_mapping_compiled_without_a_database(legacy):
+    first = USERS.bind(legacy)
+    assert bound(first, legacy) is first
+    for m in (USERS, USERS.compile()):
+        again = bound(m, legacy)
+        assert again.declaration is USERS and again.binding == first.binding and again.table_columns

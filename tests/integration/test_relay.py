@@ -59,7 +59,7 @@ def event_count(engine):
 
 
 def test_inserts_updates_and_deletes_become_events_per_key_in_order(db, store, users):
-    capture.install(db, [users])
+    capture.install(db, [USERS])
     with db.begin() as conn:
         insert(conn, 1, 2, 3)
     with db.begin() as conn:
@@ -70,7 +70,7 @@ def test_inserts_updates_and_deletes_become_events_per_key_in_order(db, store, u
         update(conn, "is_active = :t WHERE id = 1", t=True)
         insert(conn, 3, name="Again")  # the same key, inserted after its delete
     relay = Relay(users, db, store)
-    assert relay.backlog() == 8 and backlog(db, db, [users]) == 8
+    assert relay.backlog() == 8 and backlog(db, db, [USERS]) == 8
     totals = relay.drain()
     assert (totals.read, totals.relayed, totals.events, relay.backlog()) == (8, 8, 10, 0)
     assert [e.type for e in store.read_stream("user-1")] == [
@@ -91,7 +91,7 @@ def test_inserts_updates_and_deletes_become_events_per_key_in_order(db, store, u
 def test_first_touch_imports_the_old_row_then_applies_the_change(db, store, users):
     with db.begin() as conn:
         insert(conn, 1, 2)  # written before capture existed
-    capture.install(db, [users])
+    capture.install(db, [USERS])
     with db.begin() as conn:
         update(conn, "full_name = 'Renamed' WHERE id = 1")
         conn.execute(text("DELETE FROM users WHERE id = 2"))
@@ -107,7 +107,7 @@ def test_first_touch_imports_the_old_row_then_applies_the_change(db, store, user
 
 
 def test_running_twice_or_from_a_reset_offset_writes_nothing_twice(db, store, users):
-    capture.install(db, [users])
+    capture.install(db, [USERS])
     with db.begin() as conn:
         insert(conn, *range(1, 8))
     with db.begin() as conn:
@@ -125,7 +125,7 @@ def test_running_twice_or_from_a_reset_offset_writes_nothing_twice(db, store, us
 
 
 def test_a_crash_before_commit_leaves_neither_events_nor_offset(db, store, users):
-    capture.install(db, [users])
+    capture.install(db, [USERS])
     with db.begin() as conn:
         insert(conn, 1, 2)
         update(conn, "phone = '1' WHERE id = 1")
@@ -142,7 +142,7 @@ def test_a_crash_before_commit_leaves_neither_events_nor_offset(db, store, users
 
 
 def test_changes_already_in_a_backfilled_row_are_not_applied_twice(db, store, users):
-    capture.install(db, [users])
+    capture.install(db, [USERS])
     with db.begin() as conn:
         insert(conn, 1, 2)
     with db.begin() as conn:
@@ -172,7 +172,7 @@ def test_changes_already_in_a_backfilled_row_are_not_applied_twice(db, store, us
 
 
 def test_the_migrators_own_writes_are_not_relayed(db, store, users):
-    capture.install(db, [users])
+    capture.install(db, [USERS])
     with db.begin() as conn:
         insert(conn, 1)
     with db.begin() as conn, capture.migrator_writes(conn):
@@ -183,7 +183,7 @@ def test_the_migrators_own_writes_are_not_relayed(db, store, users):
 
 
 def test_concurrent_relays_of_one_table_write_each_change_once(db, store, users):
-    capture.install(db, [users])
+    capture.install(db, [USERS])
     with db.begin() as conn:
         insert(conn, *range(1, 41))
     for n in range(3):
@@ -211,7 +211,7 @@ def test_concurrent_relays_of_one_table_write_each_change_once(db, store, users)
 
 
 def test_events_keep_the_order_of_the_changelog_across_batches(db, store, users):
-    capture.install(db, [users])
+    capture.install(db, [USERS])
     with db.begin() as conn:
         insert(conn, 1)
     for n in range(10):

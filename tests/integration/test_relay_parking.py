@@ -117,7 +117,7 @@ def test_a_legacy_key_the_store_cannot_hold_is_parked_by_backfill_and_relay(dbs)
     legacy, es = dbs
     create_accounts(legacy)
     mapping = ACCOUNTS.bind(legacy)
-    capture.install(legacy, [mapping])
+    capture.install(legacy, [ACCOUNTS])
     insert_accounts(legacy, ["a-1", "a\x00b", "a-3"])
     store = EventStore(es)
     b = Backfill(mapping, legacy, store)

@@ -38,7 +38,7 @@ def test_accounts_flow_through_capture_and_relay_with_no_code_change(db):
     (accounts,) = load_mappings(MAPPING_FILE, db)
     with db.begin() as conn:
         conn.execute(text(INSERT), account("pre-1"))  # before capture: first touch imports the old row
-    capture.install(db, [accounts, USERS])
+    capture.install(db, [accounts.declaration, USERS])
     with db.begin() as conn:
         conn.execute(text(INSERT), [account("acc-1"), account("acc-2"), account("o'brien")])
     with db.begin() as conn:

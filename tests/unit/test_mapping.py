@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import pickle
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -14,7 +15,9 @@ from hypothesis import strategies as st
 from migrator.mapping import (
     ID_NAMESPACE,
     USERS,
+    Binding,
     ColumnMap,
+    CompiledMapping,
     MappingError,
     TableMapping,
     backfill_import_id,
@@ -28,6 +31,7 @@ from migrator.mapping.normalizers import strip_control
 from tests.accounts import accounts_mapping
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
+COMPILED = USERS.compile()  # without a database: values keep their Python types
 
 
 def user_row(**over):
@@ -41,7 +45,7 @@ def ids(prefix="e"):
 
 
 def test_import_event_carries_normalized_fields_key_timestamps_and_whole_row():
-    event = USERS.import_event(user_row(), event_id="i-1", metadata=import_metadata("backfill", 7, "x"))
+    event = COMPILED.import_event(user_row(), event_id="i-1", metadata=import_metadata("backfill", 7, "x"))
     assert event.type == "UserImported" and event.event_id == "i-1"
     assert event.data | {"row": None} == {
         "name": "Ann Smith", "email": "ann@example.org", "active": True, "phone": None,
@@ -50,63 +54,63 @@ def test_import_event_carries_normalized_fields_key_timestamps_and_whole_row():
     assert event.data["row"]["full_name"] == "  Ann Smith "  # the row as it was, not normalized
     assert event.metadata == {"source": "backfill", "changelog_watermark": 7, "actor": "migrator",
                               "occurred_at": "x"}
-    assert USERS.stream_id(USERS.key_of(user_row())) == "user-42"
+    assert COMPILED.stream_id(COMPILED.key_of(user_row())) == "user-42"
 
 
 def test_each_changed_field_gives_its_event_in_mapping_order():
     old = user_row()
     new = user_row(full_name="Ann Jones", email="ANN@example.org ", is_active=False, phone=" 555 ")
-    events = USERS.change_events(old, new, event_ids=ids(), metadata={"source": "relay"})
+    events = COMPILED.change_events(old, new, event_ids=ids(), metadata={"source": "relay"})
     # the email differs only by case and spaces: normalized equal, so no event
     assert [(e.type, e.data, e.event_id) for e in events] == [
         ("UserNameChanged", {"name": "Ann Jones"}, "e-0"),
         ("UserDeactivated", {}, "e-1"),
         ("UserPhoneChanged", {"phone": "555"}, "e-2"),
     ]
-    assert USERS.change_events(new, user_row(full_name="Ann Jones", is_active=True, phone="555"),
+    assert COMPILED.change_events(new, user_row(full_name="Ann Jones", is_active=True, phone="555"),
                                event_ids=ids(), metadata={})[0].type == "UserReactivated"
 
 
 def test_timestamps_alone_produce_no_event_and_unmapped_columns_a_generic_one():
     old = user_row(nickname="annie")
     new = user_row(nickname="nan", updated_at=T0 + timedelta(days=9))
-    events = USERS.change_events(old, new, event_ids=ids(), metadata={})
+    events = COMPILED.change_events(old, new, event_ids=ids(), metadata={})
     assert [(e.type, e.data) for e in events] == [("UserLegacyColumnChanged", {"column": "nickname", "value": "nan"})]
 
 
 def test_replay_of_import_and_changes_equals_the_state_of_the_last_row():
     rows = [user_row(nickname="a"), user_row(full_name="B", nickname="b"),
             user_row(full_name="B", email="b@x.org", is_active=False, phone="1", nickname="c")]
-    events = [USERS.import_event(rows[0], event_id="i", metadata={})]
+    events = [COMPILED.import_event(rows[0], event_id="i", metadata={})]
     for n, (old, new) in enumerate(zip(rows, rows[1:])):
-        events += USERS.change_events(old, new, event_ids=ids(str(n)), metadata={})
-    assert USERS.replay(events) == USERS.state_from_row(rows[-1])
-    assert USERS.state_from_row(rows[-1]) == {"name": "B", "email": "b@x.org", "active": False, "phone": "1",
+        events += COMPILED.change_events(old, new, event_ids=ids(str(n)), metadata={})
+    assert COMPILED.replay(events) == COMPILED.state_from_row(rows[-1])
+    assert COMPILED.state_from_row(rows[-1]) == {"name": "B", "email": "b@x.org", "active": False, "phone": "1",
                                               "extra": {"nickname": "c"}}
-    assert USERS.replay(events[:1]) == USERS.state_from_row(rows[0]) != USERS.state_from_row(rows[-1])
+    assert COMPILED.replay(events[:1]) == COMPILED.state_from_row(rows[0]) != COMPILED.state_from_row(rows[-1])
 
 
 def test_replay_of_a_deleted_stream_is_none_and_a_reimport_brings_it_back():
     first, again = user_row(), user_row(full_name="Back")
-    events = [USERS.import_event(first, event_id="1", metadata={}), USERS.delete_event(event_id="2", metadata={})]
-    assert USERS.replay(events) is None
-    assert USERS.replay([]) is None
-    events.append(USERS.import_event(again, event_id="3", metadata={}))
-    assert USERS.replay(events) == USERS.state_from_row(again)
+    events = [COMPILED.import_event(first, event_id="1", metadata={}), COMPILED.delete_event(event_id="2", metadata={})]
+    assert COMPILED.replay(events) is None
+    assert COMPILED.replay([]) is None
+    events.append(COMPILED.import_event(again, event_id="3", metadata={}))
+    assert COMPILED.replay(events) == COMPILED.state_from_row(again)
 
 
 def test_replay_ignores_unknown_event_types_unless_strict():
-    events = [USERS.import_event(user_row(), event_id="1", metadata={}), ("UserCorrected", {"field": "x"})]
-    assert USERS.replay(events) == USERS.state_from_row(user_row())
-    with pytest.raises(ValueError, match="UserCorrected"):
-        USERS.replay(events, strict=True)
+    events = [COMPILED.import_event(user_row(), event_id="1", metadata={}), ("UserNicknameChanged", {"nickname": "x"})]
+    assert COMPILED.replay(events) == COMPILED.state_from_row(user_row())
+    with pytest.raises(ValueError, match="UserNicknameChanged"):
+        COMPILED.replay(events, strict=True)
 
 
 def test_import_watermark_is_the_last_import_events():
-    a = USERS.import_event(user_row(), event_id="1", metadata=import_metadata("backfill", 3, None))
-    b = USERS.import_event(user_row(), event_id="2", metadata=import_metadata("relay", 9, None))
-    assert USERS.import_watermark([]) is None
-    assert USERS.import_watermark([a, USERS.delete_event(event_id="x", metadata={}), b]) == 9
+    a = COMPILED.import_event(user_row(), event_id="1", metadata=import_metadata("backfill", 3, None))
+    b = COMPILED.import_event(user_row(), event_id="2", metadata=import_metadata("relay", 9, None))
+    assert COMPILED.import_watermark([]) is None
+    assert COMPILED.import_watermark([a, COMPILED.delete_event(event_id="x", metadata={}), b]) == 9
 
 
 def test_event_ids_are_stable_and_differ_by_source():
@@ -116,11 +120,12 @@ def test_event_ids_are_stable_and_differ_by_source():
 
 
 def test_timestamp_precision_truncates():
-    m = dataclasses.replace(USERS, timestamp_precision="ms")
+    m = dataclasses.replace(USERS, timestamp_precision="ms").compile()
     assert m.import_event(user_row(), event_id="1", metadata={}).data["created_at"] == "2026-01-02T03:04:05.678+00:00"
     local = datetime(2026, 1, 2, 5, 4, 5, tzinfo=timezone(timedelta(hours=2)))
-    assert USERS.timestamp_of({"created_at": local}, "created_at") == "2026-01-02T03:04:05.000000+00:00"
-    assert USERS.timestamp_of({"created_at": "2026-01-02 03:04:05"}, "created_at") == "2026-01-02T03:04:05.000000+00:00"
+    assert COMPILED.timestamp_of({"created_at": local}, "created_at") == "2026-01-02T03:04:05.000000+00:00"
+    assert (COMPILED.timestamp_of({"created_at": "2026-01-02 03:04:05"}, "created_at")
+            == "2026-01-02T03:04:05.000000+00:00")
 
 
 @pytest.mark.parametrize("change, message", [
@@ -141,7 +146,7 @@ def test_inconsistent_mappings_fail_at_construction_with_one_line(change, messag
 
 
 def test_the_accounts_mapping_loads_from_toml():
-    m = accounts_mapping()
+    m = accounts_mapping().compile()
     assert (m.table, m.key, m.stream_prefix, m.exclude) == ("accounts", "code", "account", ("secret",))
     assert [(c.column, c.field) for c in m.columns] == [("title", "title"), ("owner_email", "owner"),
                                                         ("enabled", "enabled")]
@@ -180,6 +185,7 @@ def test_mapping_from_dict_builds_the_same_mapping_as_python():
     spec = {"table": "users", "key": "id", "stream_prefix": "user", "import_event_type": "UserImported",
             "delete_event_type": "UserDeleted", "column_event_type": "UserLegacyColumnChanged",
             "created_at": "created_at", "updated_at": "updated_at", "unique": {"email": "user-email"},
+            "correction_event_type": "UserCorrected",
             "columns": {"full_name": {"field": "name", "normalize": ["strip_control", "trim"],
                                       "event": "UserNameChanged"},
                         "email": {"field": "email", "normalize": ["strip_control", "email"],
@@ -193,17 +199,17 @@ def test_mapping_from_dict_builds_the_same_mapping_as_python():
 
 def test_a_mapping_without_events_for_a_field_uses_the_generic_event():
     m = TableMapping(table="t", key="id", stream_prefix="t", columns=(ColumnMap("a", "alpha"),),
-                     import_event_type="TImported", delete_event_type="TDeleted", column_event_type="TChanged")
+                     import_event_type="TImported", delete_event_type="TDeleted",
+                     column_event_type="TChanged").compile()
     (event,) = m.change_events({"id": 1, "a": 1}, {"id": 1, "a": 2}, event_ids=ids(), metadata={})
     assert (event.type, event.data) == ("TChanged", {"column": "a", "value": 2})
     assert m.replay([m.import_event({"id": 1, "a": 1}, event_id="i", metadata={}), event]) == {"alpha": 2, "extra": {}}
 
 
-BOUND_USERS = dataclasses.replace(USERS, coerce={"id": "int", "email": "text", "full_name": "text", "is_active": "bool",
-                                                 "phone": "text", "created_at": "timestamp", "updated_at": "timestamp",
-                                                 "shoe_size": "int"},
-                                  table_columns=("id", "email", "full_name", "is_active", "phone", "created_at",
-                                                 "updated_at", "shoe_size"))
+USERS_TABLE = Binding(coerce={"id": "int", "email": "text", "full_name": "text", "is_active": "bool", "phone": "text",
+                              "created_at": "timestamp", "updated_at": "timestamp", "shoe_size": "int"},
+                      table_columns=("id", "email", "full_name", "is_active", "phone", "created_at", "updated_at",
+                                     "shoe_size"))
 _times = st.datetimes(min_value=datetime(1900, 1, 2), max_value=datetime(9999, 12, 30))
 _stamps = st.one_of(st.none(), _times.map(lambda t: t.strftime("%Y-%m-%d %H:%M:%S.%f")),
                     _times.map(lambda t: t.isoformat(timespec="milliseconds")),
@@ -219,7 +225,7 @@ _loose = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.text
                               "phone": _loose, "created_at": _stamps, "updated_at": _stamps, "shoe_size": _loose}),
        st.sampled_from(["s", "ms", "us"]))
 def test_import_data_is_the_column_by_column_coercion_and_normalization(row, precision):
-    m = dataclasses.replace(BOUND_USERS, timestamp_precision=precision)
+    m = CompiledMapping(dataclasses.replace(USERS, timestamp_precision=precision), USERS_TABLE)
     coerced = {c: m._value(c, row.get(c)) for c in m.table_columns}
     for c in ("full_name", "email", "phone"):  # strip_control cleans the row's copy too (see import_payload)
         coerced[c] = strip_control(coerced[c])
@@ -258,9 +264,47 @@ def test_strip_control_removes_what_a_store_or_a_name_should_not_hold(raw, clean
 
 def test_a_change_cleaned_by_strip_control_keeps_the_exact_legacy_value_in_its_metadata():
     old, new = {"id": 1, "full_name": "Ann"}, {"id": 1, "full_name": "Ann\x00e", "phone": "1\x002"}
-    events = USERS.change_events(old, new, event_ids=ids(), metadata={"source": "relay"})
+    events = COMPILED.change_events(old, new, event_ids=ids(), metadata={"source": "relay"})
     assert [(e.type, e.data) for e in events] == [("UserNameChanged", {"name": "Anne"}),
                                                   ("UserPhoneChanged", {"phone": "12"})]
     assert json.loads(events[0].metadata["legacy_originals"]["full_name"]) == "Ann\x00e"
     assert events[0].metadata["source"] == "relay"
-    assert USERS.change_events(old, {"id": 1, "full_name": "Bo"}, event_ids=ids(), metadata={})[0].metadata == {}
+    assert COMPILED.change_events(old, {"id": 1, "full_name": "Bo"}, event_ids=ids(), metadata={})[0].metadata == {}
+
+
+def test_the_declaration_holds_what_the_user_writes_and_nothing_compiled():
+    assert [f.name for f in dataclasses.fields(TableMapping)] == [
+        "table", "key", "stream_prefix", "columns", "import_event_type", "delete_event_type", "column_event_type",
+        "created_at", "updated_at", "exclude", "timestamp_precision", "unique"]
+    assert set(vars(USERS)) == {f.name for f in dataclasses.fields(TableMapping)}
+    assert pickle.loads(pickle.dumps(USERS)) == USERS
+
+
+def test_the_compiled_mapping_reads_as_its_declaration():
+    m = CompiledMapping(USERS, USERS_TABLE)
+    assert m.declaration is USERS and m.binding is USERS_TABLE
+    for f in dataclasses.fields(TableMapping):
+        assert getattr(m, f.name) == getattr(USERS, f.name), f.name
+    assert (m.category, m.timestamp_columns) == ("user", ("created_at", "updated_at"))
+    assert (m.coerce, m.table_columns) == (USERS_TABLE.coerce, USERS_TABLE.table_columns)
+    assert (COMPILED.coerce, COMPILED.table_columns) == ({}, ())  # not bound: each row's own columns
+
+
+def test_a_compiled_mapping_is_sent_as_its_declaration_and_binding_and_compiled_again_alike():
+    m = CompiledMapping(accounts_mapping(), Binding({"code": "text", "enabled": "bool", "balance": "decimal:2"},
+                                                   ("code", "owner_email", "title", "enabled", "balance", "secret",
+                                                    "opened_at", "touched_at")))
+    again = CompiledMapping(*pickle.loads(pickle.dumps((m.declaration, m.binding))))
+    row = {"code": "acc-1", "owner_email": " X@Y.org", "title": " T ", "enabled": 0, "balance": 1.5,
+           "secret": "s", "opened_at": T0, "touched_at": "2026-01-02 03:04:05"}
+    assert again.import_payload(row) == m.import_payload(row)
+    assert again.state_from_row(row) == m.state_from_row(row) == {
+        "title": "T", "owner": "x@y.org", "enabled": False, "extra": {"balance": "1.50"}}
+    events = [m.import_event(row, event_id="1", metadata={}),
+              *m.change_events(row, row | {"enabled": 1}, event_ids=ids(), metadata={})]
+    assert again.replay(events) == m.replay(events) == m.state_from_row(row | {"enabled": 1})
+
+
+def test_a_binding_with_an_unknown_coercer_fails_with_one_line():
+    with pytest.raises(MappingError, match=r"^mapping users: unknown normalizer 'shout'"):
+        CompiledMapping(USERS, Binding({"id": "shout"}, ("id",)))
