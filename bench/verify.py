@@ -102,10 +102,11 @@ def inject(legacy: Engine, es: Engine, plan: Injected) -> None:
                 for k in plan.by_kind["missing_in_new"]])
     finally:
         capture.install(legacy, [USERS])
+    users = USERS.bind(legacy)
     with es.begin() as conn:
         for k in plan.by_kind["replay_differs"]:
             conn.execute(text("UPDATE users_view SET email = :e WHERE id = :s"),
-                         {"e": f"wrong{k}@example.org", "s": USERS.stream_id(k)})
+                         {"e": f"wrong{k}@example.org", "s": users.stream_id(k)})
 
 
 def add_comparable_views(legacy: Engine, es: Engine) -> None:
