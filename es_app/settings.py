@@ -46,6 +46,15 @@ class Settings(BaseSettings):
     relay_interval_s: float = 2.0  # beat: how often the relay task runs without a wake-up
     relay_batch_size: int = 1000  # changelog rows per relay transaction
 
+    # migrator phases (migrator.phases): the migration's stream and the guards of its steps
+    migration_name: str = "users"  # the stream `migration-<name>`
+    verify_max_age_s: float = Field(default=3600.0, gt=0)  # shadow_reads, reads_switched: clean verify this recent
+    shadow_min_compared: int = Field(default=1000, ge=1)  # reads_switched: at least this many shadow reads compared
+    shadow_max_mismatch_rate: float = Field(default=0.001, ge=0, le=1)  # reads_switched: mismatched / compared
+    reads_switched_min_s: float = Field(default=3600.0, ge=0)  # writes_switched: reads switched this long
+    relay_max_idle_s: float = Field(default=60.0, gt=0)  # dual_write: the relay's offset moved this recently
+                                                         # while changes wait
+
     @property
     def embedded(self) -> bool:
         return not self.broker_url

@@ -298,6 +298,7 @@ class Backfill:
         Returns what the chunk did; a result with 0 rows means the run is done.
         """
         self.gate.wait(self.sleep, poll_s=self.options.poll_s, on_pause=self._paused)
+        self._apply_live_rate()
         after, limit = self._require_run().last_key, self.limiter.chunk_limit(self.options.batch_size)
         chunk, items = self._next_chunk(after, limit)
         if chunk.size and self._read_pool() is not None:
@@ -312,6 +313,13 @@ class Backfill:
         if not result.rows:
             self.close()
         return result
+
+    def _apply_live_rate(self) -> None:
+        """Caps the rate at the lower of --max-rate and the live cap (the migration's throttle), when set."""
+        if self.gate.live is None:
+            return
+        caps = [r for r in (self.options.max_rate, self.gate.live.max_rate()) if r]
+        self.limiter.set_max_rate(min(caps) if caps else None)
 
     def _next_chunk(self, after: Any, limit: int) -> tuple[Chunk, list[Item]]:
         """Returns the chunk after `after` and its items: the one read ahead when it is that one, else read now."""

@@ -9,6 +9,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
@@ -29,6 +30,13 @@ class RateLimiter:
 
     def start(self) -> None:
         self.started, self.done = self.clock(), 0
+
+    def set_max_rate(self, max_rate: float | None) -> None:
+        """Changes the cap (None or <= 0: none); a new cap counts from now, not from `start()`."""
+        rate = max_rate if max_rate and max_rate > 0 else None
+        if rate != self.max_rate:
+            self.max_rate = rate
+            self.start()
 
     def record(self, units: int) -> float:
         """Counts `units` as done and sleeps until the average rate is back under the cap.
@@ -55,9 +63,22 @@ class RateLimiter:
         return max(1, min(batch_size, int(self.max_rate)))
 
 
+class LiveLimits(Protocol):
+    """Limits an operator changes while the work runs (migrator.phases.LiveControl: the migration's state)."""
+
+    def pause_reason(self) -> str | None:
+        """Returns why to pause now, None to go on."""
+        ...
+
+    def max_rate(self) -> float | None:
+        """Returns the rate cap now, None for none."""
+        ...
+
+
 @dataclasses.dataclass
 class PauseGate:
-    """Says why work should pause now: a pause file, a relay backlog or a projection lag.
+    """Says why work should pause now: the migration paused (`live`), a pause file, a relay backlog or a
+    projection lag.
 
     `relay_backlog` / `projection_lag` are callables returning the current figure;
     a threshold of None switches that check off.
@@ -68,9 +89,12 @@ class PauseGate:
     max_relay_backlog: int | None = None
     projection_lag: Callable[[], int] | None = None
     max_projection_lag: int | None = None
+    live: LiveLimits | None = None
 
     def reason(self) -> str | None:
         """Returns why to pause now, or None to go on."""
+        if self.live is not None and (why := self.live.pause_reason()) is not None:
+            return why
         if self.pause_file is not None and Path(self.pause_file).exists():
             return f"pause file {self.pause_file} exists"
         if self.max_relay_backlog is not None and self.relay_backlog is not None:

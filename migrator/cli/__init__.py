@@ -7,15 +7,18 @@ import sys
 from typing import Any
 
 import typer
+from pydantic import ValidationError
 from rich.text import Text
 from sqlalchemy.exc import ArgumentError, DatabaseError
 
 from . import (
     backfill,
     capture,
+    control,
     dead_letters,
     demo,
     parked,
+    phases,
     projections,
     relay,
     repair,
@@ -43,8 +46,8 @@ def _global_options(ctx: typer.Context, es_url: EsUrl = None, legacy_url: Legacy
 
 
 # in the order `migrator --help` lists them
-COMMANDS = (backfill, capture, dead_letters, demo, parked, projections, relay, repair, schema_cmd, seed, serve,
-            status, topology, verify)
+COMMANDS = (backfill, capture, control, dead_letters, demo, parked, phases, projections, relay, repair, schema_cmd,
+            seed, serve, status, topology, verify)
 for _commands in COMMANDS:
     _commands.register(app)
 
@@ -113,6 +116,14 @@ def main(argv: list[str] | None = None) -> int:
             return 130
         _error(f"database: {_first_line(exc)}")
         return 1
+    except ValidationError as exc:  # a setting from the environment that does not hold
+        problems = exc.errors()
+        if problems:
+            where = ".".join(str(p) for p in problems[0]["loc"]).upper()
+            _error(f"bad setting {where}: {problems[0]['msg']}")
+        else:
+            _error(f"bad setting: {_first_line(exc)}")
+        return 2
     except ArgumentError as exc:
         _error(f"bad database URL: {_first_line(exc)}")
         return 2

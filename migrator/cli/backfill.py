@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,9 +36,11 @@ from migrator.backfill.runs import BackfillRun
 from migrator.backfill.throttle import PauseGate
 from migrator.capture import CaptureError
 from migrator.mapping import MappingError
+from migrator.phases import LiveControl
 
 from .common import (
     BIGINT_MAX,
+    MIN_RATE,
     CliError,
     EsUrl,
     LegacyUrl,
@@ -48,6 +49,7 @@ from .common import (
     check_database_url,
     check_schema,
     console,
+    rate_cap,
     settings_for,
 )
 
@@ -85,20 +87,12 @@ def summary_table(runs: list[tuple[BackfillRun, float]]) -> Table:
 
 
 MAX_BATCH = 1_000_000
-MIN_RATE = 0.01  # rows per second: slower would sleep for days between rows
-
-
-def _rate(value: float | None) -> float | None:
-    """Option callback: --max-rate is 0 (none) or at least MIN_RATE rows per second."""
-    if value is not None and (math.isnan(value) or 0 < value < MIN_RATE):
-        raise typer.BadParameter(f"{value} is neither 0 (no cap) nor at least {MIN_RATE} rows per second")
-    return value
 
 
 def backfill(
     ctx: typer.Context,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=MAX_BATCH, help="Rows per chunk")] = 1000,
-    max_rate: Annotated[float | None, typer.Option("--max-rate", min=0, max=1e9, callback=_rate, show_default=False,
+    max_rate: Annotated[float | None, typer.Option("--max-rate", min=0, max=1e9, callback=rate_cap, show_default=False,
                                                       help=f"Rate cap in rows per second, at least {MIN_RATE} "
                                                            "(0 or unset: none)")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an unfinished run from its checkpoint")] = False,
@@ -145,15 +139,16 @@ def backfill(
         raise CliError(str(exc)) from None
     options = BackfillOptions(batch_size=batch_size, max_rate=max_rate, pause_file=pause_file,
                               read_process=read_process, lease_ttl=lease_ttl)
+    live = LiveControl(es.store, settings.migration_name)  # `migrator pause / resume / throttle`, while it runs
     gate = PauseGate(pause_file=pause_file, relay_backlog=_relay_backlog(legacy, es, [m.declaration for m in mappings]),
                      max_relay_backlog=max_relay_backlog, projection_lag=_projection_lag(es),
-                     max_projection_lag=max_projection_lag)
+                     max_projection_lag=max_projection_lag, live=live)
     project_fn = projector_for(es) if project else None
     backfills = [Backfill(m, legacy, es.store, options=options, gate=gate, project=project_fn) for m in mappings]
     try:
         for b in backfills:  # check every table before touching any
             _check_startable(b, resume=resume, restart=restart)
-        done = [_run_one(b, resume=resume, restart=restart) for b in backfills]
+        done = [_run_one(b, live, resume=resume, restart=restart) for b in backfills]
     except (BackfillError, CaptureError) as exc:
         raise CliError(str(exc)) from None
     console.print(summary_table(done))
@@ -169,7 +164,7 @@ def _check_startable(b: Backfill, *, resume: bool, restart: bool) -> None:
         b.start()  # raises the one-line BackfillError that says what to pass
 
 
-def _run_one(b: Backfill, *, resume: bool, restart: bool) -> tuple[BackfillRun, float]:
+def _run_one(b: Backfill, live: LiveControl, *, resume: bool, restart: bool) -> tuple[BackfillRun, float]:
     run = b.start(resume=resume, restart=restart)
     if run.finished:
         console.print(f"{b.name}: already finished, nothing to do")
@@ -185,7 +180,8 @@ def _run_one(b: Backfill, *, resume: bool, restart: bool) -> tuple[BackfillRun, 
             progress.update(task, note=f"[yellow]paused: {escape(reason)}")
 
         def on_chunk(result: ChunkResult) -> None:
-            progress.update(task, advance=result.rows, note="")
+            throttled = live.throttle_note()
+            progress.update(task, advance=result.rows, note="" if throttled is None else f"[cyan]{escape(throttled)}")
 
         b.on_pause = on_pause  # type: ignore[method-assign]
         finished = b.run_to_end(on_chunk)

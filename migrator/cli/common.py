@@ -51,6 +51,16 @@ def finite(value: float | None) -> float | None:
     return value
 
 
+MIN_RATE = 0.01  # rows (or changes) per second: slower would sleep for days between rows
+
+
+def rate_cap(value: float | None) -> float | None:
+    """Option callback: a --max-rate is 0 (none) or at least MIN_RATE per second."""
+    if value is not None and (math.isnan(value) or 0 < value < MIN_RATE):
+        raise typer.BadParameter(f"{value} is neither 0 (no cap) nor at least {MIN_RATE} per second")
+    return value
+
+
 def _checked_mapping_file(path: Path | None) -> Path | None:
     """Returns `path` once its mappings read and validate (before any command starts); a usage error otherwise."""
     from migrator.mapping import MappingError, load_mapping_file

@@ -16,6 +16,7 @@ from rich.table import Table
 from es_app.dialect import dialect_for
 from migrator.capture.changelog import CaptureError, require_installed
 from migrator.mapping import MappingError
+from migrator.phases import LiveControl
 from migrator.relay.runner import Relay, RelayTotals, relays_for
 
 from .common import (
@@ -114,7 +115,13 @@ def _follow(relays: list[Relay], legacy: Any, es: Any, project: bool, poll_inter
                   f"({'LISTEN' if dialect_for(legacy).listens else 'polling'}, "
                   f"every {poll_interval}s at most); "
                   f"backlog {sum(r.backlog() for r in relays):,}", highlight=False)
-    follow(relays, legacy, stop=stop, poll_interval=poll_interval, on_round=on_round)
+
+    def on_pause(reason: str | None) -> None:
+        console.print("resumed" if reason is None else styled("[yellow]paused[/yellow]: {why}", why=reason),
+                      highlight=False)
+
+    live = LiveControl(es.store, es.settings.migration_name)  # `migrator pause / resume / throttle`
+    follow(relays, legacy, stop=stop, poll_interval=poll_interval, on_round=on_round, live=live, on_pause=on_pause)
     console.print("stopped")
 
 

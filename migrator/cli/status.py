@@ -53,11 +53,15 @@ class StatusContext:
 
 @dataclasses.dataclass(frozen=True)
 class Section:
-    """One part of the overview: `collect(ctx)` returns JSON-able data, `render(data)` what is printed."""
+    """One part of the overview: `collect(ctx)` returns JSON-able data, `render(data)` what is printed.
+
+    A `top_level` section's data is a dict whose keys go at the top of the JSON (the migration's
+    `phase`, `next`, ...); its `render` gets them all."""
 
     key: str
     collect: Callable[[StatusContext], Any]
     render: Callable[[Any], Iterable[RenderableType]]
+    top_level: bool = False
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -247,6 +251,63 @@ def render_runs(data: list[dict[str, Any]]) -> Iterable[RenderableType]:
     yield table
 
 
+# -- the migration: phase, guards of the next step, live control, history -------------------------
+HISTORY_SHOWN = 20  # the latest events of the migration's stream in the text form
+
+
+def collect_migration(ctx: StatusContext) -> dict[str, Any]:
+    """Returns the migration's phase, the next phase and its guards, relay backlog, projection lag, latest
+    verify, shadow counts, pause, and (under `migration`) its modes, throttle and history."""
+    from migrator.backfill.run import projection_lag
+    from migrator.phases import Thresholds, guards_for, load
+    from migrator.phases.facts import gather, last_verify
+
+    state = load(ctx.es.store, ctx.es.settings.migration_name)
+    facts = gather(ctx.legacy, ctx.es.engine, ctx.mappings, state)
+    nxt = state.next_phase
+    guards = [] if nxt is None else guards_for(nxt, facts, state, Thresholds.from_settings(ctx.es.settings))
+    shadow = None if facts.shadow is None else {
+        "compared": facts.shadow[0], "mismatched": facts.shadow[1],
+        "rate": facts.shadow[1] / facts.shadow[0] if facts.shadow[0] else None}
+    return {"phase": state.phase, "next": nxt, "guards": [g.to_dict() for g in guards], "backlog": facts.backlog,
+            "lag": projection_lag(ctx.es), "last_verify": last_verify(ctx.es.engine), "shadow": shadow,
+            "paused": state.paused,
+            "migration": {"name": state.name, "version": state.version, "reads": state.reads, "writes": state.writes,
+                          "phase_since": _iso(state.phase_since), "pause_reason": state.pause_reason,
+                          "paused_by": state.paused_by, "max_rate": state.max_rate,
+                          "throttled_by": state.throttled_by, "history": [h.to_dict() for h in state.history]}}
+
+
+def render_migration(data: dict[str, Any]) -> Iterable[RenderableType]:
+    m = data["migration"]
+    since = f" since {m['phase_since']}" if m["phase_since"] else ""
+    yield Text(f"migration {m['name']}: {data['phase']}{since}; reads {m['reads']}, writes {m['writes']}; "
+               f"next: {data['next'] or '-'}", no_wrap=False)
+    for g in data["guards"]:
+        yield Text.assemble("  ", ("ok   ", "green") if g["ok"] else ("unmet", "red"), f" {g['name']}: {g['detail']}")
+    yield Text.assemble("paused: ", (f"yes: {m['pause_reason']} (by {m['paused_by']})", "yellow")
+                        if data["paused"] else "no",
+                        "; throttle: ", "none" if m["max_rate"] is None
+                        else f"{m['max_rate']:g}/s (by {m['throttled_by']})")
+    backlog = "-" if data["backlog"] is None else f"{data['backlog']:,}"
+    verify = data["last_verify"]
+    shown_verify = "never" if verify is None else \
+        f"run {verify['id']} {'clean' if verify['clean'] else 'not clean'}, finished {verify['finished_at']}"
+    shadow = data["shadow"]
+    shown_shadow = "none recorded" if shadow is None else \
+        f"{shadow['mismatched']:,} of {shadow['compared']:,} mismatched"
+    yield Text(f"relay backlog {backlog}; projection lag {data['lag']:,}; latest verify: {shown_verify}; "
+               f"shadow reads: {shown_shadow}")
+    history = m["history"]
+    if history:
+        table = _table(f"migration history (stream migration-{m['name']}"
+                       + (f", latest {HISTORY_SHOWN} of {len(history)}" if len(history) > HISTORY_SHOWN else "")
+                       + ")", ("version", "at", "actor", "event"), ("at", "actor", "event"))
+        for h in history[-HISTORY_SHOWN:]:
+            table.add_row(str(h["version"]), h["at"], Text(h["actor"]), Text(h["summary"]))
+        yield table
+
+
 SECTIONS: list[Section] = [
     Section("capture", collect_capture, render_capture),
     Section("relay", collect_relay, render_relay),
@@ -256,12 +317,18 @@ SECTIONS: list[Section] = [
     Section("parked", collect_parked, render_parked),
     Section("capture_gaps", collect_gaps, render_gaps),
     Section("runs", collect_runs, render_runs),
+    Section("migration", collect_migration, render_migration, top_level=True),
 ]
 
 
 def collect(ctx: StatusContext, sections: Iterable[Section] = ()) -> dict[str, Any]:
-    """Returns the whole overview as plain data: `tables`, then one key per section."""
-    return {"tables": ctx.tables, **{s.key: s.collect(ctx) for s in (sections or SECTIONS)}}
+    """Returns the whole overview as plain data: `tables`, then one key per section (a top-level section's
+    keys instead of its own)."""
+    data: dict[str, Any] = {"tables": ctx.tables}
+    for s in sections or SECTIONS:
+        collected = s.collect(ctx)
+        data.update(collected if s.top_level else {s.key: collected})
+    return data
 
 
 def _context(ctx: typer.Context, es_url: str | None, legacy_url: str | None, mapping: Path | None,
@@ -287,13 +354,14 @@ def status(ctx: typer.Context,
            as_json: Annotated[bool, typer.Option("--json", help="Print JSON (stable keys) instead of tables")] = False,
            mapping: MappingFile = None, tables: Tables = None,
            es_url: EsUrl = None, legacy_url: LegacyUrl = None) -> None:
-    """Show the migration per mapped table: capture, relay, backfill, projections, data-quality findings."""
+    """Show the migration per mapped table: capture, relay, backfill, projections, data-quality findings, and its
+    phase, the guards of the next step, pause and throttle, and its history."""
     data = collect(_context(ctx, es_url, legacy_url, mapping, tables, findings, limit))
     if as_json:
         typer.echo(json.dumps(data, indent=2, default=str))
         return
     for section in SECTIONS:
-        for renderable in section.render(data[section.key]):
+        for renderable in section.render(data if section.top_level else data[section.key]):
             console.print(renderable)
 
 

@@ -19,8 +19,9 @@ from sqlalchemy import Engine
 
 from es_app.dialect import dialect_for
 
+from ..backfill.throttle import LiveLimits, RateLimiter
 from ..capture.changelog import NOTIFY_CHANNEL
-from .runner import Relay, RelayTotals
+from .runner import Relay, RelayBatch, RelayTotals
 
 log = logging.getLogger(__name__)
 
@@ -86,15 +87,55 @@ def wait_loop(legacy: Engine, *, stop: threading.Event, poll_interval: float,
             waiter.wait(poll_interval, stop)
 
 
+class _LiveGate:
+    """Between two relay batches: stops the drain while `live` says pause (telling `on_pause` once per pause)
+    and keeps the rate under `live`'s cap (sleeping through `stop`, so a stop is not delayed)."""
+
+    def __init__(self, live: LiveLimits, stop: threading.Event, on_pause: Callable[[str | None], Any] | None):
+        self.live, self.on_pause = live, on_pause
+        def sleep(seconds: float) -> None:  # woken by a stop
+            stop.wait(seconds)
+
+        self.limiter = RateLimiter(None, sleep=sleep)
+        self.stop = stop
+        self.paused_for: str | None = None
+
+    def new_round(self) -> None:
+        """Starts the cap's average afresh: an idle stretch before the round earns no burst."""
+        self.limiter.start()
+
+    def before_batch(self, batch_size: int) -> int | None:
+        why = self.live.pause_reason()
+        if why != self.paused_for:
+            self.paused_for = why
+            if self.on_pause is not None:
+                self.on_pause(why)
+        if why is not None or self.stop.is_set():
+            return None
+        self.limiter.set_max_rate(self.live.max_rate())
+        return self.limiter.chunk_limit(batch_size)
+
+    def after_batch(self, batch: RelayBatch) -> None:
+        self.limiter.record(batch.read)
+
+
 def follow(relays: Sequence[Relay], legacy: Engine, *, stop: threading.Event, poll_interval: float = 1.0,
-           on_round: Callable[[list[RelayTotals]], Any] | None = None) -> None:
+           on_round: Callable[[list[RelayTotals]], Any] | None = None, live: LiveLimits | None = None,
+           on_pause: Callable[[str | None], Any] | None = None) -> None:
     """Relays every table until `stop` is set, waking on legacy commits (PostgreSQL) or every `poll_interval`.
 
     `on_round` gets the totals of each round that relayed something (to project, publish, report).
+    With `live`, every batch first asks it: while paused nothing is relayed (`on_pause` gets the reason
+    when a pause starts, None when it ends), and the changes per second stay under its cap.
     """
+    gate = _LiveGate(live, stop, on_pause) if live is not None else None
 
     def relay_round() -> None:
-        totals = [r.drain() for r in relays]
+        if gate is None:
+            totals = [r.drain() for r in relays]
+        else:
+            gate.new_round()
+            totals = [r.drain(before_batch=gate.before_batch, on_batch=gate.after_batch) for r in relays]
         if any(t.read for t in totals) and on_round is not None:
             on_round(totals)
 

@@ -108,8 +108,9 @@ class Relay:
         self.name = offset_name(self.mapping.table)
 
     # -- running -----------------------------------------------------------
-    def run_batch(self, *, before_commit: Callable[[], Any] | None = None) -> RelayBatch:
-        """Returns the result of relaying the next batch (read == 0 when there was nothing to do).
+    def run_batch(self, *, before_commit: Callable[[], Any] | None = None, limit: int | None = None) -> RelayBatch:
+        """Returns the result of relaying the next batch of `limit` changes at most (default: the batch size;
+        read == 0 when there was nothing to do).
 
         `before_commit` runs after the appends and the offset move, just before the commit
         (tests use it to crash there).
@@ -120,7 +121,7 @@ class Relay:
             with self.legacy.connect() as legacy_conn:
                 state = capture_gaps.check(conn, legacy_conn, self.mapping.declaration, state)  # never skip silently
                 offset, base = state.position, state.id_base
-                changes = read_changes(legacy_conn, table, offset, self.batch_size)
+                changes = read_changes(legacy_conn, table, offset, limit or self.batch_size)
             if not changes:
                 return RelayBatch(table, 0, 0, 0, 0, offset)
             if base:  # ids restarted once: shifted past every id used before (see capture_gaps)
@@ -139,19 +140,26 @@ class Relay:
         return RelayBatch(table, len(changes), relayed, skipped, appended, changes[-1].id - base, last, len(to_park))
 
     def drain(self, *, max_batches: int | None = None,
-              on_batch: Callable[[RelayBatch], Any] | None = None) -> RelayTotals:
-        """Returns the totals after relaying batches until the changelog is exhausted (or `max_batches`)."""
+              on_batch: Callable[[RelayBatch], Any] | None = None,
+              before_batch: Callable[[int], int | None] | None = None) -> RelayTotals:
+        """Returns the totals after relaying batches until the changelog is exhausted (or `max_batches`).
+
+        `before_batch(batch_size)`, when given, runs before each batch and returns how many changes the
+        batch may read now, or None to stop the drain there (live control: a pause, a rate cap)."""
         totals = RelayTotals(self.mapping.table, position=self.position())
         started = time.perf_counter()
         with bulk_gc():
             while max_batches is None or totals.batches < max_batches:
-                batch = self.run_batch()
+                limit = self.batch_size if before_batch is None else before_batch(self.batch_size)
+                if limit is None:
+                    break
+                batch = self.run_batch(limit=limit)
                 if batch.read == 0:
                     break
                 totals.add(batch)
                 if on_batch is not None:
                     on_batch(batch)
-                if batch.read < self.batch_size:
+                if batch.read < limit:
                     break
         totals.seconds = time.perf_counter() - started
         return totals

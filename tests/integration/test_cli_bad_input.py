@@ -16,13 +16,14 @@ from migrator.cli import main
 
 ES_COMMANDS = [["projections", "run"], ["projections", "rebuild"], ["projections", "status"],
                ["dead-letters", "list"], ["dead-letters", "retry", "1"], ["dead-letters", "skip", "1"],
-               ["serve", "es"], ["verify", "--list"]]
+               ["serve", "es"], ["verify", "--list"], ["rollback"], ["pause"], ["resume"],
+               ["throttle", "--max-rate", "5"]]
 LEGACY_COMMANDS = [["seed", "--users", "3", "--workers", "0"], ["serve", "legacy"],
                    ["capture", "install"], ["capture", "remove"], ["capture", "status"]]
-BOTH_COMMANDS = [["relay"], ["backfill"], ["verify"], ["repair", "--report", "1"]]
+BOTH_COMMANDS = [["relay"], ["backfill"], ["verify"], ["repair", "--report", "1"], ["plan"], ["advance"]]
 CREATING_COMMANDS = [["init"], ["topology", "up"]]  # may create new SQLite files: URLs checked, files not made
 MAPPING_COMMANDS = [["capture", "install"], ["capture", "remove"], ["capture", "status"], ["relay"], ["backfill"],
-                    ["parked", "retry"], ["verify"], ["repair", "--report", "1"]]
+                    ["parked", "retry"], ["verify"], ["repair", "--report", "1"], ["plan"], ["advance"]]
 
 MAPPING_FILES = {
     "syntax.yaml": "table:\n  - table: users\n    key: [id\n",
@@ -53,6 +54,10 @@ NUMBERS = [
     ["relay", "--poll-interval", "1e300"],
     ["dead-letters", "list", "--limit", "0"], ["dead-letters", "retry", "99999999999999999999"],
     ["dead-letters", "skip", "0"], ["serve", "es", "--port", "0"], ["serve", "legacy", "--port", "70000"],
+    ["throttle", "--max-rate", "-1"], ["throttle", "--max-rate", "nan"], ["throttle", "--max-rate", "1e-300"],
+    ["throttle"], ["advance", "--to", "nowhere"], ["rollback", "--to", "nowhere"], ["advance", "--force"],
+    ["advance", "--reason", "why"], ["advance", "--force", "--reason", " "], ["pause", "--reason", " "],
+    ["resume", "--actor", ""], ["plan", "--json", "extra"],
     ["demo", "--users", "0"], ["demo", "--users", "99999999999"], ["demo", "--batch-size", "0"],
     ["verify", "--sample", "0"], ["verify", "--sample", "9" * 30], ["verify", "--wait", "nan"],
     ["verify", "--wait", "-1"], ["verify", "--wait", "1e300"], ["verify", "--list", "--limit", "0"],

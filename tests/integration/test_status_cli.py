@@ -13,7 +13,8 @@ from migrator.cli import main
 from migrator.parking.entries import RELAY, ToPark, park
 
 T = datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
-KEYS = ["tables", "capture", "relay", "backfill", "projections", "findings", "parked", "capture_gaps", "runs"]
+KEYS = ["tables", "capture", "relay", "backfill", "projections", "findings", "parked", "capture_gaps", "runs",
+        "phase", "next", "guards", "backlog", "lag", "last_verify", "shadow", "paused", "migration"]
 
 
 @pytest.fixture

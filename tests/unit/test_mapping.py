@@ -275,7 +275,7 @@ def test_a_change_cleaned_by_strip_control_keeps_the_exact_legacy_value_in_its_m
 def test_the_declaration_holds_what_the_user_writes_and_nothing_compiled():
     assert [f.name for f in dataclasses.fields(TableMapping)] == [
         "table", "key", "stream_prefix", "columns", "import_event_type", "delete_event_type", "column_event_type",
-        "created_at", "updated_at", "exclude", "timestamp_precision", "unique"]
+        "created_at", "updated_at", "exclude", "timestamp_precision", "unique", "correction_event_type"]
     assert set(vars(USERS)) == {f.name for f in dataclasses.fields(TableMapping)}
     assert pickle.loads(pickle.dumps(USERS)) == USERS
 

@@ -1,0 +1,54 @@
+"""Gathering what the guards and `migrator status` read, from the areas that own it: capture status,
+relay offsets and backlog, backfill runs, stored verify runs, and the shadow-read counts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine
+
+from ..backfill.runs import load_run
+from ..capture import changelog as capture
+from ..capture.offsets import get_state, offset_name
+from ..mapping import TableMapping
+from ..relay.runner import backlog
+from ..verify.runs import latest, latest_clean
+from .guards import Facts, RelayFacts
+from .state import MigrationState
+
+
+def shadow_counts(state: MigrationState) -> tuple[int, int] | None:
+    """Returns (compared, mismatched) shadow reads since the phase `shadow_reads` was last entered, from the
+    migration stream's `ShadowReadsRecorded` events; None when none was recorded (the shadow-read recorder
+    writes them)."""
+    return (state.shadow_compared, state.shadow_mismatched) if state.shadow_recorded else None
+
+
+def gather(legacy: Engine, es: Engine, mappings: Sequence[TableMapping], state: MigrationState,
+           now: datetime | None = None) -> Facts:
+    """Returns the facts of the mapped tables as they are now."""
+    tables = tuple(m.table for m in mappings)
+    st = capture.status(legacy, mappings)
+    relay: dict[str, RelayFacts] = {}
+    backfill: dict[str, str] = {}
+    with es.connect() as conn:
+        for m in mappings:
+            offset = get_state(conn, offset_name(m.table))
+            left = backlog(legacy, es, [m]) if st.changelog else None
+            relay[m.table] = RelayFacts(offset is not None, offset.position if offset else 0,
+                                        offset.updated_at if offset else None, left)
+            run = load_run(conn, m.table)
+            backfill[m.table] = "never" if run is None else run.status
+    return Facts(now or datetime.now(UTC), tables, st.changelog, {t.table: t.installed for t in st.tables},
+                 relay, backfill, latest_clean(es, tables), shadow_counts(state))
+
+
+def last_verify(es: Engine) -> dict[str, Any] | None:
+    """Returns the summary of the latest verify run (clean or not): id, finished_at, clean, tables; None if none."""
+    runs = latest(es, limit=1)
+    if not runs:
+        return None
+    run = runs[0]
+    return {"id": run["id"], "finished_at": run["finished_at"], "clean": run["clean"], "tables": run["tables"]}

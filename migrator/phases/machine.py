@@ -1,0 +1,171 @@
+"""The phase machine: reading the migration's stream and recording its changes, with optimistic concurrency.
+
+Every change is one append to `migration-<name>` at the version the caller's state was folded
+from: two operators acting on the same state cannot both succeed (the second gets
+`MigrationChanged`). `advance` records the guards it checked (passed and failed), the force
+and its reason, the phase step and the reads/writes modes the new phase puts in place; a
+refused advance still records its failed guards, so the history shows the attempt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from es_app.store import ConcurrencyError, EventStore, NewEvent
+
+from .guards import GuardResult
+from .state import (
+    ADVANCE_FORCED,
+    GUARD_FAILED,
+    GUARD_PASSED,
+    LAST_REVERSIBLE,
+    PAUSED,
+    PHASE_ADVANCED,
+    PHASE_MODES,
+    PHASE_ROLLED_BACK,
+    PHASES,
+    READS_MODE_CHANGED,
+    RESUMED,
+    THROTTLED,
+    WRITES_MODE_CHANGED,
+    MigrationState,
+    fold,
+)
+
+DEFAULT_NAME = "users"
+SOURCE = "migrator"
+
+
+class PhaseError(Exception):
+    """A change the machine refuses; the message is one line the operator can act on."""
+
+
+class MigrationChanged(PhaseError):
+    """Someone else changed the migration since its state was read."""
+
+
+class GuardsUnmet(PhaseError):
+    """A step's guards are not all met (and no --force)."""
+
+    def __init__(self, phase: str, unmet: Sequence[GuardResult]):
+        super().__init__(f"cannot advance to {phase}: {len(unmet)} guard(s) unmet")
+        self.phase, self.unmet = phase, list(unmet)
+
+
+def stream_id(name: str) -> str:
+    """Returns the id of the migration's stream."""
+    return f"migration-{name}"
+
+
+def load(store: EventStore, name: str = DEFAULT_NAME) -> MigrationState:
+    """Returns the migration's state folded from its stream (the `legacy` phase when it has no events)."""
+    return fold(name, store.read_stream(stream_id(name)))
+
+
+def _record(store: EventStore, state: MigrationState, events: Sequence[tuple[str, dict[str, Any]]],
+            actor: str) -> MigrationState:
+    meta = {"actor": actor, "source": SOURCE}
+    try:
+        store.append(stream_id(state.name), [NewEvent(t, data, dict(meta)) for t, data in events], state.version)
+    except ConcurrencyError as exc:
+        raise MigrationChanged(f"the migration {state.name} changed meanwhile (version {state.version}, now "
+                               f"{exc.actual}): see `migrator status` and try again") from None
+    return load(store, state.name)
+
+
+def _mode_events(state: MigrationState, phase: str) -> list[tuple[str, dict[str, Any]]]:
+    reads, writes = PHASE_MODES[phase]
+    out: list[tuple[str, dict[str, Any]]] = []
+    if state.reads != reads:
+        out.append((READS_MODE_CHANGED, {"mode": reads, "previous": state.reads}))
+    if state.writes != writes:
+        out.append((WRITES_MODE_CHANGED, {"mode": writes, "previous": state.writes}))
+    return out
+
+
+def advance_target(state: MigrationState, to: str | None) -> str:
+    """Returns the phase an advance goes to: `to`, or the next one; PhaseError when that is not ahead."""
+    if to is None:
+        if state.next_phase is None:
+            raise PhaseError(f"the migration {state.name} is {state.phase}, the last phase")
+        return state.next_phase
+    if PHASES.index(to) <= PHASES.index(state.phase):
+        raise PhaseError(f"the migration {state.name} is already {state.phase}: {to} is not ahead "
+                         "(see `migrator rollback`)")
+    return to
+
+
+def advance(store: EventStore, state: MigrationState, to: str | None,
+            guards_of: Callable[[str, MigrationState], list[GuardResult]], actor: str, *,
+            force_reason: str | None = None) -> MigrationState:
+    """Steps phase by phase up to `to` (default: the next phase), checking each step's guards.
+
+    Returns the new state. All or nothing: when a step's guards are not all met and there is
+    no `force_reason`, no step is taken, the verdicts checked so far are recorded and
+    GuardsUnmet is raised; with a reason, the force is recorded with it and the unmet guards'
+    names, and the steps are taken.
+    """
+    target = advance_target(state, to)
+    events: list[tuple[str, dict[str, Any]]] = []
+    current = state
+    for phase in PHASES[PHASES.index(state.phase) + 1:PHASES.index(target) + 1]:
+        results = guards_of(phase, current)
+        events += [(GUARD_PASSED if r.ok else GUARD_FAILED, {"phase": phase, "name": r.name, "detail": r.detail})
+                   for r in results]
+        unmet = [r for r in results if not r.ok]
+        if unmet and force_reason is None:  # no step is taken: only the verdicts are recorded
+            verdicts = [e for e in events if e[0] in (GUARD_PASSED, GUARD_FAILED)]
+            if verdicts:
+                _record(store, state, verdicts, actor)
+            raise GuardsUnmet(phase, unmet)
+        if unmet:
+            events.append((ADVANCE_FORCED, {"from": current.phase, "to": phase, "reason": force_reason,
+                                            "unmet": [r.name for r in unmet]}))
+        events += _mode_events(current, phase)
+        events.append((PHASE_ADVANCED, {"from": current.phase, "to": phase, "forced": bool(unmet)}))
+        current = _stepped(current, phase)
+    return _record(store, state, events, actor)
+
+
+def _stepped(state: MigrationState, phase: str) -> MigrationState:
+    """Returns a copy of `state` in `phase` with its modes (for the guards of the next step of one advance)."""
+    reads, writes = PHASE_MODES[phase]
+    return dataclasses.replace(state, phase=phase, reads=reads, writes=writes,
+                               reads_since=state.reads_since if reads == "new" == state.reads else None,
+                               history=list(state.history))
+
+
+def rollback(store: EventStore, state: MigrationState, to: str | None, actor: str) -> MigrationState:
+    """Returns the state after rolling back to `to` (default: the previous phase): the phase step and the
+    reads/writes modes of the phase rolled back to. Capture, relay and backfill stay as they are."""
+    if PHASES.index(state.phase) > PHASES.index(LAST_REVERSIBLE):
+        raise PhaseError(f"the migration {state.name} is {state.phase}: there is no rolling back")
+    target = to if to is not None else state.previous_phase
+    if target is None:
+        raise PhaseError(f"the migration {state.name} is {state.phase}, the first phase: nothing to roll back")
+    if PHASES.index(target) >= PHASES.index(state.phase):
+        raise PhaseError(f"the migration {state.name} is {state.phase}: {target} is not behind it")
+    events = [*_mode_events(state, target), (PHASE_ROLLED_BACK, {"from": state.phase, "to": target})]
+    return _record(store, state, events, actor)
+
+
+def pause(store: EventStore, state: MigrationState, reason: str, actor: str) -> MigrationState:
+    """Returns the state once paused: running backfills and relays wait until `resume`."""
+    if state.paused:
+        raise PhaseError(f"the migration {state.name} is already paused: {state.pause_note()}")
+    return _record(store, state, [(PAUSED, {"reason": reason})], actor)
+
+
+def resume(store: EventStore, state: MigrationState, actor: str) -> MigrationState:
+    """Returns the state once resumed."""
+    if not state.paused:
+        raise PhaseError(f"the migration {state.name} is not paused")
+    return _record(store, state, [(RESUMED, {})], actor)
+
+
+def throttle(store: EventStore, state: MigrationState, max_rate: float | None, actor: str) -> MigrationState:
+    """Returns the state with the rate cap of running backfills and relays set (None or 0: no cap)."""
+    rate = max_rate if max_rate else None
+    return _record(store, state, [(THROTTLED, {"max_rate": rate})], actor)
