@@ -1,4 +1,7 @@
-"""Checking the migration: the three-way comparison of legacy rows, streams and read models."""
+"""Checking the migration: every key's legacy row, read-model row and stream replay compared (`verify`).
+
+`compare` is the small three-way comparison of a key set that the demo and the tests use.
+"""
 
 from .compare import (
     READ_MODEL,
@@ -11,15 +14,43 @@ from .compare import (
     streams_of,
     users_read_model,
 )
+from .engine import verify
+from .report import (
+    FIELD_DIFFERS,
+    KINDS,
+    MISSING_IN_LEGACY,
+    MISSING_IN_NEW,
+    PENDING,
+    REAL_KINDS,
+    REPLAY_DIFFERS,
+    Explain,
+    FieldValues,
+    Mismatch,
+    TableReport,
+    VerifyReport,
+)
 
 __all__ = [
+    "FIELD_DIFFERS",
+    "KINDS",
+    "MISSING_IN_LEGACY",
+    "MISSING_IN_NEW",
+    "PENDING",
     "READ_MODEL",
+    "REAL_KINDS",
+    "REPLAY_DIFFERS",
     "STREAM",
     "Comparison",
+    "Explain",
+    "FieldValues",
     "KeyDifference",
+    "Mismatch",
     "ReadModel",
+    "TableReport",
+    "VerifyReport",
     "compare",
     "legacy_rows",
     "streams_of",
     "users_read_model",
+    "verify",
 ]
