@@ -1,8 +1,9 @@
 """`migrator demo`: the first half of the migration, end to end, on fresh embedded databases.
 
 Seed a legacy CRUD database, install capture, keep the legacy app writing while the
-backfill runs, relay the captured changes, project the read model, then compare
-every legacy row with the replay of its stream and with its read-model row.
+backfill runs, relay the captured changes, project the read model, then verify every
+legacy row against its read-model row and the replay of its stream (`migrator verify --full`,
+stored as a verify run).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from migrator.capture import changelog as capture
 from migrator.mapping import USERS
 from migrator.relay.runner import Relay
 from migrator.seed import seed_users
-from migrator.verify import compare, users_read_model
+from migrator.verify import runs, verify
 
 from .common import CliError, console, settings_for, styled
 from .schema_cmd import init
@@ -90,10 +91,17 @@ def _fresh_urls() -> tuple[str, str]:
     return f"sqlite:///{DEMO_DIR / 'es.db'}", f"sqlite:///{DEMO_DIR / 'legacy.db'}"
 
 
-def _compare(legacy_db: Database, es: Any) -> tuple[int, int, list[str]]:
-    """Returns (legacy rows, streams, differences) between legacy rows, stream replays and the read model."""
-    found = compare(legacy_db.engine, es.store, USERS.bind(legacy_db.engine), read_model=users_read_model(es.engine))
-    return found.rows, found.streams, found.lines()
+def _verify(legacy_db: Database, es: Any) -> dict[str, Any]:
+    """Returns the stored document of a `migrator verify --full` of the users table (see docs/verify.md)."""
+    report = verify(legacy_db.engine, es.engine, [USERS.bind(legacy_db.engine)], full=True, wait=0)
+    doc = report.to_json()
+    doc["id"] = runs.store(es.engine, doc)
+    return doc
+
+
+def _lines(doc: dict[str, Any]) -> list[str]:
+    """Returns one line per listed mismatch: kind, stream and the fields that differ."""
+    return [f"{m['kind']} {m['stream_id']}: {', '.join(m['fields']) or '-'}" for m in doc["mismatches"]]
 
 
 def demo(
@@ -146,29 +154,35 @@ def demo(
     applied = run_projections(es)
     _done(t, f"({applied:,} events applied)")
 
-    t = _step("compare every legacy row with the replay of its stream and its read-model row")
-    rows, streams, diffs = _compare(legacy_db, es)
-    _done(t)
-    _summary(es, rows, streams, diffs)
+    t = _step("verify every legacy row against its read-model row and the replay of its stream "
+              "(migrator verify --full)")
+    doc = _verify(legacy_db, es)
+    _done(t, f"(run {doc['id']}, {doc['duration_s']:.1f} s)")
+    _summary(es, doc)
     _story(es, legacy_db)
     dispose_engines()
-    if diffs:
-        for line in diffs[:10]:
+    if not doc["clean"]:
+        for line in _lines(doc)[:10]:
             console.print(Text(f"  {line}", "red"), highlight=False)
-        raise CliError(f"{len(diffs)} differences between the legacy database and the event store")
-    console.print(styled("[green]ok[/green]: 0 differences. Databases kept in {dir}/ — try "
-                         "`migrator --es-url sqlite:///{db} projections status`.", dir=str(DEMO_DIR),
-                         db=str(DEMO_DIR / "es.db")), highlight=False)
+        raise CliError(f"{doc['mismatches_total']} mismatches between the legacy database and the event store "
+                       f"(verify run {doc['id']})")
+    console.print(styled("[green]ok[/green]: verify run {run} is clean. Databases kept in {dir}/ — try "
+                         "`migrator --es-url sqlite:///{db} --legacy-url sqlite:///{legacy} verify --list`.",
+                         run=str(doc["id"]), dir=str(DEMO_DIR), db=str(DEMO_DIR / "es.db"),
+                         legacy=str(DEMO_DIR / "legacy.db")), highlight=False)
 
 
-def _summary(es: Any, rows: int, streams: int, diffs: list[str]) -> None:
+def _summary(es: Any, doc: dict[str, Any]) -> None:
+    users = doc["tables"][0]
     table = Table(title="after the walk")
     table.add_column("what")
     table.add_column("count", justify="right")
-    table.add_row("legacy rows", f"{rows:,}")
-    table.add_row("user streams", f"{streams:,}")
+    table.add_row("legacy rows", f"{users['rows_legacy']:,}")
+    table.add_row("read-model rows", f"{users['rows_new']:,}")
+    table.add_row("streams replayed", f"{users['keys_replayed']:,}")
     table.add_row("events in the store", f"{es.store.head_position():,}")
-    table.add_row("differences", Text(f"{len(diffs):,}", "red" if diffs else "green"))
+    for kind, count in doc["counts"].items():
+        table.add_row(kind, Text(f"{count:,}", "red" if count and kind != "pending" else "green"))
     console.print(table)
 
 

@@ -1,7 +1,8 @@
-"""`migrator demo` walks a live legacy database into the event store with 0 differences."""
+"""`migrator demo` walks a live legacy database into the event store and verifies it clean."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -11,8 +12,15 @@ def test_demo_migrates_a_live_legacy_database_with_no_difference(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=300,
                           env={"PATH": "/usr/bin:/bin", "COLUMNS": "200"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "ok: 0 differences" in proc.stdout
-    assert (tmp_path / "var" / "demo" / "es.db").exists()
+    assert "ok: verify run 1 is clean" in proc.stdout
+    demo_dir = tmp_path / "var" / "demo"
+    listed = subprocess.run([sys.executable, "-m", "migrator", "--es-url", f"sqlite:///{demo_dir / 'es.db'}",
+                             "--legacy-url", f"sqlite:///{demo_dir / 'legacy.db'}", "verify", "--list",
+                             "--format", "json"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                            env={"PATH": "/usr/bin:/bin", "COLUMNS": "200"})
+    assert listed.returncode == 0, listed.stderr
+    [run] = json.loads(listed.stdout)
+    assert run["id"] == 1 and run["clean"] is True
 
 
 def test_demo_refuses_other_databases(tmp_path):
