@@ -37,12 +37,11 @@ from es_app.store import EventStore, NewEvent
 from ..mapping import CompiledMapping
 from ..relay.resync import Resync, ResyncTotals
 from ..report.document import shown
+from ..verify.report import PENDING, REAL_KINDS, REPLAY_DIFFERS
 from .corrections import correction_events, differing_fields
 
 SOURCE = "repair"
-PENDING = "pending"
-REPLAY_DIFFERS = "replay_differs"
-REPAIRABLE = ("missing_in_new", "missing_in_legacy", "field_differs", REPLAY_DIFFERS)
+REPAIRABLE = REAL_KINDS  # every kind but pending
 READ_MODEL_CATEGORY = "user"  # the category es_app's users read model folds
 
 
