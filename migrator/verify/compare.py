@@ -117,14 +117,14 @@ def compare(legacy: Engine, store: EventStore, mapping: CompiledMapping, keys: I
         differ, fields = [], []
         if replayed != expected:
             differ.append(STREAM)
-            fields += _fields(expected, replayed)
+            fields += differing_fields(expected, replayed)
         seen = None
         if read_model is not None:
             seen = views.get(sid)
             wanted_view = {f: expected[f] for f in read_model.fields} if expected is not None else None
             if seen != wanted_view:
                 differ.append(READ_MODEL)
-                fields += [f for f in _fields(wanted_view, seen) if f not in fields]
+                fields += [f for f in differing_fields(wanted_view, seen) if f not in fields]
         if differ:
             found.append(KeyDifference(key, sid, tuple(differ), tuple(fields), expected, replayed, seen))
     if keys is None and read_model is not None:  # live in the read model, with neither a legacy row nor a stream
@@ -134,7 +134,7 @@ def compare(legacy: Engine, store: EventStore, mapping: CompiledMapping, keys: I
     return Comparison(mapping.table, len(rows), len(streams), tuple(found))
 
 
-def _fields(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> list[str]:
+def differing_fields(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> list[str]:
     """Returns the fields whose values differ (`extra.<column>` inside `extra`); all of them when one is None."""
     if a is None or b is None:
         return list((a or b or {}).keys())

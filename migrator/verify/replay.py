@@ -30,7 +30,7 @@ from es_app.store import EventStore, RecordedEvent
 from ..capture.changelog import CHANGELOG, changelog_exists, latest_change_id
 from ..capture.offsets import get_offset, offset_name, offsets
 from ..mapping import CompiledMapping
-from .compare import legacy_rows
+from .compare import differing_fields, legacy_rows
 from .readmodel import ReadModelTable
 from .report import FIELD_DIFFERS, MISSING_IN_LEGACY, MISSING_IN_NEW, REPLAY_DIFFERS, FieldValues
 
@@ -254,13 +254,5 @@ def _names(state: Mapping[str, Any]) -> list[str]:
 
 
 def _differing(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> list[str]:
-    """Returns the fields whose values differ (`extra.<column>` inside `extra`)."""
-    a, b = a or {}, b or {}
-    out = []
-    for name in dict.fromkeys([*a, *b]):
-        x, y = a.get(name), b.get(name)
-        if name == "extra" and isinstance(x, dict) and isinstance(y, dict):
-            out += [f"extra.{c}" for c in dict.fromkeys([*x, *y]) if x.get(c) != y.get(c)]
-        elif x != y:
-            out.append(name)
-    return out
+    """Returns the fields whose values differ (`extra.<column>` inside `extra`); a missing state has no values."""
+    return differing_fields(a or {}, b or {})
