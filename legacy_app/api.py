@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated
@@ -21,8 +22,10 @@ from sqlalchemy.exc import OperationalError
 
 from .db import Database, SchemaMissing
 from .input_rules import MAX_INT64, checked_search, checked_text
-from .reads import MAX_PAGE, ReadModeError, UserReads, UserRecord, reads_for
-from .service import EmailTaken, UserNotFound, UserService
+from .reads import MAX_PAGE, ReadModeError, UserReads, UserRecord
+from .routing import FixedRoutes, Routes
+from .service import EmailTaken, UserNotFound
+from .writes import UserWrites, WriteRefused
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
@@ -84,8 +87,12 @@ class _AsciiJSONResponse(JSONResponse):
 
 
 class _Services:
-    def __init__(self, database: Database, reads: UserReads):
-        self.database, self.reads, self.users = database, reads, UserService(database)
+    """What one request uses: the reads and the writes its routes chose for it."""
+
+    def __init__(self, database: Database, routes: Routes):
+        self.database = database
+        self.reads: UserReads = routes.reads()
+        self.users: UserWrites = routes.writes()
 
 
 def _services(request: Request) -> _Services:
@@ -94,11 +101,19 @@ def _services(request: Request) -> _Services:
 
 Svc = Annotated[_Services, Depends(_services)]
 
+RoutesFactory = Callable[[Database], Routes]
 
-def create_app(database_url: str | None = None, *, read_mode: str | None = None) -> FastAPI:
-    """Returns the legacy CRUD app; its database (default LEGACY_DATABASE_URL) connects on first use."""
+
+def create_app(database_url: str | None = None, *, read_mode: str | None = None,
+               routes: RoutesFactory | None = None) -> FastAPI:
+    """Returns the legacy CRUD app; its database (default LEGACY_DATABASE_URL) connects on first use.
+
+    `routes(database)` chooses the reads and writes of each request (default: `FixedRoutes`, the
+    table, reads per `read_mode` or LEGACY_READ_MODE); it is built once, on the first request.
+    """
     lock = threading.Lock()
-    box: dict[str, _Services] = {}
+    box: dict[str, tuple[Database, Routes]] = {}
+    make_routes: RoutesFactory = routes or (lambda database: FixedRoutes(database, read_mode))
 
     def services() -> _Services:
         if "s" not in box:
@@ -106,17 +121,22 @@ def create_app(database_url: str | None = None, *, read_mode: str | None = None)
                 if "s" not in box:
                     database = Database.connect(database_url)
                     try:
-                        box["s"] = _Services(database, reads_for(database, read_mode))
-                    except ReadModeError:
+                        box["s"] = (database, make_routes(database))
+                    except Exception:
                         database.dispose()
                         raise
-        return box["s"]
+        database, chosen = box["s"]
+        return _Services(database, chosen)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         yield
         if "s" in box:
-            box.pop("s").database.dispose()
+            database, chosen = box.pop("s")
+            close = getattr(chosen, "close", None)
+            if close is not None:
+                close()
+            database.dispose()
 
     app = FastAPI(title="legacy users (CRUD)", version="1.0", lifespan=lifespan)
     app.state.services = services
@@ -125,6 +145,10 @@ def create_app(database_url: str | None = None, *, read_mode: str | None = None)
     @app.exception_handler(ReadModeError)
     async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+
+    @app.exception_handler(WriteRefused)
+    async def _refused(_request: Request, exc: WriteRefused) -> JSONResponse:
+        return _AsciiJSONResponse({"detail": str(exc)}, status_code=422)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

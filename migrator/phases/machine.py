@@ -78,8 +78,8 @@ def _record(store: EventStore, state: MigrationState, events: Sequence[tuple[str
 def _mode_events(state: MigrationState, phase: str) -> list[tuple[str, dict[str, Any]]]:
     reads, writes = PHASE_MODES[phase]
     out: list[tuple[str, dict[str, Any]]] = []
-    if state.reads != reads:
-        out.append((READS_MODE_CHANGED, {"mode": reads, "previous": state.reads}))
+    if state.reads != reads or state.reads_percent != 100.0:
+        out.append((READS_MODE_CHANGED, {"mode": reads, "previous": state.reads, "percent": 100.0}))
     if state.writes != writes:
         out.append((WRITES_MODE_CHANGED, {"mode": writes, "previous": state.writes}))
     return out

@@ -36,7 +36,7 @@ PHASE_ROLLED_BACK = "PhaseRolledBack"  # {from, to}
 GUARD_PASSED = "GuardPassed"  # {phase, name, detail}
 GUARD_FAILED = "GuardFailed"  # {phase, name, detail}
 ADVANCE_FORCED = "AdvanceForced"  # {from, to, reason, unmet: [guard names]}
-READS_MODE_CHANGED = "ReadsModeChanged"  # {mode, previous}
+READS_MODE_CHANGED = "ReadsModeChanged"  # {mode, previous, percent (of users by key hash; absent = 100)}
 WRITES_MODE_CHANGED = "WritesModeChanged"  # {mode, previous}
 PAUSED = "MigrationPaused"  # {reason}
 RESUMED = "MigrationResumed"  # {}
@@ -83,7 +83,8 @@ class HistoryEntry:
         if self.type == ADVANCE_FORCED:
             return f"forced {d['from']} → {d['to']} past {', '.join(d['unmet']) or 'no unmet guard'}: {d['reason']}"
         if self.type == READS_MODE_CHANGED:
-            return f"reads {d['previous']} → {d['mode']}"
+            share = "" if float(d.get("percent", 100.0)) == 100.0 else f" for {float(d['percent']):g}% of users"
+            return f"reads {d['previous']} → {d['mode']}{share}"
         if self.type == WRITES_MODE_CHANGED:
             return f"writes {d['previous']} → {d['mode']}"
         if self.type == PAUSED:
@@ -112,6 +113,7 @@ class MigrationState:
     writes: str = "legacy"
     phase_since: datetime | None = None
     reads_since: datetime | None = None  # when reads became `new` (None while they are not)
+    reads_percent: float = 100.0  # the share of users (by key hash) the reads mode applies to; the rest: legacy
     paused: bool = False
     pause_reason: str | None = None
     paused_by: str | None = None
@@ -148,8 +150,10 @@ class MigrationState:
                 self.shadow_compared = self.shadow_mismatched = 0
                 self.shadow_recorded = False
         elif e.type == READS_MODE_CHANGED:
+            if d["mode"] != "new" or self.reads != "new":
+                self.reads_since = e.recorded_at if d["mode"] == "new" else None
             self.reads = d["mode"]
-            self.reads_since = e.recorded_at if d["mode"] == "new" else None
+            self.reads_percent = float(d.get("percent", 100.0))
         elif e.type == WRITES_MODE_CHANGED:
             self.writes = d["mode"]
         elif e.type == PAUSED:
