@@ -5,6 +5,9 @@ built-in users mapping) and then wakes the projection workers. It is safe to run
 anywhere and any number of times at once: batches lock the table's relay offset, and
 event ids derive from changelog ids. The beat runs it every RELAY_INTERVAL_S seconds;
 `migrator relay --follow --wake-workers` sends it on every legacy commit (PostgreSQL LISTEN).
+It obeys the migration's live control: while `migrator pause` holds it relays nothing, and under
+`migrator throttle --max-rate R` one run relays at most R × RELAY_INTERVAL_S changes (the next
+beat goes on).
 """
 
 from __future__ import annotations
@@ -38,7 +41,14 @@ def relay(es_url: str | None = None, legacy_url: str | None = None) -> int:
     except (MappingError, CaptureError) as exc:
         log.warning("relay not run: %s", exc)
         return 0
-    totals = [r.drain() for r in relays_for(mappings, legacy, container.store, batch_size=settings.relay_batch_size)]
+    from ..phases import LiveControl
+
+    budget = _Budget(LiveControl(container.store, settings.migration_name, poll_s=0.0), settings.relay_interval_s)
+    if (why := budget.control.pause_reason()) is not None:
+        log.info("relay not run: %s", why)
+        return 0
+    totals = [r.drain(before_batch=budget.before_batch)
+              for r in relays_for(mappings, legacy, container.store, batch_size=settings.relay_batch_size)]
     last = max((t.last_event_position or 0 for t in totals), default=0)
     if last:
         publish_appended(settings, last)
@@ -51,6 +61,26 @@ def relay(es_url: str | None = None, legacy_url: str | None = None) -> int:
     for gap in open_gaps(legacy, container.store.engine, [m.declaration for m in mappings]):
         log.warning("%s", gap.warning())
     return sum(t.read for t in totals)
+
+
+class _Budget:
+    """One run's share of the live control: stop at a pause, at most max_rate × interval changes in all."""
+
+    def __init__(self, control: Any, interval_s: float):
+        self.control, self.interval_s, self.used = control, interval_s, 0
+
+    def before_batch(self, batch_size: int) -> int | None:
+        if self.control.pause_reason() is not None:
+            return None
+        rate = self.control.max_rate()
+        if rate is None:
+            return batch_size
+        left = int(rate * self.interval_s) - self.used
+        if left <= 0:
+            return None
+        take = min(batch_size, left)
+        self.used += take
+        return take
 
 
 def _add_beat_entry(sender: Any = None, **_: Any) -> None:

@@ -131,3 +131,23 @@ def test_live_control_looks_at_the_stream_at_most_once_per_poll(db, monkeypatch)
     throttle(store, load(store), 7, "bo")
     now[0] = 3.5
     assert live.max_rate() == 7 and live.throttle_note() == "throttled to 7/s (by bo)" and len(loads) == 2
+
+
+def test_the_celery_relay_task_skips_while_paused_and_relays_max_rate_times_interval(db, monkeypatch):
+    from es_app.settings import get_settings
+    from migrator.relay.tasks import relay as relay_task
+
+    url, engine = db
+    monkeypatch.setenv("RELAY_INTERVAL_S", "2")
+    monkeypatch.setattr("migrator.relay.tasks.publish_appended", lambda *a, **k: None)
+    get_settings.cache_clear()
+    store = EventStore(engine)
+    insert_users(engine, list(range(1, 31)))
+    pause(store, load(store), "maintenance", "bo")
+    assert relay_task(url, url) == 0 and backlog(engine, engine, [USERS]) == 30
+    resume(store, load(store), "bo")
+    throttle(store, load(store), 5, "bo")  # 5/s x 2 s: ten changes per run
+    assert relay_task(url, url) == 10 and backlog(engine, engine, [USERS]) == 20
+    throttle(store, load(store), 0, "bo")
+    assert relay_task(url, url) == 20 and backlog(engine, engine, [USERS]) == 0
+    get_settings.cache_clear()
