@@ -6,7 +6,7 @@ anywhere and any number of times at once: batches lock the table's relay offset,
 event ids derive from changelog ids. The beat runs it every RELAY_INTERVAL_S seconds;
 `migrator relay --follow --wake-workers` sends it on every legacy commit (PostgreSQL LISTEN).
 It obeys the migration's live control: while `migrator pause` holds it relays nothing, and under
-`migrator throttle --max-rate R` one run relays at most R × RELAY_INTERVAL_S changes (the next
+`migrator throttle --max-rate R` one run relays at most R * RELAY_INTERVAL_S changes (the next
 beat goes on).
 """
 
@@ -64,7 +64,7 @@ def relay(es_url: str | None = None, legacy_url: str | None = None) -> int:
 
 
 class _Budget:
-    """One run's share of the live control: stop at a pause, at most max_rate × interval changes in all."""
+    """One run's share of the live control: stop at a pause, at most max_rate * interval changes in all."""
 
     def __init__(self, control: Any, interval_s: float):
         self.control, self.interval_s, self.used = control, interval_s, 0
