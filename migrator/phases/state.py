@@ -43,6 +43,9 @@ RESUMED = "MigrationResumed"  # {}
 THROTTLED = "MigrationThrottled"  # {max_rate: rows or changes per second, None = no cap}
 # written by the shadow-read recorder: {compared, mismatched} more reads compared since the last such event
 SHADOW_READS_RECORDED = "ShadowReadsRecorded"
+# written by `migrator decommission` with its step to `decommissioned`: {archive, manifest_sha256, verify_run,
+# tables: [{table, file, rows, sha256}]}
+LEGACY_DECOMMISSIONED = "LegacyDecommissioned"
 
 
 class Recorded(Protocol):
@@ -95,6 +98,10 @@ class HistoryEntry:
             return "throttle off" if d.get("max_rate") is None else f"throttled to {d['max_rate']:g}/s"
         if self.type == SHADOW_READS_RECORDED:
             return f"shadow reads: {d['compared']} compared, {d['mismatched']} mismatched"
+        if self.type == LEGACY_DECOMMISSIONED:
+            rows = sum(int(t["rows"]) for t in d["tables"])
+            return f"legacy {', '.join(t['table'] for t in d['tables'])} archived to {d['archive']} ({rows:,} rows) " \
+                   "and dropped"
         return self.type
 
     def to_dict(self) -> dict[str, Any]:
@@ -113,6 +120,7 @@ class MigrationState:
     writes: str = "legacy"
     phase_since: datetime | None = None
     reads_since: datetime | None = None  # when reads became `new` (None while they are not)
+    writes_since: datetime | None = None  # when writes became `new` (None while they are not)
     reads_percent: float = 100.0  # the share of users (by key hash) the reads mode applies to; the rest: legacy
     paused: bool = False
     pause_reason: str | None = None
@@ -155,6 +163,8 @@ class MigrationState:
             self.reads = d["mode"]
             self.reads_percent = float(d.get("percent", 100.0))
         elif e.type == WRITES_MODE_CHANGED:
+            if d["mode"] != "new" or self.writes != "new":
+                self.writes_since = e.recorded_at if d["mode"] == "new" else None
             self.writes = d["mode"]
         elif e.type == PAUSED:
             self.paused, self.pause_reason, self.paused_by = True, d.get("reason"), actor
