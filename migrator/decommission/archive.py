@@ -148,7 +148,7 @@ class _Hashing:
 
 def _columns(engine: Engine, table: str) -> tuple[Table, tuple[dict[str, Any], ...]]:
     reflected = Table(table, MetaData(), autoload_with=engine)
-    return reflected, tuple({"name": c.name, "type": str(c.type.compile(engine.dialect)), "nullable": c.nullable}
+    return reflected, tuple({"name": str(c.name), "type": str(c.type.compile(engine.dialect)), "nullable": c.nullable}
                             for c in reflected.columns)
 
 
@@ -187,11 +187,12 @@ def export_table(engine: Engine, table: str, key: str, directory: Path) -> Table
         with open(tmp, "xb") as raw:
             hashing = _Hashing(raw)
             with gzip.GzipFile(filename="", mode="wb", fileobj=hashing, mtime=0) as gz:
+                names = [str(c["name"]) for c in columns]  # plain str keys (orjson refuses str subclasses)
                 q = select(reflected).order_by(reflected.c[key])
                 with engine.connect() as conn:
                     result = conn.execution_options(stream_results=True, yield_per=FETCH_ROWS).execute(q)
                     for row in result:
-                        gz.write(_dump(dict(row._mapping)) + b"\n")
+                        gz.write(_dump(dict(zip(names, row, strict=True))) + b"\n")
                         rows += 1
             raw.flush()
             os.fsync(raw.fileno())

@@ -87,6 +87,8 @@ class Decommission:
 
     def problems(self) -> list[str]:
         """Returns one line per reason the decommission cannot go ahead (empty: it can)."""
+        if self.state.phase == DECOMMISSIONED:
+            return [f"the migration {self.state.name} is already {DECOMMISSIONED}"]
         out = [f"{r.name}: {r.detail}" for r in self.unmet]
         try:
             decommission_ready(self.state, [])
@@ -152,16 +154,17 @@ class Decommission:
             if check(self.directory) != manifest:
                 raise ArchiveError(f"the manifest in {self.directory} does not read back as written")
             return manifest, sha
-        except (OSError, ArchiveError) as exc:
+        except BaseException as exc:
             for path in written:
                 path.unlink(missing_ok=True)
             if created_dir:
                 shutil.rmtree(self.directory, ignore_errors=True)
             if isinstance(exc, ArchiveError):
                 raise ArchiveError(f"{exc}; nothing was dropped") from None
-            where = exc.filename or self.directory
-            raise ArchiveError(f"cannot write the archive in {where}: {exc.strerror or exc}; nothing was "
-                               "dropped") from None
+            if isinstance(exc, OSError):
+                raise ArchiveError(f"cannot write the archive in {exc.filename or self.directory}: "
+                                   f"{exc.strerror or exc}; nothing was dropped") from None
+            raise
 
     def _record(self, archived: dict[str, Any], actor: str) -> MigrationState:
         state = self.state
