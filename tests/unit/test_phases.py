@@ -177,7 +177,8 @@ def test_decommission_needs_a_recent_clean_full_verify_no_backlog_no_lag_and_tim
     assert got["full_verify_clean_recent"][1] == "no --full verify run: run `migrator verify --full`"
     assert got["projections_caught_up"][1].startswith("the projections lag 12 events behind the feed")
     assert got["writes_switched_for"][1] == "reads and writes new for 1,200s (at least 3600s)"
-    assert verdicts("decommissioned", facts(full_verify=FULL, lag=0), switched(NOW - timedelta(hours=3), NOW - timedelta(minutes=20)),
+    assert verdicts("decommissioned", facts(full_verify=FULL, lag=0),
+                    switched(NOW - timedelta(hours=3), NOW - timedelta(minutes=20)),
                     Thresholds(writes_switched_min_s=1200))["writes_switched_for"][0]
 
 
