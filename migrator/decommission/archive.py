@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
-from sqlalchemy import Engine, MetaData, Table, func, select
+from sqlalchemy import Engine, MetaData, Table, column, func, select
+from sqlalchemy import table as table_clause
 
 MANIFEST = "manifest.json"
 FORMAT = "migrator-archive/1"
@@ -146,9 +147,9 @@ class _Hashing:
         self.raw.flush()
 
 
-def _columns(engine: Engine, table: str) -> tuple[Table, tuple[dict[str, Any], ...]]:
+def _columns(engine: Engine, table: str) -> tuple[dict[str, Any], ...]:
     reflected = Table(table, MetaData(), autoload_with=engine)
-    return reflected, tuple({"name": str(c.name), "type": str(c.type.compile(engine.dialect)), "nullable": c.nullable}
+    return tuple({"name": str(c.name), "type": str(c.type.compile(engine.dialect)), "nullable": c.nullable}
                             for c in reflected.columns)
 
 
@@ -178,8 +179,9 @@ def _rename(tmp: Path, final: Path) -> None:
 
 def export_table(engine: Engine, table: str, key: str, directory: Path) -> TableArchive:
     """Returns the entry of `table` once written to `<directory>/<table>.jsonl.gz`: the rows in key order, read
-    in one statement (one snapshot) and streamed, never held in memory at once."""
-    reflected, columns = _columns(engine, table)
+    in one statement (one snapshot) and streamed, never held in memory at once. Values are the driver's, not
+    converted by reflected column types (SQLite's declared types need not match what a row holds)."""
+    columns = _columns(engine, table)
     final = directory / archive_file(table)
     tmp = _temporary(directory, final.name)
     rows = 0
@@ -188,7 +190,8 @@ def export_table(engine: Engine, table: str, key: str, directory: Path) -> Table
             hashing = _Hashing(raw)
             with gzip.GzipFile(filename="", mode="wb", fileobj=hashing, mtime=0) as gz:
                 names = [str(c["name"]) for c in columns]  # plain str keys (orjson refuses str subclasses)
-                q = select(reflected).order_by(reflected.c[key])
+                source = table_clause(table, *(column(n) for n in names))  # untyped: the driver's values
+                q = select(source).order_by(source.c[key])
                 with engine.connect() as conn:
                     result = conn.execution_options(stream_results=True, yield_per=FETCH_ROWS).execute(q)
                     for row in result:

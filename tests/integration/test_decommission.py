@@ -9,7 +9,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import MetaData, Table, inspect, select, text
+from sqlalchemy import inspect, text
 
 from es_app.bootstrap import engine_for
 from es_app.store import EventStore
@@ -95,11 +95,10 @@ def legacy_state(url: str) -> tuple[bool, bool, bool]:
 
 
 def table_rows(url: str) -> list[dict]:
-    engine = engine_for(url)
-    users = Table("users", MetaData(), autoload_with=engine)
-    with engine.connect() as conn:
+    """Returns the users rows as the driver reads them (JSON-safe), in id order."""
+    with engine_for(url).connect() as conn:
         return [{k: json_safe(v) for k, v in row._mapping.items()}
-                for row in conn.execute(select(users).order_by(users.c.id))]
+                for row in conn.execute(text("SELECT * FROM users ORDER BY id"))]
 
 
 def test_the_guards_refuse_with_every_unmet_one_listed(url, capsys, tmp_path):
@@ -284,3 +283,35 @@ def test_decommission_answers_help(capsys):
     assert main(["decommission", "--help"]) == 0
     out = capsys.readouterr().out
     assert all(flag in out for flag in ("--archive", "--dry-run", "--confirm", "--actor", "--es-url"))
+
+
+def test_another_captured_table_keeps_the_changelog_and_its_triggers(new_database_url, tmp_path):
+    from es_app.store import make_engine
+    from migrator.capture import history
+    from migrator.decommission.archive import export_table
+    from tests.accounts import accounts_mapping, create_accounts
+
+    engine = make_engine(new_database_url("two"))
+    create_accounts(engine)
+    capture.install(engine, [accounts_mapping(), USERS])
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO accounts (code, owner_email, title, enabled, balance, secret, opened_at, "
+                          "touched_at) VALUES (:c, 'o@example.org', 'T', TRUE, :b, NULL, :t, :t)"),
+                     [{"c": "b-2", "b": "10.50", "t": T}, {"c": "a-1", "b": None, "t": T}])
+    add_users(engine.url.render_as_string(hide_password=False), range(1, 3))
+    entry = export_table(engine, "accounts", "code", tmp_path)
+    rows = list(read_rows(tmp_path, "accounts"))
+    assert entry.rows == 2 and [r["code"] for r in rows] == ["a-1", "b-2"]  # in key order
+    assert float(rows[1]["balance"]) == 10.5 and rows[1]["secret"] is None  # SQLite: a REAL; PostgreSQL: exact
+    assert datetime.fromisoformat(rows[1]["opened_at"]) == T
+
+    done = drop_module.drop(engine, {"accounts": entry.rows})
+    assert done.keep_changelog == ("users",)
+    assert done.changelog == ["DELETE FROM migrator_changelog WHERE table_name IN ('accounts')"]
+    st = capture.status(engine, [USERS])
+    assert st.changelog and st.tables[0].installed and st.tables[0].changes == 2
+    with engine.connect() as conn:
+        assert not inspect(conn).has_table("accounts")
+        assert conn.execute(text("SELECT count(*) FROM migrator_changelog WHERE table_name = 'accounts'")).scalar() == 0
+        assert history.table_state(conn, "accounts") == "removed"
+    engine.dispose()
