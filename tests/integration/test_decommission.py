@@ -15,7 +15,7 @@ from es_app.bootstrap import engine_for
 from es_app.store import EventStore
 from migrator.capture import changelog as capture
 from migrator.cli import main
-from migrator.decommission import MANIFEST, json_safe, read_rows
+from migrator.decommission import MANIFEST, json_safe, read_rows, restore
 from migrator.decommission import drop as drop_module
 from migrator.decommission import run as run_module
 from migrator.mapping import USERS
@@ -99,6 +99,16 @@ def table_rows(url: str) -> list[dict]:
     with engine_for(url).connect() as conn:
         return [{k: json_safe(v) for k, v in row._mapping.items()}
                 for row in conn.execute(text("SELECT * FROM users ORDER BY id"))]
+
+
+def same_values(row: dict) -> dict:
+    """Returns a users row with its timestamps as UTC datetimes and its flag as a bool: what SQLite's text and
+    0/1 mean, so a restored row compares with the original on either backend."""
+    def when(v):
+        t = datetime.fromisoformat(v)
+        return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    return {**row, "created_at": when(row["created_at"]), "updated_at": when(row["updated_at"]),
+            "is_active": bool(row["is_active"])}
 
 
 def test_the_guards_refuse_with_every_unmet_one_listed(url, capsys, tmp_path):
@@ -198,6 +208,9 @@ def test_confirm_archives_then_drops_and_records_the_step(url, capsys, tmp_path,
     assert event.data["manifest_sha256"] == hashlib.sha256((archive / MANIFEST).read_bytes()).hexdigest()
     code, _, err = cli(capsys, url, "rollback")
     assert code == 1 and "there is no rolling back" in err
+
+    assert restore(engine_for(url), archive) == {"users": 25}  # the recipe of docs/decommission.md
+    assert [same_values(r) for r in table_rows(url)] == [same_values(r) for r in before]
     code, _, err = cli(capsys, url, "decommission", "--archive", str(tmp_path / "again"), "--confirm")
     assert code == 1 and err.strip() == "error: cannot decommission: the migration users is already decommissioned"
 
