@@ -202,6 +202,7 @@ def test_confirm_archives_then_drops_and_records_the_step(url, capsys, tmp_path,
     assert (st.phase, st.reads, st.writes) == ("decommissioned", "new", "new")
     [event] = [e for e in store.read_stream(stream_id("users")) if e.type == "LegacyDecommissioned"]
     assert event.metadata["actor"] == "ana"
+    assert st.history[-2].summary() == f"legacy users archived to {archive.absolute()} (25 rows) and dropped"
     assert event.data["archive"] == str(archive.absolute()) and event.data["verify_run"] == run_id
     assert event.data["tables"] == [{"table": "users", "file": "users.jsonl.gz", "rows": 25,
                                      "sha256": entry["sha256"]}]
