@@ -227,10 +227,10 @@ def writes_switched_long_enough(facts: Facts, state: MigrationState, limits: Thr
     if state.reads != "new" or state.writes != "new" or state.reads_percent != 100.0:
         share = "" if state.reads_percent == 100.0 else f" for {state.reads_percent:g}% of users"
         return GuardResult(name, False, f"reads are {state.reads}{share}, writes {state.writes}: both must be new")
-    since = [t for t in (state.reads_since, state.writes_since) if t is not None]
-    age = _age_s(facts, max(since)) if since else 0.0  # None: switched in this very advance
-    return GuardResult(name, (age or 0.0) >= limits.writes_switched_min_s,
-                       f"reads and writes new for {age or 0.0:,.0f}s (at least {limits.writes_switched_min_s:g}s)")
+    since = max((t for t in (state.reads_since, state.writes_since) if t is not None), default=None)
+    age = max(_age_s(facts, since) or 0.0, 0.0)  # None: switched in this very advance
+    return GuardResult(name, age >= limits.writes_switched_min_s,
+                       f"reads and writes new for {age:,.0f}s (at least {limits.writes_switched_min_s:g}s)")
 
 
 Guard = Callable[[Facts, MigrationState, Thresholds], GuardResult]
