@@ -329,3 +329,24 @@ def test_another_captured_table_keeps_the_changelog_and_its_triggers(new_databas
         assert conn.execute(text("SELECT count(*) FROM migrator_changelog WHERE table_name = 'accounts'")).scalar() == 0
         assert history.table_state(conn, "accounts") == "removed"
     engine.dispose()
+
+
+def test_a_migration_changed_while_archiving_drops_nothing(url, capsys, tmp_path, settings_env, monkeypatch):
+    from migrator.phases import pause
+
+    settings_env("WRITES_SWITCHED_MIN_S", "0")
+    migrated(capsys, url)
+    real_export = run_module.export_table
+
+    def export_while_paused(engine, table, key, directory):
+        store = EventStore(engine_for(url))
+        pause(store, load(store), "someone else", "bo")
+        return real_export(engine, table, key, directory)
+
+    monkeypatch.setattr(run_module, "export_table", export_while_paused)
+    archive = tmp_path / "archive"
+    code, _, err = cli(capsys, url, "decommission", "--archive", str(archive), "--confirm")
+    assert code == 1 and err.strip() == (f"error: the migration users changed while archiving: nothing was dropped "
+                                         f"(the archive stays in {archive}); see `migrator status`")
+    assert legacy_state(url) == (True, True, True) and (archive / MANIFEST).exists()
+    assert load(EventStore(engine_for(url))).phase == "writes_switched"
