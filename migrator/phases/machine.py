@@ -151,6 +151,40 @@ def _stepped(state: MigrationState, phase: str) -> MigrationState:
                                history=list(state.history))
 
 
+def rollback(store: EventStore, state: MigrationState, to: str | None, actor: str) -> MigrationState:
+    """Returns the state after rolling back to `to` (default: the previous phase): the phase step and the
+    reads/writes modes of the phase rolled back to. Capture, relay and backfill stay as they are."""
+    if PHASES.index(state.phase) > PHASES.index(LAST_REVERSIBLE):
+        raise PhaseError(f"the migration {state.name} is {state.phase}: there is no rolling back")
+    target = to if to is not None else state.previous_phase
+    if target is None:
+        raise PhaseError(f"the migration {state.name} is {state.phase}, the first phase: nothing to roll back")
+    if PHASES.index(target) >= PHASES.index(state.phase):
+        raise PhaseError(f"the migration {state.name} is {state.phase}: {target} is not behind it")
+    events = [*_mode_events(state, target), (PHASE_ROLLED_BACK, {"from": state.phase, "to": target})]
+    return _record(store, state, events, actor)
+
+
+def pause(store: EventStore, state: MigrationState, reason: str, actor: str) -> MigrationState:
+    """Returns the state once paused: running backfills and relays wait until `resume`."""
+    if state.paused:
+        raise PhaseError(f"the migration {state.name} is already paused: {state.pause_note()}")
+    return _record(store, state, [(PAUSED, {"reason": reason})], actor)
+
+
+def resume(store: EventStore, state: MigrationState, actor: str) -> MigrationState:
+    """Returns the state once resumed."""
+    if not state.paused:
+        raise PhaseError(f"the migration {state.name} is not paused")
+    return _record(store, state, [(RESUMED, {})], actor)
+
+
+def throttle(store: EventStore, state: MigrationState, max_rate: float | None, actor: str) -> MigrationState:
+    """Returns the state with the rate cap of running backfills and relays set (None or 0: no cap)."""
+    rate = max_rate if max_rate else None
+    return _record(store, state, [(THROTTLED, {"max_rate": rate})], actor)
+
+
 def decommission_ready(state: MigrationState, results: Sequence[GuardResult]) -> None:
     """Raises PhaseError unless the migration can step to `decommissioned` now: it is `writes_switched` and every
     guard of the step is met (GuardsUnmet lists the unmet ones); returns None otherwise."""
@@ -184,37 +218,3 @@ def decommission(store: EventStore, state: MigrationState, results: Sequence[Gua
     events += [(LEGACY_DECOMMISSIONED, dict(archived)),
                (PHASE_ADVANCED, {"from": state.phase, "to": DECOMMISSIONED, "forced": False})]
     return _record(store, state, events, actor)
-
-
-def rollback(store: EventStore, state: MigrationState, to: str | None, actor: str) -> MigrationState:
-    """Returns the state after rolling back to `to` (default: the previous phase): the phase step and the
-    reads/writes modes of the phase rolled back to. Capture, relay and backfill stay as they are."""
-    if PHASES.index(state.phase) > PHASES.index(LAST_REVERSIBLE):
-        raise PhaseError(f"the migration {state.name} is {state.phase}: there is no rolling back")
-    target = to if to is not None else state.previous_phase
-    if target is None:
-        raise PhaseError(f"the migration {state.name} is {state.phase}, the first phase: nothing to roll back")
-    if PHASES.index(target) >= PHASES.index(state.phase):
-        raise PhaseError(f"the migration {state.name} is {state.phase}: {target} is not behind it")
-    events = [*_mode_events(state, target), (PHASE_ROLLED_BACK, {"from": state.phase, "to": target})]
-    return _record(store, state, events, actor)
-
-
-def pause(store: EventStore, state: MigrationState, reason: str, actor: str) -> MigrationState:
-    """Returns the state once paused: running backfills and relays wait until `resume`."""
-    if state.paused:
-        raise PhaseError(f"the migration {state.name} is already paused: {state.pause_note()}")
-    return _record(store, state, [(PAUSED, {"reason": reason})], actor)
-
-
-def resume(store: EventStore, state: MigrationState, actor: str) -> MigrationState:
-    """Returns the state once resumed."""
-    if not state.paused:
-        raise PhaseError(f"the migration {state.name} is not paused")
-    return _record(store, state, [(RESUMED, {})], actor)
-
-
-def throttle(store: EventStore, state: MigrationState, max_rate: float | None, actor: str) -> MigrationState:
-    """Returns the state with the rate cap of running backfills and relays set (None or 0: no cap)."""
-    rate = max_rate if max_rate else None
-    return _record(store, state, [(THROTTLED, {"max_rate": rate})], actor)

@@ -35,6 +35,9 @@ PHASE_ADVANCED = "PhaseAdvanced"  # {from, to, forced}
 PHASE_ROLLED_BACK = "PhaseRolledBack"  # {from, to}
 GUARD_PASSED = "GuardPassed"  # {phase, name, detail}
 GUARD_FAILED = "GuardFailed"  # {phase, name, detail}
+# written by `migrator decommission` with its step to `decommissioned`: {archive, manifest_sha256, verify_run,
+# tables: [{table, file, rows, sha256}]}
+LEGACY_DECOMMISSIONED = "LegacyDecommissioned"
 ADVANCE_FORCED = "AdvanceForced"  # {from, to, reason, unmet: [guard names]}
 READS_MODE_CHANGED = "ReadsModeChanged"  # {mode, previous, percent (of users by key hash; absent = 100)}
 WRITES_MODE_CHANGED = "WritesModeChanged"  # {mode, previous}
@@ -43,9 +46,6 @@ RESUMED = "MigrationResumed"  # {}
 THROTTLED = "MigrationThrottled"  # {max_rate: rows or changes per second, None = no cap}
 # written by the shadow-read recorder: {compared, mismatched} more reads compared since the last such event
 SHADOW_READS_RECORDED = "ShadowReadsRecorded"
-# written by `migrator decommission` with its step to `decommissioned`: {archive, manifest_sha256, verify_run,
-# tables: [{table, file, rows, sha256}]}
-LEGACY_DECOMMISSIONED = "LegacyDecommissioned"
 
 
 class Recorded(Protocol):
@@ -85,6 +85,10 @@ class HistoryEntry:
             return f"guard {d['name']} of {d['phase']} {verdict}: {d['detail']}"
         if self.type == ADVANCE_FORCED:
             return f"forced {d['from']} → {d['to']} past {', '.join(d['unmet']) or 'no unmet guard'}: {d['reason']}"
+        if self.type == LEGACY_DECOMMISSIONED:
+            rows = sum(int(t["rows"]) for t in d["tables"])
+            return f"legacy {', '.join(t['table'] for t in d['tables'])} archived to {d['archive']} ({rows:,} rows) " \
+                   "and dropped"
         if self.type == READS_MODE_CHANGED:
             share = "" if float(d.get("percent", 100.0)) == 100.0 else f" for {float(d['percent']):g}% of users"
             return f"reads {d['previous']} → {d['mode']}{share}"
@@ -98,10 +102,6 @@ class HistoryEntry:
             return "throttle off" if d.get("max_rate") is None else f"throttled to {d['max_rate']:g}/s"
         if self.type == SHADOW_READS_RECORDED:
             return f"shadow reads: {d['compared']} compared, {d['mismatched']} mismatched"
-        if self.type == LEGACY_DECOMMISSIONED:
-            rows = sum(int(t["rows"]) for t in d["tables"])
-            return f"legacy {', '.join(t['table'] for t in d['tables'])} archived to {d['archive']} ({rows:,} rows) " \
-                   "and dropped"
         return self.type
 
     def to_dict(self) -> dict[str, Any]:
