@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     reads_switched_min_s: float = Field(default=3600.0, ge=0)  # writes_switched: reads switched this long
     relay_max_idle_s: float = Field(default=60.0, gt=0)  # dual_write: the relay's offset moved this recently
                                                          # while changes wait
+    writes_switched_min_s: float = Field(default=3600.0, ge=0)  # decommissioned: reads and writes `new` this long
 
     @property
     def embedded(self) -> bool:

@@ -12,7 +12,17 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
-from migrator.phases import PHASES, GuardResult, GuardsUnmet, MigrationState, PhaseError, Thresholds, guards_for
+from migrator.phases import (
+    DECOMMISSIONED,
+    PHASES,
+    DecommissionByCommand,
+    GuardResult,
+    GuardsUnmet,
+    MigrationState,
+    PhaseError,
+    Thresholds,
+    guards_for,
+)
 
 from .common import CliError, EsUrl, LegacyUrl, MappingFile, console, err_console, es_container, legacy_and_mappings
 
@@ -141,6 +151,12 @@ def advance(ctx: typer.Context,
             err_console.print(Text.assemble(("error:", "red"), f" cannot advance to {exc.phase}: {r.name}: {r.detail}"),
                               highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
+    except DecommissionByCommand as exc:  # the guards are still listed, then where to go
+        for r in m.guards_of()(DECOMMISSIONED, m.state):
+            if not r.ok:
+                err_console.print(Text.assemble(("error:", "red"), f" cannot advance to {DECOMMISSIONED}: {r.name}: "
+                                                f"{r.detail}"), highlight=False, soft_wrap=True)
+        raise CliError(str(exc)) from None
     except PhaseError as exc:
         raise CliError(str(exc)) from None
     forced = " (forced)" if any(h.type == "AdvanceForced" for h in after.history[len(before.history):]) else ""

@@ -3,14 +3,19 @@
 from .control import LiveControl
 from .guards import GUARDS, Facts, GuardResult, RelayFacts, Thresholds, guards_for
 from .machine import (
+    DECOMMISSIONED,
     DEFAULT_NAME,
+    DecommissionByCommand,
     GuardsUnmet,
     MigrationChanged,
     PhaseError,
     advance,
     advance_target,
+    decommission,
+    decommission_ready,
     load,
     pause,
+    record_refusal,
     resume,
     rollback,
     stream_id,
@@ -19,7 +24,8 @@ from .machine import (
 from .state import PHASE_MODES, PHASES, HistoryEntry, MigrationState, fold
 
 __all__ = [
-    "DEFAULT_NAME", "GUARDS", "PHASES", "PHASE_MODES", "Facts", "GuardResult", "GuardsUnmet", "HistoryEntry",
-    "LiveControl", "MigrationChanged", "MigrationState", "PhaseError", "RelayFacts", "Thresholds", "advance",
-    "advance_target", "fold", "guards_for", "load", "pause", "resume", "rollback", "stream_id", "throttle",
+    "DECOMMISSIONED", "DEFAULT_NAME", "GUARDS", "PHASES", "PHASE_MODES", "DecommissionByCommand", "Facts",
+    "GuardResult", "GuardsUnmet", "HistoryEntry", "LiveControl", "MigrationChanged", "MigrationState", "PhaseError",
+    "RelayFacts", "Thresholds", "advance", "advance_target", "decommission", "decommission_ready", "fold",
+    "guards_for", "load", "pause", "record_refusal", "resume", "rollback", "stream_id", "throttle",
 ]

@@ -1,20 +1,26 @@
 """Gathering what the guards and `migrator status` read, from the areas that own it: capture status,
-relay offsets and backlog, backfill runs, stored verify runs, and the shadow-read counts."""
+relay offsets and backlog, backfill runs, stored verify runs (the newest clean one, the newest `--full` one),
+the projections' lag, and the shadow-read counts."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import types
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
+
+from es_app.projections import projection_status
+from es_app.store import EventStore
 
 from ..backfill.runs import load_run
 from ..capture import changelog as capture
 from ..capture.offsets import get_state, offset_name
 from ..mapping import TableMapping
 from ..relay.runner import backlog
-from ..verify.runs import latest, latest_clean
+from ..verify.runs import latest, latest_clean, load, verify_runs
 from .guards import Facts, RelayFacts
 from .state import MigrationState
 
@@ -42,7 +48,25 @@ def gather(legacy: Engine, es: Engine, mappings: Sequence[TableMapping], state: 
             run = load_run(conn, m.table)
             backfill[m.table] = "never" if run is None else run.status
     return Facts(now or datetime.now(UTC), tables, st.changelog, {t.table: t.installed for t in st.tables},
-                 relay, backfill, latest_clean(es, tables), shadow_counts(state))
+                 relay, backfill, latest_clean(es, tables), shadow_counts(state), latest_full(es, tables),
+                 projection_lag(es))
+
+
+def latest_full(es: Engine, tables: Iterable[str]) -> dict[str, Any] | None:
+    """Returns the document of the newest `--full` verify run (clean or not) that covered every one of
+    `tables`, or None when there is none."""
+    wanted = set(tables)
+    q = select(verify_runs.c.id, verify_runs.c.tables, verify_runs.c.options).order_by(verify_runs.c.id.desc())
+    with es.connect() as conn:
+        found = next((run_id for run_id, names, options in conn.execute(q)
+                      if json.loads(options).get("full") and wanted <= set(names.split(","))), None)
+    return None if found is None else load(es, found)
+
+
+def projection_lag(es: Engine) -> int:
+    """Returns how many events the most-behind projection checkpoint lags the feed's head."""
+    feed = types.SimpleNamespace(store=EventStore(es), engine=es)
+    return max((s.lag for s in projection_status(feed)), default=0)
 
 
 def last_verify(es: Engine) -> dict[str, Any] | None:

@@ -29,13 +29,14 @@ class GuardResult:
 @dataclasses.dataclass(frozen=True)
 class Thresholds:
     """The guards' limits (settings: VERIFY_MAX_AGE_S, SHADOW_MAX_MISMATCH_RATE, SHADOW_MIN_COMPARED,
-    READS_SWITCHED_MIN_S, RELAY_MAX_IDLE_S; see docs/runbook.md)."""
+    READS_SWITCHED_MIN_S, RELAY_MAX_IDLE_S, WRITES_SWITCHED_MIN_S; see docs/runbook.md, docs/decommission.md)."""
 
     verify_max_age_s: float = 3600.0
     shadow_max_mismatch_rate: float = 0.001
     shadow_min_compared: int = 1000
     reads_switched_min_s: float = 3600.0
     relay_max_idle_s: float = 60.0
+    writes_switched_min_s: float = 3600.0
 
     @classmethod
     def from_settings(cls, settings: Any) -> Thresholds:
@@ -43,7 +44,8 @@ class Thresholds:
                    shadow_max_mismatch_rate=settings.shadow_max_mismatch_rate,
                    shadow_min_compared=settings.shadow_min_compared,
                    reads_switched_min_s=settings.reads_switched_min_s,
-                   relay_max_idle_s=settings.relay_max_idle_s)
+                   relay_max_idle_s=settings.relay_max_idle_s,
+                   writes_switched_min_s=settings.writes_switched_min_s)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +70,8 @@ class Facts:
     backfill: dict[str, str]  # table -> the stored run's status ("never" when none ran)
     verify: dict[str, Any] | None  # the newest clean verify run's document covering the tables (None: none)
     shadow: tuple[int, int] | None  # (compared, mismatched) since shadow reads began; None: none recorded
+    full_verify: dict[str, Any] | None = None  # the newest `--full` verify run covering the tables, clean or not
+    lag: int | None = None  # events the most-behind projection lags the feed's head (None: not read)
 
     @property
     def backlog(self) -> int | None:
@@ -189,9 +193,44 @@ def reads_switched_long_enough(facts: Facts, state: MigrationState, limits: Thre
                        f"reads switched {age:,.0f}s ago (at least {limits.reads_switched_min_s:g}s)")
 
 
-def decommission_checks(facts: Facts, state: MigrationState, limits: Thresholds) -> GuardResult:
-    """The decommission's own checks; they do not exist yet, so this guard is never met."""
-    return GuardResult("decommission_checks", False, "decommission is not available yet")
+def full_verify_clean_recent(facts: Facts, state: MigrationState, limits: Thresholds) -> GuardResult:
+    """The newest `--full` verify covering the tables is clean and finished at most VERIFY_MAX_AGE_S ago
+    (a sampled verify does not count; a newer dirty full verify makes it unmet)."""
+    name, doc = "full_verify_clean_recent", facts.full_verify
+    if doc is None:
+        return GuardResult(name, False, "no --full verify run: run `migrator verify --full`")
+    run = f"--full verify run {doc.get('id', '?')}"
+    if not doc.get("clean"):
+        return GuardResult(name, False, f"the latest {run} is not clean: repair, then run `migrator verify --full`")
+    age = _age_s(facts, _when(doc.get("finished_at")))
+    if age is None:
+        return GuardResult(name, False, f"{run} has no finish time")
+    if age > limits.verify_max_age_s:
+        return GuardResult(name, False, f"the latest {run} is {age:,.0f}s old (at most {limits.verify_max_age_s:g}s): "
+                                        "run `migrator verify --full`")
+    return GuardResult(name, True, f"{run} clean, {max(age, 0):,.0f}s old")
+
+
+def projections_caught_up(facts: Facts, state: MigrationState, limits: Thresholds) -> GuardResult:
+    """Every projection checkpoint is at the feed's head (lag 0)."""
+    if facts.lag is None:
+        return GuardResult("projections_caught_up", False, "the projection lag was not read")
+    if facts.lag:
+        return GuardResult("projections_caught_up", False, f"the projections lag {facts.lag:,} events behind the "
+                                                           "feed: run `migrator projections run` or start a worker")
+    return GuardResult("projections_caught_up", True, "every projection is at the feed's head")
+
+
+def writes_switched_long_enough(facts: Facts, state: MigrationState, limits: Thresholds) -> GuardResult:
+    """Reads and writes have both been `new` for at least WRITES_SWITCHED_MIN_S (writes switch after reads)."""
+    name = "writes_switched_for"
+    if state.reads != "new" or state.writes != "new" or state.reads_percent != 100.0:
+        share = "" if state.reads_percent == 100.0 else f" for {state.reads_percent:g}% of users"
+        return GuardResult(name, False, f"reads are {state.reads}{share}, writes {state.writes}: both must be new")
+    since = max((t for t in (state.reads_since, state.writes_since) if t is not None), default=None)
+    age = max(_age_s(facts, since) or 0.0, 0.0)  # None: switched in this very advance
+    return GuardResult(name, age >= limits.writes_switched_min_s,
+                       f"reads and writes new for {age:,.0f}s (at least {limits.writes_switched_min_s:g}s)")
 
 
 Guard = Callable[[Facts, MigrationState, Thresholds], GuardResult]
@@ -203,7 +242,8 @@ GUARDS: dict[str, tuple[Guard, ...]] = {
     "shadow_reads": (verify_clean_recent,),
     "reads_switched": (verify_clean_recent, shadow_mismatch_rate),
     "writes_switched": (reads_switched_long_enough,),
-    "decommissioned": (decommission_checks,),
+    "decommissioned": (full_verify_clean_recent, relay_backlog_empty, projections_caught_up,
+                       writes_switched_long_enough),
 }
 
 

@@ -21,6 +21,7 @@ from .state import (
     GUARD_FAILED,
     GUARD_PASSED,
     LAST_REVERSIBLE,
+    LEGACY_DECOMMISSIONED,
     PAUSED,
     PHASE_ADVANCED,
     PHASE_MODES,
@@ -35,6 +36,7 @@ from .state import (
 )
 
 DEFAULT_NAME = "users"
+DECOMMISSIONED = PHASES[-1]  # reached only through `decommission`, never `advance`
 SOURCE = "migrator"
 
 
@@ -52,6 +54,14 @@ class GuardsUnmet(PhaseError):
     def __init__(self, phase: str, unmet: Sequence[GuardResult]):
         super().__init__(f"cannot advance to {phase}: {len(unmet)} guard(s) unmet")
         self.phase, self.unmet = phase, list(unmet)
+
+
+class DecommissionByCommand(PhaseError):
+    """`decommissioned` is not reached by `advance`: `migrator decommission` archives the legacy table first."""
+
+    def __init__(self, name: str):
+        super().__init__(f"the migration {name} reaches {DECOMMISSIONED} only through `migrator decommission "
+                         "--archive DIR` (it archives the legacy table before dropping it); see `migrator plan`")
 
 
 def stream_id(name: str) -> str:
@@ -105,9 +115,12 @@ def advance(store: EventStore, state: MigrationState, to: str | None,
     Returns the new state. All or nothing: when a step's guards are not all met and there is
     no `force_reason`, no step is taken, the verdicts checked so far are recorded and
     GuardsUnmet is raised; with a reason, the force is recorded with it and the unmet guards'
-    names, and the steps are taken.
+    names, and the steps are taken. A step into `decommissioned` is refused, even forced
+    (DecommissionByCommand): `decommission` takes it once the legacy tables are archived.
     """
     target = advance_target(state, to)
+    if target == DECOMMISSIONED:
+        raise DecommissionByCommand(state.name)
     events: list[tuple[str, dict[str, Any]]] = []
     current = state
     for phase in PHASES[PHASES.index(state.phase) + 1:PHASES.index(target) + 1]:
@@ -134,6 +147,7 @@ def _stepped(state: MigrationState, phase: str) -> MigrationState:
     reads, writes = PHASE_MODES[phase]
     return dataclasses.replace(state, phase=phase, reads=reads, writes=writes,
                                reads_since=state.reads_since if reads == "new" == state.reads else None,
+                               writes_since=state.writes_since if writes == "new" == state.writes else None,
                                history=list(state.history))
 
 
@@ -169,3 +183,38 @@ def throttle(store: EventStore, state: MigrationState, max_rate: float | None, a
     """Returns the state with the rate cap of running backfills and relays set (None or 0: no cap)."""
     rate = max_rate if max_rate else None
     return _record(store, state, [(THROTTLED, {"max_rate": rate})], actor)
+
+
+def decommission_ready(state: MigrationState, results: Sequence[GuardResult]) -> None:
+    """Raises PhaseError unless the migration can step to `decommissioned` now: it is `writes_switched` and every
+    guard of the step is met (GuardsUnmet lists the unmet ones); returns None otherwise."""
+    if state.phase == DECOMMISSIONED:
+        raise PhaseError(f"the migration {state.name} is already {DECOMMISSIONED}")
+    unmet = [r for r in results if not r.ok]
+    if unmet:
+        raise GuardsUnmet(DECOMMISSIONED, unmet)
+    if state.phase != LAST_REVERSIBLE:
+        raise PhaseError(f"the migration {state.name} is {state.phase}: decommission follows {LAST_REVERSIBLE} "
+                         "(see `migrator plan`)")
+
+
+def record_refusal(store: EventStore, state: MigrationState, results: Sequence[GuardResult],
+                   actor: str) -> MigrationState:
+    """Returns the state after recording the verdicts of a refused decommission (as a refused advance does)."""
+    return _record(store, state, [(GUARD_PASSED if r.ok else GUARD_FAILED,
+                                   {"phase": DECOMMISSIONED, "name": r.name, "detail": r.detail}) for r in results],
+                   actor)
+
+
+def decommission(store: EventStore, state: MigrationState, results: Sequence[GuardResult], archived: dict[str, Any],
+                 actor: str) -> MigrationState:
+    """Returns the state after the step to `decommissioned`: the guards' verdicts, a LegacyDecommissioned event
+    carrying `archived` (archive, manifest_sha256, verify_run, tables: [{table, file, rows, sha256}]) and the
+    phase step. `decommission_ready` must hold (PhaseError otherwise); `migrator.decommission` calls this
+    only once the legacy table is archived and dropped."""
+    decommission_ready(state, results)
+    events: list[tuple[str, dict[str, Any]]] = [
+        (GUARD_PASSED, {"phase": DECOMMISSIONED, "name": r.name, "detail": r.detail}) for r in results]
+    events += [(LEGACY_DECOMMISSIONED, dict(archived)),
+               (PHASE_ADVANCED, {"from": state.phase, "to": DECOMMISSIONED, "forced": False})]
+    return _record(store, state, events, actor)

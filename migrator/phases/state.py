@@ -35,6 +35,9 @@ PHASE_ADVANCED = "PhaseAdvanced"  # {from, to, forced}
 PHASE_ROLLED_BACK = "PhaseRolledBack"  # {from, to}
 GUARD_PASSED = "GuardPassed"  # {phase, name, detail}
 GUARD_FAILED = "GuardFailed"  # {phase, name, detail}
+# written by `migrator decommission` with its step to `decommissioned`: {archive, manifest_sha256, verify_run,
+# tables: [{table, file, rows, sha256}]}
+LEGACY_DECOMMISSIONED = "LegacyDecommissioned"
 ADVANCE_FORCED = "AdvanceForced"  # {from, to, reason, unmet: [guard names]}
 READS_MODE_CHANGED = "ReadsModeChanged"  # {mode, previous, percent (of users by key hash; absent = 100)}
 WRITES_MODE_CHANGED = "WritesModeChanged"  # {mode, previous}
@@ -82,6 +85,10 @@ class HistoryEntry:
             return f"guard {d['name']} of {d['phase']} {verdict}: {d['detail']}"
         if self.type == ADVANCE_FORCED:
             return f"forced {d['from']} → {d['to']} past {', '.join(d['unmet']) or 'no unmet guard'}: {d['reason']}"
+        if self.type == LEGACY_DECOMMISSIONED:
+            rows = sum(int(t["rows"]) for t in d["tables"])
+            return f"legacy {', '.join(t['table'] for t in d['tables'])} archived to {d['archive']} ({rows:,} rows) " \
+                   "and dropped"
         if self.type == READS_MODE_CHANGED:
             share = "" if float(d.get("percent", 100.0)) == 100.0 else f" for {float(d['percent']):g}% of users"
             return f"reads {d['previous']} → {d['mode']}{share}"
@@ -113,6 +120,7 @@ class MigrationState:
     writes: str = "legacy"
     phase_since: datetime | None = None
     reads_since: datetime | None = None  # when reads became `new` (None while they are not)
+    writes_since: datetime | None = None  # when writes became `new` (None while they are not)
     reads_percent: float = 100.0  # the share of users (by key hash) the reads mode applies to; the rest: legacy
     paused: bool = False
     pause_reason: str | None = None
@@ -155,6 +163,8 @@ class MigrationState:
             self.reads = d["mode"]
             self.reads_percent = float(d.get("percent", 100.0))
         elif e.type == WRITES_MODE_CHANGED:
+            if d["mode"] != "new" or self.writes != "new":
+                self.writes_since = e.recorded_at if d["mode"] == "new" else None
             self.writes = d["mode"]
         elif e.type == PAUSED:
             self.paused, self.pause_reason, self.paused_by = True, d.get("reason"), actor

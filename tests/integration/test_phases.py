@@ -73,7 +73,7 @@ def test_a_walk_through_the_guards_to_reads_switched_and_back(url, capsys):
     assert code == 0 and "legacy → dual_write" in out
 
     code, out, _ = cli(capsys, url, "plan")
-    assert code == 0 and "backfill_finished" in out and "decommission is not available yet" in out
+    assert code == 0 and "backfill_finished" in out and "full_verify_clean_recent: no --full verify run" in out
     plan = json.loads(cli(capsys, url, "plan", "--json")[1])
     assert [s["phase"] for s in plan["steps"]] == ["backfilled", "shadow_reads", "reads_switched",
                                                    "writes_switched", "decommissioned"]
@@ -153,18 +153,22 @@ def test_force_needs_a_reason_and_is_recorded_and_writes_switched_rolls_back(url
     code, _, err = cli(capsys, url, "rollback")
     assert code == 1 and "the first phase: nothing to roll back" in err
 
-    assert cli(capsys, url, "advance", "--to", "decommissioned", "--force", "--reason", "drill")[0] == 0
+    store = EventStore(engine_for(url))  # as `migrator decommission` records it (tests/integration/test_decommission)
+    store.append(stream_id("users"), [NewEvent("PhaseAdvanced", {"from": "legacy", "to": "decommissioned",
+                                                                 "forced": False})], load(store).version)
     code, _, err = cli(capsys, url, "rollback")
     assert code == 1 and err.strip() == "error: the migration users is decommissioned: there is no rolling back"
     code, _, err = cli(capsys, url, "advance")
     assert code == 1 and "the last phase" in err
 
 
-def test_decommission_is_refused_without_force(url, capsys):
+def test_advance_never_steps_into_decommissioned_even_forced(url, capsys):
     assert cli(capsys, url, "advance", "--to", "writes_switched", "--force", "--reason", "drill")[0] == 0
-    code, _, err = cli(capsys, url, "advance")
-    assert code == 1 and err.strip() == ("error: cannot advance to decommissioned: decommission_checks: decommission "
-                                         "is not available yet")
+    code, _, err = cli(capsys, url, "advance", "--force", "--reason", "drill")
+    assert code == 1 and err.splitlines()[-1] == (
+        "error: the migration users reaches decommissioned only through `migrator decommission --archive DIR` (it "
+        "archives the legacy table before dropping it); see `migrator plan`")
+    assert load(EventStore(engine_for(url))).phase == "writes_switched"
 
 
 def test_two_operators_cannot_change_the_same_state(url):

@@ -88,7 +88,9 @@ def test_every_phase_has_its_guards_in_order():
         "legacy": [], "dual_write": ["capture_installed", "relay_running"],
         "backfilled": ["backfill_finished", "relay_backlog_empty"], "shadow_reads": ["verify_clean_recent"],
         "reads_switched": ["verify_clean_recent", "shadow_mismatch_rate"],
-        "writes_switched": ["reads_switched_for"], "decommissioned": ["decommission_checks"]}
+        "writes_switched": ["reads_switched_for"],
+        "decommissioned": ["full_verify_clean_recent", "relay_backlog_empty", "projections_caught_up",
+                           "writes_switched_for"]}
 
 
 def test_dual_write_needs_capture_on_every_table_and_a_relay_that_runs():
@@ -151,9 +153,55 @@ def test_writes_switched_needs_reads_switched_long_enough():
         "reads_switched_for"][0]
 
 
-def test_decommission_is_refused_honestly():
-    assert verdicts("decommissioned", facts()) == {
-        "decommission_checks": (False, "decommission is not available yet")}
+FULL = {"id": 9, "clean": True, "finished_at": (NOW - timedelta(minutes=10)).isoformat(), "options": {"full": True}}
+
+
+def switched(reads_at: datetime, writes_at: datetime, percent: float = 100.0):
+    return fold("users", [Ev(1, "ReadsModeChanged", {"mode": "new", "previous": "shadow", "percent": percent},
+                             {"actor": "ana"}, reads_at),
+                          Ev(2, "WritesModeChanged", {"mode": "new", "previous": "legacy"}, {"actor": "ana"},
+                             writes_at)])
+
+
+def test_decommission_needs_a_recent_clean_full_verify_no_backlog_no_lag_and_time_switched():
+    ready = switched(NOW - timedelta(hours=3), NOW - timedelta(hours=2))
+    assert verdicts("decommissioned", facts(full_verify=FULL, lag=0), ready) == {
+        "full_verify_clean_recent": (True, "--full verify run 9 clean, 600s old"),
+        "relay_backlog_empty": (True, "no change waits for the relay"),
+        "projections_caught_up": (True, "every projection is at the feed's head"),
+        "writes_switched_for": (True, "reads and writes new for 7,200s (at least 3600s)")}
+    got = verdicts("decommissioned", facts(relay={"users": RelayFacts(True, 10, NOW, 3)}, lag=12),
+                   switched(NOW - timedelta(hours=3), NOW - timedelta(minutes=20)))
+    assert {name for name, (ok, _) in got.items() if not ok} == {
+        "full_verify_clean_recent", "relay_backlog_empty", "projections_caught_up", "writes_switched_for"}
+    assert got["full_verify_clean_recent"][1] == "no --full verify run: run `migrator verify --full`"
+    assert got["projections_caught_up"][1].startswith("the projections lag 12 events behind the feed")
+    assert got["writes_switched_for"][1] == "reads and writes new for 1,200s (at least 3600s)"
+    assert verdicts("decommissioned", facts(full_verify=FULL, lag=0),
+                    switched(NOW - timedelta(hours=3), NOW - timedelta(minutes=20)),
+                    Thresholds(writes_switched_min_s=1200))["writes_switched_for"][0]
+
+
+def test_a_dirty_or_old_full_verify_and_partial_reads_keep_decommission_refused():
+    dirty = verdicts("decommissioned", facts(full_verify={**FULL, "clean": False}))["full_verify_clean_recent"]
+    assert dirty == (False, "the latest --full verify run 9 is not clean: repair, then run `migrator verify --full`")
+    old = {**FULL, "finished_at": (NOW - timedelta(hours=2)).isoformat()}
+    ok, detail = verdicts("decommissioned", facts(full_verify=old))["full_verify_clean_recent"]
+    assert not ok and "7,200s old (at most 3600s)" in detail
+    assert verdicts("decommissioned", facts(lag=None))["projections_caught_up"] == (
+        False, "the projection lag was not read")
+    partial = switched(NOW - timedelta(hours=3), NOW - timedelta(hours=2), percent=50)
+    assert verdicts("decommissioned", facts(), partial)["writes_switched_for"] == (
+        False, "reads are new for 50% of users, writes new: both must be new")
+    assert verdicts("decommissioned", facts(), fold("users", []))["writes_switched_for"] == (
+        False, "reads are legacy, writes legacy: both must be new")
+
+
+def test_writes_since_follows_the_writes_mode():
+    st = switched(NOW - timedelta(hours=3), NOW - timedelta(hours=2))
+    assert st.writes_since == NOW - timedelta(hours=2)
+    st.apply(Ev(3, "WritesModeChanged", {"mode": "legacy", "previous": "new"}, {"actor": "bo"}, NOW))
+    assert (st.writes, st.writes_since) == ("legacy", None)
 
 
 class Live:
