@@ -13,7 +13,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, TextClause, func, select, text
 
@@ -46,6 +46,7 @@ class KeyLag:
     stream_version: int  # 0: no stream
     row_version: int | None  # the read model row's version (None: no row)
     position: int | None  # the global position of the last event the row applied
+    row: Any = dataclasses.field(default=None, compare=False)  # the read-model row as read (None: no row)
 
     @property
     def behind(self) -> bool:
@@ -109,12 +110,11 @@ class Freshness:
         with self.store.engine.connect() as conn:
             relayed_to = get_offset(conn, offset_name(self.mapping.table))
             stream_version = self.store.stream_versions(conn, [sid]).get(sid, 0)
-            t = users_view
-            row = conn.execute(select(t.c[rm.position_column], t.c.version)
-                               .where(t.c[rm.id_column] == sid)).first()
+            row = conn.execute(select(users_view).where(users_view.c[rm.id_column] == sid)).first()
         pending = self._changelog(_PENDING, relayed_to, pk=str(key))
         return KeyLag(relayed_to, None if pending is None else int(pending), stream_version,
-                      None if row is None else int(row[1]), None if row is None else int(row[0]))
+                      None if row is None else int(row._mapping["version"]),
+                      None if row is None else int(row._mapping[rm.position_column]), row)
 
     def feed(self) -> FeedLag:
         """Returns the lag of the whole table now."""

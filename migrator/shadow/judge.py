@@ -32,6 +32,8 @@ class ReadJudge:
 
     def get(self, user_id: int, legacy: UserRecord | None, candidate: UserRecord | None) -> str | None:
         """Returns None when the reads of one user agree, else LAG or MISMATCH (recorded)."""
+        if legacy == candidate:
+            return None
         fields = record_differences(self.mapping, legacy, candidate)
         if not fields:
             return None
@@ -47,6 +49,8 @@ class ReadJudge:
 
     def search(self, query: str | None, limit: int, offset: int, legacy: Page, candidate: Page) -> str | None:
         """Returns None when two pages of one search agree, else LAG or MISMATCH (recorded)."""
+        if legacy == candidate:
+            return None
         fields = page_differences(self.mapping, legacy, candidate)
         if not fields:
             return None

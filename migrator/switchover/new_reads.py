@@ -72,12 +72,14 @@ class ReadModelReads:
 
     def get(self, user_id: int) -> UserRecord | None:
         """Returns the user as the read model holds it (None: no such live legacy user)."""
-        behind = self.freshness is not None and self.freshness.wait_key(user_id, self.wait_s).behind
-        if behind and (legacy := self._fall_back("get")) is not None:
-            return legacy.get(user_id)
-        q = select(uv).where(uv.c.id == self.mapping.stream_id(user_id))
-        with self.es.connect() as conn:
-            row = conn.execute(q).first()
+        if self.freshness is not None:
+            lag = self.freshness.wait_key(user_id, self.wait_s)  # reads the row too
+            if lag.behind and (legacy := self._fall_back("get")) is not None:
+                return legacy.get(user_id)
+            row = lag.row
+        else:
+            with self.es.connect() as conn:
+                row = conn.execute(select(uv).where(uv.c.id == self.mapping.stream_id(user_id))).first()
         if row is None or row.deleted or row.legacy_key is None:
             return None
         record = self._record(row)
