@@ -1,13 +1,15 @@
 """`python -m bench.shadow [--users N] [--reads N] [--threads T] [--backend B] [--quick] [--markdown]`
 
-Legacy API read latency (p50/p99) in the three reads modes under the same load: `legacy` (the legacy
-table), `shadow` (legacy serves; the sampled reads are also read from the read model in the background
-and compared — every user, the worst case, then 10% of them) and `new` (the read model serves, after
-its read-your-writes look at the relay and projection). The legacy app runs with live routes (`create_switchable_app`, as
-`migrator serve legacy` does) in uvicorn, in this process, on loopback; T client threads (httpx) send
-the same mix in every mode — nine gets of a random user for one search page — each sending its next read
-as soon as the previous one answered. N legacy users are captured, backfilled, relayed and projected
-first, so the read model holds them all; the legacy table and the event store share one database.
+Legacy API read latency (p50/p99) in the three reads modes under the same load: `legacy` (the
+legacy table), `shadow` (legacy serves; the sampled reads are also read from the read model in the
+background and compared — every user, the worst case, then 10% of them) and `new` (the read model
+serves, after its read-your-writes look at the relay and projection).
+
+The legacy app runs with live routes (`create_switchable_app`, as `migrator serve legacy` does) in
+uvicorn, in this process, on loopback. T client threads (httpx) send the same mix in every mode —
+nine gets of a random user for one search page — each sending its next read as soon as the previous
+one answered. N legacy users are captured, backfilled, relayed and projected first, so the read
+model holds them all; the legacy table and the event store share one database.
 The issue's goal: shadow adds at most 10% to the legacy p50.
 """
 

@@ -4,7 +4,7 @@ errors, skipped) and that the legacy result is always the one served."""
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -18,7 +18,7 @@ from migrator.shadow.mismatches import LAG, MISMATCH
 from migrator.shadow.reads import ShadowReads
 from migrator.shadow.sampling import BUCKETS, bucket, sampled
 
-T = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+T = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 MAPPING = USERS.compile()
 
 
