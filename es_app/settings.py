@@ -56,6 +56,14 @@ class Settings(BaseSettings):
                                                          # while changes wait
     writes_switched_min_s: float = Field(default=3600.0, ge=0)  # decommissioned: reads and writes `new` this long
 
+    # shadow reads and the read switchover (migrator.shadow, migrator.switchover; docs/shadow.md)
+    shadow_timeout_ms: float = Field(default=100.0, gt=0)  # a candidate read slower than this is a timeout
+    shadow_pool: int = Field(default=4, ge=1)  # threads running candidate reads in the legacy app
+    shadow_queue: int = Field(default=64, ge=0)  # candidate reads waiting for a thread; beyond it they are skipped
+    shadow_flush_s: float = Field(default=5.0, gt=0)  # how often shadow counts are appended to the migration
+    read_wait_s: float = Field(default=2.0, ge=0)  # new reads: wait this long for relay and projection, then legacy
+    routes_poll_s: float = Field(default=1.0, gt=0)  # how often the legacy app looks at the migration's modes
+
     @property
     def embedded(self) -> bool:
         return not self.broker_url

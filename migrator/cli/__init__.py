@@ -21,11 +21,13 @@ from . import (
     parked,
     phases,
     projections,
+    reads,
     relay,
     repair,
     schema_cmd,
     seed,
     serve,
+    shadow,
     status,
     topology,
     verify,
@@ -47,8 +49,8 @@ def _global_options(ctx: typer.Context, es_url: EsUrl = None, legacy_url: Legacy
 
 
 # in the order `migrator --help` lists them
-COMMANDS = (backfill, capture, control, dead_letters, decommission, demo, parked, phases, projections, relay, repair,
-            schema_cmd, seed, serve, status, topology, verify)
+COMMANDS = (backfill, capture, control, dead_letters, decommission, demo, parked, phases, projections, reads, relay,
+            repair, schema_cmd, seed, serve, shadow, status, topology, verify)
 for _commands in COMMANDS:
     _commands.register(app)
 

@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from .common import CliError, EsUrl, LegacyUrl, check_database_url, check_schema, console, settings_for
+from .common import (
+    CliError,
+    EsUrl,
+    LegacyUrl,
+    check_database_url,
+    check_schema,
+    console,
+    es_container,
+    settings_for,
+)
 
 serve_app = typer.Typer(help="Run an HTTP API with uvicorn.", no_args_is_help=True)
 
@@ -50,20 +59,41 @@ def serve_es(ctx: typer.Context, host: Host = "127.0.0.1", port: Port = 8000,
 @serve_app.command("legacy")
 def serve_legacy(ctx: typer.Context, host: Host = "127.0.0.1", port: Port = 8001,
                  log_level: LogLevelOpt = LogLevel.info, es_url: EsUrl = None, legacy_url: LegacyUrl = None) -> None:
-    """Serve the legacy CRUD API (legacy_app.api:app): /users, /docs. Reads per LEGACY_READ_MODE."""
+    """Serve the legacy CRUD API (legacy_app.api:app): /users, /docs, /metrics. Reads and writes follow the
+    migration's modes (`migrator reads`, the phases) while the event-store database is at its schema head;
+    without it, reads per LEGACY_READ_MODE."""
     from legacy_app.api import create_app
     from legacy_app.db import Database, SchemaMissing
     from legacy_app.reads import ReadModeError, available_mode
 
-    url = check_database_url(settings_for(ctx, es_url, legacy_url).legacy_database_url, "legacy")
+    settings = settings_for(ctx, es_url, legacy_url)
+    url = check_database_url(settings.legacy_database_url, "legacy")
     try:
         mode = available_mode()
         Database.connect(url).dispose()  # refuses a missing SQLite file without creating it
-    except (ReadModeError, SchemaMissing) as exc:
+    except ReadModeError as exc:
+        raise CliError(f"{exc} (with the event store, set reads with `migrator reads --mode`)") from None
+    except SchemaMissing as exc:
         raise CliError(str(exc)) from None
     check_schema("legacy", url)
-    console.print(f"legacy API on http://{host}:{port}  (docs at /docs, reads: {mode.value})", highlight=False)
-    run_uvicorn(create_app(url, read_mode=mode.value), host, port, log_level.value)
+    where = f"http://{host}:{port}"
+    try:
+        check_schema("es", settings.es_database_url)
+    except CliError as exc:
+        console.print(f"legacy API on {where}  (docs at /docs, reads: {mode.value}; fixed routes: {exc})",
+                      highlight=False, soft_wrap=True)
+        run_uvicorn(create_app(url, read_mode=mode.value), host, port, log_level.value)
+        return
+    from migrator.phases import load
+    from migrator.switchover.app import create_switchable_app
+
+    es = es_container(ctx, es_url, legacy_url)
+    state = load(es.store, settings.migration_name)
+    share = "" if state.reads_percent == 100.0 else f" for {state.reads_percent:g}%"
+    console.print(f"legacy API on {where}  (docs at /docs, metrics at /metrics, reads: {state.reads}{share}, "
+                  f"writes: {state.writes}; live routes following migration {state.name})",
+                  highlight=False, soft_wrap=True)
+    run_uvicorn(create_switchable_app(url, settings), host, port, log_level.value)
 
 
 def register(app: typer.Typer) -> None:

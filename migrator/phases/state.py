@@ -44,7 +44,8 @@ WRITES_MODE_CHANGED = "WritesModeChanged"  # {mode, previous}
 PAUSED = "MigrationPaused"  # {reason}
 RESUMED = "MigrationResumed"  # {}
 THROTTLED = "MigrationThrottled"  # {max_rate: rows or changes per second, None = no cap}
-# written by the shadow-read recorder: {compared, mismatched} more reads compared since the last such event
+# written by the shadow-read recorder (migrator.shadow): {compared, mismatched, lagged, timeouts, errors, skipped}
+# more shadow reads since the last such event of its process (the last four may be absent: 0)
 SHADOW_READS_RECORDED = "ShadowReadsRecorded"
 
 
@@ -101,7 +102,7 @@ class HistoryEntry:
         if self.type == THROTTLED:
             return "throttle off" if d.get("max_rate") is None else f"throttled to {d['max_rate']:g}/s"
         if self.type == SHADOW_READS_RECORDED:
-            return f"shadow reads: {d['compared']} compared, {d['mismatched']} mismatched"
+            return f"shadow reads: {d['compared']} compared, {d['mismatched']} mismatched, {d.get('lagged', 0)} lagged"
         return self.type
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,6 +130,10 @@ class MigrationState:
     throttled_by: str | None = None
     shadow_compared: int = 0  # shadow reads recorded since the phase `shadow_reads` was last entered
     shadow_mismatched: int = 0
+    shadow_lagged: int = 0  # compared reads whose difference was lag (not counted as mismatched)
+    shadow_timeouts: int = 0
+    shadow_errors: int = 0
+    shadow_skipped: int = 0
     shadow_recorded: bool = False
     history: list[HistoryEntry] = dataclasses.field(default_factory=list)
 
@@ -155,7 +160,8 @@ class MigrationState:
         if e.type in (PHASE_ADVANCED, PHASE_ROLLED_BACK):
             self.phase, self.phase_since = d["to"], e.recorded_at
             if e.type == PHASE_ADVANCED and d["to"] == "shadow_reads":
-                self.shadow_compared = self.shadow_mismatched = 0
+                self.shadow_compared = self.shadow_mismatched = self.shadow_lagged = 0
+                self.shadow_timeouts = self.shadow_errors = self.shadow_skipped = 0
                 self.shadow_recorded = False
         elif e.type == READS_MODE_CHANGED:
             if d["mode"] != "new" or self.reads != "new":
@@ -177,6 +183,10 @@ class MigrationState:
         elif e.type == SHADOW_READS_RECORDED:
             self.shadow_compared += int(d["compared"])
             self.shadow_mismatched += int(d["mismatched"])
+            self.shadow_lagged += int(d.get("lagged", 0))
+            self.shadow_timeouts += int(d.get("timeouts", 0))
+            self.shadow_errors += int(d.get("errors", 0))
+            self.shadow_skipped += int(d.get("skipped", 0))
             self.shadow_recorded = True
         self.version = e.version
         self.history.append(HistoryEntry(e.version, e.type, e.recorded_at, actor, dict(d)))

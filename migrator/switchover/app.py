@@ -1,0 +1,39 @@
+"""The legacy app with live routes: `create_switchable_app` — reads and writes follow the migration's state
+(`LiveRoutes`), and `/metrics` exposes its reads, shadow outcomes and fallbacks (Prometheus text)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from es_app.bootstrap import build
+from es_app.settings import Settings
+from legacy_app.api import create_app
+from legacy_app.db import Database
+
+from ..mapping import load_mappings
+from .live import LiveRoutes, WritesFactory
+
+
+def create_switchable_app(legacy_url: str, settings: Settings, *,
+                          writes_factory: WritesFactory | None = None) -> FastAPI:
+    """Returns the legacy CRUD app whose routes follow the migration `settings.migration_name` (event store
+    at `settings.es_database_url`), with `/metrics`; both databases are connected on the first request."""
+    built: list[LiveRoutes] = []
+
+    def routes(database: Database) -> LiveRoutes:
+        es = build(settings)
+        mappings = load_mappings(settings.mapping_file or None, database.engine)
+        live = LiveRoutes(database, es, mappings, name=settings.migration_name, poll_s=settings.routes_poll_s,
+                          writes_factory=writes_factory)
+        built.append(live)
+        return live
+
+    app = create_app(legacy_url, routes=routes)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        app.state.services()  # the routes are built with the first request
+        return Response(built[-1].metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
