@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, overload
 
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 # from `styled()` or Text objects, never from brackets inside user text
 console = Console(markup=False)
 err_console = Console(stderr=True, soft_wrap=True, markup=False)
-SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 class CliError(Exception):
@@ -130,13 +130,23 @@ def _check_sqlite_file(path: Path, role: str, create: bool) -> None:
     if path.is_dir():
         raise CliError(f"the {role} database {path} is a directory, not an SQLite file", code=2)
     if path.exists():
+        if not os.access(path, os.R_OK):
+            raise CliError(f"the {role} database {path} cannot be read: permission denied", code=2)
+        # asked through SQLite, never by open() and close() on the file: closing any descriptor of the file
+        # drops every POSIX lock this process holds on it, and with connections open here (an in-process
+        # `main()`, the demo) another process's WAL checkpoint could then lose this process's commits
         try:
-            with path.open("rb") as f:
-                header = f.read(len(SQLITE_HEADER))
-        except OSError as exc:
-            raise CliError(f"the {role} database {path} cannot be read: {exc.strerror or exc}", code=2) from None
-        if header and header != SQLITE_HEADER:
-            raise CliError(f"the {role} database {path} is not an SQLite database file", code=2)
+            probe = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+        except sqlite3.Error as exc:
+            raise CliError(f"the {role} database {path} cannot be read: {exc}", code=2) from None
+        try:
+            probe.execute("PRAGMA schema_version").fetchone()
+        except sqlite3.DatabaseError as exc:
+            if "not a database" in str(exc):
+                raise CliError(f"the {role} database {path} is not an SQLite database file", code=2) from None
+            raise CliError(f"the {role} database {path} cannot be read: {exc}", code=2) from None
+        finally:
+            probe.close()
         return
     if not create:
         raise CliError(f"the {role} database {path} does not exist: run `migrator init`")
