@@ -54,6 +54,8 @@ from ..capture.offsets import get_offset, offset_name, offsets
 from ..claims.findings import Finding, findings_table_exists, record_findings
 from ..mapping import CompiledMapping
 from ..parking.entries import key_text, one_line, parked, waiting_keys
+from ..phases.machine import DEFAULT_NAME, load
+from ..relay.runner import Relay
 from ..verify.replay import storable_key
 
 REVERSE_ORIGIN = "reverse"
@@ -373,3 +375,36 @@ def _target(mapping: CompiledMapping, events: Sequence[RecordedEvent]) -> _Targe
         else:
             updated = occurred
     return _Target(mapping.replay(events), created, updated)
+
+
+def projections_for(mappings: Sequence[CompiledMapping], legacy: Engine, store: EventStore) -> list[ReverseProjection]:
+    """Returns one reverse projection per mapping (bound to the legacy database)."""
+    return [ReverseProjection(m, legacy, store) for m in mappings]
+
+
+def background_catch_up(projections: Sequence[ReverseProjection], migration: str = DEFAULT_NAME) -> list[ReverseResult]:
+    """Returns what the catch-ups did: up to the store's head while the migration's writes are switched; after a
+    rollback only for the keys that still wait; nothing when writes are the legacy app's and no key waits."""
+    if not projections:
+        return []
+    first = projections[0]
+    switched = load(first.store, migration).writes == "new"
+    if not switched:
+        with first.legacy.connect() as conn:
+            if not waiting_count(conn):
+                return []
+    return [p.catch_up(only_waiting=not switched) for p in projections]
+
+
+def drain(projections: Sequence[ReverseProjection], *, rounds: int = 20) -> list[ReverseResult]:
+    """Returns the last round's results once the legacy tables hold every event of the store: relays the
+    changelogs and catches up to the head, again while keys wait for the relay (at most `rounds` times).
+    The rollback from `writes_switched` runs it before legacy writes go on alone."""
+    results: list[ReverseResult] = []
+    for _ in range(max(rounds, 1)):
+        for p in projections:
+            Relay(p.mapping, p.legacy, p.store).drain()
+        results = [p.catch_up() for p in projections]
+        if not any(r.waiting for r in results):
+            break
+    return results

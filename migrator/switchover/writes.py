@@ -115,9 +115,11 @@ class EsWrites:
         while True:
             attempt += 1
             key = self._new_key(held)
-            stream = self.mapping.stream_id(key)
+
+            def register(req: CommandRequest, stream: str = self.mapping.stream_id(key)) -> Outcome:
+                return self.runner.register(req, full_name, email, phone, user_id=stream)
             try:
-                self._run(lambda req, sid=stream: self.runner.register(req, full_name, email, phone, user_id=sid))
+                self._run(register)
                 return key
             except ConcurrencyError:  # the key's stream exists: its row was deleted and SQLite reused the key
                 if attempt == KEY_ATTEMPTS:
