@@ -116,7 +116,11 @@ class PostgresDialect(OnConflictDialect):
         if sequence is None:  # a key without a sequence: the counter, under a lock per table
             self.lock_for_transaction(conn, _key_lock(table))
             return super().next_key(conn, table, key_column, counters)
-        return int(conn.execute(text("SELECT nextval(:s)"), {"s": sequence}).scalar_one())
+        # past the table's largest key too: rows inserted with explicit keys never advanced the sequence
+        quote = conn.dialect.identifier_preparer.quote
+        return int(conn.execute(text(
+            f"SELECT setval(:s, greatest(nextval(:s), (SELECT coalesce(max({quote(key_column)}), 0) + 1 "
+            f"FROM {quote(table)})))"), {"s": sequence}).scalar_one())
 
     def select_in(self, cur: Any, table: DriverTable, values: Sequence[Any],
                   columns: Sequence[str] | None = None) -> list[Sequence[Any]]:

@@ -36,7 +36,7 @@ from .keys import allocate_key
 from .reverse import ReverseProjection
 
 ACTOR = "legacy-api"  # the events' actor: the legacy app's write routes
-KEY_ATTEMPTS = 5  # new keys tried when a key's stream exists already (a key SQLite reused after a delete)
+KEY_ATTEMPTS = 5  # registrations tried when a new key's stream is written by another meanwhile
 
 
 class EsWrites:
@@ -47,6 +47,7 @@ class EsWrites:
                  mapping: CompiledMapping | None = None, actor: str = ACTOR):
         self.engine = database.engine
         self.mapping = mapping or USERS.bind(self.engine)
+        self.store = es.store
         self.reverse = ReverseProjection(self.mapping, self.engine, es.store)
         self.runner = CommandRunner(es, publish)
         self.actor = actor
@@ -115,13 +116,15 @@ class EsWrites:
         while True:
             attempt += 1
             key = self._new_key(held)
+            if self._stream_exists(key):  # a key whose row was deleted and that SQLite numbers again
+                continue
 
             def register(req: CommandRequest, stream: str = self.mapping.stream_id(key)) -> Outcome:
                 return self.runner.register(req, full_name, email, phone, user_id=stream)
             try:
                 self._run(register)
                 return key
-            except ConcurrencyError:  # the key's stream exists: its row was deleted and SQLite reused the key
+            except ConcurrencyError:  # the same, written meanwhile
                 if attempt == KEY_ATTEMPTS:
                     raise
             except ClaimTaken:
@@ -167,6 +170,11 @@ class EsWrites:
         with self.reverse.transaction() as conn:
             self.reverse.catch_up(conn)
             yield conn
+
+    def _stream_exists(self, key: int) -> bool:
+        stream = self.mapping.stream_id(key)
+        with self.store.engine.connect() as conn:
+            return bool(self.store.stream_versions(conn, [stream]))
 
     def _has_row(self, key: int) -> bool:
         with self.engine.connect() as conn:
