@@ -144,8 +144,8 @@ class ReverseProjection:
         """Yields a legacy write transaction holding the reverse projection's lock, its tables created."""
         dialect = dialect_for(self.legacy)
         with self.legacy.connect().execution_options(**dialect.write_options()) as conn, conn.begin():
+            dialect.lock_for_transaction(conn, LOCK_KEY)  # first: two first catch-ups would both create the tables
             ensure_tables(conn)
-            dialect.lock_for_transaction(conn, LOCK_KEY)
             yield conn
 
     def catch_up(self, conn: Connection | None = None, *, only_waiting: bool = False) -> ReverseResult:
