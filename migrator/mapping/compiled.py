@@ -64,6 +64,7 @@ class CompiledMapping:
         self.unique: Final = d.unique
         self.correction_event_type: Final = d.correction_event_type
         self.register_event_type: Final = d.register_event_type
+        self.register_defaults: Final = d.register_defaults
         # the binding's: column -> coercer name, and the table's columns in order (empty: each row's own)
         self.coerce: Final = b.coerce
         self.table_columns: Final = b.table_columns
@@ -277,7 +278,7 @@ class CompiledMapping:
                          "extra": {c: row.get(c) for c in self.extra_columns(row)}}
                 deleted = False
             elif kind == "register":
-                defaults = self.declaration.register_defaults
+                defaults = self.register_defaults
                 state = {**{c.field: data.get(c.key_in_event, defaults.get(c.field)) for c in self.columns},
                          "extra": {c: None for c in self.extra_columns({})}}
                 deleted = False
