@@ -176,3 +176,18 @@ def test_one_database_for_both_sides(new_database_url):
         assert world.verify().clean
     finally:
         world.legacy.dispose()
+
+
+def test_emails_that_swap_rows_in_one_batch_are_written_together(world):
+    service, reverse = world.es.user_service, world.reverse()
+    service.execute("user-1", lambda u: u.change_email("a@example.org"))
+    service.execute("user-2", lambda u: u.change_email("b@example.org"))
+    reverse.catch_up()
+    service.execute("user-1", lambda u: u.change_email("temp@example.org"))
+    service.execute("user-2", lambda u: u.change_email("a@example.org"))
+    service.execute("user-1", lambda u: u.change_email("b@example.org"))
+    done = reverse.catch_up()  # row 1 cannot take b@ while row 2 has it, nor row 2 a@: a swap
+    assert (done.updated, done.waiting) == (2, 0)
+    assert (world.row(1)["email"], world.row(2)["email"]) == ("b@example.org", "a@example.org")
+    world.relay()
+    assert world.verify().clean
