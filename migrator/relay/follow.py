@@ -119,11 +119,16 @@ class _LiveGate:
         self.limiter.record(batch.read)
 
 
-def reverse_round(relays: Sequence[Relay]) -> Callable[[], Any]:
+def reverse_round(relays: Sequence[Relay], migration: str | None = None) -> Callable[[], Any]:
     """Returns what a follow round runs after relaying: the reverse projection's catch-up of the relayed tables
-    (`migrator.switchover.reverse.background_catch_up`: only while writes are switched or keys wait). It logs
-    and goes on when the catch-up fails: the next round tries again."""
+    (`migrator.switchover.reverse.background_catch_up`: only while the writes of `migration`, default the
+    settings' MIGRATION_NAME, are switched or keys wait). It logs and goes on when the catch-up fails: the
+    next round tries again."""
+    from es_app.settings import get_settings
+
     from ..switchover.reverse import background_catch_up, projections_for
+
+    name = migration or get_settings().migration_name
 
     made: list[Any] = []
 
@@ -131,7 +136,7 @@ def reverse_round(relays: Sequence[Relay]) -> Callable[[], Any]:
         try:
             if not made:
                 made.append(projections_for([r.mapping for r in relays], relays[0].legacy, relays[0].store))
-            background_catch_up(made[0])
+            background_catch_up(made[0], name)
         except Exception:  # the relay keeps going; the reverse projection catches up next round
             log.exception("reverse projection: catch-up failed; trying again next round")
 

@@ -54,7 +54,7 @@ def relay(es_url: str | None = None, legacy_url: str | None = None) -> int:
         log.warning("%s", gap.warning())
     from .follow import reverse_round
 
-    reverse_round(relays)()  # while writes are switched: the legacy tables follow the store
+    reverse_round(relays, settings.migration_name)()  # while writes are switched: the legacy tables follow the store
     return sum(t.read for t in totals)
 
 

@@ -403,7 +403,10 @@ def drain(projections: Sequence[ReverseProjection], *, rounds: int = 20) -> list
     results: list[ReverseResult] = []
     for _ in range(max(rounds, 1)):
         for p in projections:
-            Relay(p.mapping, p.legacy, p.store).drain()
+            with p.legacy.connect() as conn:
+                captured = changelog_exists(conn)
+            if captured:
+                Relay(p.mapping, p.legacy, p.store).drain()
         results = [p.catch_up() for p in projections]
         if not any(r.waiting for r in results):
             break
