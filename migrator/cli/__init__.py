@@ -22,6 +22,7 @@ from . import (
     projections,
     relay,
     repair,
+    reverse,
     schema_cmd,
     seed,
     serve,
@@ -46,8 +47,8 @@ def _global_options(ctx: typer.Context, es_url: EsUrl = None, legacy_url: Legacy
 
 
 # in the order `migrator --help` lists them
-COMMANDS = (backfill, capture, control, dead_letters, demo, parked, phases, projections, relay, repair, schema_cmd,
-            seed, serve, status, topology, verify)
+COMMANDS = (backfill, capture, control, dead_letters, demo, parked, phases, projections, relay, repair, reverse,
+            schema_cmd, seed, serve, status, topology, verify)
 for _commands in COMMANDS:
     _commands.register(app)
 

@@ -124,12 +124,18 @@ def checkpoint(conn: Connection, table: str) -> int:
 
 def waiting_count(conn: Connection, table: str | None = None) -> int:
     """Returns how many keys (of one table) wait for the relay before the reverse projection writes them."""
+    return len(waiting_keys_of(conn, table))
+
+
+def waiting_keys_of(conn: Connection, table: str | None = None) -> list[tuple[str, str, str]]:
+    """Returns (table, key, reason) of the keys (of one table) that wait, by table and key."""
     if not inspect(conn).has_table(waiting.name):
-        return 0
-    q = select(waiting.c.key)
+        return []
+    w = waiting.c
+    q = select(w.table_name, w.key, w.reason).order_by(w.table_name, w.key)
     if table is not None:
-        q = q.where(waiting.c.table_name == table)
-    return len(conn.execute(q).all())
+        q = q.where(w.table_name == table)
+    return [(r[0], r[1], r[2]) for r in conn.execute(q)]
 
 
 class ReverseProjection:
