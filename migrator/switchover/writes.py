@@ -11,6 +11,7 @@ once. `es_writes(database, es_container)` is the factory the live routes call.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -31,7 +32,9 @@ from legacy_app.reads import UserRecord
 from legacy_app.service import EDITABLE, EmailTaken, UserNotFound
 from legacy_app.writes import WriteRefused
 
+from ..capture.changelog import changelog_exists
 from ..mapping import USERS, CompiledMapping
+from ..relay.runner import Relay
 from .keys import allocate_key
 from .reverse import ReverseProjection
 
@@ -164,12 +167,18 @@ class EsWrites:
     @contextmanager
     def _catching_up(self, held: Connection | None) -> Iterator[Connection]:
         if held is not None:
-            self.reverse.catch_up(held)
+            self._catch_up(held)
             yield held
             return
         with self.reverse.transaction() as conn:
-            self.reverse.catch_up(conn)
+            self._catch_up(conn)
             yield conn
+
+    def _catch_up(self, conn: Connection) -> None:
+        """Catches the rows up; keys that wait for a direct legacy change are relayed first and caught up again."""
+        if self.reverse.catch_up(conn).waiting and changelog_exists(conn):
+            Relay(self.mapping, self.engine, self.store).drain()
+            self.reverse.catch_up(conn)
 
     def _stream_exists(self, key: int) -> bool:
         stream = self.mapping.stream_id(key)
@@ -182,6 +191,16 @@ class EsWrites:
             return conn.execute(select(t.c.id).where(t.c.id == key)).first() is not None
 
 
+_made: dict[tuple[int, int], EsWrites] = {}
+_made_lock = threading.Lock()
+
+
 def es_writes(database: Database, es_container: EsContainer) -> EsWrites:
-    """Returns the event-sourced writes of the legacy app's database (the factory the live routes call)."""
-    return EsWrites(database, es_container)
+    """Returns the event-sourced writes of the legacy app's database (the factory the live routes call): made
+    once per database and container (it reflects the table), shared by every request (it is thread-safe)."""
+    key = (id(database), id(es_container))
+    with _made_lock:
+        made = _made.get(key)
+        if made is None or made.engine is not database.engine:
+            made = _made[key] = EsWrites(database, es_container)
+        return made

@@ -6,11 +6,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
+from legacy_app.db import Database
 from legacy_app.service import EmailTaken, UserNotFound
 from legacy_app.writes import WriteRefused
 from migrator.capture.changelog import CHANGELOG
 from migrator.claims.findings import list_findings
 from migrator.switchover.reverse import NO_LEGACY_KEY, REVERSE_ORIGIN, checkpoint
+from migrator.switchover.writes import es_writes
 
 from .switchover_helpers import make_world
 
@@ -191,3 +193,18 @@ def test_emails_that_swap_rows_in_one_batch_are_written_together(world):
     assert (world.row(1)["email"], world.row(2)["email"]) == ("b@example.org", "a@example.org")
     world.relay()
     assert world.verify().clean
+
+
+def test_a_write_on_a_key_with_a_direct_change_not_yet_relayed_relays_it_first(world):
+    world.legacy_writes().update(1, {"full_name": "Direct"})  # another program, captured, not relayed yet
+    record = world.writes().update(1, {"phone": "999"})
+    assert (record.full_name, record.phone) == ("Direct", "999")
+    assert world.types(1) == ["UserImported", "UserPhoneChanged", "UserNameChanged"]
+    assert world.verify().clean
+
+
+def test_the_factory_makes_one_writer_per_database_and_container(world):
+    database = Database(world.legacy)
+    first = es_writes(database, world.es)
+    assert es_writes(database, world.es) is first
+    assert es_writes(Database(world.legacy), world.es) is not first
