@@ -44,7 +44,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from es_app.dialect import dialect_for
 from es_app.store import EventStore, RecordedEvent
@@ -108,6 +108,7 @@ class _Target:
     state: dict[str, Any] | None
     created_at: datetime | None
     updated_at: datetime | None
+    started: bool = True  # the stream has an import or a registration (else None says nothing about the row)
 
 
 def ensure_tables(conn: Connection) -> None:
@@ -197,6 +198,9 @@ class ReverseProjection:
         targets = self._targets(list(keys.values()))
         rows = self._rows(conn, list(keys))
         failed = self._held(conn, list(keys))
+        for key, sid in keys.items():
+            if not targets.get(sid, _NO_ROW).started:
+                failed.setdefault(key, f"stream {sid} was never imported nor registered: its row stays as it is")
         refused: dict[str, str] = {}
         resolved: list[str] = []
         with _marked(conn, changelog_exists(conn)):
@@ -207,7 +211,7 @@ class ReverseProjection:
                     with conn.begin_nested():
                         self._set_row(conn, key, rows.get(key), targets.get(sid, _NO_ROW), out)
                     resolved.append(key)
-                except IntegrityError as exc:  # e.g. a unique value another row gives up later in this batch
+                except (IntegrityError, DataError) as exc:  # e.g. a unique value another row gives up later
                     refused[key] = one_line(f"the legacy table refused the row: {exc.orig or exc}")
             if refused and self._write_swapped(conn, {k: targets.get(keys[k], _NO_ROW) for k in refused}, out):
                 resolved += list(refused)
@@ -231,7 +235,7 @@ class ReverseProjection:
                 rows = self._rows(conn, list(targets))
                 for key, target in targets.items():
                     self._set_row(conn, key, rows.get(key), target, done)
-        except IntegrityError:
+        except (IntegrityError, DataError):
             return False
         out.inserted, out.updated, out.deleted = (out.inserted + done.inserted, out.updated + done.updated,
                                                   out.deleted + done.deleted)
@@ -329,7 +333,7 @@ class ReverseProjection:
         return len(stream_ids)
 
 
-_NO_ROW = _Target(None, None, None)
+_NO_ROW = _Target(None, None, None, started=False)
 
 
 def _added(a: ReverseResult, b: ReverseResult) -> ReverseResult:
@@ -371,8 +375,11 @@ def _target(mapping: CompiledMapping, events: Sequence[RecordedEvent]) -> _Targe
     """Returns the row a stream asks for: its replayed state, created at its import's (or registration's) time
     and updated at its last event's (an import's own `updated_at`)."""
     created = updated = None
+    started = False
     for e in events:
         occurred = _time(e.metadata.get("occurred_at")) or _time(e.recorded_at)
+        if e.type in (mapping.import_event_type, mapping.register_event_type):
+            started = True
         if e.type == mapping.import_event_type:
             created = _time(e.data.get("created_at")) or occurred
             updated = _time(e.data.get("updated_at")) or occurred
@@ -380,7 +387,7 @@ def _target(mapping: CompiledMapping, events: Sequence[RecordedEvent]) -> _Targe
             created = updated = occurred
         else:
             updated = occurred
-    return _Target(mapping.replay(events), created, updated)
+    return _Target(mapping.replay(events), created, updated, started)
 
 
 def projections_for(mappings: Sequence[CompiledMapping], legacy: Engine, store: EventStore) -> list[ReverseProjection]:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
+from es_app.store import NewEvent
 from legacy_app.db import Database
 from legacy_app.service import EmailTaken, UserNotFound
 from legacy_app.writes import WriteRefused
 from migrator.capture.changelog import CHANGELOG
 from migrator.claims.findings import list_findings
-from migrator.switchover.reverse import NO_LEGACY_KEY, REVERSE_ORIGIN, checkpoint
+from migrator.switchover.reverse import NO_LEGACY_KEY, REVERSE_ORIGIN, checkpoint, waiting_keys_of
 from migrator.switchover.writes import es_writes
 
 from .switchover_helpers import make_world
@@ -208,3 +209,16 @@ def test_the_factory_makes_one_writer_per_database_and_container(world):
     first = es_writes(database, world.es)
     assert es_writes(database, world.es) is first
     assert es_writes(Database(world.legacy), world.es) is not first
+
+
+def test_a_stream_never_imported_nor_registered_leaves_its_row_alone(world):
+    world.insert(8)
+    with world.legacy.begin() as conn:  # not relayed: the row has no stream
+        conn.execute(text(f"DELETE FROM {CHANGELOG} WHERE pk = '8'"))
+    world.store.append("user-8", [NewEvent("UserNameChanged", {"name": "Stray"})])
+    done = world.reverse().catch_up()
+    assert (done.written, done.waiting) == (0, 1)
+    assert world.row(8)["full_name"] == "User 8"
+    with world.legacy.connect() as conn:
+        assert waiting_keys_of(conn) == [("users", "8", "stream user-8 was never imported nor registered: its row "
+                                                        "stays as it is")]
