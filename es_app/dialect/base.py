@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, Table
+from sqlalchemy import ColumnElement, Connection, Select, Table, select, text
 from sqlalchemy.sql.base import ReadOnlyColumnCollection
 from sqlalchemy.sql.dml import Insert
 
@@ -184,6 +184,31 @@ class Dialect:
         if rows:
             shared = dict(same)
             conn.execute(self.insert_ignore(table, key_columns), [{**r, **shared} for r in rows])
+
+    def next_key(self, conn: Connection, table: str, key_column: str, counters: Table) -> int:
+        """Returns a new integer key for a row of `table` that no insert into the table can take.
+
+        Call it in a write transaction (see `write_options`) that inserts the row with that key.
+        `counters` is a table (table_name text primary key, last_key integer), created here when
+        missing, that remembers the last key handed out per table. The default (SQLite): one more
+        than the highest of the table's largest key (and, on SQLite, of sqlite_sequence's) and the
+        last key handed out, under the transaction's write lock, so
+        an insert by another writer waits for the row and then numbers after it. PostgreSQL takes
+        the next value of the key column's sequence, as the table's own inserts do. MySQL/MariaDB
+        would raise the table's AUTO_INCREMENT past the key (LAST_INSERT_ID over the counter).
+        """
+        quote = conn.dialect.identifier_preparer.quote
+        counters.create(conn, checkfirst=True)
+        last = conn.execute(self.lock_rows(select(counters.c.last_key).where(
+            counters.c.table_name == table))).scalar()
+        top = conn.execute(text(f"SELECT max({quote(key_column)}) FROM {quote(table)}")).scalar()
+        key = max(int(last or 0), int(top or 0), self._key_floor(conn, table)) + 1
+        conn.execute(self.upsert(counters, {"table_name": table, "last_key": key}, ["table_name"], ["last_key"]))
+        return key
+
+    def _key_floor(self, conn: Connection, table: str) -> int:
+        """Returns a key the backend itself remembers having used for the table (0 when it keeps none)."""
+        return 0
 
     def clone_table_empty(self, conn: Connection, source: str, target: str) -> None:
         """Creates table `target` empty, shaped like `source` (its columns, defaults, constraints and

@@ -6,6 +6,7 @@ writes it in C, where psycopg's array dumpers pack every element in Python.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -83,6 +84,11 @@ def _temp_name(name: str) -> str:
     return f"{name[:57]}__next"
 
 
+def _key_lock(table: str) -> int:
+    """Returns the advisory lock key of a table's key counter (a stable 63-bit number from its name)."""
+    return int.from_bytes(hashlib.sha256(f"next_key:{table}".encode()).digest()[:8], "big") >> 1
+
+
 class PostgresDialect(OnConflictDialect):
     name = "postgresql"
     listens = True
@@ -103,6 +109,18 @@ class PostgresDialect(OnConflictDialect):
     def set_driver_autocommit(self, dbapi_conn: Any, on: bool) -> bool:
         dbapi_conn.autocommit = on
         return True
+
+    def next_key(self, conn: Connection, table: str, key_column: str, counters: Table) -> int:
+        sequence = conn.execute(text("SELECT pg_get_serial_sequence(:t, :c)"),
+                                {"t": conn.dialect.identifier_preparer.quote(table), "c": key_column}).scalar()
+        if sequence is None:  # a key without a sequence: the counter, under a lock per table
+            self.lock_for_transaction(conn, _key_lock(table))
+            return super().next_key(conn, table, key_column, counters)
+        # past the table's largest key too: rows inserted with explicit keys never advanced the sequence
+        quote = conn.dialect.identifier_preparer.quote
+        return int(conn.execute(text(
+            f"SELECT setval(:s, greatest(nextval(:s), (SELECT coalesce(max({quote(key_column)}), 0) + 1 "
+            f"FROM {quote(table)})))"), {"s": sequence}).scalar_one())
 
     def select_in(self, cur: Any, table: DriverTable, values: Sequence[Any],
                   columns: Sequence[str] | None = None) -> list[Sequence[Any]]:

@@ -79,6 +79,13 @@ class SQLiteDialect(OnConflictDialect):
     def set_driver_autocommit(self, dbapi_conn: Any, on: bool) -> bool:
         return False  # the engine runs sqlite3 with isolation_level None and emits BEGIN itself
 
+    def _key_floor(self, conn: Connection, table: str) -> int:
+        # an AUTOINCREMENT table never reuses the keys of deleted rows: sqlite_sequence holds its highest
+        if not conn.execute(text("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'")).first():
+            return 0
+        seq = conn.execute(text("SELECT seq FROM sqlite_sequence WHERE name = :t"), {"t": table}).scalar()
+        return int(seq or 0)
+
     def select_in(self, cur: Any, table: DriverTable, values: Sequence[Any],
                   columns: Sequence[str] | None = None) -> list[Sequence[Any]]:
         cols = tuple(table.columns if columns is None else columns)

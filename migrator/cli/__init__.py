@@ -24,6 +24,7 @@ from . import (
     reads,
     relay,
     repair,
+    reverse,
     schema_cmd,
     seed,
     serve,
@@ -50,7 +51,7 @@ def _global_options(ctx: typer.Context, es_url: EsUrl = None, legacy_url: Legacy
 
 # in the order `migrator --help` lists them
 COMMANDS = (backfill, capture, control, dead_letters, decommission, demo, parked, phases, projections, reads, relay,
-            repair, schema_cmd, seed, serve, shadow, status, topology, verify)
+            repair, reverse, schema_cmd, seed, serve, shadow, status, topology, verify)
 for _commands in COMMANDS:
     _commands.register(app)
 

@@ -174,12 +174,27 @@ def rollback(ctx: typer.Context,
 
     who = actor_of(actor)
     m = open_migration(ctx, es_url, legacy_url, legacy=False)
+    drain = _reverse_drain(ctx, m, legacy_url, es_url) if m.state.writes == "new" else None
     try:
-        after = rollback_to(m.es.store, m.state, to, who)
+        after = rollback_to(m.es.store, m.state, to, who, drain=drain)
     except PhaseError as exc:
         raise CliError(str(exc)) from None
     console.print(f"migration {after.name}: {m.state.phase} → {after.phase} (rolled back); reads {after.reads}, "
                   f"writes {after.writes}", highlight=False, soft_wrap=True)
+
+
+def _reverse_drain(ctx: typer.Context, m: Migration, legacy_url: str | None, es_url: str | None) -> Any:
+    """Returns the drain a rollback from switched writes runs: the legacy tables get every event first."""
+    from migrator.switchover.reverse import drain, projections_for
+
+    legacy, mappings = legacy_and_mappings(ctx, legacy_url, None, None, es_url=es_url)
+
+    def run() -> None:
+        for r in drain(projections_for(mappings, legacy, m.es.store)):
+            console.print(f"reverse projection {r.table}: rows at position {r.position}, {r.waiting} key(s) "
+                          "waiting for the relay", highlight=False, soft_wrap=True)
+
+    return run
 
 
 def register(app: typer.Typer) -> None:

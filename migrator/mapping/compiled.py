@@ -63,6 +63,8 @@ class CompiledMapping:
         self.timestamp_precision: Final = d.timestamp_precision
         self.unique: Final = d.unique
         self.correction_event_type: Final = d.correction_event_type
+        self.register_event_type: Final = d.register_event_type
+        self.register_defaults: Final = d.register_defaults
         # the binding's: column -> coercer name, and the table's columns in order (empty: each row's own)
         self.coerce: Final = b.coerce
         self.table_columns: Final = b.table_columns
@@ -258,7 +260,8 @@ class CompiledMapping:
 
     # -- folding streams back into state -----------------------------------
     def replay(self, events: Iterable[Any], *, strict: bool = False) -> dict[str, Any] | None:
-        """Returns the state the events lead to (as `state_from_row`), None when deleted or never imported.
+        """Returns the state the events lead to (as `state_from_row`), None when deleted or never imported
+        (or registered, with the mapping's `register_event_type`).
 
         `events` are RecordedEvent/NewEvent objects or (type, data) pairs. Types the mapping does
         not know are ignored, or raise ValueError with `strict`.
@@ -273,6 +276,11 @@ class CompiledMapping:
                 row = data.get("row") or {}
                 state = {**{c.field: data.get(c.field) for c in self.columns},
                          "extra": {c: row.get(c) for c in self.extra_columns(row)}}
+                deleted = False
+            elif kind == "register":
+                defaults = self.register_defaults
+                state = {**{c.field: data.get(c.key_in_event, defaults.get(c.field)) for c in self.columns},
+                         "extra": {c: None for c in self.extra_columns({})}}
                 deleted = False
             elif kind == "delete":
                 deleted = True

@@ -75,12 +75,18 @@ class TableMapping:
     # the event that corrects one field on the new side, data {field, value, reason} (USERS: es_app's
     # UserCorrected); `migrator repair` writes it, and `replay` folds it like a change of the field
     correction_event_type: str | None = None
+    # the event the new side starts a stream with (USERS: es_app's UserRegistered, which the write switchover
+    # writes for a user created through the legacy API): its data holds the fields by payload key, and a
+    # field it does not hold takes its value from `register_defaults` (else None)
+    register_event_type: str | None = None
+    register_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # the declaration's own values in their canonical form (lists as tuples, unique as {field: scope})
         object.__setattr__(self, "columns", tuple(self.columns))
         object.__setattr__(self, "exclude", tuple(self.exclude))
         object.__setattr__(self, "unique", self._unique_spec(self.unique))
+        object.__setattr__(self, "register_defaults", dict(self.register_defaults))
         self._check()
         try:
             for c in self.columns:
@@ -88,6 +94,9 @@ class TableMapping:
         except ValueError as exc:
             raise MappingError(f"mapping {self.table}: {exc}") from None
         self._check_unique()
+        unknown = sorted(set(self.register_defaults) - {c.field for c in self.columns})
+        if unknown:
+            self._fail(f"register_defaults names {unknown[0]!r}, which is not a mapped field")
         self.event_kinds()
 
     # -- validation --------------------------------------------------------
@@ -156,6 +165,7 @@ class TableMapping:
         add(self.delete_event_type, "delete", None)
         add(self.column_event_type, "column", None)
         add(self.correction_event_type, "correct", None)
+        add(self.register_event_type, "register", None)
         for c in self.columns:
             add(c.event, "set", c)
             add(c.true_event, "true", c)
@@ -212,6 +222,8 @@ USERS = TableMapping(
     updated_at="updated_at",
     unique={"email": EMAIL_SCOPE},
     correction_event_type="UserCorrected",
+    register_event_type="UserRegistered",
+    register_defaults={"active": True},
 )
 
 DEFAULT_MAPPINGS: Sequence[TableMapping] = (USERS,)

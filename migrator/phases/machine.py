@@ -151,9 +151,15 @@ def _stepped(state: MigrationState, phase: str) -> MigrationState:
                                history=list(state.history))
 
 
-def rollback(store: EventStore, state: MigrationState, to: str | None, actor: str) -> MigrationState:
+def rollback(store: EventStore, state: MigrationState, to: str | None, actor: str, *,
+             drain: Callable[[], Any] | None = None) -> MigrationState:
     """Returns the state after rolling back to `to` (default: the previous phase): the phase step and the
-    reads/writes modes of the phase rolled back to. Capture, relay and backfill stay as they are."""
+    reads/writes modes of the phase rolled back to. Capture, relay and backfill stay as they are.
+
+    When the rollback takes writes back to the legacy app, `drain()` then runs (the reverse projection's
+    `migrator.switchover.reverse.drain`): the legacy table gets every event the store holds, and writes
+    still in flight through the event store (the live routes follow within a second or two) write their
+    own rows before they return."""
     if PHASES.index(state.phase) > PHASES.index(LAST_REVERSIBLE):
         raise PhaseError(f"the migration {state.name} is {state.phase}: there is no rolling back")
     target = to if to is not None else state.previous_phase
@@ -162,7 +168,10 @@ def rollback(store: EventStore, state: MigrationState, to: str | None, actor: st
     if PHASES.index(target) >= PHASES.index(state.phase):
         raise PhaseError(f"the migration {state.name} is {state.phase}: {target} is not behind it")
     events = [*_mode_events(state, target), (PHASE_ROLLED_BACK, {"from": state.phase, "to": target})]
-    return _record(store, state, events, actor)
+    after = _record(store, state, events, actor)
+    if drain is not None and state.writes == "new" and after.writes != "new":
+        drain()
+    return after
 
 
 def pause(store: EventStore, state: MigrationState, reason: str, actor: str) -> MigrationState:

@@ -119,16 +119,42 @@ class _LiveGate:
         self.limiter.record(batch.read)
 
 
+def reverse_round(relays: Sequence[Relay], migration: str | None = None) -> Callable[[], Any]:
+    """Returns what a follow round runs after relaying: the reverse projection's catch-up of the relayed tables
+    (`migrator.switchover.reverse.background_catch_up`: only while the writes of `migration`, default the
+    settings' MIGRATION_NAME, are switched or keys wait). It logs and goes on when the catch-up fails: the
+    next round tries again."""
+    from es_app.settings import get_settings
+
+    from ..switchover.reverse import background_catch_up, projections_for
+
+    name = migration or get_settings().migration_name
+
+    made: list[Any] = []
+
+    def catch_up() -> None:
+        try:
+            if not made:
+                made.append(projections_for([r.mapping for r in relays], relays[0].legacy, relays[0].store))
+            background_catch_up(made[0], name)
+        except Exception:  # the relay keeps going; the reverse projection catches up next round
+            log.exception("reverse projection: catch-up failed; trying again next round")
+
+    return catch_up
+
+
 def follow(relays: Sequence[Relay], legacy: Engine, *, stop: threading.Event, poll_interval: float = 1.0,
            on_round: Callable[[list[RelayTotals]], Any] | None = None, live: LiveLimits | None = None,
-           on_pause: Callable[[str | None], Any] | None = None) -> None:
+           on_pause: Callable[[str | None], Any] | None = None, reverse: bool = True) -> None:
     """Relays every table until `stop` is set, waking on legacy commits (PostgreSQL) or every `poll_interval`.
 
     `on_round` gets the totals of each round that relayed something (to project, publish, report).
     With `live`, every batch first asks it: while paused nothing is relayed (`on_pause` gets the reason
-    when a pause starts, None when it ends), and the changes per second stay under its cap.
+    when a pause starts, None when it ends), and the changes per second stay under its cap. With
+    `reverse`, each round then runs the reverse projection's catch-up (see `reverse_round`).
     """
     gate = _LiveGate(live, stop, on_pause) if live is not None else None
+    after = reverse_round(relays) if reverse and relays else None
 
     def relay_round() -> None:
         if gate is None:
@@ -138,5 +164,7 @@ def follow(relays: Sequence[Relay], legacy: Engine, *, stop: threading.Event, po
             totals = [r.drain(before_batch=gate.before_batch, on_batch=gate.after_batch) for r in relays]
         if any(t.read for t in totals) and on_round is not None:
             on_round(totals)
+        if after is not None:
+            after()
 
     wait_loop(legacy, stop=stop, poll_interval=poll_interval, on_wake=relay_round)

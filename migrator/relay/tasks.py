@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 
 @app.task(name=RELAY_TASK, queue=RELAY_QUEUE, ignore_result=True)
 def relay(es_url: str | None = None, legacy_url: str | None = None) -> int:
-    """Returns the number of changelog rows read: relays every mapped table up to now, then wakes the projectors."""
+    """Returns the number of changelog rows read: relays every mapped table up to now, wakes the projectors,
+    then lets the reverse projection catch up (while writes are switched)."""
     from es_app.bootstrap import engine_for
 
     from ..capture.changelog import CaptureError, require_installed
@@ -47,8 +48,8 @@ def relay(es_url: str | None = None, legacy_url: str | None = None) -> int:
     if (why := budget.control.pause_reason()) is not None:
         log.info("relay not run: %s", why)
         return 0
-    totals = [r.drain(before_batch=budget.before_batch)
-              for r in relays_for(mappings, legacy, container.store, batch_size=settings.relay_batch_size)]
+    relays = relays_for(mappings, legacy, container.store, batch_size=settings.relay_batch_size)
+    totals = [r.drain(before_batch=budget.before_batch) for r in relays]
     last = max((t.last_event_position or 0 for t in totals), default=0)
     if last:
         publish_appended(settings, last)
@@ -60,6 +61,9 @@ def relay(es_url: str | None = None, legacy_url: str | None = None) -> int:
     # every run, until `relay --resync`
     for gap in open_gaps(legacy, container.store.engine, [m.declaration for m in mappings]):
         log.warning("%s", gap.warning())
+    from .follow import reverse_round
+
+    reverse_round(relays, settings.migration_name)()  # while writes are switched: the legacy tables follow the store
     return sum(t.read for t in totals)
 
 

@@ -186,6 +186,7 @@ def test_mapping_from_dict_builds_the_same_mapping_as_python():
             "delete_event_type": "UserDeleted", "column_event_type": "UserLegacyColumnChanged",
             "created_at": "created_at", "updated_at": "updated_at", "unique": {"email": "user-email"},
             "correction_event_type": "UserCorrected",
+            "register_event_type": "UserRegistered", "register_defaults": {"active": True},
             "columns": {"full_name": {"field": "name", "normalize": ["strip_control", "trim"],
                                       "event": "UserNameChanged"},
                         "email": {"field": "email", "normalize": ["strip_control", "email"],
@@ -275,7 +276,8 @@ def test_a_change_cleaned_by_strip_control_keeps_the_exact_legacy_value_in_its_m
 def test_the_declaration_holds_what_the_user_writes_and_nothing_compiled():
     assert [f.name for f in dataclasses.fields(TableMapping)] == [
         "table", "key", "stream_prefix", "columns", "import_event_type", "delete_event_type", "column_event_type",
-        "created_at", "updated_at", "exclude", "timestamp_precision", "unique", "correction_event_type"]
+        "created_at", "updated_at", "exclude", "timestamp_precision", "unique", "correction_event_type",
+        "register_event_type", "register_defaults"]
     assert set(vars(USERS)) == {f.name for f in dataclasses.fields(TableMapping)}
     assert pickle.loads(pickle.dumps(USERS)) == USERS
 
