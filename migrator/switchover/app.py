@@ -13,12 +13,14 @@ from legacy_app.db import Database
 
 from ..mapping import load_mappings
 from .live import LiveRoutes, WritesFactory
+from .writes import es_writes
 
 
 def create_switchable_app(legacy_url: str, settings: Settings, *,
-                          writes_factory: WritesFactory | None = None) -> FastAPI:
+                          writes_factory: WritesFactory | None = es_writes) -> FastAPI:
     """Returns the legacy CRUD app whose routes follow the migration `settings.migration_name` (event store
-    at `settings.es_database_url`), with `/metrics`; both databases are connected on the first request."""
+    at `settings.es_database_url`), with `/metrics`; both databases are connected on the first request. In the
+    `new` writes mode the writes are `writes_factory`'s (default: the event-sourced commands, `es_writes`)."""
     built: list[LiveRoutes] = []
 
     def routes(database: Database) -> LiveRoutes:

@@ -245,7 +245,7 @@ def test_writes_switched_without_event_sourced_writes_are_refused_reads_still_wo
     es = build(Settings(es_database_url=url))
     es.store.append(stream_id("users"), [NewEvent("WritesModeChanged", {"mode": "new", "previous": "legacy"},
                                                   {"actor": "t"})])
-    with TestClient(create_switchable_app(url, settings(url))) as client:
+    with TestClient(create_switchable_app(url, settings(url), writes_factory=None)) as client:
         refused = client.put("/users/2", json={"full_name": "No"})
         assert refused.status_code == 503 and "no event-sourced writes" in refused.json()["detail"]
         assert client.get("/users/2").status_code == 200
