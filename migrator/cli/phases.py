@@ -23,6 +23,7 @@ from migrator.phases import (
     Thresholds,
     guards_for,
 )
+from migrator.phases.state import LAST_REVERSIBLE
 
 from .common import CliError, EsUrl, LegacyUrl, MappingFile, console, err_console, es_container, legacy_and_mappings
 
@@ -174,7 +175,8 @@ def rollback(ctx: typer.Context,
 
     who = actor_of(actor)
     m = open_migration(ctx, es_url, legacy_url, legacy=False)
-    drain = _reverse_drain(ctx, m, legacy_url, es_url) if m.state.writes == "new" else None
+    reversible = PHASES.index(m.state.phase) <= PHASES.index(LAST_REVERSIBLE)  # else refused below, legacy unread
+    drain = _reverse_drain(ctx, m, legacy_url, es_url) if m.state.writes == "new" and reversible else None
     try:
         after = rollback_to(m.es.store, m.state, to, who, drain=drain)
     except PhaseError as exc:
