@@ -27,9 +27,9 @@ class UserService:
         self.repository = repository
 
     def register(self, name: str, email: str, phone: str | None = None, *,
-                 user_id: str | None = None, metadata: dict[str, Any] | None = None,
+                 user_id: str | None = None, legacy_key: Any = None, metadata: dict[str, Any] | None = None,
                  event_ids: list[str] | None = None) -> AppendResult:
-        user = User.register(user_id or new_user_id(), name, email, phone)
+        user = User.register(user_id or new_user_id(), name, email, phone, legacy_key=legacy_key)
         return self.repository.save(user, metadata=metadata, event_ids=event_ids,
                                     claims=[Claim(EMAIL_SCOPE, user.state.email)])
 

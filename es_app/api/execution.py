@@ -101,13 +101,15 @@ class CommandRunner:
 
     # -- the two kinds of command -------------------------------------------
     def register(self, req: CommandRequest, name: str, email: str, phone: str | None, *,
-                 user_id: str | None = None) -> Outcome:
-        """Registers a user on a new stream (`user_id`, default: a new `user-<uuid>`)."""
+                 user_id: str | None = None, legacy_key: Any = None) -> Outcome:
+        """Registers a user on a new stream (`user_id`, default: a new `user-<uuid>`), with its legacy key when
+        it is registered through the legacy app."""
         def respond(result: AppendResult) -> tuple[int, dict[str, Any], dict[str, str]]:
             return 201, _body(result), {"Location": f"/users/{result.stream_id}", "ETag": etag(result.version)}
 
         def run(service: UserService) -> AppendResult:
-            return service.register(name, email, phone, user_id=user_id, metadata=req.metadata("RegisterUser"))
+            return service.register(name, email, phone, user_id=user_id, legacy_key=legacy_key,
+                                    metadata=req.metadata("RegisterUser"))
 
         return self._run(req, "RegisterUser", run, respond)
 

@@ -113,10 +113,11 @@ class User:
 
     # -- commands ----------------------------------------------------------
     @classmethod
-    def register(cls, stream_id: str, name: str, email: str, phone: str | None = None) -> User:
+    def register(cls, stream_id: str, name: str, email: str, phone: str | None = None, *,
+                 legacy_key: Any = None) -> User:
         user = cls(UserState(id=stream_id))
         user._record(UserRegistered(name=normalize_name(name), email=normalize_email(email),
-                                    phone=normalize_phone(phone)))
+                                    phone=normalize_phone(phone), legacy_key=legacy_key))
         return user
 
     def change_name(self, name: str) -> None:
@@ -183,6 +184,7 @@ class User:
         match event:
             case UserRegistered(name=name, email=email, phone=phone):
                 s.name, s.email, s.phone, s.active = name, email, phone, True
+                s.legacy_key = event.legacy_key
                 s.created_at = occurred_at
             case UserImported():
                 s.name, s.email, s.phone, s.active = event.name, event.email, event.phone, event.active

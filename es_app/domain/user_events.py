@@ -15,6 +15,15 @@ class UserRegistered(DomainEvent):
     name: str
     email: str
     phone: str | None = None
+    # the legacy key of a user registered through the legacy app after the write switchover (None otherwise,
+    # and then left out of the data, so registrations through the es API are as they always were)
+    legacy_key: Any = None
+
+    def to_data(self) -> dict[str, Any]:
+        data = super().to_data()
+        if data["legacy_key"] is None:
+            del data["legacy_key"]
+        return data
 
 
 @dataclasses.dataclass(frozen=True)

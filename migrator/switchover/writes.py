@@ -122,8 +122,8 @@ class EsWrites:
             if self._stream_exists(key):  # a key whose row was deleted and that SQLite numbers again
                 continue
 
-            def register(req: CommandRequest, stream: str = self.mapping.stream_id(key)) -> Outcome:
-                return self.runner.register(req, full_name, email, phone, user_id=stream)
+            def register(req: CommandRequest, stream: str = self.mapping.stream_id(key), key: int = key) -> Outcome:
+                return self.runner.register(req, full_name, email, phone, user_id=stream, legacy_key=key)
             try:
                 self._run(register)
                 return key
