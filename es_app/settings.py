@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     shadow_max_mismatch_rate: float = Field(default=0.001, ge=0, le=1)  # reads_switched: mismatched / compared
     reads_switched_min_s: float = Field(default=3600.0, ge=0)  # writes_switched: reads switched this long
     relay_max_idle_s: float = Field(default=60.0, gt=0)  # dual_write: the relay's offset moved this recently
+    # backfilled, decommissioned: how long a guard waits for the relay to catch up with the changes waiting at
+    # the check (a table under constant writes is never seen with an exactly empty backlog)
+    relay_catch_up_wait_s: float = Field(default=10.0, ge=0)
                                                          # while changes wait
     writes_switched_min_s: float = Field(default=3600.0, ge=0)  # decommissioned: reads and writes `new` this long
 

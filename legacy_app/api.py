@@ -105,11 +105,13 @@ RoutesFactory = Callable[[Database], Routes]
 
 
 def create_app(database_url: str | None = None, *, read_mode: str | None = None,
-               routes: RoutesFactory | None = None) -> FastAPI:
+               routes: RoutesFactory | None = None, require_schema: bool = True) -> FastAPI:
     """Returns the legacy CRUD app; its database (default LEGACY_DATABASE_URL) connects on first use.
 
     `routes(database)` chooses the reads and writes of each request (default: `FixedRoutes`, the
-    table, reads per `read_mode` or LEGACY_READ_MODE); it is built once, on the first request.
+    table, reads per `read_mode` or LEGACY_READ_MODE); it is built once, on the first request. With
+    `require_schema` False a database without the `users` table is accepted: the routes decide what to
+    serve (the migrator's, once the table is decommissioned).
     """
     lock = threading.Lock()
     box: dict[str, tuple[Database, Routes]] = {}
@@ -119,7 +121,7 @@ def create_app(database_url: str | None = None, *, read_mode: str | None = None,
         if "s" not in box:
             with lock:
                 if "s" not in box:
-                    database = Database.connect(database_url)
+                    database = Database.connect(database_url, check_schema=require_schema)
                     try:
                         box["s"] = (database, make_routes(database))
                     except Exception:

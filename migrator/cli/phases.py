@@ -69,7 +69,8 @@ class Migration:
         """Returns guards_of(phase, state) over facts gathered once, now."""
         from migrator.phases.facts import gather
 
-        facts = gather(self.legacy, self.es.engine, self.mappings, self.state)
+        facts = gather(self.legacy, self.es.engine, self.mappings, self.state,
+                       catch_up_wait_s=self.es.settings.relay_catch_up_wait_s)
         return lambda phase, state: guards_for(phase, facts, state, self.limits)
 
 

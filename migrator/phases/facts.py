@@ -19,7 +19,7 @@ from ..backfill.runs import load_run
 from ..capture import changelog as capture
 from ..capture.offsets import get_state, offset_name
 from ..mapping import TableMapping
-from ..relay.runner import backlog
+from ..relay.runner import backlog_at_check
 from ..verify.runs import latest, latest_clean, load, verify_runs
 from .guards import Facts, RelayFacts
 from .state import MigrationState
@@ -33,8 +33,10 @@ def shadow_counts(state: MigrationState) -> tuple[int, int] | None:
 
 
 def gather(legacy: Engine, es: Engine, mappings: Sequence[TableMapping], state: MigrationState,
-           now: datetime | None = None) -> Facts:
-    """Returns the facts of the mapped tables as they are now."""
+           now: datetime | None = None, *, catch_up_wait_s: float = 0.0) -> Facts:
+    """Returns the facts of the mapped tables as they are now; a table's relay backlog counts the changes
+    waiting now that are still waiting after at most `catch_up_wait_s` (RELAY_CATCH_UP_WAIT_S for the
+    guards: a busy table's relay may catch up with the moment of the check; 0 for a snapshot)."""
     tables = tuple(m.table for m in mappings)
     st = capture.status(legacy, mappings)
     relay: dict[str, RelayFacts] = {}
@@ -42,7 +44,7 @@ def gather(legacy: Engine, es: Engine, mappings: Sequence[TableMapping], state: 
     with es.connect() as conn:
         for m in mappings:
             offset = get_state(conn, offset_name(m.table))
-            left = backlog(legacy, es, [m]) if st.changelog else None
+            left = backlog_at_check(legacy, es, m, catch_up_wait_s) if st.changelog else None
             relay[m.table] = RelayFacts(offset is not None, offset.position if offset else 0,
                                         offset.updated_at if offset else None, left)
             run = load_run(conn, m.table)

@@ -36,7 +36,7 @@ from es_app.bulk_gc import bulk_gc
 from es_app.store import EventStore, InvalidEvent, NewEvent, check_events, write_transaction
 
 from ..capture import gaps as capture_gaps
-from ..capture.changelog import LEGACY_ORIGIN, Change, read_changes
+from ..capture.changelog import LEGACY_ORIGIN, Change, latest_change_id, read_changes
 from ..capture.changelog import backlog as changelog_backlog
 from ..capture.offsets import get_offset, lock_state, offset_name, save_offset
 from ..claims.unique import move_claims
@@ -293,6 +293,28 @@ def relays_for(mappings: Sequence[TableMapping | CompiledMapping], legacy: Engin
                batch_size: int = DEFAULT_BATCH_SIZE) -> list[Relay]:
     """Returns one relay per mapping (binding the mappings to the legacy database)."""
     return [Relay(m, legacy, store, batch_size=batch_size) for m in mappings]
+
+
+def backlog_at_check(legacy: Engine, es: Engine, mapping: TableMapping, wait_s: float = 0.0, *,
+                     clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> int:
+    """Returns how many of the table's changes waiting at the call still wait after at most `wait_s` seconds.
+
+    The changelog is taken as it stands at the call (its newest id); changes made while waiting are not
+    counted, so a table under constant writes passes as soon as its relay has caught up with the moment of
+    the check (what a phase guard asks), where an exact zero might never be seen.
+    """
+    with legacy.connect() as lconn:
+        head = latest_change_id(lconn, mapping.table)
+    deadline = clock() + wait_s
+    while True:
+        with es.connect() as conn:
+            offset = get_offset(conn, offset_name(mapping.table))
+        if offset >= head:
+            return 0
+        if clock() >= deadline:
+            with legacy.connect() as lconn:
+                return changelog_backlog(lconn, mapping.table, offset) - changelog_backlog(lconn, mapping.table, head)
+        sleep(min(0.05, max(deadline - clock(), 0.0)))
 
 
 def backlog(legacy: Engine, es: Engine, mappings: Sequence[TableMapping] | None = None) -> int:

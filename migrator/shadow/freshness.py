@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, TextClause, func, select, text
+from sqlalchemy.exc import DBAPIError
 
 from es_app.projections.tables import users_view
 from es_app.store import EventStore
@@ -86,7 +87,7 @@ class Freshness:
         self._lock = threading.Lock()
 
     def _capture_installed(self) -> bool:
-        if self._captured:  # once there, the changelog stays (only decommission drops it)
+        if self._captured:  # once there, the changelog stays until the decommission drops it (see _changelog)
             return True
         now = self.clock()
         with self._lock:
@@ -99,9 +100,17 @@ class Freshness:
     def _changelog(self, query: TextClause, after: int, **params: object) -> int | None:
         if not self._capture_installed():
             return None
-        with self.legacy.connect() as conn:
-            return conn.execute(query, {"t": self.mapping.table, "after": after, "origin": LEGACY_ORIGIN,
-                                        **params}).scalar()
+        try:
+            with self.legacy.connect() as conn:
+                return conn.execute(query, {"t": self.mapping.table, "after": after, "origin": LEGACY_ORIGIN,
+                                            **params}).scalar()
+        except DBAPIError:
+            with self.legacy.connect() as conn:
+                if changelog_exists(conn):
+                    raise
+            with self._lock:  # dropped by the decommission: nothing of the legacy side waits any more
+                self._captured, self._looked_at = False, self.clock()
+            return None
 
     def key(self, key: object) -> KeyLag:
         """Returns the key's lag now."""

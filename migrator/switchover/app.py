@@ -9,10 +9,11 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from es_app.bootstrap import build
 from es_app.settings import Settings
 from legacy_app.api import create_app
-from legacy_app.db import Database
+from legacy_app.db import Database, SchemaMissing, has_schema
 
 from ..mapping import load_mappings
-from .live import LiveRoutes, WritesFactory
+from ..phases.machine import DECOMMISSIONED, load
+from .live import LEGACY_TABLE, LiveRoutes, WritesFactory
 from .writes import es_writes
 
 
@@ -25,13 +26,18 @@ def create_switchable_app(legacy_url: str, settings: Settings, *,
 
     def routes(database: Database) -> LiveRoutes:
         es = build(settings)
-        mappings = load_mappings(settings.mapping_file or None, database.engine)
+        if load(es.store, settings.migration_name).phase == DECOMMISSIONED:  # the table is gone: not bound
+            mappings = [m.compile() for m in load_mappings(settings.mapping_file or None)]
+        elif not has_schema(database.engine):
+            raise SchemaMissing(f"the legacy database has no `{LEGACY_TABLE}` table: run `migrator init`")
+        else:
+            mappings = load_mappings(settings.mapping_file or None, database.engine)
         live = LiveRoutes(database, es, mappings, name=settings.migration_name, poll_s=settings.routes_poll_s,
                           writes_factory=writes_factory)
         built.append(live)
         return live
 
-    app = create_app(legacy_url, routes=routes)
+    app = create_app(legacy_url, routes=routes, require_schema=False)  # checked above, knowing the phase
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

@@ -26,6 +26,7 @@ from legacy_app.writes import UserWrites
 
 from ..mapping import CompiledMapping
 from ..phases.control import LiveControl
+from ..phases.machine import DECOMMISSIONED
 from ..phases.state import MigrationState
 from ..shadow import mismatches
 from ..shadow.flusher import CountsFlusher
@@ -76,20 +77,27 @@ class _Split:
         return chosen.search(query, limit=limit, offset=offset)
 
 
-class _NoWrites:
-    """Writes while the migration's writes are `new` and this app has no event-sourced writes: refused (503)."""
+NO_WRITES_REASON = ("writes are switched to the new system, but this legacy app has no event-sourced writes: "
+                    "roll writes back (`migrator rollback`) or serve the app that has them")
+DECOMMISSIONED_REASON = ("the legacy users table is decommissioned: this API serves reads from the new read model; "
+                         "write through the event-sourced API")
 
-    REASON = ("writes are switched to the new system, but this legacy app has no event-sourced writes: "
-              "roll writes back (`migrator rollback`) or serve the app that has them")
+
+class _Refused:
+    """Writes this app cannot take now, each refused with `reason` (503): writes switched without event-sourced
+    writes here, or the legacy table decommissioned."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
 
     def create(self, *, email: str, full_name: str, is_active: bool = True, phone: str | None = None) -> UserRecord:
-        raise ReadModeError(self.REASON)
+        raise ReadModeError(self.reason)
 
     def update(self, user_id: int, changes: dict[str, Any]) -> UserRecord:
-        raise ReadModeError(self.REASON)
+        raise ReadModeError(self.reason)
 
     def delete(self, user_id: int) -> None:
-        raise ReadModeError(self.REASON)
+        raise ReadModeError(self.reason)
 
 
 class LiveRoutes:
@@ -113,6 +121,9 @@ class LiveRoutes:
         self.new = ReadModelReads(es.engine, mapping, fallback=self.legacy, freshness=self.freshness,
                                   wait_s=settings.read_wait_s, metrics=self.metrics)
         self.candidate = candidate or ReadModelReads(es.engine, mapping)  # no wait: lag is judged after
+        # once decommissioned there is no legacy table to fall back on: the read model serves after its wait
+        self.final = ReadModelReads(es.engine, mapping, freshness=self.freshness, wait_s=settings.read_wait_s,
+                                    metrics=self.metrics)
         self.lab = Lab(self.metrics, pool=settings.shadow_pool, queue=settings.shadow_queue,
                        timeout_s=settings.shadow_timeout_ms / 1000.0)
         self.judge = ReadJudge(name, mapping, self.legacy, self.candidate, freshness=self.freshness,
@@ -136,7 +147,7 @@ class LiveRoutes:
     def reads(self) -> UserReads:
         """Returns the reads of the migration's reads mode and percent now."""
         st = self.state()
-        view = (st.reads, st.reads_percent)
+        view = (DECOMMISSIONED, 100.0) if st.phase == DECOMMISSIONED else (st.reads, st.reads_percent)
         found = self._views.get(view)
         if found is None:
             found = self._views[view] = self._reads_for(*view)
@@ -144,6 +155,8 @@ class LiveRoutes:
 
     def _reads_for(self, mode: str, percent: float) -> UserReads:
         m = self.metrics
+        if mode == DECOMMISSIONED:
+            return _Served(self.final, m, ReadMode.NEW.value, "read_model")
         if mode == ReadMode.SHADOW.value:
             return ShadowReads(_Served(self.legacy, m, mode, "legacy"), self.candidate, self.lab, self.judge, percent)
         if mode == ReadMode.NEW.value:
@@ -152,10 +165,13 @@ class LiveRoutes:
 
     def writes(self) -> UserWrites:
         """Returns the writes of the migration's writes mode now."""
-        if self.state().writes != "new":
+        st = self.state()
+        if st.phase == DECOMMISSIONED:
+            return _Refused(DECOMMISSIONED_REASON)
+        if st.writes != "new":
             return self._legacy_writes
         if self._writes_factory is None:
-            return _NoWrites()
+            return _Refused(NO_WRITES_REASON)
         with self._lock:
             if self._new_writes is None:
                 self._new_writes = self._writes_factory(self.database, self.es)

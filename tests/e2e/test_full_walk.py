@@ -285,3 +285,15 @@ def test_the_full_walk_under_live_traffic(urls, walk_settings, capsys, tmp_path:
         assert sum(1 for _ in gzip.decompress(data).splitlines()) == before
         code, _, err = cli(capsys, "rollback", urls=urls)
         assert code == 1 and "there is no rolling back" in err
+
+        # after the decommission the legacy API still answers reads, from the read model, and refuses writes
+        # with the reason (503); a fresh app (no legacy table to check) does the same
+        alive = next(uid for uid, want in traffic.expected.items() if want and not want.get("deleted"))
+        for fresh in (client, TestClient(create_switchable_app(legacy_url, settings))):
+            got = fresh.get(f"/users/{alive}")
+            assert got.status_code == 200 and got.json()["full_name"] == traffic.expected[alive]["full_name"]
+            page = fresh.get("/users", params={"limit": 5}).json()
+            assert page["total"] == before and len(page["items"]) == 5
+            for refused in (fresh.post("/users", json={"email": "after@example.org", "full_name": "After"}),
+                            fresh.put(f"/users/{alive}", json={"full_name": "After"})):
+                assert refused.status_code == 503 and "decommissioned" in refused.json()["detail"]

@@ -151,3 +151,25 @@ def test_the_celery_relay_task_skips_while_paused_and_relays_max_rate_times_inte
     throttle(store, load(store), 0, "bo")
     assert relay_task(url, url) == 20 and backlog(engine, engine, [USERS]) == 0
     get_settings.cache_clear()
+
+
+def test_the_backlog_at_a_check_counts_only_changes_waiting_at_the_check(db):
+    from migrator.relay.runner import backlog_at_check
+
+    _, engine = db
+    store = EventStore(engine)
+    relay = Relay(USERS, engine, store, batch_size=50)
+    insert_users(engine, list(range(1, 11)))
+    assert backlog_at_check(engine, engine, USERS, 0.0) == 10  # nobody relays: all still wait
+
+    def relay_then_write_more() -> None:
+        time.sleep(0.2)
+        relay.drain()
+        insert_users(engine, list(range(11, 16)))  # arrive after the check began: not counted
+
+    worker = threading.Thread(target=relay_then_write_more)
+    worker.start()
+    assert backlog_at_check(engine, engine, USERS, 20.0) == 0
+    worker.join()
+    assert backlog(engine, engine, [USERS]) == 5
+    assert backlog_at_check(engine, engine, USERS, 0.0) == backlog(engine, engine, [USERS])
