@@ -39,7 +39,7 @@ def test_users_binds_and_learns_column_types(legacy):
     (dict(table="people"), "table 'people' does not exist"),
     (dict(columns=USERS.columns + (ColumnMap("nickname", "nick"),)), "column 'nickname' does not exist in table 'users'"),
     (dict(updated_at="modified_at"), "column 'modified_at' does not exist"),
-    (dict(key="email", columns=USERS.columns[:1], unique={}), "key 'email' is not the table's single-column primary key"),
+    (dict(key="email", columns=USERS.columns[:1], unique={}, register_defaults={}), "key 'email' is not the table's single-column primary key"),
 ])
 def test_binding_a_mapping_that_does_not_fit_the_database_fails_with_one_line(legacy, change, message):
     mapping = dataclasses.replace(USERS, **change)
