@@ -8,6 +8,7 @@ import io
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -28,7 +29,8 @@ def _users(value: int) -> int:
     return value
 
 
-def _run_cli(es_url: str, legacy_url: str):  # type: ignore[no-untyped-def]
+def _run_cli(es_url: str, legacy_url: str) -> Callable[..., tuple[int, str]]:
+    """Returns a runner of one `migrator` command on the demo's databases: (exit code, its output)."""
     from . import main
 
     def run(*argv: str) -> tuple[int, str]:
@@ -40,7 +42,8 @@ def _run_cli(es_url: str, legacy_url: str):  # type: ignore[no-untyped-def]
     return run
 
 
-def _pauser(step: bool):  # type: ignore[no-untyped-def]
+def _pauser(step: bool) -> Callable[[], object]:
+    """Returns what the walk calls between phases: wait for Enter (`--step` on a terminal) or nothing."""
     if step and not sys.stdin.isatty():
         console.print("--step: stdin is not a terminal, so the demo does not wait between phases", highlight=False)
     if not step or not sys.stdin.isatty():
@@ -58,11 +61,13 @@ def demo(
 ) -> None:
     """Walk a live legacy user database into the event store, every phase, on fresh files under var/demo/.
 
-    Seed, live traffic through the legacy app (a writer and two readers), capture, backfill, verify, shadow
-    reads, read switchover (10%, 50%, then all), write switchover with the reverse projection, archive and
-    decommission; after each phase the same users as legacy row, read-model row and replayed state side by side,
-    and time travel through one user's history with a correction. Ends with the final consistency report;
-    exits 1 on any difference (or on any 5xx the legacy app's users saw)."""
+    Seed; live traffic through the legacy app (a writer and two readers) the whole time.
+    Capture, backfill, verify, shadow reads, read switchover (10%, 50%, then all).
+    Write switchover with the reverse projection, then archive and decommission.
+    After each phase: the same users as legacy row, read-model row and replayed state, side by side.
+    Time travel through one user's history, with a correction event that fixes a dirty value.
+    Ends with the final consistency report: exit 1 on any difference or on any 5xx the traffic saw.
+    """
     from migrator.demo import Walk, WalkOptions
     from migrator.demo.walk import WalkFailed, demo_environment
 

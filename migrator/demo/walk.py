@@ -70,7 +70,7 @@ class Walk:
     """One walk legacy → decommissioned; `run()` returns the final report. `pause()` is called between phases."""
 
     def __init__(self, console: Console, settings: Settings, run_cli: RunCli, options: WalkOptions,
-                 pause: Callable[[], None]):
+                 pause: Callable[[], object]):
         self.console, self.settings, self.cli, self.options, self.pause = console, settings, run_cli, options, pause
         self.es = build(settings)
         self.legacy = engine_for(settings.legacy_database_url)
