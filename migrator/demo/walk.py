@@ -157,7 +157,7 @@ class Walk:
         with self.legacy.connect() as conn:
             live = [k for (k,) in conn.execute(select(User.id))]
         t = self.begin("decommission")
-        self.step("decommission", "--archive", str(self.options.archive), "--confirm", "--actor", "demo")
+        self.until("decommission", "--archive", str(self.options.archive), "--confirm", "--actor", "demo")
         self.changed(t, f"the legacy table is archived to {self.options.archive}/ and dropped; the legacy app "
                         f"answers reads from the read model and refuses writes")
         self.show("after the decommission: only the event-sourced side is left", archived=True)
@@ -215,7 +215,7 @@ class Walk:
         t = self.begin("read switchover")
         self.touch({"is_active": True})
         for percent in ("10", "50"):
-            self.step("reads", "--mode", "new", "--percent", percent, "--actor", "demo")
+            self.until("reads", "--mode", "new", "--percent", percent, "--actor", "demo")
             traffic.wait_writes(10)
             self.console.print(Text(f"  reads --mode new --percent {percent}: {percent}% of users (by key hash) "
                                     f"are read from the read model", "dim"))
