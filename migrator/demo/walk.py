@@ -157,7 +157,7 @@ class Walk:
         with self.legacy.connect() as conn:
             live = [k for (k,) in conn.execute(select(User.id))]
         t = self.begin("decommission")
-        self.until("decommission", "--archive", str(self.options.archive), "--confirm", "--actor", "demo")
+        self.step("decommission", "--archive", str(self.options.archive), "--confirm", "--actor", "demo")
         self.changed(t, f"the legacy table is archived to {self.options.archive}/ and dropped; the legacy app "
                         f"answers reads from the read model and refuses writes")
         self.show("after the decommission: only the event-sourced side is left", archived=True)
