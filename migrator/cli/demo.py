@@ -17,9 +17,11 @@ from rich.text import Text
 from es_app.bootstrap import dispose_engines
 from es_app.settings import VAR_DIR
 
-from .common import CliError, console, styled
+from .common import CliError, check_database_url, console, styled
 
 DEMO_DIR = VAR_DIR / "demo"
+POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+REDIS_URL = "redis://127.0.0.1:6379/0"
 MAX_USERS = 1_000_000
 
 
@@ -58,6 +60,12 @@ def demo(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=100_000, help="Backfill rows per chunk")] = 250,
     step: Annotated[bool, typer.Option("--step", help="Wait for Enter between phases (for a talk); when stdin is "
                                                       "not a terminal, says so and does not wait")] = False,
+    servers: Annotated[bool, typer.Option("--servers", help="Run on PostgreSQL (fresh databases migrator_demo_es "
+                                                            "and migrator_demo_legacy), Redis and Celery workers the "
+                                                            "demo starts and stops")] = False,
+    postgres_url: Annotated[str, typer.Option("--postgres-url", help="With --servers: the PostgreSQL server "
+                                                                     "(any database on it)")] = POSTGRES_URL,
+    redis_url: Annotated[str, typer.Option("--redis-url", help="With --servers: the Redis broker")] = REDIS_URL,
 ) -> None:
     """Walk a live legacy user database into the event store, every phase, on fresh files under var/demo/.
 
@@ -72,16 +80,27 @@ def demo(
     from migrator.demo.walk import WalkFailed, demo_environment
 
     if ctx.find_root().params.get("es_url") or ctx.find_root().params.get("legacy_url"):
-        raise CliError("the demo always runs on fresh SQLite files under var/demo/; drop --es-url/--legacy-url")
+        raise CliError("the demo always runs on fresh databases (SQLite files under var/demo/, or with --servers "
+                       "its own PostgreSQL databases); drop --es-url/--legacy-url")
     shutil.rmtree(DEMO_DIR, ignore_errors=True)
     DEMO_DIR.mkdir(parents=True)
-    es_url, legacy_url = f"sqlite:///{DEMO_DIR / 'es.db'}", f"sqlite:///{DEMO_DIR / 'legacy.db'}"
-    settings = demo_environment(es_url, legacy_url)
+    workers = None
+    if servers:
+        from migrator.demo.servers import CeleryWorkers, broker_prefix, fresh_databases
+
+        es_url, legacy_url = fresh_databases(check_database_url(postgres_url, "PostgreSQL server"))
+        prefix = broker_prefix()
+        settings = demo_environment(es_url, legacy_url, BROKER_URL=redis_url, BROKER_KEY_PREFIX=prefix,
+                                    RELAY_INTERVAL_S="0.5", CATCH_UP_INTERVAL_S="0.5")
+        workers = lambda: CeleryWorkers(DEMO_DIR / "workers", redis_url, prefix)  # noqa: E731
+    else:
+        es_url, legacy_url = f"sqlite:///{DEMO_DIR / 'es.db'}", f"sqlite:///{DEMO_DIR / 'legacy.db'}"
+        settings = demo_environment(es_url, legacy_url)
     pause = _pauser(step)
     started = time.perf_counter()
     console.rule(styled("[bold]legacy CRUD → event sourcing + CQRS: the whole walk, under live traffic"))
     walk = Walk(console, settings, _run_cli(es_url, legacy_url),
-                WalkOptions(users=users, batch_size=batch_size, archive=DEMO_DIR / "archive"), pause)
+                WalkOptions(users=users, batch_size=batch_size, archive=DEMO_DIR / "archive"), pause, workers)
     try:
         report = walk.run()
     except WalkFailed as exc:

@@ -12,7 +12,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rich.console import Console
 from rich.text import Text
@@ -59,19 +59,32 @@ class WalkOptions:
     archive: Path
 
 
-def demo_environment(es_url: str, legacy_url: str) -> Settings:
-    """Returns the demo's settings, also put in this process's environment for the CLI steps it runs."""
-    os.environ.update(DEMO_SETTINGS, ES_DATABASE_URL=es_url, LEGACY_DATABASE_URL=legacy_url)
+def demo_environment(es_url: str, legacy_url: str, **more: str) -> Settings:
+    """Returns the demo's settings (`more`: other settings by their variable), also put in this process's
+    environment for the CLI steps it runs and the workers it starts."""
+    os.environ.update(DEMO_SETTINGS, ES_DATABASE_URL=es_url, LEGACY_DATABASE_URL=legacy_url, **more)
     get_settings.cache_clear()
     return get_settings()
 
 
+class Workers(Protocol):
+    """What runs the worker's jobs during the walk (a thread, or Celery processes): a context manager."""
+
+    errors: list[str]
+
+    def __enter__(self) -> Workers: ...
+
+    def __exit__(self, *_: object) -> None: ...
+
+
 class Walk:
-    """One walk legacy → decommissioned; `run()` returns the final report. `pause()` is called between phases."""
+    """One walk legacy → decommissioned; `run()` returns the final report. `pause()` is called between phases;
+    `workers()` gives what runs the worker's jobs (default: a thread in this process)."""
 
     def __init__(self, console: Console, settings: Settings, run_cli: RunCli, options: WalkOptions,
-                 pause: Callable[[], object]):
+                 pause: Callable[[], object], workers: Callable[[], Workers] | None = None):
         self.console, self.settings, self.cli, self.options, self.pause = console, settings, run_cli, options, pause
+        self.workers = workers or (lambda: WorkerThread(settings))
         self.es = build(settings)
         self.legacy = engine_for(settings.legacy_database_url)
         self.mapping: Any = None  # bound once `migrator init` made the legacy table
@@ -149,7 +162,7 @@ class Walk:
         self.changed(t, f"a legacy CRUD database with {self.options.users:,} users (user {self.dirty}'s name is "
                         f"dirty: {DIRTY_NAME!r}); the legacy app starts serving a writer and two readers")
         app = create_switchable_app(self.settings.legacy_database_url, self.settings)
-        with TestClient(app) as client, WorkerThread(self.settings) as worker:
+        with TestClient(app) as client, self.workers() as worker:
             with Traffic(client, self.options.users, self.showcase[1:], protected=(self.dirty,)) as traffic:
                 self.traffic, self.client = traffic, client
                 self.live_phases(traffic)
@@ -157,6 +170,7 @@ class Walk:
         with self.legacy.connect() as conn:
             live = [k for (k,) in conn.execute(select(User.id))]
         t = self.begin("decommission")
+        self.step("relay")  # the changes the worker left (the reverse projection's last writes): the backlog guard
         self.step("decommission", "--archive", str(self.options.archive), "--confirm", "--actor", "demo")
         self.changed(t, f"the legacy table is archived to {self.options.archive}/ and dropped; the legacy app "
                         f"answers reads from the read model and refuses writes")

@@ -57,7 +57,7 @@ def test_demo_refuses_other_databases(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "migrator", "--es-url", f"sqlite:///{tmp_path}/x.db", "demo"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120, env=ENV)
     assert proc.returncode == 1
-    assert proc.stderr.strip().startswith("error: the demo always runs on fresh SQLite files")
+    assert proc.stderr.strip().startswith("error: the demo always runs on fresh databases")
 
 
 @pytest.mark.parametrize(("difference", "seen"), [("archive", "rows (manifest"), ("read_model", "missing: 2")])
