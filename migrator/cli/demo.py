@@ -20,6 +20,7 @@ from es_app.settings import VAR_DIR
 from .common import CliError, check_database_url, console, styled
 
 DEMO_DIR = VAR_DIR / "demo"
+ES_DB, LEGACY_DB = "migrator_demo_es", "migrator_demo_legacy"  # --servers: on the PostgreSQL server
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 MAX_USERS = 1_000_000
@@ -60,9 +61,9 @@ def demo(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=100_000, help="Backfill rows per chunk")] = 250,
     step: Annotated[bool, typer.Option("--step", help="Wait for Enter between phases (for a talk); when stdin is "
                                                       "not a terminal, says so and does not wait")] = False,
-    servers: Annotated[bool, typer.Option("--servers", help="Run on PostgreSQL (fresh databases migrator_demo_es "
-                                                            "and migrator_demo_legacy), Redis and Celery workers the "
-                                                            "demo starts and stops")] = False,
+    servers: Annotated[bool, typer.Option("--servers", help=f"Run on PostgreSQL (fresh databases {ES_DB} and "
+                                                            f"{LEGACY_DB}), Redis and Celery workers the demo starts "
+                                                            "and stops")] = False,
     postgres_url: Annotated[str, typer.Option("--postgres-url", help="With --servers: the PostgreSQL server "
                                                                      "(any database on it)")] = POSTGRES_URL,
     redis_url: Annotated[str, typer.Option("--redis-url", help="With --servers: the Redis broker")] = REDIS_URL,
@@ -88,7 +89,7 @@ def demo(
     if servers:
         from migrator.demo.servers import CeleryWorkers, broker_prefix, fresh_databases
 
-        es_url, legacy_url = fresh_databases(check_database_url(postgres_url, "PostgreSQL server"))
+        es_url, legacy_url = fresh_databases(check_database_url(postgres_url, "PostgreSQL server"), (ES_DB, LEGACY_DB))
         prefix = broker_prefix()
         settings = demo_environment(es_url, legacy_url, BROKER_URL=redis_url, BROKER_KEY_PREFIX=prefix,
                                     RELAY_INTERVAL_S="0.5", CATCH_UP_INTERVAL_S="0.5")
@@ -98,7 +99,9 @@ def demo(
         settings = demo_environment(es_url, legacy_url)
     pause = _pauser(step)
     started = time.perf_counter()
-    console.rule(styled("[bold]legacy CRUD → event sourcing + CQRS: the whole walk, under live traffic"))
+    where = "PostgreSQL + Redis + Celery workers" if servers else "SQLite files, in-process worker"
+    console.rule(styled("[bold]legacy CRUD → event sourcing + CQRS: the whole walk, under live traffic ({where})",
+                        where=where))
     walk = Walk(console, settings, _run_cli(es_url, legacy_url),
                 WalkOptions(users=users, batch_size=batch_size, archive=DEMO_DIR / "archive"), pause, workers)
     try:
@@ -110,10 +113,10 @@ def demo(
     console.print(report.table())
     elapsed = time.perf_counter() - started
     if not report.clean:
-        raise CliError(f"the final report found differences (walk took {elapsed:.0f} s; databases kept in "
-                       f"{DEMO_DIR}/)")
+        raise CliError(f"the final report found differences (walk took {elapsed:.0f} s)")
+    kept = f"databases {ES_DB} and {LEGACY_DB}, archive in {DEMO_DIR}/" if servers else f"{DEMO_DIR}/"
     console.print(styled("[green]ok[/green]: every phase walked and the final report is clean in {s:.0f} s. "
-                         "Databases and archive kept in {dir}/.", s=elapsed, dir=str(DEMO_DIR)), highlight=False)
+                         "Kept: {kept}.", s=elapsed, kept=kept), highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -21,25 +21,24 @@ from es_app.store.engine import normalize_url
 from ..topology import delete_broker_keys
 from .walk import WalkFailed
 
-ES_DB, LEGACY_DB = "migrator_demo_es", "migrator_demo_legacy"
 CELERY = str(Path(sys.executable).with_name("celery"))
 # two workers, as a deployment runs them: projections and the relay (with the beat), projections and notifications
 WORKERS = (("projections,relay", ("-B",)), ("projections,notifications", ()))
 
 
-def fresh_databases(server_url: str) -> tuple[str, str]:
-    """Returns (event store URL, legacy URL) of the demo's two databases on the PostgreSQL server at `server_url`,
+def fresh_databases(server_url: str, names: tuple[str, str]) -> tuple[str, str]:
+    """Returns (event store URL, legacy URL) of the databases `names` on the PostgreSQL server at `server_url`,
     dropped (if a previous demo left them) and created empty."""
     url = make_url(normalize_url(server_url))
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            for name in (ES_DB, LEGACY_DB):
+            for name in names:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
                 conn.execute(text(f'CREATE DATABASE "{name}"'))
     finally:
         admin.dispose()
-    es, legacy = (url.set(database=name).render_as_string(hide_password=False) for name in (ES_DB, LEGACY_DB))
+    es, legacy = (url.set(database=name).render_as_string(hide_password=False) for name in names)
     return es, legacy
 
 

@@ -67,3 +67,21 @@ def test_the_final_report_catches_a_difference(tmp_path, difference, seen):
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr
     assert "DIFFERS" in proc.stdout and seen in proc.stdout
     assert proc.stderr.strip().splitlines()[-1].startswith("error: the final report found differences")
+
+
+def test_demo_servers_walks_on_postgres_redis_and_celery_workers_it_stops(tmp_path):
+    from tests.conftest import PG_URL, REDIS_URL, require_postgres, require_redis
+
+    require_postgres()
+    require_redis()
+    proc = subprocess.Popen([sys.executable, "-m", "migrator", "demo", "--servers", "--users", "100", "--postgres-url",
+                             PG_URL, "--redis-url", REDIS_URL], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=ENV)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-3000:] + err
+    assert [name.strip() for name in re.findall(r"phase \d/9 · ([a-z ]+)", out)] == list(PHASES)
+    assert "PostgreSQL + Redis + Celery workers" in out and "ok: every phase walked" in out
+    logs = sorted((tmp_path / "var" / "demo" / "workers").glob("worker-*.log"))
+    assert len(logs) == 2 and all(" ready." in log.read_text() for log in logs)
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert f"demo0-{proc.pid}@" not in ps and f"demo1-{proc.pid}@" not in ps  # the workers were stopped
