@@ -32,6 +32,12 @@ def _users(value: int) -> int:
     return value
 
 
+def _postgres(value: str) -> str:
+    if not value.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+        raise typer.BadParameter(f"{value!r} is not a PostgreSQL URL (postgresql://user@host:port/db)")
+    return value
+
+
 def _run_cli(es_url: str, legacy_url: str) -> Callable[..., tuple[int, str]]:
     """Returns a runner of one `migrator` command on the demo's databases: (exit code, its output)."""
     from . import main
@@ -64,11 +70,12 @@ def demo(
     servers: Annotated[bool, typer.Option("--servers", help=f"Run on PostgreSQL (fresh databases {ES_DB} and "
                                                             f"{LEGACY_DB}), Redis and Celery workers the demo starts "
                                                             "and stops")] = False,
-    postgres_url: Annotated[str, typer.Option("--postgres-url", help="With --servers: the PostgreSQL server "
-                                                                     "(any database on it)")] = POSTGRES_URL,
+    postgres_url: Annotated[str, typer.Option("--postgres-url", callback=_postgres,
+                                              help="With --servers: the PostgreSQL server (any database on it)")
+                            ] = POSTGRES_URL,
     redis_url: Annotated[str, typer.Option("--redis-url", help="With --servers: the Redis broker")] = REDIS_URL,
 ) -> None:
-    """Walk a live legacy user database into the event store, every phase, on fresh files under var/demo/.
+    """Walk a live legacy user database into the event store, every phase, on fresh databases (var/demo/).
 
     Seed; live traffic through the legacy app (a writer and two readers) the whole time.
     Capture, backfill, verify, shadow reads, read switchover (10%, 50%, then all).

@@ -53,6 +53,13 @@ def test_demo_refuses_a_bad_number_of_users(tmp_path, users):
     assert not (tmp_path / "var").exists()
 
 
+def test_demo_refuses_a_postgres_url_that_is_not_one(tmp_path):
+    proc = run_demo(tmp_path, "--servers", "--postgres-url", "sqlite:///x.db")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("error:") and "is not a PostgreSQL URL" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
 def test_demo_refuses_other_databases(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "migrator", "--es-url", f"sqlite:///{tmp_path}/x.db", "demo"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120, env=ENV)
