@@ -161,12 +161,13 @@ class Walk:
             conn.execute(update(User).where(User.id == self.dirty).values(full_name=DIRTY_NAME))
         self.changed(t, f"a legacy CRUD database with {self.options.users:,} users (user {self.dirty}'s name is "
                         f"dirty: {DIRTY_NAME!r}); the legacy app starts serving a writer and two readers")
+        self.show("before the migration: only the legacy rows exist")
         app = create_switchable_app(self.settings.legacy_database_url, self.settings)
         with TestClient(app) as client, self.workers() as worker:
             with Traffic(client, self.options.users, self.showcase[1:], protected=(self.dirty,)) as traffic:
                 self.traffic, self.client = traffic, client
                 self.live_phases(traffic)
-            self.last_verify = self.verify()
+            before_decommission = self.verify()
         with self.legacy.connect() as conn:
             live = [k for (k,) in conn.execute(select(User.id))]
         t = self.begin("decommission")
@@ -176,7 +177,7 @@ class Walk:
                         f"answers reads from the read model and refuses writes")
         self.show("after the decommission: only the event-sourced side is left", archived=True)
         self.begin("final report")
-        report = final_report(self.last_verify, self.options.archive, self.es.engine, live, traffic.server_errors)
+        report = final_report(before_decommission, self.options.archive, self.es.engine, live, traffic.server_errors)
         if worker.errors:
             self.console.print(Text(f"  the worker retried {len(worker.errors)} rounds "
                                     f"(first: {worker.errors[0][:120]})", "yellow"))
@@ -213,6 +214,7 @@ class Walk:
         self.changed(t, f"verify --full (run {doc['id']}): {users['rows_legacy']:,} legacy rows, "
                         f"{users['rows_new']:,} read-model rows, {users['keys_replayed']:,} streams replayed, "
                         f"clean={doc['clean']}; reads go to both sides (phase shadow_reads)")
+        self.show("verified: the three views agree (a red cell is a change still in flight)")
 
         t = self.begin("shadow reads")
         self.touch({"phone": "+44 20 7946 0018"})
