@@ -1,212 +1,129 @@
-"""`migrator demo`: the first half of the migration, end to end, on fresh embedded databases.
-
-Seed a legacy CRUD database, install capture, keep the legacy app writing while the
-backfill runs, relay the captured changes, project the read model, then verify every
-legacy row against its read-model row and the replay of its stream (`migrator verify --full`,
-stored as a verify run).
-"""
+"""`migrator demo`: the whole walk, legacy → decommissioned, under live traffic, on fresh SQLite files under
+var/demo/ (the walk itself is `migrator.demo`)."""
 
 from __future__ import annotations
 
-import random
+import contextlib
+import io
 import shutil
-import threading
+import sys
 import time
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated
 
 import typer
-from rich.table import Table
 from rich.text import Text
-from sqlalchemy import select
 
-from es_app.bootstrap import build, dispose_engines, engine_for
-from es_app.projections import run_projections
-from es_app.projections.tables import users_view
+from es_app.bootstrap import dispose_engines
 from es_app.settings import VAR_DIR
-from legacy_app.db import Database
-from legacy_app.service import EmailTaken, UserNotFound, UserService
-from migrator.backfill.run import Backfill, BackfillOptions, projector_for
-from migrator.capture import changelog as capture
-from migrator.mapping import USERS
-from migrator.relay.runner import Relay
-from migrator.seed import seed_users
-from migrator.verify import runs, verify
 
-from .common import CliError, console, settings_for, styled
-from .schema_cmd import init
+from .common import CliError, check_database_url, console, styled
 
 DEMO_DIR = VAR_DIR / "demo"
+ES_DB, LEGACY_DB = "migrator_demo_es", "migrator_demo_legacy"  # --servers: on the PostgreSQL server
+POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+MAX_USERS = 1_000_000
 
 
-def _step(text: str) -> float:
-    console.print(styled("[bold cyan]→[/bold cyan] {text}", text=text), highlight=False)
-    return time.perf_counter()
+def _users(value: int) -> int:
+    if not 10 <= value <= MAX_USERS:
+        raise typer.BadParameter(f"{value} users: the demo seeds between 10 and {MAX_USERS:,}")
+    return value
 
 
-def _done(started: float, text: str = "") -> None:
-    console.print(styled("  [green]done[/green] in {s:.2f}s {text}", s=time.perf_counter() - started, text=text),
-                  highlight=False)
+def _postgres(value: str) -> str:
+    if not value.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+        raise typer.BadParameter(f"{value!r} is not a PostgreSQL URL (postgresql://user@host:port/db)")
+    return value
 
 
-class LegacyTraffic:
-    """The legacy app going on with its life: renames, email and phone edits, (de)activations,
-    sign-ups and deletions through its own load-mutate-save service, in a background thread."""
+def _run_cli(es_url: str, legacy_url: str) -> Callable[..., tuple[int, str]]:
+    """Returns a runner of one `migrator` command on the demo's databases: (exit code, its output)."""
+    from . import main
 
-    def __init__(self, service: UserService, max_id: int, seed: int = 7):
-        self.service, self.max_id = service, max_id
-        self.rng = random.Random(seed)
-        self.stop = threading.Event()
-        self.writes = 0
-        self.thread = threading.Thread(target=self._run, name="legacy-traffic", daemon=True)
+    def run(*argv: str) -> tuple[int, str]:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main([*argv, "--es-url", es_url, "--legacy-url", legacy_url])
+        return code, out.getvalue() + err.getvalue()
 
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            self.one_write()
-            time.sleep(0.002)
-
-    def one_write(self) -> None:
-        rng, uid = self.rng, self.rng.randint(1, self.max_id)
-        try:
-            match rng.choice(("rename", "rename", "email", "phone", "active", "create", "delete")):
-                case "rename":
-                    self.service.change_name(uid, f"Renamed {rng.randint(0, 10**6)}")
-                case "email":
-                    self.service.update(uid, {"email": f"moved{rng.randint(0, 10**9)}@example.net"})
-                case "phone":
-                    self.service.update(uid, {"phone": rng.choice((None, f"+44 20 {rng.randint(0, 10**7):07d}"))})
-                case "active":
-                    self.service.update(uid, {"is_active": rng.random() < 0.5})
-                case "create":
-                    self.service.create(email=f"new{rng.randint(0, 10**9)}@example.com", full_name="Late Signup")
-                case "delete":
-                    self.service.delete(uid)
-            self.writes += 1
-        except (UserNotFound, EmailTaken):
-            pass  # a row deleted earlier, or an email drawn twice: the legacy app says no, as it would
+    return run
 
 
-def _fresh_urls() -> tuple[str, str]:
-    shutil.rmtree(DEMO_DIR, ignore_errors=True)
-    DEMO_DIR.mkdir(parents=True)
-    return f"sqlite:///{DEMO_DIR / 'es.db'}", f"sqlite:///{DEMO_DIR / 'legacy.db'}"
-
-
-def _verify(legacy_db: Database, es: Any) -> dict[str, Any]:
-    """Returns the stored document of a `migrator verify --full` of the users table (see docs/verify.md)."""
-    report = verify(legacy_db.engine, es.engine, [USERS.bind(legacy_db.engine)], full=True, wait=0)
-    doc = report.to_json()
-    doc["id"] = runs.store(es.engine, doc)
-    return doc
-
-
-def _lines(doc: dict[str, Any]) -> list[str]:
-    """Returns one line per listed mismatch: kind, stream and the fields that differ."""
-    return [f"{m['kind']} {m['stream_id']}: {', '.join(m['fields']) or '-'}" for m in doc["mismatches"]]
+def _pauser(step: bool) -> Callable[[], object]:
+    """Returns what the walk calls between phases: wait for Enter (`--step` on a terminal) or nothing."""
+    if step and not sys.stdin.isatty():
+        console.print("--step: stdin is not a terminal, so the demo does not wait between phases", highlight=False)
+    if not step or not sys.stdin.isatty():
+        return lambda: None
+    return lambda: console.input(Text("press Enter for the next phase ", "bold"))
 
 
 def demo(
     ctx: typer.Context,
-    users: Annotated[int, typer.Option("--users", min=1, max=1_000_000, help="Legacy users to seed")] = 2000,
+    users: Annotated[int, typer.Option("--users", callback=_users,
+                                       help="Legacy users to seed (10 to 1,000,000)")] = 2000,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=100_000, help="Backfill rows per chunk")] = 250,
+    step: Annotated[bool, typer.Option("--step", help="Wait for Enter between phases (for a talk); when stdin is "
+                                                      "not a terminal, says so and does not wait")] = False,
+    servers: Annotated[bool, typer.Option("--servers", help=f"Run on PostgreSQL (fresh databases {ES_DB} and "
+                                                            f"{LEGACY_DB}), Redis and Celery workers the demo starts "
+                                                            "and stops")] = False,
+    postgres_url: Annotated[str, typer.Option("--postgres-url", callback=_postgres,
+                                              help="With --servers: the PostgreSQL server (any database on it)")
+                            ] = POSTGRES_URL,
+    redis_url: Annotated[str, typer.Option("--redis-url", help="With --servers: the Redis broker")] = REDIS_URL,
 ) -> None:
-    """Migrate a live legacy user database into the event store, on fresh files under var/demo/."""
-    settings = settings_for(ctx)
+    """Walk a live legacy user database into the event store, every phase, on fresh databases (var/demo/).
+
+    Seed; live traffic through the legacy app (a writer and two readers) the whole time.
+    Capture, backfill, verify, shadow reads, read switchover (10%, 50%, then all).
+    Write switchover with the reverse projection, then archive and decommission.
+    After each phase: the same users as legacy row, read-model row and replayed state, side by side.
+    Time travel through one user's history, with a correction event that fixes a dirty value.
+    Ends with the final consistency report: exit 1 on any difference or on any 5xx the traffic saw.
+    """
+    from migrator.demo import Walk, WalkOptions
+    from migrator.demo.walk import WalkFailed, demo_environment
+
     if ctx.find_root().params.get("es_url") or ctx.find_root().params.get("legacy_url"):
-        raise CliError("the demo always runs on fresh SQLite files under var/demo/; drop --es-url/--legacy-url")
-    es_url, legacy_url = _fresh_urls()
-    settings = settings.model_copy(update={"es_database_url": es_url, "legacy_database_url": legacy_url,
-                                           "broker_url": ""})
-    console.rule(styled("[bold]legacy CRUD → event sourcing + CQRS, first half of the walk"))
-    t = _step("create both schemas (migrator init)")
-    init(ctx, es_url, legacy_url)
-    _done(t)
+        raise CliError("the demo always runs on fresh databases (SQLite files under var/demo/, or with --servers "
+                       "its own PostgreSQL databases); drop --es-url/--legacy-url")
+    shutil.rmtree(DEMO_DIR, ignore_errors=True)
+    DEMO_DIR.mkdir(parents=True)
+    workers = None
+    if servers:
+        from migrator.demo.servers import CeleryWorkers, broker_prefix, fresh_databases
 
-    legacy_db = Database(engine_for(legacy_url))
-    es = build(settings)
-    t = _step(f"seed the legacy database with {users:,} users (migrator seed)")
-    seed_users(legacy_db.engine, users, seed=42)
-    _done(t)
-
-    t = _step("install change capture: triggers write a changelog row in the same transaction "
-              "(migrator capture install)")
-    capture.install(legacy_db.engine, [USERS])
-    _done(t)
-
-    traffic = LegacyTraffic(UserService(legacy_db), max_id=users)
-    mapping = USERS.bind(legacy_db.engine)
-    t = _step("backfill every row as a UserImported event while the legacy app keeps writing (migrator backfill)")
-    traffic.thread.start()
-    backfill = Backfill(mapping, legacy_db.engine, es.store, options=BackfillOptions(batch_size=batch_size),
-                        project=projector_for(es))
-    backfill.start()
-    run = backfill.run_to_end()
-    traffic.stop.set()
-    traffic.thread.join()
-    _done(t, f"({run.rows_imported:,} imported, {run.rows_skipped:,} already streams, "
-             f"{traffic.writes:,} legacy writes meanwhile)")
-
-    t = _step("relay the captured changes into their streams, in order, exactly once (migrator relay)")
-    totals = Relay(mapping, legacy_db.engine, es.store).drain()
-    _done(t, f"({totals.read:,} changes read, {totals.relayed:,} relayed → {totals.events:,} events, "
-             f"{totals.skipped:,} already in the imports)")
-
-    t = _step("project the read model (migrator projections run)")
-    applied = run_projections(es)
-    _done(t, f"({applied:,} events applied)")
-
-    t = _step("verify every legacy row against its read-model row and the replay of its stream "
-              "(migrator verify --full)")
-    doc = _verify(legacy_db, es)
-    _done(t, f"(run {doc['id']}, {doc['duration_s']:.1f} s)")
-    _summary(es, doc)
-    _story(es, legacy_db)
-    dispose_engines()
-    if not doc["clean"]:
-        for line in _lines(doc)[:10]:
-            console.print(Text(f"  {line}", "red"), highlight=False)
-        raise CliError(f"{doc['mismatches_total']} mismatches between the legacy database and the event store "
-                       f"(verify run {doc['id']})")
-    console.print(styled("[green]ok[/green]: verify run {run} is clean. Databases kept in {dir}/ — try "
-                         "`migrator --es-url sqlite:///{db} --legacy-url sqlite:///{legacy} verify --list`.",
-                         run=str(doc["id"]), dir=str(DEMO_DIR), db=str(DEMO_DIR / "es.db"),
-                         legacy=str(DEMO_DIR / "legacy.db")), highlight=False)
-
-
-def _summary(es: Any, doc: dict[str, Any]) -> None:
-    users = doc["tables"][0]
-    table = Table(title="after the walk")
-    table.add_column("what")
-    table.add_column("count", justify="right")
-    table.add_row("legacy rows", f"{users['rows_legacy']:,}")
-    table.add_row("read-model rows", f"{users['rows_new']:,}")
-    table.add_row("streams replayed", f"{users['keys_replayed']:,}")
-    table.add_row("events in the store", f"{es.store.head_position():,}")
-    for kind, count in doc["counts"].items():
-        table.add_row(kind, Text(f"{count:,}", "red" if count and kind != "pending" else "green"))
-    console.print(table)
-
-
-def _story(es: Any, legacy_db: Database) -> None:
-    """Shows one migrated user's history, then a command on the new side and time travel."""
-    with es.engine.connect() as conn:
-        sid = conn.execute(select(users_view.c.id).where(users_view.c.version > 1, users_view.c.deleted.is_(False))
-                           .order_by(users_view.c.version.desc()).limit(1)).scalar()
-    if sid is None:
-        return
-    es.user_service.execute(sid, lambda u: u.change_name("Sarah Connor"),
-                            metadata={"actor": "demo", "source": "es_app"})
-    run_projections(es)
-    table = Table(title=f"history of {sid}: it begins with the migration, then goes on")
-    for col in ("v", "event", "source", "occurred at", "data"):
-        table.add_column(col)
-    for e in es.store.read_stream(sid):
-        data = {k: v for k, v in e.data.items() if k != "row"}
-        table.add_row(str(e.version), e.type, str(e.metadata.get("source", "")),
-                      str(e.metadata.get("occurred_at", ""))[:19], str(data)[:60])
-    console.print(table)
-    first = es.users.load(sid, version=1).state
-    now = es.users.load(sid).state
-    console.print(f"as imported (v1): name={first.name!r}; now (v{now.version}): name={now.name!r}", highlight=False)
+        es_url, legacy_url = fresh_databases(check_database_url(postgres_url, "PostgreSQL server"), (ES_DB, LEGACY_DB))
+        prefix = broker_prefix()
+        settings = demo_environment(es_url, legacy_url, BROKER_URL=redis_url, BROKER_KEY_PREFIX=prefix,
+                                    RELAY_INTERVAL_S="0.5", CATCH_UP_INTERVAL_S="0.5")
+        workers = lambda: CeleryWorkers(DEMO_DIR / "workers", redis_url, prefix)  # noqa: E731
+    else:
+        es_url, legacy_url = f"sqlite:///{DEMO_DIR / 'es.db'}", f"sqlite:///{DEMO_DIR / 'legacy.db'}"
+        settings = demo_environment(es_url, legacy_url)
+    pause = _pauser(step)
+    started = time.perf_counter()
+    where = "PostgreSQL + Redis + Celery workers" if servers else "SQLite files, in-process worker"
+    console.rule(styled("[bold]legacy CRUD → event sourcing + CQRS: the whole walk, under live traffic ({where})",
+                        where=where))
+    walk = Walk(console, settings, _run_cli(es_url, legacy_url),
+                WalkOptions(users=users, batch_size=batch_size, archive=DEMO_DIR / "archive"), pause, workers)
+    try:
+        report = walk.run()
+    except WalkFailed as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        dispose_engines()
+    console.print(report.table())
+    elapsed = time.perf_counter() - started
+    if not report.clean:
+        raise CliError(f"the final report found differences (walk took {elapsed:.0f} s)")
+    kept = f"databases {ES_DB} and {LEGACY_DB}, archive in {DEMO_DIR}/" if servers else f"{DEMO_DIR}/"
+    console.print(styled("[green]ok[/green]: every phase walked and the final report is clean in {s:.0f} s. "
+                         "Kept: {kept}.", s=elapsed, kept=kept), highlight=False)
 
 
 def register(app: typer.Typer) -> None:
