@@ -82,7 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(SQLAlchemyError)
     def _database(request: Request, exc: SQLAlchemyError) -> Response:
-        reason = str(exc.orig if getattr(exc, "orig", None) is not None else exc).strip().splitlines()[0]
+        orig = getattr(exc, "orig", None)
+        reason = (str(orig if orig is not None else exc).strip().splitlines() or ["unknown error"])[0]
         return problem(request, 503, f"the databases cannot be read: {reason} (run `migrator init`?)")
 
     @app.exception_handler(MappingError)

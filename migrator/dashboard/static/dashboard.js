@@ -17,11 +17,11 @@
     draw();
   }
 
-  function line(values, top) {
+  function line(values, top) {  // each series on its own scale: its largest sample (at least `top`) at the top
     const W = 600, H = 160, pad = 40;
     const known = values.filter((v) => v !== null);
     const most = Math.max(top, ...known);
-    const step = values.length > 1 ? W / (MAX - 1) : 0;
+    const step = W / Math.max(values.length - 1, 1);
     return values.map((v, i) => v === null ? null :
       `${(i * step).toFixed(1)},${(H - 4 - (most ? v / most : 0) * (H - pad)).toFixed(1)}`)
       .filter((p) => p !== null).join(" ");
@@ -33,7 +33,8 @@
     document.getElementById("chart-lag").setAttribute("points", line(lags, 1));
     document.getElementById("chart-rate").setAttribute("points", line(rates, 0.001));
     const last = samples[samples.length - 1];
-    document.getElementById("chart-lag-label").textContent = `lag ${last.lag}`;
+    document.getElementById("chart-lag-label").textContent =
+      `lag ${last.lag} (top of the chart: ${Math.max(1, ...lags)})`;
     document.getElementById("chart-rate-label").textContent =
       `mismatch rate ${last.rate === null ? "none" : (last.rate * 100).toFixed(4) + "%"}`;
   }
