@@ -202,3 +202,38 @@ def test_the_app_is_built_from_the_environment_on_first_use(url, monkeypatch):
         assert client.post("/actions/pause", headers=AUTH).status_code == 200
     finally:
         get_settings.cache_clear()
+
+
+def test_databases_without_the_schema_are_503_with_a_reason(tmp_path):
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    client = TestClient(create_app(settings_for(f"sqlite:///{empty}", TOKEN)))
+    for path in ("/", "/fragments/migration", "/reports"):
+        r = client.get(path)
+        assert r.status_code == 503 and "the databases cannot be read: no such table" in r.text, path
+    r = client.get("/users/1")
+    assert r.status_code == 503 and "the mapping cannot be used: mapping users: table &#39;users&#39; does not " \
+        "exist" in r.text
+    r = client.post("/actions/advance", json={}, headers=AUTH)
+    assert r.status_code == 503 and r.json()["detail"].startswith("the databases cannot be read: no such table")
+    assert client.get("/health").json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize(("argv", "code", "error"), [
+    (["--es-url", "sqlite:///{tmp}/missing.db"], 1, "the es database {tmp}/missing.db does not exist"),
+    (["--es-url", "sqlite:///{tmp}/empty.db"], 1, "is not at its schema head: run `migrator init`"),
+    (["--es-url", "{url}", "--legacy-url", "sqlite:///{tmp}/missing.db"], 1,
+     "the legacy database {tmp}/missing.db does not exist"),
+    (["--es-url", "bogus://x"], 2, "backend 'bogus' is not supported"),
+    (["--port", "0"], 2, "Invalid value for '--port'"),
+])
+def test_serve_dashboard_refuses_bad_input_in_one_line(tmp_path, capsys, argv, code, error):
+    (tmp_path / "empty.db").touch()
+    url = f"sqlite:///{tmp_path / 'ok.db'}"
+    assert main(["init", "--es-url", url, "--legacy-url", url]) == 0
+    capsys.readouterr()
+    filled = [a.format(tmp=tmp_path, url=url) for a in argv]
+    assert main(["serve", "dashboard", *filled]) == code
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and error.format(tmp=tmp_path) in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "missing.db").exists()
