@@ -11,7 +11,7 @@ from migrator.phases import PHASES, MigrationState, Thresholds, guards_for, load
 from .source import Source
 
 TIMELINE_EVENTS = frozenset({"PhaseAdvanced", "PhaseRolledBack", "AdvanceForced", "LegacyDecommissioned"})
-HISTORY_SHOWN = 30
+HISTORY_SHOWN = 15
 
 
 def _iso(value: datetime | None) -> str | None:
