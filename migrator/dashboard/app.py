@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from es_app.settings import Settings
@@ -181,7 +182,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not isinstance(body, dict):
             raise Problem(422, "the body must be a JSON object")
         try:
-            message = run(source, body, ACTOR)
+            message = await run_in_threadpool(run, source, body, ACTOR)  # the guards may wait for the relay
         except actions.Refused as exc:
             raise Problem(exc.status, exc.detail,
                           [g.to_dict() for g in exc.unmet] if exc.unmet else None) from None
