@@ -37,6 +37,11 @@ def require_chromium() -> None:
         pytest.skip(message)
 
 
+@pytest.fixture(autouse=True)
+def _chromium() -> None:
+    require_chromium()  # before any server starts
+
+
 @pytest.fixture
 def backend() -> str:
     return "sqlite"  # the server process and the test share one SQLite file
@@ -86,7 +91,6 @@ def server(url: str, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def page(server: str) -> Iterator[Any]:
-    require_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

@@ -3,7 +3,10 @@ token, the guards, and bad input answered with 4xx and one reason."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 from fastapi.testclient import TestClient
@@ -237,3 +240,12 @@ def test_serve_dashboard_refuses_bad_input_in_one_line(tmp_path, capsys, argv, c
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and error.format(tmp=tmp_path) in err and len(err.splitlines()) == 1
     assert not (tmp_path / "missing.db").exists()
+
+
+def test_importing_the_app_connects_to_nothing(tmp_path):
+    env = dict(os.environ, ES_DATABASE_URL=f"sqlite:///{tmp_path / 'es.db'}",
+               LEGACY_DATABASE_URL=f"sqlite:///{tmp_path / 'legacy.db'}")
+    code = "import fastapi, migrator.dashboard as d; assert isinstance(d.app, fastapi.FastAPI); print(d.app.title)"
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "migrator dashboard", done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
