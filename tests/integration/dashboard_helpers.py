@@ -3,7 +3,7 @@ another made wrong."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import text
 
@@ -11,7 +11,7 @@ from es_app.bootstrap import engine_for
 from es_app.settings import Settings
 from migrator.cli import main
 
-T = datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
+T = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 TOKEN = "s3cret-dashboard-token"
 
 

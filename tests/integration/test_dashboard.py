@@ -44,7 +44,8 @@ def cells(html: str, row: str) -> list[str]:
     """Returns the <td> elements (class and text) of the table row of field `row`."""
     found = re.search(rf'<tr data-field="{row}">(.*?)</tr>', html, re.S)
     assert found, row
-    return [f"{cls}={text.strip()}" for cls, text in re.findall(r'<td class="([^"]*)">(.*?)</td>', found.group(1), re.S)]
+    tds = re.findall(r'<td class="([^"]*)">(.*?)</td>', found.group(1), re.S)
+    return [f"{cls}={text.strip()}" for cls, text in tds]
 
 
 def test_the_migration_page_shows_phase_history_guards_and_figures(client, url):
