@@ -67,13 +67,20 @@
         ? { mode: document.getElementById("reads-mode").value,
             percent: Number(document.getElementById("reads-percent").value) }
         : {};
-      const res = await fetch(`/actions/${name}`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json", Authorization: `Bearer ${token.value}` },
-        body: JSON.stringify(body),
-      });
-      const answer = await res.json();
       const out = document.getElementById("action-result");
+      let res, answer;
+      try {
+        res = await fetch(`/actions/${name}`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json", Authorization: `Bearer ${token.value}` },
+          body: JSON.stringify(body),
+        });
+        answer = await res.json();
+      } catch (err) {
+        out.className = "unmet";
+        out.textContent = `${name}: the dashboard could not be reached (${err})`;
+        return;
+      }
       out.className = res.ok ? "ok" : "unmet";
       out.textContent = res.ok ? `${name}: ${answer.message}` : `${name} refused (${res.status}): ${answer.detail}`;
       const unmet = document.getElementById("action-unmet");
