@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     read_wait_s: float = Field(default=2.0, ge=0)  # new reads: wait this long for relay and projection, then legacy
     routes_poll_s: float = Field(default=1.0, gt=0)  # how often the legacy app looks at the migration's modes
 
+    # the dashboard (migrator.dashboard): the bearer token of its phase actions; empty (or the example's
+    # placeholder) leaves it read-only
+    dashboard_token: str = ""
+
     @property
     def embedded(self) -> bool:
         return not self.broker_url

@@ -1,4 +1,5 @@
-"""`migrator serve <app>`: run an HTTP API with uvicorn (`serve es`: the event-sourced command/query API)."""
+"""`migrator serve <app>`: run an HTTP API with uvicorn (`serve es`: the event-sourced command/query API;
+`serve dashboard`: the migration dashboard)."""
 
 from __future__ import annotations
 
@@ -94,6 +95,25 @@ def serve_legacy(ctx: typer.Context, host: Host = "127.0.0.1", port: Port = 8001
                   f"writes: {state.writes}; live routes following migration {state.name})",
                   highlight=False, soft_wrap=True)
     run_uvicorn(create_switchable_app(url, settings), host, port, log_level.value)
+
+
+@serve_app.command("dashboard")
+def serve_dashboard(ctx: typer.Context, host: Host = "127.0.0.1", port: Port = 8002,
+                    log_level: LogLevelOpt = LogLevel.info,
+                    es_url: EsUrl = None, legacy_url: LegacyUrl = None) -> None:
+    """Serve the migration dashboard (migrator.dashboard:app): the migration live, a user three ways and in time,
+    the verify reports; the phase actions need DASHBOARD_TOKEN (without it the dashboard is read-only)."""
+    from migrator.dashboard import create_app
+    from migrator.dashboard.source import Source
+
+    settings = settings_for(ctx, es_url, legacy_url)
+    check_schema("es", settings.es_database_url)
+    check_database_url(settings.legacy_database_url, "legacy")
+    actions = "phase actions with the dashboard token" if Source(settings).token else \
+        "read-only: set DASHBOARD_TOKEN for the phase actions"
+    console.print(f"dashboard on http://{host}:{port}  (migration {settings.migration_name}; {actions})",
+                  highlight=False, soft_wrap=True)
+    run_uvicorn(create_app(settings), host, port, log_level.value)
 
 
 def register(app: typer.Typer) -> None:
