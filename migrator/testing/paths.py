@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, MetaData, Table
+from sqlalchemy import Engine, column, literal_column, select, table
 
 from es_app.bootstrap import EsContainer
 from es_app.domain import InvalidCommand, NothingToChange, User
@@ -46,19 +46,21 @@ class CommandPath(Protocol):
 
 
 class LegacyPath:
-    """Writes the legacy table directly (one transaction per operation), stamping its timestamp columns."""
+    """Writes the legacy table directly (one transaction per operation), stamping its timestamp columns.
+
+    Columns are untyped here: values reach the driver as given, as the legacy code's SQL would pass them."""
 
     def __init__(self, engine: Engine, mapping: CompiledMapping):
         self.engine = engine
         self.mapping = mapping
-        self.table = Table(mapping.table, MetaData(), autoload_with=engine)
         self.clock = START
 
     def apply(self, operation: Operation) -> None:
         """Applies one operation to the legacy table."""
         self.clock += timedelta(seconds=1)
-        t, key = self.table, self.table.c[self.mapping.key]
         stamps = {c: self.clock for c in self.mapping.timestamp_columns}
+        names = [self.mapping.key, *stamps, *operation.values]
+        t, key = table(self.mapping.table, *(column(c) for c in dict.fromkeys(names))), column(self.mapping.key)
         with self.engine.begin() as conn:
             if operation.kind == CREATE:
                 conn.execute(t.insert().values({self.mapping.key: operation.key, **stamps, **operation.values}))
@@ -74,7 +76,8 @@ class LegacyPath:
     def row(self, key: Any) -> dict[str, Any] | None:
         """Returns the key's legacy row, None when there is none."""
         with self.engine.connect() as conn:
-            found = conn.execute(self.table.select().where(self.table.c[self.mapping.key] == key)).mappings().first()
+            query = select(literal_column("*")).select_from(table(self.mapping.table))
+            found = conn.execute(query.where(column(self.mapping.key) == key)).mappings().first()
         return dict(found) if found is not None else None
 
 
