@@ -80,8 +80,8 @@ def _key_diff(world: MigratorWorld, key: Any) -> list[str]:
                       for f in differing_fields(expected, state)]
     if not found:
         return []
-    return [f"key {key!r} ({sid}):", *found,
-            *_events("events (relay)", world.es.store, sid), *_events("events (commands)", world.commands_es.store, sid)]
+    return [f"key {key!r} ({sid}):", *found, *_events("events (relay)", world.es.store, sid),
+            *_events("events (commands)", world.commands_es.store, sid)]
 
 
 def _get(state: dict[str, Any], field: str) -> Any:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import factory
 from sqlalchemy import Engine, MetaData, Table
 
-CREATED = datetime(2020, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+CREATED = datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 class LegacyUserRowFactory(factory.DictFactory):

@@ -15,12 +15,13 @@ would for the legacy app). The event-sourced side is a `CommandPath`:
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, column, literal_column, select, table
+from sqlalchemy import ColumnClause, Engine, Select, column, literal_column, select, table
 
 from es_app.bootstrap import EsContainer
 from es_app.domain import InvalidCommand, NothingToChange, User
@@ -29,7 +30,7 @@ from es_app.store import EventStore
 from ..mapping import CompiledMapping
 from .operations import CREATE, DELETE, UPDATE, Operation
 
-START = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)  # the legacy path's clock: one second per write
+START = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)  # the legacy path's clock: one second per write
 METADATA = {"actor": "migrator-testing", "source": "commands", "changelog_watermark": 0}
 
 
@@ -60,7 +61,8 @@ class LegacyPath:
         self.clock += timedelta(seconds=1)
         stamps = {c: self.clock for c in self.mapping.timestamp_columns}
         names = [self.mapping.key, *stamps, *operation.values]
-        t, key = table(self.mapping.table, *(column(c) for c in dict.fromkeys(names))), column(self.mapping.key)
+        t = table(self.mapping.table, *(column(c) for c in dict.fromkeys(names)))
+        key: ColumnClause[Any] = column(self.mapping.key)
         with self.engine.begin() as conn:
             if operation.kind == CREATE:
                 conn.execute(t.insert().values({self.mapping.key: operation.key, **stamps, **operation.values}))
@@ -76,7 +78,7 @@ class LegacyPath:
     def row(self, key: Any) -> dict[str, Any] | None:
         """Returns the key's legacy row, None when there is none."""
         with self.engine.connect() as conn:
-            query = select(literal_column("*")).select_from(table(self.mapping.table))
+            query: Select[Any] = select(literal_column("*")).select_from(table(self.mapping.table))
             found = conn.execute(query.where(column(self.mapping.key) == key)).mappings().first()
         return dict(found) if found is not None else None
 
@@ -150,16 +152,12 @@ class UserCommands:
 
             def change(user: User) -> None:
                 for column, value in values.items():
-                    try:
+                    with contextlib.suppress(NothingToChange):
                         _USER_STEPS[column](user, value)
-                    except NothingToChange:
-                        pass
                 if not user.pending:
                     raise NothingToChange("the user already has these values")
-            try:
+            with contextlib.suppress(NothingToChange):
                 service.execute(stream, change, metadata=dict(METADATA))
-            except NothingToChange:
-                pass
         else:
             service.execute(stream, User.delete, metadata=dict(METADATA))
 

@@ -58,7 +58,8 @@ def test_a_project_outside_the_repo_gets_the_fixtures(how, tmp_path):
 def test_the_plugin_imports_without_hypothesis():
     code = ("import sys; sys.modules['hypothesis'] = None\n"
             "import migrator.testing, migrator.testing.plugin\n"
-            "try:\n    import migrator.testing.strategies\nexcept ImportError:\n    print('strategies need hypothesis')\n")
+            "try:\n    import migrator.testing.strategies\n"
+            "except ImportError:\n    print('strategies need hypothesis')\n")
     done = subprocess.run([sys.executable, "-c", code], env=os.environ | {"PYTHONPATH": str(ROOT)},
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -70,7 +70,7 @@ def test_every_python_block_in_the_docs_runs(doc, line, code, tmp_path, monkeypa
         engine = make_engine(f"sqlite:///var/{name}.db")
         schema.upgrade_all({name: engine})
         engine.dispose()
-    exec(compile(code, f"{doc}:{line}", "exec"), {"__name__": f"docs_{Path(doc).stem}"})  # noqa: S102
+    exec(compile(code, f"{doc}:{line}", "exec"), {"__name__": f"docs_{Path(doc).stem}"})
 
 
 def test_the_example_files_docs_testing_shows_are_the_files_the_suite_runs():
