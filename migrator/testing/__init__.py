@@ -2,10 +2,10 @@
 scenario operations, the comparison of the legacy and event-sourced paths, factories for legacy rows.
 The hypothesis strategy lives in `migrator.testing.strategies` (imported only by those who use it)."""
 
-from .compare import compare
 from .factories import LegacyUserRowFactory, insert_rows
 from .operations import CREATE, DELETE, UPDATE, Operation, create, delete, update
 from .paths import CommandPath, CommandRefused, LegacyPath, MappingEvents, UserCommands
+from .scenario import compare
 from .world import MigratorWorld, is_users
 
 __all__ = [

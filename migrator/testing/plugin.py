@@ -82,9 +82,13 @@ def migrator_legacy_setup() -> Callable[[str], object]:
 @pytest.fixture
 def migrator_worlds(migrator_database: Callable[[], str], migrator_mapping: TableMapping,
                     migrator_legacy_setup: Callable[[str], object]) -> Callable[[], MigratorWorld]:
-    """Returns a factory of fresh worlds of the mapping under test (one per hypothesis example)."""
+    """Returns a factory of fresh worlds of the mapping under test (one per hypothesis example); making one closes
+    the pooled connections of the worlds before it."""
 
     def make() -> MigratorWorld:
+        from es_app.bootstrap import dispose_engines
+
+        dispose_engines()
         legacy_url = migrator_database()
         migrator_legacy_setup(legacy_url)
         return MigratorWorld.create(legacy_url, migrator_database(), migrator_database(), migrator_mapping)

@@ -82,7 +82,7 @@ class MigratorWorld:
 
     def compare(self, operations: Sequence[Operation]) -> None:
         """Runs the scenario through both paths; raises AssertionError with a field-level diff when they differ."""
-        from .compare import compare
+        from .scenario import compare
 
         compare(self, operations)
 
