@@ -12,6 +12,9 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
+
+from tests.conftest import PG_URL, require_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRY = ("migrator", "migrator.testing.plugin")
@@ -53,6 +56,29 @@ def test_a_project_outside_the_repo_gets_the_fixtures(how, tmp_path):
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 passed" in done.stdout
+
+
+@pytest.mark.postgres
+def test_the_postgres_option_gives_fresh_databases_dropped_after(tmp_path):
+    require_postgres()
+    before = _plugin_databases()
+    (tmp_path / "test_outside.py").write_text(OUTSIDE_TEST, encoding="utf-8")
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:migrator",
+                           "-p", "migrator.testing.plugin", "--migrator-postgres", PG_URL, "test_outside.py"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 passed" in done.stdout
+    assert _plugin_databases() <= before  # each test's databases and the session's template are dropped
+
+
+def _plugin_databases() -> set[str]:
+    admin = create_engine(PG_URL)
+    try:
+        with admin.connect() as conn:
+            return set(conn.execute(text("SELECT datname FROM pg_database WHERE datname LIKE 'migrator_%'")).scalars())
+    finally:
+        admin.dispose()
 
 
 def test_the_plugin_imports_without_hypothesis():
