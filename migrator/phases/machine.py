@@ -29,6 +29,7 @@ from .state import (
     PHASES,
     READS_MODE_CHANGED,
     RESUMED,
+    SHADOW_READS_RECORDED,
     THROTTLED,
     WRITES_MODE_CHANGED,
     MigrationState,
@@ -36,6 +37,8 @@ from .state import (
 )
 
 DEFAULT_NAME = "users"
+COUNTS_ONLY = frozenset({SHADOW_READS_RECORDED})  # events that record figures, not decisions
+COUNTS_RETRIES = 20
 DECOMMISSIONED = PHASES[-1]  # reached only through `decommission`, never `advance`
 SOURCE = "migrator"
 
@@ -74,15 +77,25 @@ def load(store: EventStore, name: str = DEFAULT_NAME) -> MigrationState:
     return fold(name, store.read_stream(stream_id(name)))
 
 
-def _record(store: EventStore, state: MigrationState, events: Sequence[tuple[str, dict[str, Any]]],
-            actor: str) -> MigrationState:
+def record(store: EventStore, state: MigrationState, events: Sequence[tuple[str, dict[str, Any]]],
+           actor: str) -> MigrationState:
+    """Returns the state after appending `events` (type, data) with `actor` at the version `state` was folded
+    from; MigrationChanged when a decision was recorded meanwhile (counts flushed meanwhile do not conflict)."""
     meta = {"actor": actor, "source": SOURCE}
-    try:
-        store.append(stream_id(state.name), [NewEvent(t, data, dict(meta)) for t, data in events], state.version)
-    except ConcurrencyError as exc:
-        raise MigrationChanged(f"the migration {state.name} changed meanwhile (version {state.version}, now "
-                               f"{exc.actual}): see `migrator status` and try again") from None
-    return load(store, state.name)
+    sid, expected = stream_id(state.name), state.version
+    for _ in range(COUNTS_RETRIES):
+        try:
+            store.append(sid, [NewEvent(t, data, dict(meta)) for t, data in events], expected)
+            return load(store, state.name)
+        except ConcurrencyError as exc:
+            # shadow-read counts flushed meanwhile by running legacy apps decide nothing: append after them
+            later = store.read_stream(sid, from_version=expected + 1)
+            if not later or any(e.type not in COUNTS_ONLY for e in later):
+                raise MigrationChanged(f"the migration {state.name} changed meanwhile (version {state.version}, "
+                                       f"now {exc.actual}): see `migrator status` and try again") from None
+            expected = later[-1].version
+    raise MigrationChanged(f"the migration {state.name} keeps changing (version {state.version}, now {expected}): "
+                           "see `migrator status` and try again")
 
 
 def _mode_events(state: MigrationState, phase: str) -> list[tuple[str, dict[str, Any]]]:
@@ -131,7 +144,7 @@ def advance(store: EventStore, state: MigrationState, to: str | None,
         if unmet and force_reason is None:  # no step is taken: only the verdicts are recorded
             verdicts = [e for e in events if e[0] in (GUARD_PASSED, GUARD_FAILED)]
             if verdicts:
-                _record(store, state, verdicts, actor)
+                record(store, state, verdicts, actor)
             raise GuardsUnmet(phase, unmet)
         if unmet:
             events.append((ADVANCE_FORCED, {"from": current.phase, "to": phase, "reason": force_reason,
@@ -139,7 +152,7 @@ def advance(store: EventStore, state: MigrationState, to: str | None,
         events += _mode_events(current, phase)
         events.append((PHASE_ADVANCED, {"from": current.phase, "to": phase, "forced": bool(unmet)}))
         current = _stepped(current, phase)
-    return _record(store, state, events, actor)
+    return record(store, state, events, actor)
 
 
 def _stepped(state: MigrationState, phase: str) -> MigrationState:
@@ -168,7 +181,7 @@ def rollback(store: EventStore, state: MigrationState, to: str | None, actor: st
     if PHASES.index(target) >= PHASES.index(state.phase):
         raise PhaseError(f"the migration {state.name} is {state.phase}: {target} is not behind it")
     events = [*_mode_events(state, target), (PHASE_ROLLED_BACK, {"from": state.phase, "to": target})]
-    after = _record(store, state, events, actor)
+    after = record(store, state, events, actor)
     if drain is not None and state.writes == "new" and after.writes != "new":
         drain()
     return after
@@ -178,20 +191,20 @@ def pause(store: EventStore, state: MigrationState, reason: str, actor: str) -> 
     """Returns the state once paused: running backfills and relays wait until `resume`."""
     if state.paused:
         raise PhaseError(f"the migration {state.name} is already paused: {state.pause_note()}")
-    return _record(store, state, [(PAUSED, {"reason": reason})], actor)
+    return record(store, state, [(PAUSED, {"reason": reason})], actor)
 
 
 def resume(store: EventStore, state: MigrationState, actor: str) -> MigrationState:
     """Returns the state once resumed."""
     if not state.paused:
         raise PhaseError(f"the migration {state.name} is not paused")
-    return _record(store, state, [(RESUMED, {})], actor)
+    return record(store, state, [(RESUMED, {})], actor)
 
 
 def throttle(store: EventStore, state: MigrationState, max_rate: float | None, actor: str) -> MigrationState:
     """Returns the state with the rate cap of running backfills and relays set (None or 0: no cap)."""
     rate = max_rate if max_rate else None
-    return _record(store, state, [(THROTTLED, {"max_rate": rate})], actor)
+    return record(store, state, [(THROTTLED, {"max_rate": rate})], actor)
 
 
 def decommission_ready(state: MigrationState, results: Sequence[GuardResult]) -> None:
@@ -210,7 +223,7 @@ def decommission_ready(state: MigrationState, results: Sequence[GuardResult]) ->
 def record_refusal(store: EventStore, state: MigrationState, results: Sequence[GuardResult],
                    actor: str) -> MigrationState:
     """Returns the state after recording the verdicts of a refused decommission (as a refused advance does)."""
-    return _record(store, state, [(GUARD_PASSED if r.ok else GUARD_FAILED,
+    return record(store, state, [(GUARD_PASSED if r.ok else GUARD_FAILED,
                                    {"phase": DECOMMISSIONED, "name": r.name, "detail": r.detail}) for r in results],
                    actor)
 
@@ -226,4 +239,4 @@ def decommission(store: EventStore, state: MigrationState, results: Sequence[Gua
         (GUARD_PASSED, {"phase": DECOMMISSIONED, "name": r.name, "detail": r.detail}) for r in results]
     events += [(LEGACY_DECOMMISSIONED, dict(archived)),
                (PHASE_ADVANCED, {"from": state.phase, "to": DECOMMISSIONED, "forced": False})]
-    return _record(store, state, events, actor)
+    return record(store, state, events, actor)

@@ -4,9 +4,9 @@ from the `backfilled` phase on (before, the read model does not hold every user)
 
 from __future__ import annotations
 
-from es_app.store import ConcurrencyError, EventStore, NewEvent
+from es_app.store import EventStore
 
-from ..phases.machine import SOURCE, MigrationChanged, PhaseError, load, stream_id
+from ..phases.machine import PhaseError, record
 from ..phases.state import PHASES, READ_MODES, READS_MODE_CHANGED, MigrationState
 
 FIRST_PHASE_OFF_LEGACY = "backfilled"
@@ -26,11 +26,5 @@ def set_reads(store: EventStore, state: MigrationState, mode: str, percent: floa
         percent = 100.0
     if (state.reads, state.reads_percent) == (mode, percent):
         return state
-    event = NewEvent(READS_MODE_CHANGED, {"mode": mode, "previous": state.reads, "percent": percent},
-                     {"actor": actor, "source": SOURCE})
-    try:
-        store.append(stream_id(state.name), [event], state.version)
-    except ConcurrencyError as exc:
-        raise MigrationChanged(f"the migration {state.name} changed meanwhile (version {state.version}, now "
-                               f"{exc.actual}): see `migrator status` and try again") from None
-    return load(store, state.name)
+    return record(store, state, [(READS_MODE_CHANGED, {"mode": mode, "previous": state.reads, "percent": percent})],
+                  actor)

@@ -236,3 +236,14 @@ def test_a_bad_threshold_setting_is_one_error_line(url, capsys, env_settings):
     code, out, err = cli(capsys, url, "plan")
     assert code == 2 and not out
     assert err.strip() == "error: bad setting SHADOW_MAX_MISMATCH_RATE: Input should be less than or equal to 1"
+
+
+def test_counts_flushed_meanwhile_do_not_conflict_but_a_decision_does(url):
+    store = EventStore(engine_for(url))
+    before = load(store)
+    store.append(stream_id("users"), [NewEvent("ShadowReadsRecorded", {"compared": 5, "mismatched": 0},
+                                                {"actor": "legacy-app"})])
+    after = pause(store, before, "checking", "ana")  # read before the flush: still recorded, after it
+    assert after.paused and after.version == before.version + 2 and after.shadow_compared == 5
+    with pytest.raises(MigrationChanged):
+        throttle(store, before, 10, "bo")  # the pause is a decision made since `before` was read
