@@ -23,7 +23,6 @@ from migrator.phases import (
     Thresholds,
     guards_for,
 )
-from migrator.phases.state import LAST_REVERSIBLE
 
 from .common import CliError, EsUrl, LegacyUrl, MappingFile, console, err_console, es_container, legacy_and_mappings
 
@@ -176,10 +175,8 @@ def rollback(ctx: typer.Context,
 
     who = actor_of(actor)
     m = open_migration(ctx, es_url, legacy_url, legacy=False)
-    reversible = PHASES.index(m.state.phase) <= PHASES.index(LAST_REVERSIBLE)  # else refused below, legacy unread
-    drain = _reverse_drain(ctx, m, legacy_url, es_url) if m.state.writes == "new" and reversible else None
-    try:
-        after = rollback_to(m.es.store, m.state, to, who, drain=drain)
+    try:  # the machine runs the drain only when the rollback takes writes back to legacy
+        after = rollback_to(m.es.store, m.state, to, who, drain=_reverse_drain(ctx, m, legacy_url, es_url))
     except PhaseError as exc:
         raise CliError(str(exc)) from None
     console.print(f"migration {after.name}: {m.state.phase} → {after.phase} (rolled back); reads {after.reads}, "
@@ -187,12 +184,12 @@ def rollback(ctx: typer.Context,
 
 
 def _reverse_drain(ctx: typer.Context, m: Migration, legacy_url: str | None, es_url: str | None) -> Any:
-    """Returns the drain a rollback from switched writes runs: the legacy tables get every event first."""
+    """Returns the drain a rollback from switched writes runs: the legacy tables get every event first (the
+    legacy database is opened only then)."""
     from migrator.switchover.reverse import drain, projections_for
 
-    legacy, mappings = legacy_and_mappings(ctx, legacy_url, None, None, es_url=es_url)
-
     def run() -> None:
+        legacy, mappings = legacy_and_mappings(ctx, legacy_url, None, None, es_url=es_url)
         for r in drain(projections_for(mappings, legacy, m.es.store)):
             console.print(f"reverse projection {r.table}: rows at position {r.position}, {r.waiting} key(s) "
                           "waiting for the relay", highlight=False, soft_wrap=True)

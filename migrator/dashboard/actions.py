@@ -18,11 +18,9 @@ from migrator.phases import (
     guards_for,
     load,
 )
-from migrator.phases.state import LAST_REVERSIBLE
+from migrator.phases.state import READ_MODES
 
 from .source import Source
-
-READ_MODES = ("legacy", "shadow", "new")
 
 
 class Refused(Exception):
@@ -88,10 +86,8 @@ def rollback(source: Source, body: dict[str, Any], actor: str) -> str:
 
     to = _phase(body.get("to"))
     before = _state(source)
-    reversible = PHASES.index(before.phase) <= PHASES.index(LAST_REVERSIBLE)
-    drain = _reverse_drain(source) if before.writes == "new" and reversible else None
-    try:
-        after = rollback_to(source.es.store, before, to, actor, drain=drain)
+    try:  # the machine runs the drain only when the rollback takes writes back to legacy
+        after = rollback_to(source.es.store, before, to, actor, drain=_reverse_drain(source))
     except PhaseError as exc:
         raise Refused(409, str(exc)) from None
     return f"{before.phase} → {after.phase} (rolled back); reads {after.reads}, writes {after.writes}"
