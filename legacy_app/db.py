@@ -34,11 +34,14 @@ def database_url() -> str:
 
 
 def normalize_url(url: str) -> str:
-    """Returns the URL with the psycopg 3 driver for PostgreSQL (`postgres://` and `postgresql://` accepted)."""
+    """Returns the URL with this project's drivers: psycopg 3 for PostgreSQL (`postgres://` and
+    `postgresql://` accepted), PyMySQL for MySQL/MariaDB (`mysql://`, `mariadb://`)."""
     if url.startswith("postgres://"):
         url = "postgresql://" + url[len("postgres://"):]
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    if url.startswith(("mysql://", "mariadb://")):
+        url = "mysql+pymysql://" + url.partition("://")[2]
     return url
 
 
@@ -68,6 +71,14 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "mysql":  # utf8mb4 (4-byte characters) and UTC sessions
+        if "charset" not in parsed.query:
+            parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+        kwargs.setdefault("pool_recycle", 3600)
+        connect_args = dict(kwargs.pop("connect_args", {}))
+        connect_args.setdefault("init_command", "SET time_zone = '+00:00'")
+        return create_engine(parsed, connect_args=connect_args, **kwargs)
     return create_engine(url, **kwargs)
 
 

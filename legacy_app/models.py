@@ -5,17 +5,22 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import Boolean, DateTime, Integer, String, TypeDecorator
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAIVE_BACKENDS = ("sqlite", "mysql")  # no time zone kept: values stored as naive UTC
+UTC_DATETIME = DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 
 class UtcDateTime(TypeDecorator):
     """DateTime(timezone=True) that always hands back aware UTC datetimes, on both backends.
 
-    SQLite keeps no offset, so values are stored as naive UTC and read back as UTC;
-    PostgreSQL's timestamptz is converted to UTC. The DDL is plain DateTime(timezone=True).
+    SQLite and MySQL/MariaDB keep no offset, so values are stored as naive UTC and read back as
+    UTC; PostgreSQL's timestamptz is converted to UTC. The DDL is DateTime(timezone=True), on
+    MySQL/MariaDB DATETIME(6) (microseconds kept).
     """
 
-    impl = DateTime(timezone=True)
+    impl = UTC_DATETIME
     cache_ok = True
 
     def process_bind_param(self, value, dialect):
@@ -24,7 +29,7 @@ class UtcDateTime(TypeDecorator):
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        return value.replace(tzinfo=None) if dialect.name in NAIVE_BACKENDS else value
 
     def process_result_value(self, value, dialect):
         if value is None:

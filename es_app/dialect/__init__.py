@@ -15,7 +15,7 @@ from .base import Dialect, DriverTable, UnsupportedBackend
 
 __all__ = ["Dialect", "DriverTable", "UnsupportedBackend", "dialect_for"]
 
-_MODULES = {"sqlite": "es_app.dialect.sqlite", "postgresql": "es_app.dialect.postgres"}
+_MODULES = {"sqlite": "es_app.dialect.sqlite", "postgresql": "es_app.dialect.postgres", "mysql": "es_app.dialect.mysql"}
 _CACHE: dict[str, Dialect] = {}
 
 

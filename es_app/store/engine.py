@@ -8,6 +8,7 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -22,6 +23,8 @@ def normalize_url(url: str) -> str:
         url = "postgresql://" + url[len("postgres://"):]
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    if url.startswith(("mysql://", "mariadb://")):
+        url = "mysql+pymysql://" + url.partition("://")[2]
     return url
 
 
@@ -40,6 +43,8 @@ def make_engine(url: str, *, ping_after_idle_s: float | None = None, **kwargs) -
         engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, **kwargs)
         _configure_sqlite(engine)
         return engine
+    if parsed.get_backend_name() == "mysql":
+        return make_mysql_engine(url, **kwargs)
     kwargs.setdefault("pool_size", 20)
     kwargs.setdefault("max_overflow", 20)
     engine = create_engine(url, **kwargs)
@@ -50,6 +55,24 @@ def make_engine(url: str, *, ping_after_idle_s: float | None = None, **kwargs) -
 
 
 PING_AFTER_IDLE_S = 5.0
+
+
+def make_mysql_engine(url: str, **kwargs: Any) -> Engine:
+    """Returns an engine for a MySQL/MariaDB (legacy) database: utf8mb4, UTC sessions, pinged connections.
+
+    The session time zone is UTC, so NOW() and TIMESTAMP columns read as UTC like DATETIME
+    values this project writes; a URL without `charset` gets utf8mb4 (4-byte characters).
+    """
+    parsed = make_url(url)
+    if "charset" not in parsed.query:
+        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 10)
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_recycle", 3600)
+    connect_args = dict(kwargs.pop("connect_args", {}))
+    connect_args.setdefault("init_command", "SET time_zone = '+00:00'")
+    return create_engine(parsed, connect_args=connect_args, **kwargs)
 
 
 def _decode_json_fast(engine: Engine) -> None:

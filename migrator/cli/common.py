@@ -92,10 +92,14 @@ def styled(template: str, **values: Any) -> Text:
                                                for k, v in values.items()}))
 
 
+BACKENDS = {"legacy": ("sqlite", "postgresql", "mysql"), "es": ("sqlite", "postgresql")}  # per database role
+
+
 def check_database_url(url: str, role: str, *, create: bool = False) -> str:
     """Returns `url` once it can name a database this CLI opens; CliError (one line) otherwise.
 
-    Exit 2: an unparseable URL, a backend other than SQLite/PostgreSQL, a driver not installed, an
+    Exit 2: an unparseable URL, a backend other than SQLite/PostgreSQL (and MySQL/MariaDB for the legacy
+    database), a driver not installed, an
     SQLite path that is a directory or not an SQLite file, a new SQLite file where none can be created.
     Exit 1: an SQLite file that does not exist yet (unless `create`: `migrator init` makes it).
     Nothing is created or written.
@@ -112,9 +116,10 @@ def check_database_url(url: str, role: str, *, create: bool = False) -> str:
                        f"postgresql://user@host/db)", code=2) from None
     shown = parsed.render_as_string(hide_password=True)
     backend = parsed.get_backend_name()
-    if backend not in ("sqlite", "postgresql"):
+    if backend not in BACKENDS.get(role, ("sqlite", "postgresql")):
+        hint = "sqlite:///, postgresql:// or mysql://" if role == "legacy" else "sqlite:/// or postgresql://"
         raise CliError(f"the {role} database URL {shown}: backend {backend!r} is not supported "
-                       f"(use sqlite:/// or postgresql://)", code=2)
+                       f"for the {role} database (use {hint})", code=2)
     try:
         parsed.get_dialect().import_dbapi()
     except (ImportError, ArgumentError) as exc:

@@ -5,11 +5,14 @@ Revises:
 """
 from alembic import op
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 
 revision = "legacy_0001_users"
 down_revision = None
 branch_labels = None
 depends_on = None
+
+STAMP = sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")  # MySQL: microseconds
 
 
 def upgrade() -> None:
@@ -20,8 +23,8 @@ def upgrade() -> None:
         sa.Column("full_name", sa.String(200), nullable=False),
         sa.Column("is_active", sa.Boolean, nullable=False),
         sa.Column("phone", sa.String(40), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_at", STAMP, nullable=False),
+        sa.Column("updated_at", STAMP, nullable=False),
     )
 
 
