@@ -43,7 +43,7 @@ def test_upsert_and_insert_ignore(engine):
         conn.execute(d.upsert(t, {"k": "a", "v": 2}, ["k"], ["v"]))
         conn.execute(d.insert_ignore(t, ["k"], {"k": "a", "v": 9}))
         conn.execute(d.insert_ignore(t, ["k"], [{"k": "b", "v": 3}]))
-        assert dict(conn.execute(select(t.c.k, t.c.v)).tuples().all()) == {"a": 2, "b": 3}
+        assert dict(conn.execute(select(t.c.k, t.c.v)).all()) == {"a": 2, "b": 3}
     with pytest.raises(UnsupportedBackend):
         d.upsert(t, {"k": "a", "v": 1}, ["k"], ["v"], only_if=lambda new: t.c.v < new.v)
 
