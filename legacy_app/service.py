@@ -10,12 +10,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from .db import Database
 from .models import User
 from .reads import UserRecord
+from .writes import WriteRefused
 
 EDITABLE = ("email", "full_name", "is_active", "phone")
 
@@ -104,3 +105,14 @@ class UserService:
             if email is not None and "email" in str(exc.orig).lower():
                 raise EmailTaken(email) from None
             raise
+        except DataError as exc:  # MySQL (strict): a value the column cannot hold, e.g. emoji in utf8mb3
+            session.rollback()
+            raise WriteRefused(f"the legacy database cannot store this value: {_reason(exc)}") from None
+
+
+def _reason(exc: DataError) -> str:
+    """Returns the database's own one-line reason (MySQL: `Incorrect string value: ... for column ...`)."""
+    orig = exc.orig
+    args = getattr(orig, "args", ())
+    text = args[1] if len(args) == 2 and isinstance(args[1], str) else str(orig or exc)  # PyMySQL: (code, text)
+    return (text.strip().splitlines() or ["refused"])[0]
