@@ -128,7 +128,7 @@ def column_kinds(conn: Connection, table: str) -> dict[str, str]:
     """Returns the columns written other than as they are: "binary" (as hex) and "timestamp" (to UTC)."""
     kinds = {}
     for c in inspect(conn).get_columns(table):
-        if isinstance(c["type"], (sqltypes._Binary, sqltypes.NullType)):
+        if isinstance(c["type"], (sqltypes.LargeBinary, sqltypes.BINARY, sqltypes.VARBINARY, sqltypes.NullType)):
             kinds[c["name"]] = "binary"
         elif isinstance(c["type"], sqltypes.TIMESTAMP):
             kinds[c["name"]] = "timestamp"
