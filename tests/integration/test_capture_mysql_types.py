@@ -168,3 +168,19 @@ def test_truncate_bypasses_the_triggers_on_mysql(legacy):
         conn.execute(text("TRUNCATE TABLE tokens"))
     with legacy.connect() as conn:
         assert [c.op for c in capture.read_changes(conn, "tokens", 0)] == ["I"]
+
+
+def test_a_lost_id_counter_is_one_clear_error_and_install_restores_it_above_the_ids_given(legacy):
+    capture.install(legacy, [TOKENS])
+    with legacy.begin() as conn:
+        conn.execute(text("INSERT INTO tokens (uid, label) VALUES ('a', 'a'), ('b', 'b')"))
+    with legacy.connect() as conn:
+        assert [c.id for c in capture.read_changes(conn, "tokens", 0)] == [1, 2]
+    with legacy.begin() as conn:
+        conn.execute(text("DROP TABLE migrator_changelog_id_seq"))
+        conn.execute(text("INSERT INTO tokens (uid, label) VALUES ('c', 'c')"))
+    with pytest.raises(capture.CaptureError, match="id counter .* is missing: run `migrator capture install`"):
+        capture.number_committed(legacy)
+    capture.install(legacy, [TOKENS])
+    with legacy.connect() as conn:
+        assert [(c.pk, c.id) for c in capture.read_changes(conn, "tokens", 0)] == [("a", 1), ("b", 2), ("c", 3)]

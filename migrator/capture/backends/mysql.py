@@ -31,7 +31,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy import types as sqltypes
 from sqlalchemy.exc import DBAPIError
 
-from ..errors import CaptureNotInstalled
+from ..errors import CaptureError, CaptureNotInstalled
 from ..sql import CHANGELOG, HISTORY, HISTORY_ACTIONS, LEGACY_ORIGIN, literal
 from .base import CaptureBackend, Entry
 
@@ -135,9 +135,14 @@ def column_kinds(conn: Connection, table: str) -> dict[str, str]:
     return kinds
 
 
-def _no_such_table(exc: DBAPIError) -> bool:
+def _missing(conn: Connection, exc: DBAPIError) -> None:
+    """Returns when the changelog is absent (nothing to number); raises otherwise."""
     args: tuple[Any, ...] = tuple(getattr(exc.orig, "args", ()))
-    return len(args) > 0 and args[0] == NO_SUCH_TABLE
+    if not args or args[0] != NO_SUCH_TABLE:
+        raise exc
+    if inspect(conn).has_table(CHANGELOG):  # the changelog without its counter: its rows would never get ids
+        raise CaptureError(f"the changelog's id counter ({ID_SEQ}) is missing: run `migrator capture install` "
+                           "to restore it") from None
 
 
 def number(conn: Connection, *, wait: bool = True) -> int:
@@ -152,7 +157,8 @@ def number(conn: Connection, *, wait: bool = True) -> int:
     lock = "FOR UPDATE" if wait else "FOR UPDATE SKIP LOCKED"
     last = conn.execute(text(f"SELECT last_id FROM {ID_SEQ} WHERE one = 1 {lock}")).scalar()
     if last is None:
-        return 0
+        raise CaptureError(f"the changelog's id counter ({ID_SEQ}) is empty: run `migrator capture install` "
+                           "to restore it")
     numbered, after, next_id = 0, 0, int(last)
     while True:
         entries = [int(e) for e in conn.execute(text(
@@ -196,18 +202,16 @@ class MySQLCapture(CaptureBackend):
                 with bind.begin():
                     return number(bind)
             except DBAPIError as exc:
-                if _no_such_table(exc):
-                    return 0
-                raise
+                _missing(bind, exc)
+                return 0
         with bind.connect() as conn:
             conn = conn.execution_options(isolation_level="READ COMMITTED")  # sees every commit up to now
             try:
                 with conn.begin():
                     return number(conn, wait=False)  # another pass is numbering: it covers these commits
             except DBAPIError as exc:
-                if _no_such_table(exc):
-                    return 0
-                raise
+                _missing(conn, exc)
+                return 0
 
     def trigger_ddl(self, conn: Connection, table: str, key: str, columns: Sequence[str]) -> list[str]:
         t, k = tick(table), tick(key)
