@@ -214,3 +214,20 @@ def test_many_writers_holding_transactions_open_lose_and_repeat_nothing(legacy, 
         if c.pk in last:
             assert c.old_row == last[c.pk]
         last[c.pk] = c.new_row
+
+
+def test_a_committed_change_not_numbered_yet_is_pending_for_those_who_ask_by_key(legacy, store):
+    from migrator.shadow.freshness import Freshness
+    from migrator.verify.readmodel import USERS_VIEW
+
+    with legacy.begin() as conn:
+        insert(conn, 1)  # committed; no reader has numbered it yet
+    with legacy.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM migrator_changelog WHERE id > 0")).scalar() == 0
+        assert capture.backlog(conn, "users", 0) == 1
+    freshness = Freshness(legacy, store, USERS.bind(legacy), USERS_VIEW)
+    lag = freshness.key(1)
+    assert lag.behind and lag.pending_change == 1 and freshness.feed().backlog == 1
+    Relay(USERS.bind(legacy), legacy, store).drain()
+    lag = freshness.key(1)
+    assert lag.pending_change is None and lag.relayed_to == 1 and freshness.feed().backlog == 0
