@@ -27,7 +27,7 @@ from sqlalchemy import Engine, bindparam, inspect, text
 
 from es_app.store import EventStore, RecordedEvent
 
-from ..capture.changelog import CHANGELOG, changelog_exists, latest_change_id
+from ..capture.changelog import CHANGELOG, changelog_exists, latest_change_id, number_committed
 from ..capture.offsets import get_offset, offset_name, offsets
 from ..mapping import CompiledMapping
 from .compare import differing_fields, legacy_rows
@@ -94,7 +94,7 @@ class Views:
     def changelog_head(self) -> int:
         if not self.has_changelog:
             return 0
-        with self.legacy.connect() as conn:
+        with self.legacy.begin() as conn:  # committed: MySQL's numbering in it stands
             return latest_change_id(conn, self.mapping.table)
 
     def last_changes(self, keys: Sequence[Any], *, after: int = 0,
@@ -109,6 +109,7 @@ class Views:
                  f"WHERE c.table_name = :t").bindparams(bindparam("pks", expanding=True))
         out: dict[str, tuple[int, str, Any, str]] = {}
         texts = list(dict.fromkeys(str(k) for k in keys))
+        number_committed(self.legacy)  # every committed change has its id (MySQL)
         with self.legacy.connect() as conn:
             for i in range(0, len(texts), CHUNK):
                 for r in conn.execute(q, {"t": self.mapping.table, "after": after, "pks": texts[i:i + CHUNK]}):
