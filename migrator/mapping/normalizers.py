@@ -209,11 +209,18 @@ def jsonable(value: Any, precision: str = "us") -> Any:
     return value
 
 
+def _tinyint_1(sqltype: Any) -> bool:
+    """Returns whether a reflected type is MySQL's TINYINT(1), its BOOLEAN (SQLAlchemy reflects it as TINYINT)."""
+    from sqlalchemy.dialects.mysql import TINYINT
+
+    return isinstance(sqltype, TINYINT) and getattr(sqltype, "display_width", None) == 1
+
+
 def coercer_for_type(sqltype: Any) -> str | None:
     """Returns the coercer name for a reflected SQLAlchemy column type, None to keep values as they come."""
     from sqlalchemy import types as t
 
-    if isinstance(sqltype, t.Boolean):
+    if isinstance(sqltype, t.Boolean) or _tinyint_1(sqltype):
         return "bool"
     if isinstance(sqltype, t.DateTime):
         return "timestamp"

@@ -69,7 +69,7 @@ class Side:
         """Returns the SQL of a row's bucket at `level`."""
         if level.ranged:
             assert self.int_key is not None
-            return f"COALESCE({self.int_key} / {int(level.n)}, {NOT_AN_INTEGER})"
+            return f"COALESCE({self.forms.int_div(self.int_key, level.n)}, {NOT_AN_INTEGER})"
         return f"{self.forms.key_hash(self.key_text)} % {int(level.n)}"
 
     def connect(self) -> Connection:
