@@ -45,6 +45,7 @@ __all__ = [
     "install",
     "latest_change_id",
     "migrator_writes",
+    "pending_since",
     "read_changes",
     "remove",
     "require_installed",
@@ -99,7 +100,8 @@ MODES = ("triggers", "session")
 def install(engine: Engine, mappings: Sequence[TableMapping], *, mode: str = "triggers") -> CaptureStatus:
     """Creates the changelog and (re)creates the triggers of every mapped table, in one transaction.
 
-    With mode "session" only the changelog is created (and triggers are dropped), for the
+    (On MySQL, whose DDL commits at once: in a sequence of steps, each safe to run again, under
+    the same lock.) With mode "session" only the changelog is created (and triggers are dropped), for the
     application-level hook of `migrator.capture.hook`. A new changelog gets a new generation
     and starts its ids after every id used before (`migrator.capture.history`). Safe to run
     again (it also refreshes SQLite triggers after columns were added). Raises MappingError when a mapping does not
@@ -150,10 +152,11 @@ def remove(engine: Engine, mappings: Sequence[TableMapping], *, drop_changelog: 
             if not insp.has_table(m.table):
                 continue
             state = history.table_state(conn, m.table) if keep else None
-            if keep and (state == "installed" or (state is None and backend.triggers_installed(conn, m.table))):
+            was_on = keep and (state == "installed" or (state is None and backend.triggers_installed(conn, m.table)))
+            backend.drop_triggers(conn, m.table)  # first: the last change is then known (MySQL commits DDL at once)
+            if was_on:
                 last = latest_change_id(conn, m.table) if has_changelog else 0
                 history.record(conn, "removed", m.table, generation=gen_id, last_id=last)
-            backend.drop_triggers(conn, m.table)
         if drop_changelog:
             if has_changelog:
                 history.record(conn, "changelog_dropped", generation=gen_id, last_id=history.high_id(conn))
@@ -164,6 +167,7 @@ def remove(engine: Engine, mappings: Sequence[TableMapping], *, drop_changelog: 
 def status(engine: Engine, mappings: Sequence[TableMapping]) -> CaptureStatus:
     """Returns whether the changelog and each mapped table's triggers are installed, with row counts."""
     backend = capture_backend_for(engine)
+    backend.number_committed(engine)
     with engine.connect() as conn:
         has_changelog = changelog_exists(conn)
         counts: dict[str, tuple[int, int]] = {}
@@ -221,7 +225,12 @@ def _iso(value: Any) -> str:
 
 
 def read_changes(conn: Connection, table: str, after: int, limit: int = 1000) -> list[Change]:
-    """Returns the table's changelog rows with id > `after`, in id (= commit) order."""
+    """Returns the table's changelog rows with id > `after`, in id (= commit) order.
+
+    Where ids are given after commit (MySQL), the committed rows are numbered first, on a
+    connection of their own: a read snapshot `conn` has already begun sees them next time.
+    """
+    capture_backend_for(conn).number_committed(conn.engine)
     rows = conn.execute(text(
         f"SELECT id, table_name, op, pk, old_row, new_row, tx_time, origin FROM {CHANGELOG} "
         "WHERE table_name = :t AND id > :after ORDER BY id LIMIT :n"), {"t": table, "after": after, "n": limit})
@@ -230,16 +239,29 @@ def read_changes(conn: Connection, table: str, after: int, limit: int = 1000) ->
 
 
 def backlog(conn: Connection, table: str, after: int) -> int:
-    """Returns how many changelog rows of the table have id > `after`."""
-    return conn.execute(text(f"SELECT count(*) FROM {CHANGELOG} WHERE table_name = :t AND id > :after"),
+    """Returns how many changelog rows of the table have id > `after` or no id yet (committed, to be numbered)."""
+    return conn.execute(text(f"SELECT count(*) FROM {CHANGELOG} WHERE table_name = :t AND {pending_since()}"),
                         {"t": table, "after": after}).scalar() or 0
+
+
+def pending_since(column: str = "id", after: str = ":after") -> str:
+    """Returns the SQL condition "this changelog row comes after `after`": its id is above it, or it has none yet.
+
+    A committed row without id (MySQL, before the sequencer's next pass) gets an id above every
+    id handed out so far, so it is pending for every reader; elsewhere ids are never NULL.
+    """
+    return f"({column} > {after} OR {column} IS NULL)"
 
 
 def latest_change_id(conn: Connection, table: str | None = None) -> int:
     """Returns the highest committed changelog id (of one table, or of all), 0 when there is none.
 
-    The backfill reads it as its low watermark before reading a chunk.
+    The backfill reads it as its watermark in the snapshot of a chunk. Where ids are given after
+    commit (MySQL), the committed rows the caller's snapshot sees are numbered first, in the
+    caller's transaction: COMMIT it (then every change the snapshot holds has an id up to the
+    one returned, every later change a higher one).
     """
+    capture_backend_for(conn).number_committed(conn)
     q = f"SELECT max(id) FROM {CHANGELOG}" + (" WHERE table_name = :t" if table else "")
     return conn.execute(text(q), {"t": table} if table else {}).scalar() or 0
 
