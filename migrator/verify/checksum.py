@@ -248,7 +248,7 @@ def _first_level(sides: Sides, rows_per_bucket: int) -> Level:
         with legacy.engine.connect() as conn:
             lo, hi, n = conn.execute(text(f"SELECT min({legacy.key}), max({legacy.key}), count(*) "
                                           f"FROM {legacy.table}")).one()
-        if n and isinstance(lo, int) and isinstance(hi, int) and -RANGED_LIMIT < lo and hi < RANGED_LIMIT:
+        if n and isinstance(lo, int) and isinstance(hi, int) and lo > -RANGED_LIMIT and hi < RANGED_LIMIT:
             return Level(True, max(1, -(-(hi - lo + 1) * rows_per_bucket // n)))
     return Level(False, max(1, min(MAX_MODULUS, legacy.count() // rows_per_bucket)))
 

@@ -27,6 +27,7 @@ from sqlalchemy import Engine, bindparam, inspect, text
 
 from es_app.store import EventStore, RecordedEvent
 
+from ..capture.backends import capture_backend_for
 from ..capture.changelog import CHANGELOG, changelog_exists, latest_change_id
 from ..capture.offsets import get_offset, offset_name, offsets
 from ..mapping import CompiledMapping
@@ -110,6 +111,9 @@ class Views:
         out: dict[str, tuple[int, str, Any, str]] = {}
         texts = list(dict.fromkeys(str(k) for k in keys))
         with self.legacy.connect() as conn:
+            # where ids are given after commit (MySQL), number first: a change the legacy rows just read hold has an
+            # id then (above `after` when it was committed after `after` was read), never a NULL the query skips
+            capture_backend_for(conn).number_committed(conn)
             for i in range(0, len(texts), CHUNK):
                 for r in conn.execute(q, {"t": self.mapping.table, "after": after, "pks": texts[i:i + CHUNK]}):
                     out[r[0]] = (int(r[1]), r[2], r[3], r[4])
