@@ -47,6 +47,9 @@ def timestamp(precision: str = "us") -> Normalizer:
         if isinstance(value, str):
             if len(value) == canonical_length and value[10] == "T" and value.endswith("+00:00"):
                 return value  # already normalized (the common case when values pass through twice)
+            if value.startswith("0000-00-00"):
+                raise ValueError(f"zero date {value!r}: MySQL/MariaDB allows it where sql_mode has no NO_ZERO_DATE, "
+                                 "but it is no point in time (set the column to NULL or a real date)")
             t = datetime.fromisoformat(value)  # checks the text in any case
             if digits == 6 and len(value) == 26 and value[19] == ".":  # naive with microseconds, as SQLite
                 return f"{value[:10]}T{value[11:]}+00:00"  # stores them: only the separator and offset differ
