@@ -109,7 +109,9 @@ class Views:
                  f"WHERE c.table_name = :t").bindparams(bindparam("pks", expanding=True))
         out: dict[str, tuple[int, str, Any, str]] = {}
         texts = list(dict.fromkeys(str(k) for k in keys))
-        number_committed(self.legacy)  # every committed change has its id (MySQL)
+        # where ids are given after commit (MySQL), number first: a change the legacy rows just read hold has an
+        # id then (above `after` when it was committed after `after` was read), never a NULL the query skips
+        number_committed(self.legacy)
         with self.legacy.connect() as conn:
             for i in range(0, len(texts), CHUNK):
                 for r in conn.execute(q, {"t": self.mapping.table, "after": after, "pks": texts[i:i + CHUNK]}):
