@@ -82,6 +82,7 @@ def _upsert_sql(table: DriverTable) -> str:
 
 class MySQLDialect(Dialect):
     name = "mysql"
+    transactional_ddl = False  # CREATE/DROP/ALTER/TRUNCATE commit implicitly, before and after
 
     def upsert(self, table: Table, values: Mapping[str, Any] | None, key_columns: Sequence[str],
                update_columns: Sequence[str], only_if: OnlyIf | None = None) -> Insert:

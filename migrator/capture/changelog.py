@@ -150,9 +150,12 @@ def remove(engine: Engine, mappings: Sequence[TableMapping], *, drop_changelog: 
         generation = history.current_generation(conn) if keep else None
         gen_id = None if generation is None else generation.generation
         for m in mappings:
-            if not insp.has_table(m.table):
-                continue
             state = history.table_state(conn, m.table) if keep else None
+            if not insp.has_table(m.table):
+                if state == "installed":  # the table was dropped, its triggers with it (a decommission cut short)
+                    last = latest_change_id(conn, m.table) if has_changelog else 0
+                    history.record(conn, "removed", m.table, generation=gen_id, last_id=last)
+                continue
             was_on = keep and (state == "installed" or (state is None and backend.triggers_installed(conn, m.table)))
             backend.drop_triggers(conn, m.table)  # first: the last change is then known (MySQL commits DDL at once)
             if was_on:
