@@ -327,7 +327,6 @@ def _class_of(chars: str) -> str:
 # (which also matches before a final newline)
 _MY_WS_ENDS = f"\\A{_class_of(WHITESPACE)}+|{_class_of(WHITESPACE)}+\\z"
 _MY_CONTROL = "[\\x{0}-\\x{8}\\x{b}\\x{c}\\x{e}-\\x{1f}\\x{7f}]"
-_MY_PRINTABLE = "(?-i)\\A[ -~]*\\z"
 _MY_ASCII = "(?-i)\\A[\\x{1}-\\x{7f}]*\\z"
 
 
@@ -341,6 +340,8 @@ class MySQLForms(Forms):
     CHAR_LENGTH() counts code points, as Python's len(), also for 4-byte characters (utf8mb4).
     """
 
+    fence = " LIMIT 18446744073709551615"  # a derived table with a LIMIT is not merged into the outer query
+
     def cast_text(self, sql: str) -> str:
         return f"CAST({sql} AS CHAR)"
 
@@ -348,12 +349,24 @@ class MySQLForms(Forms):
         return f"({sql} DIV {int(n)})"
 
     def field_sql(self, source: Source) -> str | None:
-        expr, kind, trimmed = source.column, source.kind, False
-        if kind is None:
+        if source.kind is None:
             return None
-        for spec in source.normalize:
-            name = spec if isinstance(spec, str) else _NAMES.get(spec)
-            step = _my_step(name, expr, kind, source.column, trimmed)
+        names = [spec if isinstance(spec, str) else _NAMES.get(spec) for spec in source.normalize]
+        x = source.column
+        if source.kind == "text" and names[:1] == ["strip_control"]:
+            # the steps after it are written twice, on the column as it is (the rows without a control character:
+            # each step refers to a plain column, cheap to read again) and on the column stripped (the others)
+            plain, stripped = self._steps(names[1:], x, x), self._steps(names[1:], f"REGEXP_REPLACE({x}, "
+                                                                        ":verify_my_ctl, '')", x)
+            if plain is None or stripped is None:
+                return None
+            return f"(CASE WHEN {x} REGEXP :verify_my_ctl THEN {stripped} ELSE {plain} END)"
+        return self._steps(names, x, x, source.kind)
+
+    def _steps(self, names: Sequence[str | None], expr: str, column: str, kind: str = "text") -> str | None:
+        trimmed = False
+        for name in names:
+            step = _my_step(name, expr, kind, column, trimmed)
             if step is None:
                 return None
             expr, kind, trimmed = step
@@ -380,13 +393,18 @@ class MySQLForms(Forms):
         return int(row[0]), int(row[1] or 0)
 
     def params(self) -> dict[str, Any]:
-        return {"verify_my_ws": _MY_WS_ENDS, "verify_my_ctl": _MY_CONTROL, "verify_my_printable": _MY_PRINTABLE,
-                "verify_my_ascii": _MY_ASCII, "verify_mark": NON_ASCII_MARK}
+        return {"verify_my_ws": _MY_WS_ENDS, "verify_my_ctl": _MY_CONTROL, "verify_my_ascii": _MY_ASCII,
+                "verify_mark": NON_ASCII_MARK}
+
+
+# ORD() of each whitespace character in utf8mb4 (its UTF-8 bytes as a number): a text whose first and last
+# characters are none of them is what Python's strip() leaves as it is
+_MY_WS_ORDS = ", ".join(str(int.from_bytes(c.encode())) for c in WHITESPACE)
 
 
 def _my_trim(x: str) -> str:
-    return (f"(CASE WHEN {x} REGEXP :verify_my_printable THEN TRIM({x}) "
-            f"ELSE REGEXP_REPLACE({x}, :verify_my_ws, '') END)")
+    ends = " OR ".join(f"ORD(CONVERT({side}({x}, 1) USING utf8mb4)) IN ({_MY_WS_ORDS})" for side in ("LEFT", "RIGHT"))
+    return f"(CASE WHEN {ends} THEN REGEXP_REPLACE({x}, :verify_my_ws, '') ELSE {x} END)"
 
 
 def _my_step(name: str | None, x: str, kind: str, column: str, trimmed: bool) -> tuple[str, str, bool] | None:
