@@ -142,6 +142,11 @@ class MySQLDialect(Dialect):
     def snapshot_read_options(self) -> dict[str, Any]:
         return {"isolation_level": "REPEATABLE READ"}
 
+    def write_options(self) -> dict[str, Any]:
+        # InnoDB's default REPEATABLE READ would keep a writer on the snapshot of its first read: a writer that
+        # waits for others (the reverse projection relaying a key first) must see their commits, as on PostgreSQL
+        return {"isolation_level": "READ COMMITTED"}
+
     def set_driver_autocommit(self, dbapi_conn: Any, on: bool) -> bool:
         dbapi_conn.autocommit(on)
         return True
