@@ -270,10 +270,13 @@ def pending_since(column: str = "id", after: str = ":after") -> str:
 def latest_change_id(conn: Connection, table: str | None = None) -> int:
     """Returns the highest committed changelog id (of one table, or of all), 0 when there is none.
 
-    The backfill reads it as its watermark in the snapshot of a chunk. Where ids are given after
-    commit (MySQL), the committed rows the caller's snapshot sees are numbered first, in the
-    caller's transaction: COMMIT it (then every change the snapshot holds has an id up to the
-    one returned, every later change a higher one).
+    The backfill reads it as its watermark in the snapshot of a chunk: call it FIRST in that
+    snapshot transaction, then read the rows, and COMMIT. Where ids are given after commit
+    (MySQL), the committed rows without id are numbered here, in the caller's transaction, so
+    that every change the snapshot holds has an id up to the one returned and every later change
+    a higher one. (Called after other reads, it may not number; the rows committed before the
+    snapshot but not numbered yet then get ids above it, and the relay applies them once more on
+    top of an import that holds them: more events, the same state.)
     """
     number_committed(conn)
     q = f"SELECT max(id) FROM {CHANGELOG}" + (" WHERE table_name = :t" if table else "")

@@ -231,3 +231,91 @@ def test_a_committed_change_not_numbered_yet_is_pending_for_those_who_ask_by_key
     Relay(USERS.bind(legacy), legacy, store).drain()
     lag = freshness.key(1)
     assert lag.pending_change is None and lag.relayed_to == 1 and freshness.feed().backlog == 0
+
+
+def test_a_snapshot_watermark_never_covers_a_change_the_snapshot_does_not_hold(legacy):
+    """The backfill's watermark: numbered first in its snapshot, exact; read later, never above what it holds."""
+    with legacy.begin() as conn:
+        insert(conn, 1)
+    with legacy.connect() as snap:
+        snap = snap.execution_options(isolation_level="REPEATABLE READ")
+        with snap.begin():
+            watermark = capture.latest_change_id(snap)  # first: numbers, then the snapshot begins
+            assert watermark == 1
+            with legacy.begin() as conn:
+                insert(conn, 2)  # committed after the snapshot: not in it
+            assert capture.number_committed(legacy) == 0  # the snapshot's pass holds the counter: skipped
+            assert [r[0] for r in snap.execute(text("SELECT id FROM users"))] == [1]
+        assert capture.number_committed(legacy) == 1  # after the snapshot's commit
+    with legacy.connect() as conn:
+        assert capture.read_changes(conn, "users", watermark)[0].pk == "2"
+
+    with legacy.connect() as snap:  # a snapshot that began before a pass numbered a row it does not hold
+        snap = snap.execution_options(isolation_level="REPEATABLE READ")
+        with snap.begin():
+            assert [r[0] for r in snap.execute(text("SELECT id FROM users ORDER BY id"))] == [1, 2]
+            with legacy.begin() as conn:
+                insert(conn, 3)
+            assert capture.number_committed(legacy) == 1  # user 3 gets id 3 from another pass
+            with legacy.begin() as conn:
+                insert(conn, 4)  # committed, not numbered, not in the snapshot either
+            late = capture.latest_change_id(snap)
+        assert late == 2  # not numbered over id 3, which the snapshot does not hold
+    with legacy.connect() as conn:
+        assert [c.pk for c in capture.read_changes(conn, "users", late)] == ["3", "4"]
+
+
+def test_snapshot_watermarks_taken_among_writers_and_a_relay_cover_exactly_what_each_snapshot_holds(legacy, store):
+    """The backfill's invariant under load: a snapshot holds exactly the changes with id <= its watermark."""
+    keys = list(range(1, 6))
+    with legacy.begin() as conn:
+        insert(conn, *keys)
+    relay = Relay(USERS.bind(legacy), legacy, store, batch_size=7)
+    stop, errors, snapshots = threading.Event(), [], []
+
+    def guarded(fn):
+        def run():
+            try:
+                fn()
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+        return run
+
+    def writer(seed):
+        rnd = random.Random(seed)
+        for n in range(10):
+            with legacy.begin() as conn:
+                rename(conn, rnd.choice(keys), f"w{seed}-{n}")
+                time.sleep(rnd.random() * 0.02)
+
+    def relay_loop():
+        while not stop.is_set():
+            relay.drain()
+
+    def snapshot_loop():
+        while not stop.is_set():
+            with legacy.connect() as snap:
+                snap = snap.execution_options(isolation_level="REPEATABLE READ")
+                with snap.begin():  # as the backfill reads a chunk: the watermark first, then the rows
+                    watermark = capture.latest_change_id(snap)
+                    held = set(snap.execute(text("SELECT entry FROM migrator_changelog")).scalars())
+            snapshots.append((watermark, held))
+            time.sleep(0.003)
+
+    writers = [threading.Thread(target=guarded(lambda s=s: writer(s)), daemon=True) for s in range(3)]
+    readers = [threading.Thread(target=guarded(relay_loop), daemon=True),
+               threading.Thread(target=guarded(snapshot_loop), daemon=True)]
+    for t in readers + writers:
+        t.start()
+    for t in writers:
+        t.join(60)
+    stop.set()
+    for t in readers:
+        t.join(60)
+    assert not errors, errors
+    relay.drain()
+    final = {r.entry: r.id for r in changelog_rows(legacy)}
+    assert len(snapshots) > 5 and all(i is not None for i in final.values())
+    for watermark, held in snapshots:
+        assert held == {e for e, i in final.items() if i <= watermark}
+    assert set(relayed_ids(store).values()) == {1} and len(relayed_ids(store)) == len(final)

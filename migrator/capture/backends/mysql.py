@@ -151,16 +151,25 @@ def number(conn: Connection, *, wait: bool = True) -> int:
     Takes the counter's row lock first (held until the caller's transaction ends: one pass at a
     time; without `wait`, returns 0 at once when another pass holds it), then reads the rows
     without id with a consistent read, which never waits for an open legacy transaction (its
-    rows stay unnumbered until a later pass). An UPDATE touches only rows still without id, so
-    a pass reading an older snapshot never renumbers a row.
+    rows stay unnumbered until a later pass). The UPDATE keeps an id a row has already.
+    In a REPEATABLE READ transaction, call it before any other read: the snapshot then begins
+    under the lock, and the highest id it shows afterwards covers exactly the changes it holds.
     """
     lock = "FOR UPDATE" if wait else "FOR UPDATE SKIP LOCKED"
     last = conn.execute(text(f"SELECT last_id FROM {ID_SEQ} WHERE one = 1 {lock}")).scalar()
     if last is None and not wait and conn.execute(text(f"SELECT COUNT(*) FROM {ID_SEQ} WHERE one = 1")).scalar():
         return 0  # SKIP LOCKED skipped the counter: another pass holds it and numbers these commits
     if last is None:
-        raise CaptureError(f"the changelog's id counter ({ID_SEQ}) is empty: run `migrator capture install` "
-                           "to restore it")
+        if wait or conn.execute(text(f"SELECT 1 FROM {ID_SEQ} WHERE one = 1")).first() is None:
+            raise CaptureError(f"the changelog's id counter ({ID_SEQ}) is empty: run `migrator capture install` "
+                               "to restore it")
+        return 0  # another pass holds the counter
+    # The caller's snapshot (REPEATABLE READ: from its first plain read; it begins here when this is the
+    # first) must not predate a pass that numbered rows: that pass may have given ids to rows committed
+    # after the snapshot, and ids given now would rank above them, though the snapshot does not hold them.
+    # Then leave numbering to the next pass (the caller's highest id stays the one its snapshot shows).
+    if conn.execute(text(f"SELECT last_id FROM {ID_SEQ} WHERE one = 1")).scalar() != last:
+        return 0
     numbered, after, next_id = 0, 0, int(last)
     while True:
         entries = [int(e) for e in conn.execute(text(
@@ -169,8 +178,10 @@ def number(conn: Connection, *, wait: bool = True) -> int:
         if not entries:
             break
         cases = " ".join(f"WHEN {e} THEN {next_id + i}" for i, e in enumerate(entries, 1))
-        conn.execute(text(f"UPDATE {CHANGELOG} SET id = CASE entry {cases} END "
-                          f"WHERE entry IN ({', '.join(map(str, entries))}) AND id IS NULL"))
+        # by primary key only: a condition on `id` would let a REPEATABLE READ pass lock-scan the id index
+        # and gap-lock the place every new (id NULL) row is inserted, stopping the legacy writes
+        conn.execute(text(f"UPDATE {CHANGELOG} SET id = COALESCE(id, CASE entry {cases} END) "
+                          f"WHERE entry IN ({', '.join(map(str, entries))})"))
         next_id += len(entries)
         numbered += len(entries)
         after = entries[-1]
