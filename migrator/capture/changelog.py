@@ -45,6 +45,7 @@ __all__ = [
     "install",
     "latest_change_id",
     "migrator_writes",
+    "number_committed",
     "pending_since",
     "read_changes",
     "remove",
@@ -167,7 +168,7 @@ def remove(engine: Engine, mappings: Sequence[TableMapping], *, drop_changelog: 
 def status(engine: Engine, mappings: Sequence[TableMapping]) -> CaptureStatus:
     """Returns whether the changelog and each mapped table's triggers are installed, with row counts."""
     backend = capture_backend_for(engine)
-    backend.number_committed(engine)
+    number_committed(engine)
     with engine.connect() as conn:
         has_changelog = changelog_exists(conn)
         counts: dict[str, tuple[int, int]] = {}
@@ -212,6 +213,16 @@ def migrator_writes(conn: Connection, origin: str = MIGRATOR_ORIGIN) -> Iterator
 
 
 # -- reading the changelog -----------------------------------------------------
+def number_committed(bind: Engine | Connection) -> int:
+    """Gives ids to the committed changelog rows without one (MySQL's sequencer; 0 elsewhere); returns how many.
+
+    With an Engine: on a connection of its own, committed on return (call it before the read
+    transaction that should see the ids begins; it returns at once when another pass is numbering).
+    With a Connection: in the caller's transaction, which must commit (see `latest_change_id`).
+    """
+    return capture_backend_for(bind).number_committed(bind)
+
+
 def _json(value: Any) -> dict[str, Any] | None:
     if value is None or isinstance(value, dict):
         return value
@@ -230,7 +241,7 @@ def read_changes(conn: Connection, table: str, after: int, limit: int = 1000) ->
     Where ids are given after commit (MySQL), the committed rows are numbered first, on a
     connection of their own: a read snapshot `conn` has already begun sees them next time.
     """
-    capture_backend_for(conn).number_committed(conn.engine)
+    number_committed(conn.engine)
     rows = conn.execute(text(
         f"SELECT id, table_name, op, pk, old_row, new_row, tx_time, origin FROM {CHANGELOG} "
         "WHERE table_name = :t AND id > :after ORDER BY id LIMIT :n"), {"t": table, "after": after, "n": limit})
@@ -256,12 +267,15 @@ def pending_since(column: str = "id", after: str = ":after") -> str:
 def latest_change_id(conn: Connection, table: str | None = None) -> int:
     """Returns the highest committed changelog id (of one table, or of all), 0 when there is none.
 
-    The backfill reads it as its watermark in the snapshot of a chunk. Where ids are given after
-    commit (MySQL), the committed rows the caller's snapshot sees are numbered first, in the
-    caller's transaction: COMMIT it (then every change the snapshot holds has an id up to the
-    one returned, every later change a higher one).
+    The backfill reads it as its watermark in the snapshot of a chunk: call it FIRST in that
+    snapshot transaction, then read the rows, and COMMIT. Where ids are given after commit
+    (MySQL), the committed rows without id are numbered here, in the caller's transaction, so
+    that every change the snapshot holds has an id up to the one returned and every later change
+    a higher one. (Called after other reads, it may not number; the rows committed before the
+    snapshot but not numbered yet then get ids above it, and the relay applies them once more on
+    top of an import that holds them: more events, the same state.)
     """
-    capture_backend_for(conn).number_committed(conn)
+    number_committed(conn)
     q = f"SELECT max(id) FROM {CHANGELOG}" + (" WHERE table_name = :t" if table else "")
     return conn.execute(text(q), {"t": table} if table else {}).scalar() or 0
 

@@ -236,7 +236,7 @@ def coercer_for_type(sqltype: Any) -> str | None:
     if isinstance(sqltype, t.Numeric):
         scale = getattr(sqltype, "scale", None)
         return "decimal" if scale is None else f"decimal:{scale}"
-    if isinstance(sqltype, t.LargeBinary):
+    if isinstance(sqltype, (t.LargeBinary, t.BINARY, t.VARBINARY)):  # MySQL's BINARY/VARBINARY are no LargeBinary
         return "bytes"
     if isinstance(sqltype, (t.String, t.Text)):
         return "text"

@@ -306,7 +306,7 @@ def backlog_at_check(legacy: Engine, es: Engine, mapping: TableMapping, wait_s: 
     counted, so a table under constant writes passes as soon as its relay has caught up with the moment of
     the check (what a phase guard asks), where an exact zero might never be seen.
     """
-    with legacy.connect() as lconn:
+    with legacy.begin() as lconn:  # committed: the numbering (MySQL) stands
         head = latest_change_id(lconn, mapping.table)
     deadline = clock() + wait_s
     while True:

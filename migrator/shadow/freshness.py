@@ -22,7 +22,7 @@ from es_app.projections.tables import users_view
 from es_app.store import EventStore
 from es_app.store.schema import events
 
-from ..capture.changelog import changelog_exists
+from ..capture.changelog import changelog_exists, pending_since
 from ..capture.offsets import get_offset, offset_name
 from ..capture.sql import CHANGELOG, LEGACY_ORIGIN
 from ..mapping import CompiledMapping
@@ -33,9 +33,10 @@ POLL_S = 0.02  # how often a wait looks again
 
 _Lag = TypeVar("_Lag", "KeyLag", "FeedLag")
 
-_PENDING = text(f"SELECT max(id) FROM {CHANGELOG} WHERE table_name = :t AND id > :after AND pk = :pk "
-                "AND origin = :origin")
-_BACKLOG = text(f"SELECT count(*) FROM {CHANGELOG} WHERE table_name = :t AND id > :after AND origin = :origin")
+# a committed change not numbered yet (MySQL, before the sequencer's next pass) waits too: as offset + 1
+_PENDING = text(f"SELECT max(coalesce(id, :after + 1)) FROM {CHANGELOG} WHERE table_name = :t "
+                f"AND {pending_since()} AND pk = :pk AND origin = :origin")
+_BACKLOG = text(f"SELECT count(*) FROM {CHANGELOG} WHERE table_name = :t AND {pending_since()} AND origin = :origin")
 
 
 @dataclasses.dataclass(frozen=True)

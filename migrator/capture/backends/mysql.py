@@ -31,7 +31,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy import types as sqltypes
 from sqlalchemy.exc import DBAPIError
 
-from ..errors import CaptureNotInstalled
+from ..errors import CaptureError, CaptureNotInstalled
 from ..sql import CHANGELOG, HISTORY, HISTORY_ACTIONS, LEGACY_ORIGIN, literal
 from .base import CaptureBackend, Entry
 
@@ -128,16 +128,21 @@ def column_kinds(conn: Connection, table: str) -> dict[str, str]:
     """Returns the columns written other than as they are: "binary" (as hex) and "timestamp" (to UTC)."""
     kinds = {}
     for c in inspect(conn).get_columns(table):
-        if isinstance(c["type"], (sqltypes._Binary, sqltypes.NullType)):
+        if isinstance(c["type"], (sqltypes.LargeBinary, sqltypes.BINARY, sqltypes.VARBINARY, sqltypes.NullType)):
             kinds[c["name"]] = "binary"
         elif isinstance(c["type"], sqltypes.TIMESTAMP):
             kinds[c["name"]] = "timestamp"
     return kinds
 
 
-def _no_such_table(exc: DBAPIError) -> bool:
+def _missing(conn: Connection, exc: DBAPIError) -> None:
+    """Returns when the changelog is absent (nothing to number); raises otherwise."""
     args: tuple[Any, ...] = tuple(getattr(exc.orig, "args", ()))
-    return len(args) > 0 and args[0] == NO_SUCH_TABLE
+    if not args or args[0] != NO_SUCH_TABLE:
+        raise exc
+    if inspect(conn).has_table(CHANGELOG):  # the changelog without its counter: its rows would never get ids
+        raise CaptureError(f"the changelog's id counter ({ID_SEQ}) is missing: run `migrator capture install` "
+                           "to restore it") from None
 
 
 def number(conn: Connection, *, wait: bool = True) -> int:
@@ -146,12 +151,22 @@ def number(conn: Connection, *, wait: bool = True) -> int:
     Takes the counter's row lock first (held until the caller's transaction ends: one pass at a
     time; without `wait`, returns 0 at once when another pass holds it), then reads the rows
     without id with a consistent read, which never waits for an open legacy transaction (its
-    rows stay unnumbered until a later pass). An UPDATE touches only rows still without id, so
-    a pass reading an older snapshot never renumbers a row.
+    rows stay unnumbered until a later pass). The UPDATE keeps an id a row has already.
+    In a REPEATABLE READ transaction, call it before any other read: the snapshot then begins
+    under the lock, and the highest id it shows afterwards covers exactly the changes it holds.
     """
     lock = "FOR UPDATE" if wait else "FOR UPDATE SKIP LOCKED"
     last = conn.execute(text(f"SELECT last_id FROM {ID_SEQ} WHERE one = 1 {lock}")).scalar()
     if last is None:
+        if wait or conn.execute(text(f"SELECT 1 FROM {ID_SEQ} WHERE one = 1")).first() is None:
+            raise CaptureError(f"the changelog's id counter ({ID_SEQ}) is empty: run `migrator capture install` "
+                               "to restore it")
+        return 0  # another pass holds the counter
+    # The caller's snapshot (REPEATABLE READ: from its first plain read; it begins here when this is the
+    # first) must not predate a pass that numbered rows: that pass may have given ids to rows committed
+    # after the snapshot, and ids given now would rank above them, though the snapshot does not hold them.
+    # Then leave numbering to the next pass (the caller's highest id stays the one its snapshot shows).
+    if conn.execute(text(f"SELECT last_id FROM {ID_SEQ} WHERE one = 1")).scalar() != last:
         return 0
     numbered, after, next_id = 0, 0, int(last)
     while True:
@@ -161,8 +176,10 @@ def number(conn: Connection, *, wait: bool = True) -> int:
         if not entries:
             break
         cases = " ".join(f"WHEN {e} THEN {next_id + i}" for i, e in enumerate(entries, 1))
-        conn.execute(text(f"UPDATE {CHANGELOG} SET id = CASE entry {cases} END "
-                          f"WHERE entry IN ({', '.join(map(str, entries))}) AND id IS NULL"))
+        # by primary key only: a condition on `id` would let a REPEATABLE READ pass lock-scan the id index
+        # and gap-lock the place every new (id NULL) row is inserted, stopping the legacy writes
+        conn.execute(text(f"UPDATE {CHANGELOG} SET id = COALESCE(id, CASE entry {cases} END) "
+                          f"WHERE entry IN ({', '.join(map(str, entries))})"))
         next_id += len(entries)
         numbered += len(entries)
         after = entries[-1]
@@ -196,18 +213,16 @@ class MySQLCapture(CaptureBackend):
                 with bind.begin():
                     return number(bind)
             except DBAPIError as exc:
-                if _no_such_table(exc):
-                    return 0
-                raise
+                _missing(bind, exc)
+                return 0
         with bind.connect() as conn:
             conn = conn.execution_options(isolation_level="READ COMMITTED")  # sees every commit up to now
             try:
                 with conn.begin():
                     return number(conn, wait=False)  # another pass is numbering: it covers these commits
             except DBAPIError as exc:
-                if _no_such_table(exc):
-                    return 0
-                raise
+                _missing(conn, exc)
+                return 0
 
     def trigger_ddl(self, conn: Connection, table: str, key: str, columns: Sequence[str]) -> list[str]:
         t, k = tick(table), tick(key)
