@@ -128,14 +128,6 @@ class ChunkReader:
 
     @contextmanager
     def _snapshot(self) -> Iterator[Connection]:
-        """Yields a connection in a read transaction that sees one snapshot throughout, and commits it.
-
-        The watermark is read first in it: where changelog ids are given after commit (MySQL's
-        sequencer, see migrator.capture.backends), `latest_change_id` numbers the committed rows
-        in this transaction under the sequencer's lock, and the snapshot begins with its first
-        consistent read, under that lock: no row is numbered between the snapshot and the
-        watermark. Elsewhere the order makes no difference (the snapshot is one either way).
-        """
         with self.legacy.connect() as conn:
             options = dialect_for(conn).snapshot_read_options()
             if options:

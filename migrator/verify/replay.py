@@ -109,10 +109,11 @@ class Views:
                  f"WHERE c.table_name = :t").bindparams(bindparam("pks", expanding=True))
         out: dict[str, tuple[int, str, Any, str]] = {}
         texts = list(dict.fromkeys(str(k) for k in keys))
-        # where ids are given after commit (MySQL), number first: a change the legacy rows just read hold has an
-        # id then (above `after` when it was committed after `after` was read), never a NULL the query skips
-        number_committed(self.legacy)
         with self.legacy.connect() as conn:
+            # every committed change has its id (MySQL): numbered on this connection, in a transaction of its own
+            # that waits for a pass in progress, so a change the legacy rows just read hold is never a NULL the
+            # query skips (with an engine, a pass already running would be left to finish on its own)
+            number_committed(conn)
             for i in range(0, len(texts), CHUNK):
                 for r in conn.execute(q, {"t": self.mapping.table, "after": after, "pks": texts[i:i + CHUNK]}):
                     out[r[0]] = (int(r[1]), r[2], r[3], r[4])

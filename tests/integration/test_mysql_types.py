@@ -20,6 +20,7 @@ from migrator.backfill.run import Backfill, BackfillOptions
 from migrator.capture import changelog as capture
 from migrator.claims.findings import count_findings
 from migrator.mapping import USERS, ColumnMap, TableMapping
+from migrator.parking.retry import retry
 from migrator.relay.runner import Relay
 from migrator.verify import verify
 
@@ -207,6 +208,13 @@ def test_a_zero_date_is_parked_with_its_reason_never_a_crash(mysql_side):
     report = mysql_side.verify(MEMBERS)
     assert report.tables[0].parked >= 1
     assert [(m.key, m.kind) for m in report.mismatches] == [(2, "missing_in_new")]
+    with mysql_side.legacy.begin() as conn:  # the fix in the legacy table, then a retry: imported, verify clean
+        conn.execute(text("UPDATE members SET joined_at = '2020-01-02 03:04:05' WHERE id = 2"))
+    mysql_side.relay(MEMBERS)
+    done = retry(mysql_side.store, mysql_side.legacy, MEMBERS.bind(mysql_side.legacy))
+    assert (done.resolved, done.still_parked) == (3, 0)  # the row and the two changes parked behind it
+    assert mysql_side.store.read_stream("member-2")[0].data["created_at"] == "2020-01-02T03:04:05.000000+00:00"
+    assert mysql_side.verify(MEMBERS).clean
 
 
 KEYS = TableMapping(
