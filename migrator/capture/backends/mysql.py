@@ -157,8 +157,6 @@ def number(conn: Connection, *, wait: bool = True) -> int:
     """
     lock = "FOR UPDATE" if wait else "FOR UPDATE SKIP LOCKED"
     last = conn.execute(text(f"SELECT last_id FROM {ID_SEQ} WHERE one = 1 {lock}")).scalar()
-    if last is None and not wait and conn.execute(text(f"SELECT COUNT(*) FROM {ID_SEQ} WHERE one = 1")).scalar():
-        return 0  # SKIP LOCKED skipped the counter: another pass holds it and numbers these commits
     if last is None:
         if wait or conn.execute(text(f"SELECT 1 FROM {ID_SEQ} WHERE one = 1")).first() is None:
             raise CaptureError(f"the changelog's id counter ({ID_SEQ}) is empty: run `migrator capture install` "
