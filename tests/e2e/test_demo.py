@@ -129,6 +129,31 @@ def test_demo_from_mariadb_walks_every_phase_and_ends_clean(tmp_path):
         admin.dispose()
 
 
+@pytest.mark.mysql
+def test_demo_servers_from_mariadb_keeps_the_event_store_on_postgres(tmp_path):
+    from sqlalchemy import create_engine, text
+
+    from migrator.cli.demo import LEGACY_DB
+    from tests.conftest import MYSQL_URL, PG_URL, REDIS_URL, require_mysql, require_postgres, require_redis
+
+    require_mysql()
+    require_postgres()
+    require_redis()
+    try:
+        proc = run_demo(tmp_path, "--servers", "--users", "100", "--postgres-url", PG_URL, "--redis-url", REDIS_URL,
+                        "--mysql-url", MYSQL_URL)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+        out = proc.stdout.replace("\n", " ")
+        assert [name.strip() for name in re.findall(r"phase \d/9 · ([a-z ]+)", proc.stdout)] == list(PHASES)
+        assert "ok: every phase walked" in out and "database migrator_demo_es (PostgreSQL)" in out
+        assert f"database {LEGACY_DB} (MySQL/MariaDB" in out
+    finally:
+        admin = create_engine(MYSQL_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS `{LEGACY_DB}`"))
+        admin.dispose()
+
+
 def test_demo_refuses_a_mysql_url_that_is_not_one(tmp_path):
     proc = run_demo(tmp_path, "--mysql-url", "postgresql://x@localhost/db")
     assert proc.returncode == 2 and proc.stdout == ""
