@@ -113,6 +113,7 @@ class UserService:
 def _reason(exc: DataError) -> str:
     """Returns the database's own one-line reason (MySQL: `Incorrect string value: ... for column ...`)."""
     orig = exc.orig
-    args = getattr(orig, "args", ())
-    text = args[1] if len(args) == 2 and isinstance(args[1], str) else str(orig or exc)  # PyMySQL: (code, text)
+    args: tuple[object, ...] = tuple(getattr(orig, "args", ()))
+    message = args[-1] if len(args) == 2 else None  # PyMySQL: (code, text)
+    text = message if isinstance(message, str) else str(orig or exc)
     return (text.strip().splitlines() or ["refused"])[0]

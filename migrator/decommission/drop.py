@@ -46,7 +46,8 @@ class DropPlan:
 
     def lines(self) -> list[str]:
         """Returns the plan as the steps a dry run prints, one statement a line, in the order they run."""
-        out = [f"drop the legacy table {t} (its capture triggers go with it): {stmt}" for t, stmt in self.tables.items()]
+        out = [f"drop the legacy table {t} (its capture triggers go with it): {stmt}"
+               for t, stmt in self.tables.items()]
         out += [f"drop the capture triggers of {t}: {stmt}" for t, stmts in self.triggers.items() for stmt in stmts]
         why = f" (kept: {', '.join(self.keep_changelog)} still captured)" if self.keep_changelog else ""
         out += [f"drop the changelog{why}: {stmt}" for stmt in self.changelog]
@@ -134,5 +135,6 @@ def drop(engine: Engine, archived_rows: Mapping[str, int]) -> DropPlan:
         if dialect.transactional_ddl or not done:  # the transaction rolled back, or nothing had run yet
             raise DropError(f"the drop failed and was rolled back: {reason}") from None
         raise DropError(f"the drop failed after dropping {', '.join(done)} (this database's DDL commits by "
-                        f"itself): {reason}; run `migrator capture remove --drop-changelog` to drop what is left") from None
+                        f"itself): {reason}; run `migrator capture remove --drop-changelog` to drop what is "
+                        "left") from None
     return steps
