@@ -1,9 +1,9 @@
-"""The whole walk, legacy → decommissioned, on each backend (and from a MariaDB legacy database), with live traffic through the legacy API the whole
-time: a writer (creates, renames, deactivations, deletes, each write read back at once) and readers. The
-operator's steps are the CLI's (`capture install`, `advance`, `backfill`, `verify --full`, `reads`, `rollback`,
-`decommission`); a worker thread runs the relay, the projections and the reverse projection as the Celery
-worker would. Checked: no answer of the legacy API is a 5xx, every write is read back as written (read your
-writes in every reads mode), a clean full verify at every step, rollbacks under traffic (from shadow_reads
+"""The whole walk, legacy → decommissioned, on each backend (and from a MariaDB legacy database), with live traffic
+through the legacy API the whole time: a writer (creates, renames, deactivations, deletes, each write read back at
+once) and readers. The operator's steps are the CLI's (`capture install`, `advance`, `backfill`, `verify --full`,
+`reads`, `rollback`, `decommission`); a worker thread runs the relay, the projections and the reverse projection as
+the Celery worker would. Checked: no answer of the legacy API is a 5xx, every write is read back as written (read
+your writes in every reads mode), a clean full verify at every step, rollbacks under traffic (from shadow_reads
 and from writes_switched), no lost write and no duplicate event at the end, and the archive's manifest
 matching the table it replaced."""
 
@@ -219,7 +219,7 @@ def test_the_full_walk_under_live_traffic_from_mariadb(mariadb_urls, walk_settin
     walk(mariadb_urls, capsys, tmp_path)
 
 
-def walk(urls: tuple[str, str], capsys, tmp_path: Path) -> None:  # noqa: ANN001
+def walk(urls: tuple[str, str], capsys, tmp_path: Path) -> None:
     legacy_url, es_url = urls
     assert cli(capsys, "init", urls=urls)[0] == 0
     settings = Settings(es_database_url=es_url, legacy_database_url=legacy_url,

@@ -60,8 +60,7 @@ def test_init_seed_status_on_mariadb(empty, tmp_path, capsys):
     assert doc["phase"] == "legacy"
 
 
-def test_mariadb_errors_are_one_line(empty, tmp_path, capsys):
-    es = f"sqlite:///{tmp_path / 'es.db'}"
+def test_mariadb_errors_are_one_line(empty, capsys):
     base = MYSQL_URL.rpartition("/")[0].replace("mysql+pymysql://", "mysql://", 1)
     assert main(["seed", "--users", "5", "--legacy-url", f"{base}/no_such_db_for_seed"]) == 1
     assert "cannot open the legacy database" in _one_error_line(capsys)

@@ -20,9 +20,8 @@ from migrator.capture import changelog as capture
 from migrator.capture import history
 from migrator.capture.backends import mysql as mysql_capture
 from migrator.cli import main
-from migrator.decommission import read_rows, restore
 from migrator.decommission import drop as drop_module
-from migrator.mapping import USERS
+from migrator.decommission import read_rows, restore
 from migrator.phases import load
 
 T = datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)
@@ -129,7 +128,7 @@ def test_a_failure_after_the_table_is_dropped_says_what_was_and_capture_remove_f
     migrated(capsys, urls)
     real_run = mysql_capture.MySQLCapture.run
 
-    def changelog_drop_fails(self, conn, statements):  # noqa: ANN001
+    def changelog_drop_fails(self, conn, statements):
         if any("migrator_changelog" in s for s in statements):
             statements = ["DROP TABLE no_such_changelog_to_drop"]
         return real_run(self, conn, statements)
