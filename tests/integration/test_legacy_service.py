@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -156,3 +157,46 @@ def test_a_save_racing_a_delete_is_user_not_found_not_a_crash(database, legacy_b
         racing.change_name(victim.id, "Too Late")
     with database.read_session() as session:
         assert session.get(User, victim.id) is None
+
+
+@pytest.mark.mysql
+def test_a_save_that_a_trigger_install_makes_a_deadlock_victim_runs_again(mysql_databases):
+    """MariaDB: a load-then-save holds the table's shared metadata lock and upgrades it at the save; a CREATE
+    TRIGGER queued in between makes the save a metadata-lock deadlock's victim (1213). The service runs the unit
+    of work again: the write lands once, the trigger is in place, nothing surfaces as an error."""
+    url = mysql_databases.new()
+    db = Database.connect(url)
+    try:
+        victim = UserService(db).create(email="mdl@example.org", full_name="Before")
+        ddl_done = threading.Event()
+        errors: list[BaseException] = []
+
+        def create_trigger() -> None:
+            try:
+                with db.engine.connect() as conn:
+                    conn.exec_driver_sql("CREATE OR REPLACE TRIGGER t_mdl AFTER UPDATE ON users FOR EACH ROW SET @x = 1")
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+            finally:
+                ddl_done.set()
+
+        calls = []
+
+        def clock() -> datetime:  # runs between the load and the save: the DDL queues for the table then
+            calls.append(1)
+            if len(calls) == 1:
+                threading.Thread(target=create_trigger).start()
+                time.sleep(0.5)
+            return datetime.now(timezone.utc)
+
+        renamed = UserService(db, clock=clock).change_name(victim.id, "After")
+        assert ddl_done.wait(30) and not errors, errors
+        assert renamed.full_name == "After" and len(calls) == 2  # the first attempt was the victim, then again
+        with db.read_session() as session:
+            assert session.get(User, victim.id).full_name == "After"
+        with db.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = "
+                                        "DATABASE() AND TRIGGER_NAME = 't_mdl'").scalar() == 1
+    finally:
+        db.dispose()
+        mysql_databases.drop(url)
