@@ -174,7 +174,8 @@ def test_a_save_that_a_trigger_install_makes_a_deadlock_victim_runs_again(mysql_
         def create_trigger() -> None:
             try:
                 with db.engine.connect() as conn:
-                    conn.exec_driver_sql("CREATE OR REPLACE TRIGGER t_mdl AFTER UPDATE ON users FOR EACH ROW SET @x = 1")
+                    conn.exec_driver_sql("CREATE OR REPLACE TRIGGER t_mdl AFTER UPDATE ON users FOR EACH ROW "
+                                         "SET @x = 1")
             except BaseException as exc:  # noqa: BLE001 - reported below
                 errors.append(exc)
             finally:
