@@ -192,6 +192,7 @@ def number(conn: Connection, *, wait: bool = True) -> int:
 
 class MySQLCapture(CaptureBackend):
     name = "mysql"
+    ids_after_commit = True
 
     def changelog_ddl(self) -> list[str]:
         return list(CHANGELOG_DDL)
