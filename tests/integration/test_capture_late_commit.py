@@ -319,3 +319,23 @@ def test_snapshot_watermarks_taken_among_writers_and_a_relay_cover_exactly_what_
     for watermark, held in snapshots:
         assert held == {e for e, i in final.items() if i <= watermark}
     assert set(relayed_ids(store).values()) == {1} and len(relayed_ids(store)) == len(final)
+
+
+def test_a_zero_date_is_parked_with_its_reason_never_a_crash(legacy, store):
+    """MySQL without NO_ZERO_DATE stores '0000-00-00': the change is parked with a reason, the other keys flow on."""
+    from migrator.parking.entries import parked
+
+    with legacy.begin() as conn:
+        conn.execute(text("SET SESSION sql_mode = 'STRICT_TRANS_TABLES'"))  # zero dates allowed
+        insert(conn, 1)
+        conn.execute(text("INSERT INTO users (id, email, full_name, is_active, created_at, updated_at) "
+                          "VALUES (2, 'z@example.org', 'Zero', 1, '0000-00-00 00:00:00', '0000-00-00 00:00:00')"))
+    with legacy.connect() as conn:
+        zero = capture.read_changes(conn, "users", 0)[-1]
+    assert zero.new_row["created_at"] == "0000-00-00 00:00:00.000000"
+    totals = Relay(USERS.bind(legacy), legacy, store).drain()
+    assert (totals.read, totals.parked) == (2, 1)
+    with store.engine.connect() as conn:
+        (reason,) = conn.execute(select(parked.c.reason).where(parked.c.key == "2")).scalars()
+    assert reason.startswith("mapping users: ")  # one line, the mapping's (see `migrator parked list`)
+    assert names(store, 1) == ["User 1"]
