@@ -251,17 +251,20 @@ def read_changes(conn: Connection, table: str, after: int, limit: int = 1000) ->
 
 def backlog(conn: Connection, table: str, after: int) -> int:
     """Returns how many changelog rows of the table have id > `after` or no id yet (committed, to be numbered)."""
-    return conn.execute(text(f"SELECT count(*) FROM {CHANGELOG} WHERE table_name = :t AND {pending_since()}"),
+    return conn.execute(text(f"SELECT count(*) FROM {CHANGELOG} WHERE table_name = :t AND {pending_since(conn)}"),
                         {"t": table, "after": after}).scalar() or 0
 
 
-def pending_since(column: str = "id", after: str = ":after") -> str:
-    """Returns the SQL condition "this changelog row comes after `after`": its id is above it, or it has none yet.
+def pending_since(bind: Engine | Connection, column: str = "id", after: str = ":after") -> str:
+    """Returns the SQL condition "this changelog row comes after `after`" on the database of `bind`.
 
-    A committed row without id (MySQL, before the sequencer's next pass) gets an id above every
-    id handed out so far, so it is pending for every reader; elsewhere ids are never NULL.
+    Its id is above `after` — or, where a committed row can still be without id (MySQL, before
+    the sequencer's next pass: it will get an id above every id handed out so far), it has none
+    yet. Elsewhere the plain range keeps the (table_name, id) index usable.
     """
-    return f"({column} > {after} OR {column} IS NULL)"
+    if capture_backend_for(bind).ids_after_commit:
+        return f"({column} > {after} OR {column} IS NULL)"
+    return f"{column} > {after}"
 
 
 def latest_change_id(conn: Connection, table: str | None = None) -> int:

@@ -293,7 +293,7 @@ class ReverseProjection:
                     found[key] = "the key has a parked row or change (see `migrator parked`)"
         if not changelog_exists(conn):
             return found
-        q = text(f"SELECT DISTINCT pk FROM {CHANGELOG} WHERE table_name = :t AND {pending_since()} "
+        q = text(f"SELECT DISTINCT pk FROM {CHANGELOG} WHERE table_name = :t AND {pending_since(conn)} "
                  f"AND origin = :origin AND pk IN :pks").bindparams(bindparam("pks", expanding=True))
         for i in range(0, len(keys), BATCH):
             chunk = list(keys[i:i + BATCH])

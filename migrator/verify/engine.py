@@ -252,7 +252,7 @@ def _changed_keys(views: Views, since: tuple[int, int]) -> list[Any]:
     changelog_id, position = since
     found: dict[Any, None] = {}
     if views.has_changelog:
-        q = text(f"SELECT DISTINCT pk FROM {CHANGELOG} WHERE table_name = :t AND {pending_since()}")
+        q = text(f"SELECT DISTINCT pk FROM {CHANGELOG} WHERE table_name = :t AND {pending_since(views.legacy)}")
         with views.legacy.connect() as conn:
             for pk in conn.execute(q, {"t": m.table, "after": changelog_id}).scalars():
                 found[m.key_of({m.key: pk})] = None

@@ -9,6 +9,7 @@ replaced in place, and the migrator's origin marker never outlives its transacti
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -85,6 +86,10 @@ def test_rows_in_the_changelog_read_as_the_table_reads(legacy):
     assert bound.state_from_row(ins.new_row)["name"] == "Rocket 🚀 Straße"
     assert bound.timestamp_of(ins.new_row, "made_at") == "2026-01-02T03:04:05.000000+00:00"
     assert (tok.pk, tok.new_row) == (uid, {"uid": uid, "label": "a"})
+    with legacy.connect() as conn:  # the session hook's row: the same JSON as the trigger's
+        expr = capture_backend_for(conn).row_json_expr(conn, "gadgets", bound.table_columns, "t")
+        hooked = conn.execute(text(f"SELECT {expr} FROM gadgets t WHERE t.id = :k"), {"k": BIG}).scalar()
+    assert json.loads(hooked) == upd.new_row
 
 
 def test_a_key_changed_only_in_case_is_a_delete_and_an_insert(legacy):

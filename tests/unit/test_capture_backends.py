@@ -60,3 +60,15 @@ def test_mysql_trigger_names_stay_within_64_characters_and_apart() -> None:
     long_a, long_b = "t" * 64, "t" * 63 + "u"
     names = trigger_names(long_a) + trigger_names(long_b)
     assert all(len(n) <= 64 for n in names) and len(set(names)) == 6
+
+
+def test_mysql_numbering_gives_ids_in_entry_order_by_primary_key_only() -> None:
+    from migrator.capture.backends.mysql import RUNS_MAX, _numbering
+
+    assert _numbering([5, 6, 7, 10, 11], 100) == [
+        "UPDATE migrator_changelog SET id = COALESCE(id, entry + 96) WHERE entry IN (5, 6, 7)",  # 101..103
+        "UPDATE migrator_changelog SET id = COALESCE(id, entry + 94) WHERE entry IN (10, 11)"]  # 104, 105
+    scattered = list(range(1, 4 * (RUNS_MAX + 1), 4))  # more runs than RUNS_MAX: one CASE
+    (case,) = _numbering(scattered, 0)
+    assert case.startswith("UPDATE migrator_changelog SET id = COALESCE(id, CASE entry WHEN 1 THEN 1 WHEN 5 THEN 2 ")
+    assert case.endswith(f"WHERE entry IN ({', '.join(map(str, scattered))})") and " id IS NULL" not in case

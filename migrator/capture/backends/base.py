@@ -32,6 +32,7 @@ class CaptureBackend(ABC):
     """Returns and runs change capture's SQL for one database backend; each subclass implements every method."""
 
     name: str = ""
+    ids_after_commit: bool = False  # a committed changelog row can still be without id (see `number_committed`)
 
     # -- the changelog ---------------------------------------------------------
     @abstractmethod

@@ -41,7 +41,8 @@ ORIGIN_EXPR = f"COALESCE((SELECT origin FROM {ORIGIN_TABLE} WHERE conn_id = CONN
 NOW = "UTC_TIMESTAMP(6)"
 TRIGGERS = (("ins", "INSERT"), ("upd", "UPDATE"), ("del", "DELETE"))
 NAME_MAX = 64  # MySQL's identifier length limit
-NUMBER_CHUNK = 1000  # rows numbered per UPDATE
+NUMBER_CHUNK = 1000  # rows numbered per chunk
+RUNS_MAX = 8  # runs of consecutive entries in a chunk numbered by arithmetic; more: one CASE
 NO_SUCH_TABLE = 1146
 
 TABLE_OPTIONS = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
@@ -145,6 +146,32 @@ def _missing(conn: Connection, exc: DBAPIError) -> None:
                            "to restore it") from None
 
 
+def _numbering(entries: Sequence[int], last_id: int) -> list[str]:
+    """Returns the UPDATEs giving `entries` (ascending) the ids after `last_id`, in order.
+
+    By primary key only (`entry IN (...)`): a condition on `id` would let a REPEATABLE READ pass
+    lock-scan the id index and gap-lock the place where every new (id NULL) row goes, stopping the
+    legacy writes. A run of consecutive entries takes `entry + offset`; a chunk broken into many
+    runs (late commits between) one CASE. An id a row has already is kept.
+    """
+    runs: list[list[int]] = []
+    for e in entries:
+        if runs and e == runs[-1][-1] + 1:
+            runs[-1].append(e)
+        else:
+            runs.append([e])
+    if len(runs) > RUNS_MAX:
+        cases = " ".join(f"WHEN {e} THEN {last_id + i}" for i, e in enumerate(entries, 1))
+        return [f"UPDATE {CHANGELOG} SET id = COALESCE(id, CASE entry {cases} END) "
+                f"WHERE entry IN ({', '.join(map(str, entries))})"]
+    statements, next_id = [], last_id + 1
+    for run in runs:
+        statements.append(f"UPDATE {CHANGELOG} SET id = COALESCE(id, entry + {next_id - run[0]}) "
+                          f"WHERE entry IN ({', '.join(map(str, run))})")
+        next_id += len(run)
+    return statements
+
+
 def number(conn: Connection, *, wait: bool = True) -> int:
     """Numbers the committed changelog rows without id, in entry order, in the caller's transaction; returns how many.
 
@@ -168,18 +195,18 @@ def number(conn: Connection, *, wait: bool = True) -> int:
     # Then leave numbering to the next pass (the caller's highest id stays the one its snapshot shows).
     if conn.execute(text(f"SELECT last_id FROM {ID_SEQ} WHERE one = 1")).scalar() != last:
         return 0
-    numbered, after, next_id = 0, 0, int(last)
+    numbered, after, next_id = 0, None, int(last)
     while True:
-        entries = [int(e) for e in conn.execute(text(
-            f"SELECT entry FROM {CHANGELOG} WHERE id IS NULL AND entry > :after ORDER BY entry LIMIT :n"),
-            {"after": after, "n": NUMBER_CHUNK}).scalars()]
+        # the first rows without id from the id index; the next ones along the primary key from there (the
+        # id index would sort every row without id again for each chunk: quadratic in a long backlog)
+        q = (f"SELECT entry FROM {CHANGELOG} WHERE id IS NULL ORDER BY entry LIMIT :n" if after is None else
+             f"SELECT entry FROM {CHANGELOG} FORCE INDEX (PRIMARY) WHERE entry > :after AND id IS NULL "
+             "ORDER BY entry LIMIT :n")
+        entries = [int(e) for e in conn.execute(text(q), {"after": after, "n": NUMBER_CHUNK}).scalars()]
         if not entries:
             break
-        cases = " ".join(f"WHEN {e} THEN {next_id + i}" for i, e in enumerate(entries, 1))
-        # by primary key only: a condition on `id` would let a REPEATABLE READ pass lock-scan the id index
-        # and gap-lock the place every new (id NULL) row is inserted, stopping the legacy writes
-        conn.execute(text(f"UPDATE {CHANGELOG} SET id = COALESCE(id, CASE entry {cases} END) "
-                          f"WHERE entry IN ({', '.join(map(str, entries))})"))
+        for statement in _numbering(entries, next_id):
+            conn.execute(text(statement))
         next_id += len(entries)
         numbered += len(entries)
         after = entries[-1]
@@ -192,6 +219,7 @@ def number(conn: Connection, *, wait: bool = True) -> int:
 
 class MySQLCapture(CaptureBackend):
     name = "mysql"
+    ids_after_commit = True
 
     def changelog_ddl(self) -> list[str]:
         return list(CHANGELOG_DDL)
