@@ -378,8 +378,11 @@ class Backfill:
         assert self._pool is not None
         in_process = isinstance(self._pool, ProcessPoolExecutor)
         read = _read_in_process if in_process else self.reader.read_and_build
+        # SIGINT is ignored only while the submit that starts the reader process runs (the process inherits the
+        # ignoring); ignored around every submit, a Ctrl-C landing in one was lost and the backfill ran on
+        starts = in_process and not getattr(self._pool, "_processes", None)
         try:
-            with _children_ignore_sigint(in_process):
+            with _children_ignore_sigint(starts):
                 return self._pool.submit(read, after, limit, self._parsed)
         except BrokenProcessPool as exc:
             raise self._reader_died(exc) from None
