@@ -159,3 +159,10 @@ def test_demo_refuses_a_mysql_url_that_is_not_one(tmp_path):
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("error:") and "is not a MySQL/MariaDB URL" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_demo_with_an_unreachable_mysql_server_is_one_line(tmp_path):
+    proc = run_demo(tmp_path, "--users", "10", "--mysql-url", "mysql://root@127.0.0.1:1/")
+    assert proc.returncode == 1 and "Traceback" not in proc.stdout + proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert proc.stderr.startswith("error: the MySQL/MariaDB server: (2003, ")
