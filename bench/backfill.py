@@ -1,6 +1,7 @@
-"""`python -m bench.backfill [--rows N] [--batch-size B] [--backend B] [--quick] [--markdown]`
+"""`python -m bench.backfill [--rows N] [--batch-size B] [--backend B] [--legacy-backend mysql] [--quick] [--markdown]`
 
-Backfill of N legacy rows (default 1,000,000) on SQLite and PostgreSQL, end to end: read the
+Backfill of N legacy rows (default 1,000,000) on SQLite and PostgreSQL (with `--legacy-backend mysql`:
+from a MySQL/MariaDB legacy table into an event store of each `--backend`), end to end: read the
 legacy table in chunks with watermarks, build and append the import events, checkpoint,
 and project the read model — *inline* after every chunk (what `migrator backfill` does), and
 *parallel*: the backfill appends while a second process projects (`--no-project` with workers
@@ -21,7 +22,17 @@ from typing import Any, Callable, Sequence
 
 from sqlalchemy import Engine, text
 
-from .common import es_database, fmt, machine_line, parse, parser, print_table
+from .common import (
+    add_legacy_backend,
+    backend_label,
+    es_database,
+    fmt,
+    legacy_database,
+    machine_line,
+    parse,
+    parser,
+    print_table,
+)
 
 PG_SEED = (
     "INSERT INTO users (id, email, full_name, is_active, phone, created_at, updated_at) "
@@ -41,12 +52,24 @@ SQLITE_SEED = (
     "strftime('%Y-%m-%d %H:%M:%f', '2012-01-01', '+' || (i * 2233.123457) || ' seconds'), "
     "strftime('%Y-%m-%d %H:%M:%f', '2016-01-01', '+' || (i * 3181.654321) || ' seconds') FROM s")
 
+MYSQL_SEED = (  # the same rows from MySQL/MariaDB: i from a cross join of digits (no generate_series there)
+    "INSERT INTO users (id, email, full_name, is_active, phone, created_at, updated_at) "
+    "SELECT i, CASE WHEN i % 50 = 0 THEN CONCAT('Mixed.', i, '@Example.ORG') ELSE CONCAT('user', i, '@example.org') "
+    "END, CONCAT(ELT(1 + i % 5, 'Zoë Ünal', ' José Ávila ', '李雷', 'Ann O''Brien', 'Ивана Петрова'), ' ', i), "
+    "i % 10 <> 0, CASE WHEN i % 5 = 0 THEN NULL ELSE CONCAT('+1 555 ', LPAD(i, 7, '0')) END, "
+    "TIMESTAMPADD(MICROSECOND, i * 2233123457, '2012-01-01 00:00:00'), "
+    "TIMESTAMPADD(MICROSECOND, i * 3181654321, '2016-01-01 00:00:00') FROM ("
+    "SELECT :a + d1.n + 10 * d2.n + 100 * d3.n + 1000 * d4.n + 10000 * d5.n AS i FROM "
+    + ", ".join(f"(SELECT 0 AS n UNION ALL {' UNION ALL '.join(f'SELECT {d}' for d in range(1, 10))}) d{k}"
+                for k in range(1, 6)) + ") s WHERE i <= :b ORDER BY i")
+SEED_SQL = {"sqlite": SQLITE_SEED, "postgresql": PG_SEED, "mysql": MYSQL_SEED}
+
 EVENT_COLUMNS = ("stream_id", "category", "version", "event_id", "event_type", "schema_version", "data",
                  "metadata", "recorded_at")
 
 
 def seed(engine: Engine, rows: int, chunk: int = 100_000) -> None:
-    sql = SQLITE_SEED if engine.dialect.name == "sqlite" else PG_SEED
+    sql = SEED_SQL[engine.dialect.name]
     for start in range(1, rows + 1, chunk):
         with engine.begin() as conn:
             conn.execute(text(sql), {"a": start, "b": min(start + chunk - 1, rows)})
@@ -182,11 +205,13 @@ def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=1_000_000, help="legacy rows to backfill (default 1,000,000)")
     p.add_argument("--batch-size", type=int, default=5000, help="rows per backfill chunk (default 5000)")
+    add_legacy_backend(p)
     args = parse(p, argv)
     rows = 20_000 if args.quick else args.rows
     table = []
     for backend in args.backends:
-        with es_database(backend, "bf_legacy") as legacy_url, es_database(backend, "bf_es") as es_url, \
+        with legacy_database(args.legacy_backend, backend, "bf_legacy") as legacy_url, \
+                es_database(backend, "bf_es") as es_url, \
                 es_database(backend, "bf_raw") as raw_url:
             from es_app.bootstrap import engine_for
 
@@ -202,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         raw = rows / raw_seconds
         for mode, f in figures.items():
             end_to_end = f["rows"] / f["seconds"]
-            table.append([backend, mode, fmt(f["rows"]), args.batch_size, fmt(raw), fmt(end_to_end),
+            table.append([backend_label(backend, args.legacy_backend), mode, fmt(f["rows"]), args.batch_size, fmt(raw), fmt(end_to_end),
                           f"{end_to_end / raw:.0%}", fmt(f["seconds"], 1), fmt(f["read"], 1),
                           fmt(f["write"], 1), fmt(f["catch_up"], 1)])
     print_table("Backfill: rows/s end to end (events + read model) vs the raw bulk insert of the same events",

@@ -23,7 +23,9 @@ from typing import Any, Callable, Iterator, Sequence
 from urllib.parse import urlparse
 
 PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 BACKENDS = ("sqlite", "postgres")
+LEGACY_BACKENDS = ("same", "mysql")  # where the legacy table lives: beside the event store's backend, or MariaDB
 
 
 # -- options -------------------------------------------------------------------
@@ -98,6 +100,49 @@ def es_database(backend: str, prefix: str = "bench") -> Iterator[str]:
         finally:
             engine.dispose()
         yield url
+
+
+def add_legacy_backend(p: argparse.ArgumentParser) -> None:
+    """Adds `--legacy-backend same|mysql` (the benches that read a legacy table: backfill, verify)."""
+    p.add_argument("--legacy-backend", choices=LEGACY_BACKENDS, default="same",
+                   help="the legacy database: the event store's backend (default), or MySQL/MariaDB "
+                        f"at TEST_MYSQL_URL ({MYSQL_URL}) beside an event store of each --backend")
+
+
+def backend_label(backend: str, legacy_backend: str) -> str:
+    """Returns the `backend` column of a bench table: the event store's backend, and the legacy one when it differs."""
+    return backend if legacy_backend == "same" else f"{backend}, legacy mariadb"
+
+
+@contextlib.contextmanager
+def mysql_database(prefix: str = "bench") -> Iterator[str]:
+    """Yields the URL of a new utf8mb4 MySQL/MariaDB database with the legacy schema at head; drops it after."""
+    from sqlalchemy import create_engine, text
+
+    from es_app.store import make_engine
+    from migrator import schema
+
+    admin = create_engine(MYSQL_URL, isolation_level="AUTOCOMMIT")
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+        url = _with_db(MYSQL_URL, name)
+        engine = make_engine(url)
+        try:
+            schema.upgrade_all({"legacy": engine})
+        finally:
+            engine.dispose()
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        admin.dispose()
+
+
+def legacy_database(legacy_backend: str, backend: str, prefix: str = "bench") -> contextlib.AbstractContextManager[str]:
+    """Returns the context manager of a fresh legacy database: `es_database(backend)` for "same", else MariaDB's."""
+    return es_database(backend, prefix) if legacy_backend == "same" else mysql_database(prefix)
 
 
 def postgres_parts(url: str) -> dict[str, str]:

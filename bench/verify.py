@@ -1,9 +1,11 @@
-"""`python -m bench.verify [--rows N] [--rounds R] [--no-compare] [--backend B] [--quick] [--markdown]`
+"""`python -m bench.verify [--rows N] [--rounds R] [--no-compare] [--backend B] [--legacy-backend mysql] [--quick]
+[--markdown]`
 
 `migrator verify` (the engine, `migrator.verify.verify`, default sample) on N legacy users (default
 1,000,000; `--quick`: 20,000) with the legacy table and the event store (streams and the `users_view`
-read model) in two databases of one backend — two PostgreSQL databases, or two SQLite files — after a
-handful of injected differences. Beside it, on the same two tables in the same run:
+read model) in two databases of one backend — two PostgreSQL databases, or two SQLite files; with
+`--legacy-backend mysql`, the legacy table in MySQL/MariaDB (checksums computed there: MD5 over the
+normalized columns) beside an event store of each `--backend` — after a handful of injected differences. Beside it, on the same two tables in the same run:
 
 - *reladiff* (PyPI, the `bench` extra), comparing a view over `users` that applies the mapping's
   normalizers in SQL with a view over `users_view` that exposes its legacy key as an integer
@@ -33,7 +35,18 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from .backfill import run_backfill, seed_captured
-from .common import es_database, fmt, machine_line, parse, parser, print_table, ratio
+from .common import (
+    add_legacy_backend,
+    backend_label,
+    es_database,
+    fmt,
+    legacy_database,
+    machine_line,
+    parse,
+    parser,
+    print_table,
+    ratio,
+)
 
 OURS, RELADIFF, NAIVE = "migrator verify", "reladiff", "naive stream"
 FULL = "migrator verify --full"
@@ -125,16 +138,17 @@ def add_comparable_views(legacy: Engine, es: Engine) -> None:
                           "FROM users_view WHERE NOT deleted"))
     for engine in (legacy, es):
         with engine.begin() as conn:
-            conn.execute(text("ANALYZE"))
+            conn.execute(text("ANALYZE TABLE users" if engine.dialect.name == "mysql" else "ANALYZE"))
 
 
 @contextlib.contextmanager
-def prepared(backend: str, rows: int) -> Iterator[tuple[str, str, Injected]]:
+def prepared(backend: str, rows: int, legacy_backend: str = "same") -> Iterator[tuple[str, str, Injected]]:
     """Yields (legacy URL, event-store URL, injected differences) of two fresh databases: `rows` users
     seeded and backfilled (read model projected), then the differences injected; drops them after."""
     from es_app.bootstrap import engine_for
 
-    with es_database(backend, "vf_legacy") as legacy_url, es_database(backend, "vf_es") as es_url:
+    with legacy_database(legacy_backend, backend, "vf_legacy") as legacy_url, \
+            es_database(backend, "vf_es") as es_url:
         try:
             seed_captured(legacy_url, rows)
             run_backfill(legacy_url, es_url, BACKFILL_BATCH, parallel=True)
@@ -253,6 +267,8 @@ def _in_child(tool: str, legacy_url: str, es_url: str, threads: int) -> Result:
     # every tool's modules imported before the baseline, so that it measures the run alone
     modules = ["es_app.bootstrap", "es_app.projections.tables", "migrator.mapping", "migrator.verify",
                "sqlalchemy.dialects.sqlite"]
+    if legacy_url.startswith("mysql"):
+        modules += ["sqlalchemy.dialects.mysql", "pymysql"]
     if legacy_url.startswith("postgresql"):
         modules += ["sqlalchemy.dialects.postgresql", "psycopg", *(["reladiff"] if tool == RELADIFF else [])]
     for module in modules:
@@ -289,17 +305,18 @@ def measure(tool: str, legacy_url: str, es_url: str, threads: int = 1) -> Result
 
 # -- the run -----------------------------------------------------------------------
 
-def run(backend: str, rows: int, rounds: int, compare: bool, threads: int) -> dict[str, Any]:
+def run(backend: str, rows: int, rounds: int, compare: bool, threads: int,
+        legacy_backend: str = "same") -> dict[str, Any]:
     """Returns every tool's best result on one backend, the `--full` run and what was injected."""
     from es_app.bootstrap import engine_for
 
     tools = [OURS]
     if compare:
         tools.append(NAIVE)
-        if backend == "postgres" and reladiff_available():
+        if backend == "postgres" and legacy_backend == "same" and reladiff_available():
             tools.append(RELADIFF)
     best: dict[str, Result] = {}
-    with prepared(backend, rows) as (legacy_url, es_url, plan):
+    with prepared(backend, rows, legacy_backend) as (legacy_url, es_url, plan):
         with engine_for(legacy_url).connect() as conn:
             legacy_rows = conn.execute(text("SELECT count(*) FROM users")).scalar_one()
         engine_for(legacy_url).dispose()
@@ -310,7 +327,8 @@ def run(backend: str, rows: int, rounds: int, compare: bool, threads: int) -> di
                 if tool not in best or result.seconds < best[tool].seconds:
                     best[tool] = result
         full = measure(FULL, legacy_url, es_url)
-    return {"backend": backend, "rows": legacy_rows, "best": best, "full": full, "plan": plan}
+    return {"backend": backend_label(backend, legacy_backend), "rows": legacy_rows, "best": best, "full": full,
+            "plan": plan}
 
 
 def _found(keys: set[int], plan: Injected) -> str:
@@ -351,12 +369,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-compare", action="store_true", help="skip reladiff and the naive baseline")
     p.add_argument("--reladiff-threads", type=int, default=1,
                    help="reladiff's connections per database (its CLI's --threads, default 1)")
+    add_legacy_backend(p)
     args = parse(p, argv)
     rows = args.rows or (QUICK_ROWS if args.quick else FULL_ROWS)
     rounds = args.rounds or (1 if args.quick else 3)
     if rows < 100 or rounds < 1 or args.reladiff_threads < 1:
         p.error("--rows must be at least 100, --rounds and --reladiff-threads at least 1")
-    runs = [run(backend, rows, rounds, not args.no_compare, args.reladiff_threads) for backend in args.backends]
+    runs = [run(backend, rows, rounds, not args.no_compare, args.reladiff_threads, args.legacy_backend)
+            for backend in args.backends]
 
     table, replay, kinds, goals, methods = [], [], [], [], set()
     exact = True
@@ -389,7 +409,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "against view bench_verify_new (users_view's live rows, legacy_key cast to bigint, indexed), "
                      f"{args.reladiff_threads} connection(s) per database; '-': "
                      + ("not installed (the bench extra)" if not reladiff_available() else
-                        "reladiff has no SQLite driver") + ". ")
+                        "reladiff has no SQLite driver" if args.legacy_backend == "same" else
+                        "not run across two backends here") + ". ")
     print_table(f"Verify: {fmt(rows)} users, legacy and event store in two databases, 8 injected differences "
                 f"(best of {rounds})",
                 ["backend", "tool", "legacy rows", "seconds", "rows/s", "time ours/tool", "keys found",

@@ -58,6 +58,13 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+MYSQL_SESSION = ("SET time_zone = '+00:00', "
+                 "sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'STRICT_ALL_TABLES')")
+"""How each MySQL/MariaDB session starts: UTC, and strict whatever the server's sql_mode, so a value
+the column cannot hold (too long, a 4-byte character in a utf8mb3 column) is refused with an error
+instead of being silently truncated or turned into `?` (docs/operations.md)."""
+
+
 def make_engine(url: str | None = None, **kwargs) -> Engine:
     """Returns an engine for the legacy database (default: LEGACY_DATABASE_URL)."""
     url = normalize_url(url or database_url())
@@ -72,12 +79,12 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)
     parsed = make_url(url)
-    if parsed.get_backend_name() == "mysql":  # utf8mb4 (4-byte characters) and UTC sessions
+    if parsed.get_backend_name() == "mysql":  # utf8mb4 (4-byte characters), UTC and strict sessions
         if "charset" not in parsed.query:
             parsed = parsed.update_query_dict({"charset": "utf8mb4"})
         kwargs.setdefault("pool_recycle", 3600)
         connect_args = dict(kwargs.pop("connect_args", {}))
-        connect_args.setdefault("init_command", "SET time_zone = '+00:00'")
+        connect_args.setdefault("init_command", MYSQL_SESSION)
         return create_engine(parsed, connect_args=connect_args, **kwargs)
     return create_engine(url, **kwargs)
 

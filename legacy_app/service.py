@@ -6,16 +6,19 @@ of the "before" system. The app maintains `created_at` / `updated_at` itself.
 
 from __future__ import annotations
 
+import functools
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from .db import Database
 from .models import User
 from .reads import UserRecord
+from .writes import WriteRefused
 
 EDITABLE = ("email", "full_name", "is_active", "phone")
 
@@ -33,13 +36,52 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+DEADLOCK_ATTEMPTS = 3
+MYSQL_DEADLOCK = 1213  # ER_LOCK_DEADLOCK: row locks, and metadata locks (a trigger created while a row is saved)
+POSTGRES_DEADLOCK = "40P01"
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def deadlock_victim(exc: DBAPIError) -> bool:
+    """Returns True when the database chose this transaction as a deadlock's victim: it is rolled back, and the
+    whole unit of work may simply run again (MySQL/MariaDB error 1213, PostgreSQL SQLSTATE 40P01)."""
+    orig = exc.orig
+    args: tuple[object, ...] = tuple(getattr(orig, "args", ()))
+    return getattr(orig, "sqlstate", None) == POSTGRES_DEADLOCK or (len(args) == 2 and args[0] == MYSQL_DEADLOCK)
+
+
+def _again_after_deadlock(method: _Method) -> _Method:
+    """Runs the unit of work again (up to DEADLOCK_ATTEMPTS in all) when its transaction was a deadlock's victim.
+
+    On MySQL a load-then-save transaction holds a shared metadata lock on the table and upgrades it
+    at the save: DDL waiting for the table in between (`migrator capture install` creating its
+    triggers) makes it the victim of a metadata-lock deadlock. Nothing of it was written, so
+    running it again is what the database asks for ("try restarting transaction").
+    """
+    @functools.wraps(method)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+            try:
+                return method(*args, **kwargs)
+            except DBAPIError as exc:
+                if attempt == DEADLOCK_ATTEMPTS or not deadlock_victim(exc):
+                    raise
+                time.sleep(0.02 * attempt)
+        raise AssertionError("unreachable")
+
+    return cast(_Method, run)
+
+
 class UserService:
-    """Creates, edits and deletes legacy user rows, one short transaction each."""
+    """Creates, edits and deletes legacy user rows, one short transaction each (run again when it was a deadlock's
+    victim)."""
 
     def __init__(self, database: Database, clock: Callable[[], datetime] = utcnow):
         self._sessions = database.write_session
         self._clock = clock
 
+    @_again_after_deadlock
     def create(self, *, email: str, full_name: str, is_active: bool = True, phone: str | None = None) -> UserRecord:
         """Returns the new user; raises EmailTaken."""
         now = self._clock()
@@ -50,6 +92,7 @@ class UserService:
             self._commit(session, email)
             return UserRecord.of(user)
 
+    @_again_after_deadlock
     def change_name(self, user_id: int, full_name: str) -> UserRecord:
         """Returns the renamed user — slide 3, verbatim: load, mutate, save."""
         with self._sessions() as session:
@@ -61,6 +104,7 @@ class UserService:
             self._commit(session, None, user_id)
             return UserRecord.of(user)
 
+    @_again_after_deadlock
     def update(self, user_id: int, changes: dict[str, Any]) -> UserRecord:
         """Returns the user after setting the given fields; raises UserNotFound or EmailTaken.
 
@@ -83,6 +127,7 @@ class UserService:
                 self._commit(session, changes.get("email"), user_id)
             return UserRecord.of(user)
 
+    @_again_after_deadlock
     def delete(self, user_id: int) -> None:
         """Deletes the row; raises UserNotFound."""
         with self._sessions() as session:
@@ -104,3 +149,15 @@ class UserService:
             if email is not None and "email" in str(exc.orig).lower():
                 raise EmailTaken(email) from None
             raise
+        except DataError as exc:  # MySQL (strict): a value the column cannot hold, e.g. emoji in utf8mb3
+            session.rollback()
+            raise WriteRefused(f"the legacy database cannot store this value: {_reason(exc)}") from None
+
+
+def _reason(exc: DataError) -> str:
+    """Returns the database's own one-line reason (MySQL: `Incorrect string value: ... for column ...`)."""
+    orig = exc.orig
+    args: tuple[object, ...] = tuple(getattr(orig, "args", ()))
+    message = args[-1] if len(args) == 2 else None  # PyMySQL: (code, text)
+    text = message if isinstance(message, str) else str(orig or exc)
+    return (text.strip().splitlines() or ["refused"])[0]

@@ -77,12 +77,15 @@ class Dialect:
 
     `single_writer` is true where the database serializes writers itself (SQLite's
     BEGIN IMMEDIATE), so row locks add nothing there. `listens` is true where a commit can wake
-    a waiting connection (PostgreSQL's LISTEN/NOTIFY).
+    a waiting connection (PostgreSQL's LISTEN/NOTIFY). `transactional_ddl` is false where
+    CREATE/DROP commit implicitly (MySQL/MariaDB): callers order their DDL so that a failure between
+    two statements leaves a safe state.
     """
 
     name: str = ""
     single_writer: bool = False
     listens: bool = False  # LISTEN/NOTIFY wake-ups; without them callers poll
+    transactional_ddl: bool = True  # DDL rolls back with its transaction (not MySQL's: each DDL commits by itself)
 
     def upsert(self, table: Table, values: Mapping[str, Any] | None, key_columns: Sequence[str],
                update_columns: Sequence[str], only_if: OnlyIf | None = None) -> Insert:

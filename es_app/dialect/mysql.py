@@ -82,6 +82,7 @@ def _upsert_sql(table: DriverTable) -> str:
 
 class MySQLDialect(Dialect):
     name = "mysql"
+    transactional_ddl = False  # CREATE/DROP/ALTER/TRUNCATE commit implicitly, before and after
 
     def upsert(self, table: Table, values: Mapping[str, Any] | None, key_columns: Sequence[str],
                update_columns: Sequence[str], only_if: OnlyIf | None = None) -> Insert:
@@ -140,6 +141,11 @@ class MySQLDialect(Dialect):
 
     def snapshot_read_options(self) -> dict[str, Any]:
         return {"isolation_level": "REPEATABLE READ"}
+
+    def write_options(self) -> dict[str, Any]:
+        # InnoDB's default REPEATABLE READ would keep a writer on the snapshot of its first read: a writer that
+        # waits for others (the reverse projection relaying a key first) must see their commits, as on PostgreSQL
+        return {"isolation_level": "READ COMMITTED"}
 
     def set_driver_autocommit(self, dbapi_conn: Any, on: bool) -> bool:
         dbapi_conn.autocommit(on)

@@ -57,11 +57,18 @@ def make_engine(url: str, *, ping_after_idle_s: float | None = None, **kwargs) -
 PING_AFTER_IDLE_S = 5.0
 
 
+MYSQL_SESSION = ("SET time_zone = '+00:00', "
+                 "sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'STRICT_ALL_TABLES')")
+"""How each MySQL/MariaDB session starts (as legacy_app.db's): UTC, and strict whatever the server's sql_mode,
+so a legacy write (the reverse projection's) that a column cannot hold fails instead of being truncated."""
+
+
 def make_mysql_engine(url: str, **kwargs: Any) -> Engine:
     """Returns an engine for a MySQL/MariaDB (legacy) database: utf8mb4, UTC sessions, pinged connections.
 
     The session time zone is UTC, so NOW() and TIMESTAMP columns read as UTC like DATETIME
-    values this project writes; a URL without `charset` gets utf8mb4 (4-byte characters).
+    values this project writes, and the session is strict (MYSQL_SESSION); a URL without `charset` gets
+    utf8mb4 (4-byte characters).
     """
     parsed = make_url(url)
     if "charset" not in parsed.query:
@@ -71,7 +78,7 @@ def make_mysql_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_recycle", 3600)
     connect_args = dict(kwargs.pop("connect_args", {}))
-    connect_args.setdefault("init_command", "SET time_zone = '+00:00'")
+    connect_args.setdefault("init_command", MYSQL_SESSION)
     return create_engine(parsed, connect_args=connect_args, **kwargs)
 
 

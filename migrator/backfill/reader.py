@@ -84,8 +84,8 @@ class ChunkReader:
         if after is not None:
             q = q.where(self._key > after)
         with self._snapshot() as conn:
+            watermark = latest_change_id(conn)  # first: see `_snapshot`
             rows = _fetch_dicts(conn, q)
-            watermark = latest_change_id(conn)
         last_key = rows[-1][self.mapping.key] if rows else after
         return Chunk(rows, last_key, watermark, claims=claims_by_stream(self.mapping, rows))
 
@@ -106,16 +106,16 @@ class ChunkReader:
     def read_key(self, key: Any) -> tuple[dict[str, Any] | None, int]:
         """Returns the row of one key (None when there is none) and its watermark, read in one snapshot."""
         with self._snapshot() as conn:
-            rows = _fetch_dicts(conn, select(self._table).where(self._key == key))
             watermark = latest_change_id(conn)
+            rows = _fetch_dicts(conn, select(self._table).where(self._key == key))
         return (rows[0] if rows else None), watermark
 
     def read_keys(self, keys: Sequence[Any]) -> tuple[tuple[dict[str, Any], ...], int]:
         """Returns the rows of these keys (those that exist, in key order) and their watermark, read in one snapshot."""
         with self._snapshot() as conn:
+            watermark = latest_change_id(conn)
             q = select(self._table).where(self._key.in_(list(keys))).order_by(self._key)  # an expanding IN
             rows = tuple(dict(r) for r in conn.execute(q).mappings())  # untyped columns: the driver's values
-            watermark = latest_change_id(conn)
         return rows, watermark
 
     def count_after(self, after: Any) -> int:

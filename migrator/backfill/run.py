@@ -13,11 +13,11 @@ any point resumes from the last stored chunk with no duplicate and no gap. With 
 too (`es_app.projections.project_appended`), without reading them back from the feed.
 
 While a chunk is written, the next one is read, its events built and encoded ahead: in a
-second process (`BackfillOptions.read_process`; by default for a large table on SQLite,
-where the writer's thread also does the database's work), or on PostgreSQL on a second
-thread (the server's work on one chunk overlaps the Python work on the next). Reading ahead
-is safe: whether a row's import is written is decided at write time (NO_STREAM), and its
-watermark is the one its own snapshot saw.
+second process (`BackfillOptions.read_process`; by default for a large table with the event
+store on SQLite, where the writer's thread also does the database's work, whatever the legacy
+database), or with the event store on PostgreSQL on a second thread (the server's work on one
+chunk overlaps the Python work on the next). Reading ahead is safe: whether a row's import is
+written is decided at write time (NO_STREAM), and its watermark is the one its own snapshot saw.
 
 Nothing here is specific to users: it takes any bound mapping (`TableMapping.bind`).
 """
@@ -208,8 +208,11 @@ class Backfill:
         The SELECT and the watermark share one snapshot: a WAL read transaction on SQLite
         (one writer at a time, so changelog ids follow commit order), a REPEATABLE READ
         transaction on PostgreSQL, where capture numbers changelog rows at commit under
-        a lock (migrator.capture.backends.postgres), so ids follow commit order there too. Hence every
-        change the rows contain has an id <= W and every change they lack an id > W.
+        a lock (migrator.capture.backends.postgres), so ids follow commit order there too; on
+        MySQL/MariaDB a REPEATABLE READ transaction whose first read is the watermark's: the
+        sequencer numbers the committed changelog rows in it under its lock, and the snapshot
+        begins there (migrator.capture.backends.mysql). Hence every change the rows contain has
+        an id <= W and every change they lack an id > W.
         """
         return self.reader.read_after(self._require_run().last_key, limit or self.options.batch_size)
 
@@ -375,8 +378,11 @@ class Backfill:
         assert self._pool is not None
         in_process = isinstance(self._pool, ProcessPoolExecutor)
         read = _read_in_process if in_process else self.reader.read_and_build
+        # SIGINT is ignored only while the submit that starts the reader process runs (the process inherits the
+        # ignoring); ignored around every submit, a Ctrl-C landing in one was lost and the backfill ran on
+        starts = in_process and not getattr(self._pool, "_processes", None)
         try:
-            with _children_ignore_sigint(in_process):
+            with _children_ignore_sigint(starts):
                 return self._pool.submit(read, after, limit, self._parsed)
         except BrokenProcessPool as exc:
             raise self._reader_died(exc) from None

@@ -45,6 +45,8 @@ __all__ = [
     "install",
     "latest_change_id",
     "migrator_writes",
+    "number_committed",
+    "pending_since",
     "read_changes",
     "remove",
     "require_installed",
@@ -99,7 +101,8 @@ MODES = ("triggers", "session")
 def install(engine: Engine, mappings: Sequence[TableMapping], *, mode: str = "triggers") -> CaptureStatus:
     """Creates the changelog and (re)creates the triggers of every mapped table, in one transaction.
 
-    With mode "session" only the changelog is created (and triggers are dropped), for the
+    (On MySQL, whose DDL commits at once: in a sequence of steps, each safe to run again, under
+    the same lock.) With mode "session" only the changelog is created (and triggers are dropped), for the
     application-level hook of `migrator.capture.hook`. A new changelog gets a new generation
     and starts its ids after every id used before (`migrator.capture.history`). Safe to run
     again (it also refreshes SQLite triggers after columns were added). Raises MappingError when a mapping does not
@@ -147,13 +150,17 @@ def remove(engine: Engine, mappings: Sequence[TableMapping], *, drop_changelog: 
         generation = history.current_generation(conn) if keep else None
         gen_id = None if generation is None else generation.generation
         for m in mappings:
-            if not insp.has_table(m.table):
-                continue
             state = history.table_state(conn, m.table) if keep else None
-            if keep and (state == "installed" or (state is None and backend.triggers_installed(conn, m.table))):
+            if not insp.has_table(m.table):
+                if state == "installed":  # the table was dropped, its triggers with it (a decommission cut short)
+                    last = latest_change_id(conn, m.table) if has_changelog else 0
+                    history.record(conn, "removed", m.table, generation=gen_id, last_id=last)
+                continue
+            was_on = keep and (state == "installed" or (state is None and backend.triggers_installed(conn, m.table)))
+            backend.drop_triggers(conn, m.table)  # first: the last change is then known (MySQL commits DDL at once)
+            if was_on:
                 last = latest_change_id(conn, m.table) if has_changelog else 0
                 history.record(conn, "removed", m.table, generation=gen_id, last_id=last)
-            backend.drop_triggers(conn, m.table)
         if drop_changelog:
             if has_changelog:
                 history.record(conn, "changelog_dropped", generation=gen_id, last_id=history.high_id(conn))
@@ -164,6 +171,7 @@ def remove(engine: Engine, mappings: Sequence[TableMapping], *, drop_changelog: 
 def status(engine: Engine, mappings: Sequence[TableMapping]) -> CaptureStatus:
     """Returns whether the changelog and each mapped table's triggers are installed, with row counts."""
     backend = capture_backend_for(engine)
+    number_committed(engine)
     with engine.connect() as conn:
         has_changelog = changelog_exists(conn)
         counts: dict[str, tuple[int, int]] = {}
@@ -208,6 +216,16 @@ def migrator_writes(conn: Connection, origin: str = MIGRATOR_ORIGIN) -> Iterator
 
 
 # -- reading the changelog -----------------------------------------------------
+def number_committed(bind: Engine | Connection) -> int:
+    """Gives ids to the committed changelog rows without one (MySQL's sequencer; 0 elsewhere); returns how many.
+
+    With an Engine: on a connection of its own, committed on return (call it before the read
+    transaction that should see the ids begins; it returns at once when another pass is numbering).
+    With a Connection: in the caller's transaction, which must commit (see `latest_change_id`).
+    """
+    return capture_backend_for(bind).number_committed(bind)
+
+
 def _json(value: Any) -> dict[str, Any] | None:
     if value is None or isinstance(value, dict):
         return value
@@ -221,7 +239,12 @@ def _iso(value: Any) -> str:
 
 
 def read_changes(conn: Connection, table: str, after: int, limit: int = 1000) -> list[Change]:
-    """Returns the table's changelog rows with id > `after`, in id (= commit) order."""
+    """Returns the table's changelog rows with id > `after`, in id (= commit) order.
+
+    Where ids are given after commit (MySQL), the committed rows are numbered first, on a
+    connection of their own: a read snapshot `conn` has already begun sees them next time.
+    """
+    number_committed(conn.engine)
     rows = conn.execute(text(
         f"SELECT id, table_name, op, pk, old_row, new_row, tx_time, origin FROM {CHANGELOG} "
         "WHERE table_name = :t AND id > :after ORDER BY id LIMIT :n"), {"t": table, "after": after, "n": limit})
@@ -230,16 +253,35 @@ def read_changes(conn: Connection, table: str, after: int, limit: int = 1000) ->
 
 
 def backlog(conn: Connection, table: str, after: int) -> int:
-    """Returns how many changelog rows of the table have id > `after`."""
-    return conn.execute(text(f"SELECT count(*) FROM {CHANGELOG} WHERE table_name = :t AND id > :after"),
+    """Returns how many changelog rows of the table have id > `after` or no id yet (committed, to be numbered)."""
+    return conn.execute(text(f"SELECT count(*) FROM {CHANGELOG} WHERE table_name = :t AND {pending_since(conn)}"),
                         {"t": table, "after": after}).scalar() or 0
+
+
+def pending_since(bind: Engine | Connection, column: str = "id", after: str = ":after") -> str:
+    """Returns the SQL condition "this changelog row comes after `after`" on the database of `bind`.
+
+    Its id is above `after` — or, where a committed row can still be without id (MySQL, before
+    the sequencer's next pass: it will get an id above every id handed out so far), it has none
+    yet. Elsewhere the plain range keeps the (table_name, id) index usable.
+    """
+    if capture_backend_for(bind).ids_after_commit:
+        return f"({column} > {after} OR {column} IS NULL)"
+    return f"{column} > {after}"
 
 
 def latest_change_id(conn: Connection, table: str | None = None) -> int:
     """Returns the highest committed changelog id (of one table, or of all), 0 when there is none.
 
-    The backfill reads it as its low watermark before reading a chunk.
+    The backfill reads it as its watermark in the snapshot of a chunk: call it FIRST in that
+    snapshot transaction, then read the rows, and COMMIT. Where ids are given after commit
+    (MySQL), the committed rows without id are numbered here, in the caller's transaction, so
+    that every change the snapshot holds has an id up to the one returned and every later change
+    a higher one. (Called after other reads, it may not number; the rows committed before the
+    snapshot but not numbered yet then get ids above it, and the relay applies them once more on
+    top of an import that holds them: more events, the same state.)
     """
+    number_committed(conn)
     q = f"SELECT max(id) FROM {CHANGELOG}" + (" WHERE table_name = :t" if table else "")
     return conn.execute(text(q), {"t": table} if table else {}).scalar() or 0
 

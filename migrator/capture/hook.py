@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 
 from ..mapping import CompiledMapping
 from .backends import capture_backend_for
-from .sql import quote
 
 _PENDING = "migrator_capture_old_rows"
 
@@ -60,6 +59,7 @@ class SessionCapture:
         return identity[0] if identity else self._mapping_and_key(obj)[1]
 
     def _row_json(self, conn: Connection, mapping: CompiledMapping, key: Any) -> str | None:
+        quote = conn.dialect.identifier_preparer.quote  # double quotes, or MySQL's backticks
         t, k = quote(mapping.table), quote(mapping.key)
         expr = self._row_exprs.get(mapping.table)
         if expr is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -21,6 +23,15 @@ from .common import (
     settings_for,
     warn_gaps,
 )
+
+
+@contextmanager
+def _one_line() -> Iterator[None]:
+    """Turns a capture error (e.g. a backend without capture) into the CLI's one error line."""
+    try:
+        yield
+    except cap.CaptureError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _show(st: cap.CaptureStatus, title: str) -> None:
@@ -45,7 +56,9 @@ def install(ctx: typer.Context,
     if mode not in cap.MODES:
         raise CliError(f"--mode must be one of {', '.join(cap.MODES)}, not {mode!r}")
     engine, mappings = legacy_and_mappings(ctx, legacy_url, mapping, tables, es_url=es_url)
-    _show(cap.install(engine, [m.declaration for m in mappings], mode=mode), "capture installed")
+    with _one_line():
+        done = cap.install(engine, [m.declaration for m in mappings], mode=mode)
+    _show(done, "capture installed")
 
 
 def remove(ctx: typer.Context,
@@ -55,14 +68,18 @@ def remove(ctx: typer.Context,
            es_url: EsUrl = None) -> None:
     """Drop the capture triggers (and, with --drop-changelog, the changelog); idempotent."""
     engine, mappings = legacy_and_mappings(ctx, legacy_url, mapping, tables, bind=False, es_url=es_url)
-    _show(cap.remove(engine, mappings, drop_changelog=drop_changelog), "capture removed")
+    with _one_line():
+        done = cap.remove(engine, mappings, drop_changelog=drop_changelog)
+    _show(done, "capture removed")
 
 
 def status(ctx: typer.Context, mapping: MappingFile = None, tables: Tables = None,
            legacy_url: LegacyUrl = None, es_url: EsUrl = None) -> None:
     """Show whether capture is installed, per mapped table, with changelog counts and capture gaps."""
     engine, mappings = legacy_and_mappings(ctx, legacy_url, mapping, tables, bind=False, es_url=es_url)
-    _show(cap.status(engine, mappings), "capture status")
+    with _one_line():
+        done = cap.status(engine, mappings)
+    _show(done, "capture status")
     warn_gaps(settings_for(ctx, es_url, legacy_url).es_database_url, engine, mappings)
 
 

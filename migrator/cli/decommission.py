@@ -29,7 +29,8 @@ def decommission(ctx: typer.Context,
                  actor: Actor = None, mapping: MappingFile = None,
                  es_url: EsUrl = None, legacy_url: LegacyUrl = None) -> None:
     """Retire the legacy tables: archive each to DIR as compressed JSON Lines with a manifest.json, read the
-    archive back, then drop the capture triggers, the changelog and the tables, and record `decommissioned`.
+    archive back, then drop the tables (their capture triggers with them) and the changelog, and record
+    `decommissioned`.
     Without --confirm it prints every step and exits 1."""
     from migrator.decommission import ArchiveError, Decommission, DropError
     from migrator.phases import GuardsUnmet, PhaseError

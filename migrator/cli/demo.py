@@ -1,5 +1,6 @@
 """`migrator demo`: the whole walk, legacy → decommissioned, under live traffic, on fresh SQLite files under
-var/demo/ (the walk itself is `migrator.demo`)."""
+var/demo/, or fresh server databases: PostgreSQL with `--servers`, a MySQL/MariaDB legacy database with
+`--mysql-url` (the walk itself is `migrator.demo`)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,12 @@ MAX_USERS = 1_000_000
 def _users(value: int) -> int:
     if not 10 <= value <= MAX_USERS:
         raise typer.BadParameter(f"{value} users: the demo seeds between 10 and {MAX_USERS:,}")
+    return value
+
+
+def _mysql(value: str | None) -> str | None:
+    if value is not None and not value.startswith(("mysql://", "mysql+pymysql://", "mariadb://")):
+        raise typer.BadParameter(f"{value!r} is not a MySQL/MariaDB URL (mysql://user@host:port/)")
     return value
 
 
@@ -74,6 +81,11 @@ def demo(
                                               help="With --servers: the PostgreSQL server (any database on it)")
                             ] = POSTGRES_URL,
     redis_url: Annotated[str, typer.Option("--redis-url", help="With --servers: the Redis broker")] = REDIS_URL,
+    mysql_url: Annotated[str | None, typer.Option("--mysql-url", callback=_mysql,
+                                                  help=f"Legacy database on this MySQL/MariaDB server (any database "
+                                                       f"on it): a fresh database {LEGACY_DB} the demo creates; the "
+                                                       f"event store stays SQLite (PostgreSQL with --servers)")
+                         ] = None,
 ) -> None:
     """Walk a live legacy user database into the event store, every phase, on fresh databases (var/demo/).
 
@@ -88,25 +100,33 @@ def demo(
     from migrator.demo.walk import WalkFailed, demo_environment
 
     if ctx.find_root().params.get("es_url") or ctx.find_root().params.get("legacy_url"):
-        raise CliError("the demo always runs on fresh databases (SQLite files under var/demo/, or with --servers "
-                       "its own PostgreSQL databases); drop --es-url/--legacy-url")
+        raise CliError("the demo always runs on fresh databases (SQLite files under var/demo/, with --servers "
+                       "its own PostgreSQL databases, with --mysql-url its own MySQL/MariaDB legacy database); "
+                       "drop --es-url/--legacy-url")
+    legacy_server = check_database_url(mysql_url, "legacy") if mysql_url is not None else None
     shutil.rmtree(DEMO_DIR, ignore_errors=True)
     DEMO_DIR.mkdir(parents=True)
     workers = None
     if servers:
         from migrator.demo.servers import CeleryWorkers, broker_prefix, fresh_databases
 
-        es_url, legacy_url = fresh_databases(check_database_url(postgres_url, "PostgreSQL server"), (ES_DB, LEGACY_DB))
+        names = (ES_DB,) if legacy_server else (ES_DB, LEGACY_DB)
+        es_url, *legacy = fresh_databases(check_database_url(postgres_url, "PostgreSQL server"), names)
+        legacy_url = _fresh_mysql(legacy_server) if legacy_server else legacy[0]
         prefix = broker_prefix()
         settings = demo_environment(es_url, legacy_url, BROKER_URL=redis_url, BROKER_KEY_PREFIX=prefix,
                                     RELAY_INTERVAL_S="0.5", CATCH_UP_INTERVAL_S="0.5")
         workers = lambda: CeleryWorkers(DEMO_DIR / "workers", redis_url, prefix)  # noqa: E731
     else:
-        es_url, legacy_url = f"sqlite:///{DEMO_DIR / 'es.db'}", f"sqlite:///{DEMO_DIR / 'legacy.db'}"
+        es_url = f"sqlite:///{DEMO_DIR / 'es.db'}"
+        legacy_url = _fresh_mysql(legacy_server) if legacy_server else f"sqlite:///{DEMO_DIR / 'legacy.db'}"
         settings = demo_environment(es_url, legacy_url)
     pause = _pauser(step)
     started = time.perf_counter()
     where = "PostgreSQL + Redis + Celery workers" if servers else "SQLite files, in-process worker"
+    if legacy_server:
+        where = f"legacy on MySQL/MariaDB ({LEGACY_DB}), " + ("event store on " + where if servers else
+                                                            "event store in an SQLite file, in-process worker")
     console.rule(styled("[bold]legacy CRUD → event sourcing + CQRS: the whole walk, under live traffic ({where})",
                         where=where))
     walk = Walk(console, settings, _run_cli(es_url, legacy_url),
@@ -122,8 +142,24 @@ def demo(
     if not report.clean:
         raise CliError(f"the final report found differences (walk took {elapsed:.0f} s)")
     kept = f"databases {ES_DB} and {LEGACY_DB}, archive in {DEMO_DIR}/" if servers else f"{DEMO_DIR}/"
+    if legacy_server:
+        kept = (f"database {ES_DB} (PostgreSQL), " if servers else f"{DEMO_DIR}/ (event store), ") + \
+            f"database {LEGACY_DB} (MySQL/MariaDB, its table decommissioned), archive in {DEMO_DIR}/"
     console.print(styled("[green]ok[/green]: every phase walked and the final report is clean in {s:.0f} s. "
                          "Kept: {kept}.", s=elapsed, kept=kept), highlight=False)
+
+
+def _fresh_mysql(server_url: str) -> str:
+    """Returns the URL of the demo's legacy database on the MySQL/MariaDB server, dropped and created empty."""
+    from sqlalchemy.exc import OperationalError
+
+    from migrator.demo.servers import fresh_mysql_database
+
+    try:
+        return fresh_mysql_database(server_url, LEGACY_DB)
+    except OperationalError as exc:
+        reason = (str(exc.orig or exc).strip().splitlines() or ["unknown"])[0]
+        raise CliError(f"the MySQL/MariaDB server: {reason}") from None
 
 
 def register(app: typer.Typer) -> None:

@@ -18,7 +18,6 @@ from typing import Any
 from sqlalchemy import Connection, Engine, MetaData, Table, inspect
 from sqlalchemy import types as sqltypes
 
-from ..capture.sql import quote
 from .archive import ArchiveError, TableArchive, check, read_rows
 
 BATCH_ROWS = 1000
@@ -42,6 +41,7 @@ def _parser(column_type: Any) -> Callable[[Any], Any] | None:
 
 
 def _create(conn: Connection, entry: TableArchive) -> None:
+    quote = conn.dialect.identifier_preparer.quote_identifier  # the backend's own quotes (MySQL: backticks)
     columns = [f"{quote(c['name'])} {c['type']}" + ("" if c.get("nullable", True) else " NOT NULL")
                for c in entry.columns]
     conn.exec_driver_sql(f"CREATE TABLE {quote(entry.table)} ({', '.join(columns)}, "

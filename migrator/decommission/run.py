@@ -3,7 +3,8 @@ read the archive back, drop what the migration leaves in the legacy database, re
 
 Archive first, drop only after the archive reads back with its row counts and sha256: a failure
 before the drop leaves every table, trigger and changelog in place (and removes this run's partial
-files); the drop itself is one transaction. See docs/decommission.md.
+files); the drop itself is one transaction (on MySQL, whose DDL commits implicitly, an order that keeps each
+step safe: tables first, their triggers with them). See docs/decommission.md.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """`migrator demo --servers`: the same walk on fresh PostgreSQL databases, with Redis as the broker (under a key
 prefix of its own) and real `celery -A migrator.worker worker` processes started by the demo and stopped at the
-end (SIGTERM to each worker's process group, then SIGKILL)."""
+end (SIGTERM to each worker's process group, then SIGKILL). `--mysql-url`: the legacy database is a fresh one on
+a MySQL/MariaDB server instead."""
 
 from __future__ import annotations
 
@@ -26,9 +27,9 @@ CELERY = str(Path(sys.executable).with_name("celery"))
 WORKERS = (("projections,relay", ("-B",)), ("projections,notifications", ()))
 
 
-def fresh_databases(server_url: str, names: tuple[str, str]) -> tuple[str, str]:
-    """Returns (event store URL, legacy URL) of the databases `names` on the PostgreSQL server at `server_url`,
-    dropped (if a previous demo left them) and created empty."""
+def fresh_databases(server_url: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    """Returns the URLs of the databases `names` on the PostgreSQL server at `server_url`, dropped (if a previous
+    demo left them) and created empty."""
     url = make_url(normalize_url(server_url))
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     try:
@@ -38,8 +39,21 @@ def fresh_databases(server_url: str, names: tuple[str, str]) -> tuple[str, str]:
                 conn.execute(text(f'CREATE DATABASE "{name}"'))
     finally:
         admin.dispose()
-    es, legacy = (url.set(database=name).render_as_string(hide_password=False) for name in names)
-    return es, legacy
+    return tuple(url.set(database=name).render_as_string(hide_password=False) for name in names)
+
+
+def fresh_mysql_database(server_url: str, name: str) -> str:
+    """Returns the URL of the database `name` on the MySQL/MariaDB server at `server_url` (utf8mb4), dropped (if a
+    previous demo left it) and created empty. MySQL's DDL commits by itself: each statement stands alone."""
+    url = make_url(normalize_url(server_url))
+    admin = create_engine(url.set(database=""), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+            conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+    finally:
+        admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
 
 
 def broker_prefix() -> str:

@@ -47,6 +47,9 @@ def timestamp(precision: str = "us") -> Normalizer:
         if isinstance(value, str):
             if len(value) == canonical_length and value[10] == "T" and value.endswith("+00:00"):
                 return value  # already normalized (the common case when values pass through twice)
+            if value.startswith("0000-00-00"):
+                raise ValueError(f"zero date {value!r}: MySQL/MariaDB allows it where sql_mode has no NO_ZERO_DATE, "
+                                 "but it is no point in time (set the column to NULL or a real date)")
             t = datetime.fromisoformat(value)  # checks the text in any case
             if digits == 6 and len(value) == 26 and value[19] == ".":  # naive with microseconds, as SQLite
                 return f"{value[:10]}T{value[11:]}+00:00"  # stores them: only the separator and offset differ
@@ -209,11 +212,18 @@ def jsonable(value: Any, precision: str = "us") -> Any:
     return value
 
 
+def _tinyint_1(sqltype: Any) -> bool:
+    """Returns whether a reflected type is MySQL's TINYINT(1), its BOOLEAN (SQLAlchemy reflects it as TINYINT)."""
+    from sqlalchemy.dialects.mysql import TINYINT
+
+    return isinstance(sqltype, TINYINT) and getattr(sqltype, "display_width", None) == 1
+
+
 def coercer_for_type(sqltype: Any) -> str | None:
     """Returns the coercer name for a reflected SQLAlchemy column type, None to keep values as they come."""
     from sqlalchemy import types as t
 
-    if isinstance(sqltype, t.Boolean):
+    if isinstance(sqltype, t.Boolean) or _tinyint_1(sqltype):
         return "bool"
     if isinstance(sqltype, t.DateTime):
         return "timestamp"
@@ -226,7 +236,7 @@ def coercer_for_type(sqltype: Any) -> str | None:
     if isinstance(sqltype, t.Numeric):
         scale = getattr(sqltype, "scale", None)
         return "decimal" if scale is None else f"decimal:{scale}"
-    if isinstance(sqltype, t.LargeBinary):
+    if isinstance(sqltype, (t.LargeBinary, t.BINARY, t.VARBINARY)):  # MySQL's BINARY/VARBINARY are no LargeBinary
         return "bytes"
     if isinstance(sqltype, (t.String, t.Text)):
         return "text"

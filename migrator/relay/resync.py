@@ -165,10 +165,10 @@ class Resync:
             return 0
         keys = {sid: m.key_of({m.key: sid[len(m.stream_prefix) + 1:]}) for sid in live}
         legacy_table = table(m.table, column(m.key))
-        with self.legacy.connect() as lconn:
+        with self.legacy.begin() as lconn:  # committed: the watermark's numbering (MySQL) stands
+            watermark = latest_change_id(lconn)  # first: MySQL's numbering must precede the snapshot's reads
             present = {m.stream_id(m.key_of({m.key: k})) for k in lconn.execute(
                 select(legacy_table.c[m.key]).where(legacy_table.c[m.key].in_(list(keys.values())))).scalars()}
-            watermark = latest_change_id(lconn)
         now = datetime.now(UTC).isoformat(timespec="microseconds")
         meta = {"source": self.source, "actor": "migrator", "occurred_at": now, "changelog_watermark": watermark}
         items = [(sid, [m.delete_event(event_id=self.event_id(sid, version + 1), metadata=meta)], version)

@@ -36,6 +36,7 @@ from es_app.bulk_gc import bulk_gc
 from es_app.store import EventStore, InvalidEvent, NewEvent, check_events, write_transaction
 
 from ..capture import gaps as capture_gaps
+from ..capture.backends import capture_backend_for
 from ..capture.changelog import LEGACY_ORIGIN, Change, latest_change_id, read_changes
 from ..capture.changelog import backlog as changelog_backlog
 from ..capture.offsets import get_offset, lock_state, offset_name, save_offset
@@ -106,6 +107,7 @@ class Relay:
         self.mapping = bound(mapping, legacy)
         self.legacy, self.store, self.batch_size = legacy, store, batch_size
         self.name = offset_name(self.mapping.table)
+        self._capture = capture_backend_for(legacy)
 
     # -- running -----------------------------------------------------------
     def run_batch(self, *, before_commit: Callable[[], Any] | None = None, limit: int | None = None) -> RelayBatch:
@@ -116,6 +118,7 @@ class Relay:
         (tests use it to crash there).
         """
         table = self.mapping.table
+        self._capture.number_committed(self.legacy)  # before the legacy snapshot below begins: it sees the ids
         with write_transaction(self.store.engine) as conn:
             state = lock_state(conn, self.name)
             with self.legacy.connect() as legacy_conn:
@@ -303,7 +306,7 @@ def backlog_at_check(legacy: Engine, es: Engine, mapping: TableMapping, wait_s: 
     counted, so a table under constant writes passes as soon as its relay has caught up with the moment of
     the check (what a phase guard asks), where an exact zero might never be seen.
     """
-    with legacy.connect() as lconn:
+    with legacy.begin() as lconn:  # committed: the numbering (MySQL) stands
         head = latest_change_id(lconn, mapping.table)
     deadline = clock() + wait_s
     while True:

@@ -22,7 +22,7 @@ from es_app.projections.tables import users_view
 from es_app.store import EventStore
 from es_app.store.schema import events
 
-from ..capture.changelog import changelog_exists
+from ..capture.changelog import changelog_exists, pending_since
 from ..capture.offsets import get_offset, offset_name
 from ..capture.sql import CHANGELOG, LEGACY_ORIGIN
 from ..mapping import CompiledMapping
@@ -33,9 +33,17 @@ POLL_S = 0.02  # how often a wait looks again
 
 _Lag = TypeVar("_Lag", "KeyLag", "FeedLag")
 
-_PENDING = text(f"SELECT max(id) FROM {CHANGELOG} WHERE table_name = :t AND id > :after AND pk = :pk "
+
+
+def _pending(legacy: Engine) -> TextClause:
+    # a committed change not numbered yet (MySQL, before the sequencer's next pass) waits too: as offset + 1
+    return text(f"SELECT max(coalesce(id, :after + 1)) FROM {CHANGELOG} WHERE table_name = :t "
+                f"AND {pending_since(legacy)} AND pk = :pk AND origin = :origin")
+
+
+def _backlog(legacy: Engine) -> TextClause:
+    return text(f"SELECT count(*) FROM {CHANGELOG} WHERE table_name = :t AND {pending_since(legacy)} "
                 "AND origin = :origin")
-_BACKLOG = text(f"SELECT count(*) FROM {CHANGELOG} WHERE table_name = :t AND id > :after AND origin = :origin")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +90,7 @@ class Freshness:
             raise ValueError(f"no table definition for read model {read_model.table}")
         self.legacy, self.store, self.mapping, self.read_model = legacy, store, mapping, read_model
         self.clock, self.sleep = clock, sleep
+        self._pending, self._backlog = _pending(legacy), _backlog(legacy)
         self._captured = False
         self._looked_at = -RECHECK_CAPTURE_S
         self._lock = threading.Lock()
@@ -120,7 +129,7 @@ class Freshness:
             relayed_to = get_offset(conn, offset_name(self.mapping.table))
             stream_version = self.store.stream_versions(conn, [sid]).get(sid, 0)
             row = conn.execute(select(users_view).where(users_view.c[rm.id_column] == sid)).first()
-        pending = self._changelog(_PENDING, relayed_to, pk=str(key))
+        pending = self._changelog(self._pending, relayed_to, pk=str(key))
         return KeyLag(relayed_to, None if pending is None else int(pending), stream_version,
                       None if row is None else int(row._mapping["version"]),
                       None if row is None else int(row._mapping[rm.position_column]), row)
@@ -132,7 +141,7 @@ class Freshness:
             checkpoint = self.read_model.checkpoint(conn)
             head = conn.execute(select(func.max(events.c.position))
                                 .where(events.c.category == self.mapping.category)).scalar() or 0
-        backlog = self._changelog(_BACKLOG, relayed_to) or 0
+        backlog = self._changelog(self._backlog, relayed_to) or 0
         return FeedLag(relayed_to, int(backlog), checkpoint, int(head))
 
     def wait_key(self, key: object, wait_s: float) -> KeyLag:

@@ -49,7 +49,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from es_app.dialect import dialect_for
 from es_app.store import EventStore, RecordedEvent
 
-from ..capture.changelog import CHANGELOG, LEGACY_ORIGIN, changelog_exists, migrator_writes
+from ..capture.changelog import CHANGELOG, LEGACY_ORIGIN, changelog_exists, migrator_writes, pending_since
 from ..capture.offsets import get_offset, offset_name, offsets
 from ..claims.findings import Finding, findings_table_exists, record_findings
 from ..mapping import CompiledMapping
@@ -293,7 +293,7 @@ class ReverseProjection:
                     found[key] = "the key has a parked row or change (see `migrator parked`)"
         if not changelog_exists(conn):
             return found
-        q = text(f"SELECT DISTINCT pk FROM {CHANGELOG} WHERE table_name = :t AND id > :after "
+        q = text(f"SELECT DISTINCT pk FROM {CHANGELOG} WHERE table_name = :t AND {pending_since(conn)} "
                  f"AND origin = :origin AND pk IN :pks").bindparams(bindparam("pks", expanding=True))
         for i in range(0, len(keys), BATCH):
             chunk = list(keys[i:i + BATCH])

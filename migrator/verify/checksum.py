@@ -36,6 +36,8 @@ _KINDS = {"text": "text", "int": "int", "bool": "bool"}  # coercers whose values
 
 Checksums = dict[int, tuple[int, int]]  # bucket -> (rows, digest sum)
 NOT_AN_INTEGER = -(1 << 62)  # the bucket of read-model rows whose key is not an integer's canonical text
+RANGED_LIMIT = 10**17  # integer keys beyond it (an UNSIGNED BIGINT above 2^63) are bucketed by hash: the read
+# model's `integer_of` reads at most 18 digits
 MAX_ENUMERATED = 4096  # ranges of at most this many integer keys are read through the indexes
 
 
@@ -69,7 +71,7 @@ class Side:
         """Returns the SQL of a row's bucket at `level`."""
         if level.ranged:
             assert self.int_key is not None
-            return f"COALESCE({self.int_key} / {int(level.n)}, {NOT_AN_INTEGER})"
+            return f"COALESCE({self.forms.int_div(self.int_key, level.n)}, {NOT_AN_INTEGER})"
         return f"{self.forms.key_hash(self.key_text)} % {int(level.n)}"
 
     def connect(self) -> Connection:
@@ -239,14 +241,14 @@ def compare_checksums(sides: Sides, *, rows_per_bucket: int = ROWS_PER_BUCKET,
 
 
 def _first_level(sides: Sides, rows_per_bucket: int) -> Level:
-    """Returns ranges of integer keys when both sides have them (the indexes then find a range's rows), else
-    key hashes modulo about (rows / rows_per_bucket)."""
+    """Returns ranges of integer keys when both sides have them (the indexes then find a range's rows) and they
+    lie within RANGED_LIMIT, else key hashes modulo about (rows / rows_per_bucket)."""
     legacy = sides.legacy
     if legacy.int_key is not None and sides.new.int_key is not None:
         with legacy.engine.connect() as conn:
             lo, hi, n = conn.execute(text(f"SELECT min({legacy.key}), max({legacy.key}), count(*) "
                                           f"FROM {legacy.table}")).one()
-        if n and isinstance(lo, int) and isinstance(hi, int):
+        if n and isinstance(lo, int) and isinstance(hi, int) and lo > -RANGED_LIMIT and hi < RANGED_LIMIT:
             return Level(True, max(1, -(-(hi - lo + 1) * rows_per_bucket // n)))
     return Level(False, max(1, min(MAX_MODULUS, legacy.count() // rows_per_bucket)))
 

@@ -28,7 +28,7 @@ from sqlalchemy import Engine, bindparam, func, inspect, select, text
 
 from es_app.store import EventStore
 
-from ..capture.changelog import CHANGELOG
+from ..capture.changelog import CHANGELOG, pending_since
 from ..claims.findings import count_findings, findings
 from ..mapping import CompiledMapping
 from ..parking.entries import parked
@@ -252,9 +252,9 @@ def _changed_keys(views: Views, since: tuple[int, int]) -> list[Any]:
     changelog_id, position = since
     found: dict[Any, None] = {}
     if views.has_changelog:
+        q = text(f"SELECT DISTINCT pk FROM {CHANGELOG} WHERE table_name = :t AND {pending_since(views.legacy)}")
         with views.legacy.connect() as conn:
-            for pk in conn.execute(text(f"SELECT DISTINCT pk FROM {CHANGELOG} WHERE table_name = :t AND id > :after"),
-                                   {"t": m.table, "after": changelog_id}).scalars():
+            for pk in conn.execute(q, {"t": m.table, "after": changelog_id}).scalars():
                 found[m.key_of({m.key: pk})] = None
     after = position
     while batch := views.store.read_all(after=after, limit=5000, category=m.category):

@@ -27,7 +27,7 @@ from sqlalchemy import Engine, bindparam, inspect, text
 
 from es_app.store import EventStore, RecordedEvent
 
-from ..capture.changelog import CHANGELOG, changelog_exists, latest_change_id
+from ..capture.changelog import CHANGELOG, changelog_exists, latest_change_id, number_committed
 from ..capture.offsets import get_offset, offset_name, offsets
 from ..mapping import CompiledMapping
 from .compare import differing_fields, legacy_rows
@@ -94,7 +94,7 @@ class Views:
     def changelog_head(self) -> int:
         if not self.has_changelog:
             return 0
-        with self.legacy.connect() as conn:
+        with self.legacy.begin() as conn:  # committed: MySQL's numbering in it stands
             return latest_change_id(conn, self.mapping.table)
 
     def last_changes(self, keys: Sequence[Any], *, after: int = 0,
@@ -110,6 +110,10 @@ class Views:
         out: dict[str, tuple[int, str, Any, str]] = {}
         texts = list(dict.fromkeys(str(k) for k in keys))
         with self.legacy.connect() as conn:
+            # every committed change has its id (MySQL): numbered on this connection, in a transaction of its own
+            # that waits for a pass in progress, so a change the legacy rows just read hold is never a NULL the
+            # query skips (with an engine, a pass already running would be left to finish on its own)
+            number_committed(conn)
             for i in range(0, len(texts), CHUNK):
                 for r in conn.execute(q, {"t": self.mapping.table, "after": after, "pks": texts[i:i + CHUNK]}):
                     out[r[0]] = (int(r[1]), r[2], r[3], r[4])

@@ -115,6 +115,10 @@ class Forms:
     def cast_text(self, sql: str) -> str:
         return f"CAST({sql} AS TEXT)"
 
+    def int_div(self, sql: str, n: int) -> str:
+        """Returns the SQL of the integer `sql` divided by `n`, truncated toward zero."""
+        return f"({sql} / {int(n)})"
+
     def integer_of(self, text_sql: str) -> str:
         """Returns the SQL of the integer whose canonical text (`str(int)`) the text is, NULL when none is."""
         raise NotImplementedError
@@ -313,6 +317,124 @@ class _Sums:
         return str(self.total)
 
 
+def _class_of(chars: str) -> str:
+    """Returns a regular-expression character class of `chars`, each as `\\x{hex}` (PCRE and ICU alike)."""
+    return "[" + "".join(f"\\x{{{ord(c):x}}}" for c in chars) + "]"
+
+
+# MySQL/MariaDB regular expressions, bound as parameters; `(?-i)`: case-sensitive whatever the column's collation
+# (a case-insensitive class [\x01-\x7f] would match the Kelvin sign, which folds to k); \A and \z, not ^ and $
+# (which also matches before a final newline)
+_MY_WS_ENDS = f"\\A{_class_of(WHITESPACE)}+|{_class_of(WHITESPACE)}+\\z"
+_MY_CONTROL = "[\\x{0}-\\x{8}\\x{b}\\x{c}\\x{e}-\\x{1f}\\x{7f}]"
+_MY_ASCII = "(?-i)\\A[\\x{1}-\\x{7f}]*\\z"
+
+
+class MySQLForms(Forms):
+    """MySQL / MariaDB: MD5() in SQL over the canonical text in utf8mb4, normalizers through SQL forms.
+
+    Its TRIM() removes spaces only and its LOWER() follows the column's collation, so printable ASCII
+    text takes TRIM()/LOWER() (exact there) and other text a regular expression of Python's whitespace
+    (exact) or, for LOWER(), the NON_ASCII_MARK (never equal: compared in Python). No comparison here
+    depends on the collation (PAD SPACE would make 'a ' = 'a'): emptiness is CHAR_LENGTH() = 0.
+    CHAR_LENGTH() counts code points, as Python's len(), also for 4-byte characters (utf8mb4).
+    """
+
+    fence = " LIMIT 18446744073709551615"  # a derived table with a LIMIT is not merged into the outer query
+
+    def cast_text(self, sql: str) -> str:
+        return f"CAST({sql} AS CHAR)"
+
+    def int_div(self, sql: str, n: int) -> str:
+        return f"({sql} DIV {int(n)})"
+
+    def field_sql(self, source: Source) -> str | None:
+        if source.kind is None:
+            return None
+        names = [spec if isinstance(spec, str) else _NAMES.get(spec) for spec in source.normalize]
+        x = source.column
+        if source.kind == "text" and names[:1] == ["strip_control"]:
+            # the steps after it are written twice, on the column as it is (the rows without a control character:
+            # each step refers to a plain column, cheap to read again) and on the column stripped (the others)
+            plain, stripped = self._steps(names[1:], x, x), self._steps(names[1:], f"REGEXP_REPLACE({x}, "
+                                                                        ":verify_my_ctl, '')", x)
+            if plain is None or stripped is None:
+                return None
+            return f"(CASE WHEN {x} REGEXP :verify_my_ctl THEN {stripped} ELSE {plain} END)"
+        return self._steps(names, x, x, source.kind)
+
+    def _steps(self, names: Sequence[str | None], expr: str, column: str, kind: str = "text") -> str | None:
+        trimmed = False
+        for name in names:
+            step = _my_step(name, expr, kind, column, trimmed)
+            if step is None:
+                return None
+            expr, kind, trimmed = step
+        if kind == "bool":
+            return f"(CASE WHEN {expr} THEN '1' WHEN NOT {expr} THEN '0' END)"
+        return expr if kind == "text" else self.cast_text(expr)
+
+    def row_hash(self, columns: Sequence[str], name: str) -> str:
+        pieces = [f"(CASE WHEN {c} IS NULL THEN '~' ELSE CONCAT(CHAR_LENGTH({c}), ':', {c}) END)" for c in columns]
+        canonical = f"CONCAT_WS('|', {', '.join(pieces)})" if pieces else "''"
+        return f"MD5(CONVERT({canonical} USING utf8mb4))"
+
+    def key_hash(self, key_text_sql: str) -> str:
+        return f"CAST(CONV(LEFT(MD5(CONVERT({key_text_sql} USING utf8mb4)), 8), 16, 10) AS UNSIGNED)"
+
+    def integer_of(self, text_sql: str) -> str:
+        return f"(CASE WHEN {text_sql} REGEXP '^(0|-?[1-9][0-9]{{0,17}})$' THEN CAST({text_sql} AS SIGNED) END)"
+
+    def sums(self, hash_sql: str) -> str:
+        # CONV to a negative base reads the 64 bits as a signed number; SUM of BIGINT is an exact DECIMAL
+        return f"count(*), SUM(CAST(CONV(LEFT({hash_sql}, 16), 16, -10) AS SIGNED))"
+
+    def checksum(self, row: Sequence[Any]) -> tuple[int, int]:
+        return int(row[0]), int(row[1] or 0)
+
+    def params(self) -> dict[str, Any]:
+        return {"verify_my_ws": _MY_WS_ENDS, "verify_my_ctl": _MY_CONTROL, "verify_my_ascii": _MY_ASCII,
+                "verify_mark": NON_ASCII_MARK}
+
+
+# ORD() of each whitespace character in utf8mb4 (its UTF-8 bytes as a number): a text whose first and last
+# characters are none of them is what Python's strip() leaves as it is
+_MY_WS_ORDS = ", ".join(str(int.from_bytes(c.encode())) for c in WHITESPACE)
+
+
+def _my_trim(x: str) -> str:
+    ends = " OR ".join(f"ORD(CONVERT({side}({x}, 1) USING utf8mb4)) IN ({_MY_WS_ORDS})" for side in ("LEFT", "RIGHT"))
+    return f"(CASE WHEN {ends} THEN REGEXP_REPLACE({x}, :verify_my_ws, '') ELSE {x} END)"
+
+
+def _my_step(name: str | None, x: str, kind: str, column: str, trimmed: bool) -> tuple[str, str, bool] | None:
+    """Returns (SQL, kind, trimmed) of one normalizer applied to `x` of `kind` on MySQL (see `_pg_step`)."""
+    if name in ("trim", "lower", "email", "strip_control", "blank_to_none") and kind != "text":
+        return x, kind, trimmed
+    if name == "trim":
+        return _my_trim(x), kind, True
+    if name == "strip_control":
+        return (f"(CASE WHEN {x} REGEXP :verify_my_ctl THEN REGEXP_REPLACE({x}, :verify_my_ctl, '') ELSE {x} END)",
+                kind, False)
+    if name in ("lower", "email"):
+        inner = _my_trim(x) if name == "email" else x
+        return (f"(CASE WHEN {column} REGEXP :verify_my_ascii THEN LOWER({inner}) "
+                f"ELSE CONCAT({inner}, :verify_mark) END)", kind, trimmed or name == "email")
+    if name == "blank_to_none":
+        if trimmed:
+            return f"(CASE WHEN CHAR_LENGTH({x}) = 0 THEN NULL ELSE {x} END)", kind, True
+        return f"(CASE WHEN CHAR_LENGTH({_my_trim(x)}) = 0 THEN NULL ELSE {x} END)", kind, False
+    if name == "text":
+        if kind == "bool":
+            return f"(CASE WHEN {x} THEN 'True' WHEN NOT {x} THEN 'False' END)", "text", True
+        return (x if kind == "text" else f"CAST({x} AS CHAR)"), "text", trimmed or kind == "int"
+    if name == "int" and kind in ("int", "bool"):
+        return (x if kind == "int" else f"(CASE WHEN {x} THEN 1 WHEN NOT {x} THEN 0 END)"), "int", trimmed
+    if name == "bool" and kind in ("int", "bool"):
+        return (x if kind == "bool" else f"({x} <> 0)"), "bool", trimmed
+    return None
+
+
 def forms_for(backend: str, other: str | None = None) -> Forms:
     """Returns the checksum SQL of a backend (`engine.dialect.name`) comparing with a database of the `other`
     backend; ValueError for one without it."""
@@ -320,4 +442,6 @@ def forms_for(backend: str, other: str | None = None) -> Forms:
         return PostgresPairForms() if other == "postgresql" else PostgresForms()
     if backend == "sqlite":
         return SqliteForms()
+    if backend == "mysql":
+        return MySQLForms()
     raise ValueError(f"verify cannot compute checksums in a {backend} database")

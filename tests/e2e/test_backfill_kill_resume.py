@@ -11,10 +11,12 @@ import subprocess
 import sys
 import time
 
+import pytest
 from sqlalchemy import text
 
 from es_app.bootstrap import engine_for
 from es_app.store import EventStore, make_engine
+from migrator import schema
 from migrator.capture import changelog as capture
 from migrator.cli import main
 from migrator.mapping import USERS
@@ -63,11 +65,12 @@ def _all_gone(pids: list[int], timeout_s: float = 30) -> bool:
     return all(_gone(p) for p in pids)
 
 
-def _kill_once_started(url: str, engine, after_rows: int, *flags: str) -> int:
+def _kill_once_started(url: str, engine, after_rows: int, *flags: str, legacy_url: str | None = None) -> int:
     """Starts a backfill, SIGKILLs it once its checkpoint passed `after_rows`. Returns rows done then.
-    A reader process left behind must end by itself."""
+    A reader process left behind must end by itself. `url` is the event store's (and by default the legacy
+    database's), `engine` the event store's."""
     proc = subprocess.Popen(_cli("backfill", "--batch-size", "200", "--resume", "--lease-ttl", str(LEASE_TTL),
-                                 *flags, "--es-url", url, "--legacy-url", url),
+                                 *flags, "--es-url", url, "--legacy-url", legacy_url or url),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "COLUMNS": "120"})
     children: list[int] = []
     try:
@@ -114,6 +117,33 @@ def test_sigkilled_backfill_resumes_with_no_duplicates_and_no_gaps(new_database_
             rows, rows, "done")
         assert conn.execute(text("SELECT count(*) FROM users_view")).scalar() == rows
     engine.dispose()
+
+
+@pytest.mark.mysql
+def test_sigkilled_backfill_from_mariadb_resumes_with_no_duplicates_and_no_gaps(mysql_databases, tmp_path):
+    legacy_url, es_url = mysql_databases.new(), f"sqlite:///{tmp_path / 'es.db'}"
+    legacy, es = make_engine(legacy_url), make_engine(es_url)
+    schema.upgrade_all({"es": es})
+    rows = 6_000
+    seed_users(legacy, rows, seed=7, pool_size=100)
+    capture.install(legacy, [USERS])
+    done = 0
+    for fraction, flags in ((0.15, ("--read-process",)), (0.55, ("--no-read-process",))):
+        done = _kill_once_started(es_url, es, max(done, int(rows * fraction)), *flags, legacy_url=legacy_url)
+        assert 0 < done < rows
+    finish = subprocess.run(_cli("backfill", "--resume", "--es-url", es_url, "--legacy-url", legacy_url),
+                            capture_output=True, text=True, timeout=300)
+    assert finish.returncode == 0, finish.stderr
+    store = EventStore(es)
+    counts = import_counts(store, USERS.bind(legacy))
+    assert len(counts) == rows and set(counts.values()) == {1}
+    assert differences(legacy, store, USERS.bind(legacy)) == []
+    with es.connect() as conn:
+        assert conn.execute(text("SELECT rows_done, rows_imported, status FROM migrator_backfill_runs")).one() == (
+            rows, rows, "done")
+        assert conn.execute(text("SELECT count(*) FROM users_view")).scalar() == rows
+    legacy.dispose()
+    es.dispose()
 
 
 def test_ctrl_c_stops_the_backfill_and_its_reader_with_exit_130_and_no_traceback(new_database_url, backend):

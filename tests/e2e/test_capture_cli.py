@@ -12,8 +12,8 @@ from tests.e2e.cli_run import run
 
 
 @pytest.fixture
-def legacy_url(new_database_url):
-    url = new_database_url("legacy")
+def legacy_url(new_legacy_and_es_urls):
+    url, _ = new_legacy_and_es_urls("legacy")  # on every legacy backend
     yield url
     engine_for(url).dispose()  # the CLI's cached engine: give its connections back
 
@@ -30,10 +30,13 @@ def test_install_status_remove_are_idempotent(capsys, legacy_url):
     code, out, _ = run(capsys, "capture", "remove", "--drop-changelog", "--legacy-url", legacy_url)
     assert code == 0
     engine = make_engine(legacy_url)
+    triggers_sql = {
+        "sqlite": "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'migrator%'",
+        "postgresql": "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'migrator%'",
+        "mysql": "SELECT count(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() "
+                 "AND TRIGGER_NAME LIKE 'migrator%'"}
     with engine.connect() as conn:
-        triggers = conn.execute(text(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'migrator%'" if engine.dialect.name == "sqlite"
-            else "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'migrator%'")).scalar()
+        triggers = conn.execute(text(triggers_sql[engine.dialect.name])).scalar()
     engine.dispose()
     assert triggers == 0
 
@@ -50,3 +53,19 @@ def test_bad_input_is_one_error_line_and_a_non_zero_exit(capsys, legacy_url, arg
     assert code == (2 if bad_usage else 1) and message in err and len(err.strip().splitlines()) == 1
     code, out, _ = run(capsys, "capture", "status", "--legacy-url", legacy_url)
     assert "absent" in out  # nothing half-installed
+
+
+@pytest.mark.mysql
+def test_a_backend_without_capture_is_one_error_line(capsys, mysql_databases, monkeypatch):
+    from migrator.capture import backends
+
+    url = mysql_databases.new()
+    monkeypatch.delitem(backends._MODULES, "mysql")  # as before MySQL capture existed
+    monkeypatch.setattr(backends, "_CACHE", {})
+    try:
+        for verb in ("install", "remove", "status"):
+            code, _, err = run(capsys, "capture", verb, "--legacy-url", url)
+            assert code == 1 and err.strip().splitlines() == ["error: capture supports sqlite and postgresql, not mysql"]
+    finally:
+        engine_for(url).dispose()
+        mysql_databases.drop(url)

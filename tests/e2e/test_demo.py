@@ -92,3 +92,77 @@ def test_demo_servers_walks_on_postgres_redis_and_celery_workers_it_stops(tmp_pa
     assert len(logs) == 2 and all(" ready." in log.read_text() for log in logs)
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert f"demo0-{proc.pid}@" not in ps and f"demo1-{proc.pid}@" not in ps  # the workers were stopped
+
+
+@pytest.mark.mysql
+def test_demo_from_mariadb_walks_every_phase_and_ends_clean(tmp_path):
+    """`migrator demo --mysql-url`: the legacy database is a fresh `migrator_demo_legacy` on the MariaDB server."""
+    from sqlalchemy import create_engine, text
+
+    from migrator.cli.demo import LEGACY_DB
+    from tests.conftest import MYSQL_URL, require_mysql
+
+    require_mysql()
+    server = MYSQL_URL.rpartition("/")[0] + "/"
+    admin = create_engine(MYSQL_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:  # a previous demo's leftovers: the demo drops and creates it again
+            conn.execute(text(f"CREATE DATABASE IF NOT EXISTS `{LEGACY_DB}`"))
+            conn.execute(text(f"CREATE TABLE IF NOT EXISTS `{LEGACY_DB}`.leftover (id INT)"))
+        proc = run_demo(tmp_path, "--users", "150", "--batch-size", "40", "--mysql-url", server)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+        assert "Traceback" not in proc.stdout + proc.stderr and "DIFFERS" not in proc.stdout
+        assert [name.strip() for name in re.findall(r"phase \d/9 · ([a-z ]+)", proc.stdout)] == list(PHASES)
+        for seen in ("legacy on MySQL/MariaDB", "UserCorrected", "final consistency report", "ok: every phase walked",
+                     f"database {LEGACY_DB} (MySQL/MariaDB"):
+            assert seen in proc.stdout.replace("\n", " "), seen
+        manifest = json.loads((tmp_path / "var" / "demo" / "archive" / "manifest.json").read_text())
+        assert manifest["tables"][0]["rows"] >= 150
+        with admin.connect() as conn:
+            tables = set(conn.execute(text(f"SHOW TABLES FROM `{LEGACY_DB}`")).scalars())
+            triggers = conn.execute(text("SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = "
+                                         ":db"), {"db": LEGACY_DB}).scalar()
+        assert not tables & {"users", "migrator_changelog", "leftover"} and triggers == 0  # decommissioned, fresh
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS `{LEGACY_DB}`"))
+        admin.dispose()
+
+
+@pytest.mark.mysql
+def test_demo_servers_from_mariadb_keeps_the_event_store_on_postgres(tmp_path):
+    from sqlalchemy import create_engine, text
+
+    from migrator.cli.demo import LEGACY_DB
+    from tests.conftest import MYSQL_URL, PG_URL, REDIS_URL, require_mysql, require_postgres, require_redis
+
+    require_mysql()
+    require_postgres()
+    require_redis()
+    try:
+        proc = run_demo(tmp_path, "--servers", "--users", "100", "--postgres-url", PG_URL, "--redis-url", REDIS_URL,
+                        "--mysql-url", MYSQL_URL)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+        out = proc.stdout.replace("\n", " ")
+        assert [name.strip() for name in re.findall(r"phase \d/9 · ([a-z ]+)", proc.stdout)] == list(PHASES)
+        assert "ok: every phase walked" in out and "database migrator_demo_es (PostgreSQL)" in out
+        assert f"database {LEGACY_DB} (MySQL/MariaDB" in out
+    finally:
+        admin = create_engine(MYSQL_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS `{LEGACY_DB}`"))
+        admin.dispose()
+
+
+def test_demo_refuses_a_mysql_url_that_is_not_one(tmp_path):
+    proc = run_demo(tmp_path, "--mysql-url", "postgresql://x@localhost/db")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("error:") and "is not a MySQL/MariaDB URL" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_demo_with_an_unreachable_mysql_server_is_one_line(tmp_path):
+    proc = run_demo(tmp_path, "--users", "10", "--mysql-url", "mysql://root@127.0.0.1:1/")
+    assert proc.returncode == 1 and "Traceback" not in proc.stdout + proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert proc.stderr.startswith("error: the MySQL/MariaDB server: (2003, ")

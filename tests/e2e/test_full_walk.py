@@ -1,9 +1,9 @@
-"""The whole walk, legacy → decommissioned, on each backend, with live traffic through the legacy API the whole
-time: a writer (creates, renames, deactivations, deletes, each write read back at once) and readers. The
-operator's steps are the CLI's (`capture install`, `advance`, `backfill`, `verify --full`, `reads`, `rollback`,
-`decommission`); a worker thread runs the relay, the projections and the reverse projection as the Celery
-worker would. Checked: no answer of the legacy API is a 5xx, every write is read back as written (read your
-writes in every reads mode), a clean full verify at every step, rollbacks under traffic (from shadow_reads
+"""The whole walk, legacy → decommissioned, on each backend (and from a MariaDB legacy database), with live traffic
+through the legacy API the whole time: a writer (creates, renames, deactivations, deletes, each write read back at
+once) and readers. The operator's steps are the CLI's (`capture install`, `advance`, `backfill`, `verify --full`,
+`reads`, `rollback`, `decommission`); a worker thread runs the relay, the projections and the reverse projection as
+the Celery worker would. Checked: no answer of the legacy API is a 5xx, every write is read back as written (read
+your writes in every reads mode), a clean full verify at every step, rollbacks under traffic (from shadow_reads
 and from writes_switched), no lost write and no duplicate event at the end, and the archive's manifest
 matching the table it replaced."""
 
@@ -30,6 +30,7 @@ from migrator.cli import main
 from migrator.phases import load
 from migrator.relay.tasks import relay as relay_task
 from migrator.switchover.app import create_switchable_app
+from tests.conftest import require_postgres
 
 SETTINGS = {"SHADOW_MIN_COMPARED": "20", "READS_SWITCHED_MIN_S": "0", "WRITES_SWITCHED_MIN_S": "0",
             "ROUTES_POLL_S": "0.05", "SHADOW_FLUSH_S": "0.1", "RELAY_MAX_IDLE_S": "600", "READ_WAIT_S": "5"}
@@ -191,7 +192,34 @@ def walk_settings(monkeypatch):
     get_settings.cache_clear()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def mariadb_urls(request, mysql_databases, tmp_path):
+    """Returns (legacy URL on MariaDB, event-store URL): a fresh MariaDB legacy database, the event store in an
+    SQLite file or a fresh PostgreSQL database."""
+    legacy = mysql_databases.new(schema_head=False)  # `migrator init` makes the legacy table, as for the others
+    if request.param == "postgres":
+        require_postgres()
+        es = request.getfixturevalue("postgres_databases").new()
+    else:
+        es = f"sqlite:///{tmp_path / 'es.db'}"
+    yield legacy, es
+    for url in (legacy, es):
+        engine_for(url).dispose()
+    mysql_databases.drop(legacy)
+
+
 def test_the_full_walk_under_live_traffic(urls, walk_settings, capsys, tmp_path: Path):
+    walk(urls, capsys, tmp_path)
+
+
+@pytest.mark.mysql
+def test_the_full_walk_under_live_traffic_from_mariadb(mariadb_urls, walk_settings, capsys, tmp_path: Path):
+    """The same walk with the legacy database on MariaDB (capture by triggers and the id sequencer, DDL that
+    commits by itself, the reverse projection's keys from AUTO_INCREMENT)."""
+    walk(mariadb_urls, capsys, tmp_path)
+
+
+def walk(urls: tuple[str, str], capsys, tmp_path: Path) -> None:
     legacy_url, es_url = urls
     assert cli(capsys, "init", urls=urls)[0] == 0
     settings = Settings(es_database_url=es_url, legacy_database_url=legacy_url,

@@ -7,14 +7,24 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import text
 
+from es_app.bootstrap import engine_for
 from es_app.store import make_engine
 from tests.e2e.cli_run import run
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def test_relay_drains_projects_and_reports(capsys, urls):
-    legacy_url, es_url = urls
+@pytest.fixture
+def any_legacy_urls(new_legacy_and_es_urls):
+    """Returns (legacy URL, event-store URL), the legacy database on every legacy backend."""
+    pair = new_legacy_and_es_urls("relay")
+    yield pair
+    for url in pair:
+        engine_for(url).dispose()  # the CLI's cached engines: give their connections back
+
+
+def test_relay_drains_projects_and_reports(capsys, any_legacy_urls):
+    legacy_url, es_url = any_legacy_urls
     opts = ("--legacy-url", legacy_url, "--es-url", es_url)
     assert run(capsys, "capture", "install", "--legacy-url", legacy_url)[0] == 0
     legacy = make_engine(legacy_url)

@@ -18,6 +18,23 @@ from tests.e2e.cli_run import run
 T = datetime(2026, 1, 1, tzinfo=UTC)
 
 
+@pytest.fixture(params=["legacy beside", pytest.param("legacy on mariadb", marks=pytest.mark.mysql)])
+def urls(request, new_database_url):
+    """Returns (legacy URL, event-store URL): two fresh databases of the test's backend, or a MariaDB legacy
+    database beside an event store of the test's backend."""
+    from es_app.bootstrap import engine_for
+    from tests.conftest import require_mysql
+
+    if request.param == "legacy on mariadb":
+        require_mysql()
+        pair = request.getfixturevalue("mysql_databases").new(), new_database_url("es")
+    else:
+        pair = new_database_url("legacy"), new_database_url("es")
+    yield pair
+    for url in pair:
+        engine_for(url).dispose()  # the CLI's cached engines: give their connections back
+
+
 def _opts(urls) -> tuple[str, ...]:
     legacy_url, es_url = urls
     return ("--legacy-url", legacy_url, "--es-url", es_url)

@@ -36,7 +36,7 @@ ACCOUNTS = TableMapping(
 
 
 def create_accounts(engine: Engine) -> None:
-    stamp = "DATETIME" if engine.dialect.name == "sqlite" else "TIMESTAMP WITH TIME ZONE"
+    stamp = {"sqlite": "DATETIME", "mysql": "DATETIME(6)"}.get(engine.dialect.name, "TIMESTAMP WITH TIME ZONE")
     with engine.begin() as conn:
         conn.execute(text("CREATE TABLE accounts (code VARCHAR(40) PRIMARY KEY, owner VARCHAR(100) NOT NULL, "
                           "balance_cents INTEGER NOT NULL, closed BOOLEAN NOT NULL, note TEXT NULL, "
@@ -146,9 +146,10 @@ def keys(n: int, start: int = 1) -> list[int]:
     return list(itertools.islice(itertools.count(start), n))
 
 
-def make_backfill(engine, mapping=USERS, **options) -> Backfill:
+def make_backfill(engine, mapping=USERS, *, es=None, **options) -> Backfill:
+    """Returns a backfill of `mapping` from the legacy `engine` into the event store of `es` (default: `engine`)."""
     clock = options.pop("clock", None)
     gate = options.pop("gate", None)
     extra = {"clock": clock, "sleep": clock.sleep} if clock else {}
-    return Backfill(mapping.bind(engine), engine, EventStore(engine), options=BackfillOptions(**options),
+    return Backfill(mapping.bind(engine), engine, EventStore(es or engine), options=BackfillOptions(**options),
                     gate=gate, **extra)

@@ -36,24 +36,24 @@ def event_count(engine) -> int:
         return conn.execute(text("SELECT count(*) FROM events")).scalar()
 
 
-def test_chunks_import_every_row_once_with_legacy_timestamps_and_watermark(db):
-    _, engine = db
+def test_chunks_import_every_row_once_with_legacy_timestamps_and_watermark(pair):
+    engine, es = pair.legacy, pair.es
     insert_users(engine, keys(23))
     with engine.begin() as conn:  # captured changes before the backfill: the watermark covers them
         conn.execute(text("UPDATE users SET full_name = 'Renamed' WHERE id = 7"))
         conn.execute(text("DELETE FROM users WHERE id = 9"))
     with engine.connect() as conn:  # (PostgreSQL numbers changelog rows at commit)
         latest = capture.latest_change_id(conn)
-    b = make_backfill(engine, batch_size=5)
+    b = make_backfill(engine, es=es, batch_size=5)
     b.start()
     sizes = []
     run = b.run_to_end(lambda r: sizes.append(r.rows))
     assert sizes == [5, 5, 5, 5, 2, 0]
     assert (run.status, run.rows_done, run.rows_imported, run.rows_skipped, run.chunks) == ("done", 22, 22, 0, 5)
     assert run.last_key == 23 and run.watermark == latest
-    assert differences(engine, EventStore(engine), b.mapping) == []
-    assert set(import_counts(EventStore(engine), b.mapping).values()) == {1}
-    first = EventStore(engine).read_stream("user-3")[0]
+    assert differences(engine, EventStore(es), b.mapping) == []
+    assert set(import_counts(EventStore(es), b.mapping).values()) == {1}
+    first = EventStore(es).read_stream("user-3")[0]
     assert first.type == "UserImported"
     assert first.metadata["source"] == "backfill"
     assert first.metadata["changelog_watermark"] == latest
@@ -62,13 +62,13 @@ def test_chunks_import_every_row_once_with_legacy_timestamps_and_watermark(db):
     assert first.data["name"] == "User 3" and first.data["email"] == "user3@example.org"
 
 
-def test_streams_the_relay_already_made_are_skipped(db):
-    _, engine = db
+def test_streams_the_relay_already_made_are_skipped(pair):
+    engine, es = pair.legacy, pair.es
     insert_users(engine, keys(6))
-    store = EventStore(engine)
+    store = EventStore(es)
     relay_made = NewEvent("UserImported", {"name": "by relay"}, {"source": "relay", "changelog_watermark": 0})
     store.append("user-4", [relay_made], ExpectedVersion.NO_STREAM)
-    b = make_backfill(engine, batch_size=4)
+    b = make_backfill(engine, es=es, batch_size=4)
     b.start()
     run = b.run_to_end()
     assert (run.rows_done, run.rows_imported, run.rows_skipped) == (6, 5, 1)
@@ -76,10 +76,10 @@ def test_streams_the_relay_already_made_are_skipped(db):
     assert import_counts(store, b.mapping) == {f"user-{i}": 1 for i in keys(6)}
 
 
-def test_a_crash_mid_run_resumes_from_the_checkpoint_with_no_duplicate_and_no_gap(db, monkeypatch):
-    _, engine = db
+def test_a_crash_mid_run_resumes_from_the_checkpoint_with_no_duplicate_and_no_gap(pair, monkeypatch):
+    engine, es = pair.legacy, pair.es
     insert_users(engine, keys(30))
-    b = make_backfill(engine, batch_size=7)
+    b = make_backfill(engine, es=es, batch_size=7)
     b.start()
     calls = {"n": 0}
     real = EventStore.append_batch
@@ -95,38 +95,38 @@ def test_a_crash_mid_run_resumes_from_the_checkpoint_with_no_duplicate_and_no_ga
     with pytest.raises(RuntimeError):
         b.run_to_end()
     monkeypatch.setattr(EventStore, "append_batch", real)
-    assert event_count(engine) == 14
-    again = make_backfill(engine, batch_size=7)
+    assert event_count(es) == 14
+    again = make_backfill(engine, es=es, batch_size=7)
     with pytest.raises(BackfillError, match="--resume .* --restart"):
         again.start()
     run = again.start(resume=True)
     assert (run.rows_done, run.last_key) == (14, 14)
     run = again.run_to_end()
     assert (run.rows_done, run.rows_imported, run.rows_skipped) == (30, 30, 0)
-    assert event_count(engine) == 30
-    assert differences(engine, EventStore(engine), again.mapping) == []
+    assert event_count(es) == 30
+    assert differences(engine, EventStore(es), again.mapping) == []
 
 
-def test_restart_forgets_the_run_and_skips_what_is_imported(db):
-    _, engine = db
+def test_restart_forgets_the_run_and_skips_what_is_imported(pair):
+    engine, es = pair.legacy, pair.es
     insert_users(engine, keys(10))
-    b = make_backfill(engine, batch_size=4)
+    b = make_backfill(engine, es=es, batch_size=4)
     b.start()
     b.step()
-    again = make_backfill(engine, batch_size=4)
+    again = make_backfill(engine, es=es, batch_size=4)
     run = again.start(restart=True)
     assert run.rows_done == 0
     run = again.run_to_end()
     assert (run.rows_done, run.rows_imported, run.rows_skipped) == (10, 6, 4)
     with pytest.raises(BackfillError, match="finished .* --restart"):
-        make_backfill(engine).start()
-    assert make_backfill(engine).start(resume=True).finished
+        make_backfill(engine, es=es).start()
+    assert make_backfill(engine, es=es).start(resume=True).finished
 
 
-def test_rows_changed_between_read_and_append_keep_the_older_watermark(db):
-    _, engine = db
+def test_rows_changed_between_read_and_append_keep_the_older_watermark(pair):
+    engine, es = pair.legacy, pair.es
     insert_users(engine, keys(3))
-    b = make_backfill(engine, batch_size=10)
+    b = make_backfill(engine, es=es, batch_size=10)
     b.start()
     chunk = b.read_chunk()
     with engine.begin() as conn:
@@ -134,7 +134,7 @@ def test_rows_changed_between_read_and_append_keep_the_older_watermark(db):
     with engine.connect() as conn:
         later = capture.latest_change_id(conn)
     b.write_chunk(chunk)
-    imported = EventStore(engine).read_stream("user-2")[0]
+    imported = EventStore(es).read_stream("user-2")[0]
     assert imported.data["name"] == "User 2"  # the row as read ...
     assert imported.metadata["changelog_watermark"] < later  # ... so the relay will apply the change
 
@@ -176,34 +176,34 @@ def test_a_pause_file_holds_the_backfill_until_it_is_removed(db, tmp_path):
     assert event_count(engine) == 4
 
 
-def test_it_pauses_while_projections_lag_and_goes_on_once_they_catch_up(db):
-    url, engine = db
+def test_it_pauses_while_projections_lag_and_goes_on_once_they_catch_up(pair):
+    engine, es = pair.legacy, pair.es
     insert_users(engine, keys(12))
-    container = build(Settings(es_database_url=url, legacy_database_url=url))
+    container = build(Settings(es_database_url=pair.es_url, legacy_database_url=pair.legacy_url))
     clock = FakeClock()
     clock.hooks.append(lambda: run_projections(container))  # a projector catching up while we wait
     lags = []
     gate = PauseGate(projection_lag=lambda: lags.append(projection_lag(container)) or lags[-1], max_projection_lag=4)
-    b = make_backfill(engine, batch_size=5, clock=clock, gate=gate)
+    b = make_backfill(engine, es=es, batch_size=5, clock=clock, gate=gate)
     b.start()
     b.run_to_end()
     assert lags == [0, 5, 0, 5, 0, 2]  # paused (one poll) after each full chunk, never before
     assert len(clock.sleeps) == 2
-    assert differences(engine, EventStore(engine), b.mapping) == []
+    assert differences(engine, EventStore(es), b.mapping) == []
     container.engine.dispose()
 
 
-def test_a_second_table_with_a_text_key_backfills_with_no_code_change(db):
-    _, engine = db
+def test_a_second_table_with_a_text_key_backfills_with_no_code_change(pair):
+    engine, es = pair.legacy, pair.es
     create_accounts(engine)
     capture.install(engine, [ACCOUNTS])
     codes = [f"acc-{c}" for c in "kbxadzm"]
     insert_accounts(engine, codes)
-    b = make_backfill(engine, ACCOUNTS, batch_size=3)
+    b = make_backfill(engine, ACCOUNTS, es=es, batch_size=3)
     b.start()
     run = b.run_to_end()
     assert (run.rows_done, run.rows_imported, run.last_key) == (7, 7, "acc-z")
-    store = EventStore(engine)
+    store = EventStore(es)
     assert differences(engine, store, b.mapping) == []
     first = store.read_stream("account-acc-a")[0]
     assert first.type == "AccountImported" and first.data["legacy_key"] == "acc-a"
@@ -218,44 +218,45 @@ def test_without_capture_it_refuses_to_start(new_database_url):
     engine.dispose()
 
 
-def test_cli_backfills_projects_and_reports(db, capsys, tmp_path):
-    url, engine = db
+def test_cli_backfills_projects_and_reports(pair, capsys, tmp_path):
+    engine, es = pair.legacy, pair.es
+    urls = ["--es-url", pair.es_url, "--legacy-url", pair.legacy_url]
     insert_users(engine, keys(9))
-    assert main(["backfill", "--batch-size", "4", "--es-url", url, "--legacy-url", url]) == 0
+    assert main(["backfill", "--batch-size", "4", *urls]) == 0
     out = capsys.readouterr().out
     assert "backfill summary" in out and "9/9" in out
-    engine_for(url).dispose()  # the CLI's pooled connections: give them back to the server
-    with engine.connect() as conn:
+    for url in {pair.es_url, pair.legacy_url}:
+        engine_for(url).dispose()  # the CLI's pooled connections: give them back to the server
+    with es.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM users_view WHERE deleted = false")).scalar() == 9
-    assert main(["backfill", "--es-url", url, "--legacy-url", url]) == 1
+    assert main(["backfill", *urls]) == 1
     err = capsys.readouterr().err
     assert "finished" in err and "--restart" in err and len(err.strip().splitlines()) == 1
-    assert main(["backfill", "--resume", "--restart", "--es-url", url, "--legacy-url", url]) == 1
-    assert main(["backfill", "--table", "nope", "--es-url", url, "--legacy-url", url]) == 1
+    assert main(["backfill", "--resume", "--restart", *urls]) == 1
+    assert main(["backfill", "--table", "nope", *urls]) == 1
     assert "no mapping for this table" in capsys.readouterr().err
-    engine_for(url).dispose()
-    with engine.connect() as conn:
-        pass
-    assert event_count(engine) == 9
+    for url in {pair.es_url, pair.legacy_url}:
+        engine_for(url).dispose()
+    assert event_count(es) == 9
 
 
-def test_it_pauses_while_the_relay_backlog_is_too_long(db):
-    url, engine = db
+def test_it_pauses_while_the_relay_backlog_is_too_long(pair):
+    engine, es = pair.legacy, pair.es
     insert_users(engine, keys(8))
     with engine.begin() as conn:  # 8 inserts and 3 updates wait for the relay
         conn.execute(text("UPDATE users SET full_name = 'Changed' WHERE id IN (2, 5, 8)"))
-    relay = Relay(USERS.bind(engine), engine, EventStore(engine), batch_size=1)
+    relay = Relay(USERS.bind(engine), engine, EventStore(es), batch_size=1)
     clock = FakeClock()
     clock.hooks.append(lambda: relay.run_batch())  # the relay catches up one change per poll
     seen = []
-    gate = PauseGate(relay_backlog=lambda: seen.append(relay_backlog(engine, engine, [USERS])) or seen[-1],
+    gate = PauseGate(relay_backlog=lambda: seen.append(relay_backlog(engine, es, [USERS])) or seen[-1],
                      max_relay_backlog=9)
-    b = make_backfill(engine, batch_size=10, clock=clock, gate=gate)
+    b = make_backfill(engine, es=es, batch_size=10, clock=clock, gate=gate)
     b.start()
     b.run_to_end()
     assert seen[:3] == [11, 10, 9] and len(clock.sleeps) == 2
     relay.drain()
-    assert differences(engine, EventStore(engine), b.mapping) == []
+    assert differences(engine, EventStore(es), b.mapping) == []
 
 
 def test_cli_refuses_an_event_store_that_is_not_initialised(tmp_path, capsys):

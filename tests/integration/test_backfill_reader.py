@@ -35,8 +35,8 @@ def stored_events(engine) -> list[tuple]:
             "SELECT position, stream_id, version, event_id, event_type, data, metadata FROM events ORDER BY position"))]
 
 
-def run(engine, mapping=USERS, **options):
-    b = make_backfill(engine, mapping, batch_size=7, **options)
+def run(engine, mapping=USERS, es=None, **options):
+    b = make_backfill(engine, mapping, es=es, batch_size=7, **options)
     b.start()
     return b, b.run_to_end()
 
@@ -53,32 +53,34 @@ def test_a_bound_mapping_goes_to_the_reader_process_as_declaration_and_binding_a
         assert again.import_data(row) == mapping.import_data(row)
 
 
-def test_chunks_from_the_reader_process_store_the_same_as_chunks_read_in_the_writer(new_database_url):
+def test_chunks_from_the_reader_process_store_the_same_as_chunks_read_in_the_writer(new_legacy_and_es_urls):
     results = []
     for read_process in (False, True):
-        engine = make_engine(new_database_url(f"rp{read_process}"))
+        legacy_url, es_url = new_legacy_and_es_urls(f"rp{read_process}")
+        engine, es = make_engine(legacy_url), make_engine(es_url)
         capture.install(engine, [USERS])
         insert_users(engine, keys(40))
         with engine.begin() as conn:  # a change before the backfill: the watermark covers it
             conn.execute(text("UPDATE users SET full_name = 'Renamed' WHERE id = 7"))
-        b, finished = run(engine, read_process=read_process)
+        b, finished = run(engine, es=es, read_process=read_process)
         assert b._pool is None  # closed at the end
-        assert differences(engine, EventStore(engine), b.mapping) == []
-        results.append(([e[1:] for e in stored_events(engine)],
+        assert differences(engine, EventStore(es), b.mapping) == []
+        results.append(([e[1:] for e in stored_events(es)],
                         (finished.rows_done, finished.rows_imported, finished.chunks, finished.last_key)))
         engine.dispose()
+        es.dispose()
     assert results[0] == results[1]
     assert results[1][1] == (40, 40, 6, 40)
 
 
-def test_a_second_table_backfills_through_the_reader_process(db):
-    _, engine = db
+def test_a_second_table_backfills_through_the_reader_process(pair):
+    engine = pair.legacy
     create_accounts(engine)
     capture.install(engine, [ACCOUNTS])
     insert_accounts(engine, [f"acc-{c}" for c in "kbxadzmqrs"])
-    b, finished = run(engine, ACCOUNTS, read_process=True)
+    b, finished = run(engine, ACCOUNTS, es=pair.es, read_process=True)
     assert (finished.rows_done, finished.rows_imported, finished.last_key) == (10, 10, "acc-z")
-    assert differences(engine, EventStore(engine), b.mapping) == []
+    assert differences(engine, pair.store, b.mapping) == []
 
 
 @pytest.mark.parametrize("rows", [24, 25])
@@ -112,10 +114,10 @@ def test_a_mapping_that_cannot_be_pickled_reads_in_the_writer_or_says_why(db):
     assert finished.rows_imported == 10
 
 
-def test_a_dead_reader_process_is_one_error_and_resume_finishes(db):
-    _, engine = db
+def test_a_dead_reader_process_is_one_error_and_resume_finishes(pair):
+    engine, es = pair.legacy, pair.es
     insert_users(engine, keys(50))
-    b = make_backfill(engine, batch_size=5, read_process=True)
+    b = make_backfill(engine, es=es, batch_size=5, read_process=True)
     b.start()
     b.step()  # the first chunk; the second is being read by the process
     for pid in list(b._pool._processes):  # type: ignore[union-attr]
@@ -123,8 +125,8 @@ def test_a_dead_reader_process_is_one_error_and_resume_finishes(db):
     with pytest.raises(BackfillError, match="reader process .* died.*--resume"):
         while b.step().rows:
             pass
-    again = make_backfill(engine, batch_size=5)
+    again = make_backfill(engine, es=es, batch_size=5)
     again.start(resume=True)
     finished = again.run_to_end()
     assert (finished.rows_done, finished.rows_imported) == (50, 50)
-    assert differences(engine, EventStore(engine), again.mapping) == []
+    assert differences(engine, pair.store, again.mapping) == []

@@ -1,4 +1,4 @@
-"""Trigger capture on both backends: one changelog row per changed row, in the legacy write's transaction."""
+"""Trigger capture on every legacy backend: one changelog row per changed row, in the legacy write's transaction."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ T = datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=timezone.utc)
 
 
 @pytest.fixture
-def legacy(new_database_url):
-    engine = make_engine(new_database_url("legacy"))
+def legacy(new_legacy_and_es_urls):
+    legacy_url, _ = new_legacy_and_es_urls("legacy")
+    engine = make_engine(legacy_url)
     yield engine
     engine.dispose()
 

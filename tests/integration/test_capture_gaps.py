@@ -1,5 +1,5 @@
 """Capture gaps (invariant 9): a recreated changelog or a stretch with capture off is detected, reported,
-read from its beginning and repaired by a re-sync; the relay never skips silently. Both backends."""
+read from its beginning and repaired by a re-sync; the relay never skips silently. Every legacy backend."""
 
 from __future__ import annotations
 
@@ -23,15 +23,23 @@ T = datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=timezone.utc)
 
 
 @pytest.fixture
-def db(new_database_url):
-    engine = make_engine(new_database_url("gaps"))
+def urls(new_legacy_and_es_urls):
+    return new_legacy_and_es_urls("gaps")
+
+
+@pytest.fixture
+def db(urls):
+    """The legacy database."""
+    engine = make_engine(urls[0])
     yield engine
     engine.dispose()
 
 
 @pytest.fixture
-def store(db):
-    return EventStore(db)
+def store(urls):
+    engine = make_engine(urls[1])
+    yield EventStore(engine)
+    engine.dispose()
 
 
 @pytest.fixture
@@ -53,7 +61,7 @@ def write(db, sql, **params):
 
 
 def max_id(db):
-    with db.connect() as conn:
+    with db.begin() as conn:
         return capture.latest_change_id(conn)
 
 
@@ -94,16 +102,16 @@ def test_a_recreated_changelog_is_relayed_from_its_beginning_and_the_gap_reporte
     insert(db, 6, 7)
     write(db, "UPDATE users SET phone = '555' WHERE id = 2")
     write(db, "DELETE FROM users WHERE id = 3")
-    pending = open_gaps(db, db, [USERS])
+    pending = open_gaps(db, store.engine, [USERS])
     assert [(g.reason, g.id) for g in pending] == [(CHANGELOG_RECREATED, None)]  # seen before the relay runs
     totals = relay.drain()
     assert totals.read == 4 and relay.backlog() == 0
     assert mismatched(store, users, db) == [1]  # only the change made while capture was off
-    gaps = open_gaps(db, db, [USERS])
+    gaps = open_gaps(db, store.engine, [USERS])
     assert [(g.table, g.reason) for g in gaps] == [("users", CHANGELOG_RECREATED)] and gaps[0].id is not None
     assert gaps[0].since <= gaps[0].until and "relay --resync --table users" in gaps[0].warning()
-    assert relay.drain().read == 0 and len(open_gaps(db, db, [USERS])) == 1  # recorded once, reported until resolved
-    with db.connect() as conn:
+    assert relay.drain().read == 0 and len(open_gaps(db, store.engine, [USERS])) == 1  # recorded once, reported until resolved
+    with store.engine.connect() as conn:
         assert get_state(conn, offset_name("users")).generation is not None
 
 
@@ -111,12 +119,12 @@ def test_triggers_removed_and_reinstalled_is_a_gap_reported_by_status_and_relay(
     relay = relayed_once(db, store, users)
     capture.remove(db, [USERS])
     write(db, "UPDATE users SET full_name = 'Unseen' WHERE id = 2")
-    assert relay.drain().read == 0 and open_gaps(db, db, [USERS]) == []  # still off: the stretch has no end yet
+    assert relay.drain().read == 0 and open_gaps(db, store.engine, [USERS]) == []  # still off: the stretch has no end yet
     capture.install(db, [USERS])
     write(db, "UPDATE users SET full_name = 'Seen' WHERE id = 4")
-    assert [g.reason for g in open_gaps(db, db, [USERS])] == [CAPTURE_OFF]
+    assert [g.reason for g in open_gaps(db, store.engine, [USERS])] == [CAPTURE_OFF]
     assert relay.drain().read == 1
-    gaps = open_gaps(db, db, [USERS])
+    gaps = open_gaps(db, store.engine, [USERS])
     assert [(g.reason, g.id is not None) for g in gaps] == [(CAPTURE_OFF, True)]
     assert mismatched(store, users, db) == [2]
 
@@ -135,13 +143,13 @@ def test_resync_makes_every_stream_agree_and_resolves_the_gap(db, store, users):
     assert mismatched(store, users, db) == [1, 2, 3, 8, 9]
     first = Resync(users, db, store, chunk_size=3).run()
     assert (first.rows, first.imported, first.deleted, first.gaps_resolved) == (8, 4, 1, 1)
-    assert mismatched(store, users, db) == [] and open_gaps(db, db, [USERS]) == []
+    assert mismatched(store, users, db) == [] and open_gaps(db, store.engine, [USERS]) == []
     assert {e.metadata["source"] for e in store.read_stream("user-2")[-1:]} == {"resync"}
-    with db.connect() as conn:
+    with store.engine.connect() as conn:
         count = conn.execute(select(func.count()).select_from(events)).scalar()
     again = Resync(users, db, store, chunk_size=3).run()
     assert (again.imported, again.deleted, again.gaps_resolved) == (0, 0, 0)
-    with db.connect() as conn:
+    with store.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(events)).scalar() == count
     write(db, "UPDATE users SET full_name = 'Later' WHERE id = 1")  # the relay goes on after the resync
     assert relay.drain().read == 1 and mismatched(store, users, db) == []
@@ -154,7 +162,7 @@ def test_a_stretch_before_anything_reached_the_event_store_is_no_gap(db, store, 
     capture.install(db, [USERS])
     write(db, "UPDATE users SET full_name = 'x' WHERE id = 1")
     relay = Relay(users, db, store)
-    assert relay.drain().read == 1 and open_gaps(db, db, [USERS]) == []
+    assert relay.drain().read == 1 and open_gaps(db, store.engine, [USERS]) == []
 
 
 def test_ids_restarted_by_a_changelog_made_without_the_history_are_reported(db, store, users):
@@ -166,7 +174,7 @@ def test_ids_restarted_by_a_changelog_made_without_the_history_are_reported(db, 
     insert(db, 6)
     write(db, "UPDATE users SET full_name = 'Again' WHERE id = 1")  # id 2 now: below user-1's old watermark
     assert relay.drain().read == 2
-    assert [g.reason for g in open_gaps(db, db, [USERS])] == [IDS_RESTARTED]
+    assert [g.reason for g in open_gaps(db, store.engine, [USERS])] == [IDS_RESTARTED]
     assert mismatched(store, users, db) == []  # both delivered, with event ids unlike the old ones
 
 
@@ -184,11 +192,11 @@ def test_a_stream_moved_by_another_writer_during_resync_is_left_for_a_second_run
 
     monkeypatch.setattr(resync, "_replayed", stale)
     first = resync.run()
-    assert (first.imported, first.raced, first.gaps_resolved) == (1, 1, 0) and len(open_gaps(db, db, [USERS])) == 1
+    assert (first.imported, first.raced, first.gaps_resolved) == (1, 1, 0) and len(open_gaps(db, store.engine, [USERS])) == 1
     assert mismatched(store, users, db) == [1]
     second = Resync(users, db, store).run()
     assert (second.imported, second.raced, second.gaps_resolved) == (1, 0, 1)
-    assert mismatched(store, users, db) == [] and open_gaps(db, db, [USERS]) == []
+    assert mismatched(store, users, db) == [] and open_gaps(db, store.engine, [USERS]) == []
 
 
 def test_resync_moves_the_unique_claims_of_the_rows_it_fixes(db, store, users):
@@ -201,6 +209,6 @@ def test_resync_moves_the_unique_claims_of_the_rows_it_fixes(db, store, users):
     capture.install(db, [USERS])
     relay.drain()
     Resync(users, db, store, chunk_size=2).run()
-    with db.connect() as conn:
+    with store.engine.connect() as conn:
         owners = dict(conn.execute(select(unique_claims.c.value, unique_claims.c.owner)).all())
     assert owners == {"moved@example.org": "user-1", "u3@example.org": "user-3"}

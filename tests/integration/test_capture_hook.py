@@ -46,8 +46,8 @@ def logged(engine):
 
 
 @pytest.fixture
-def two_databases(new_database_url):
-    engines = [make_engine(new_database_url("triggers")), make_engine(new_database_url("hook"))]
+def two_databases(new_legacy_and_es_urls):
+    engines = [make_engine(new_legacy_and_es_urls("triggers")[0]), make_engine(new_legacy_and_es_urls("hook")[0])]
     yield engines
     for e in engines:
         e.dispose()

@@ -134,8 +134,10 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(databases, tmp_path, ca
         cases += [[*c, "--es-url", f"sqlite:///{fresh}", "--legacy-url", url] for c in CREATING_COMMANDS]
         cases += [[*c, "--es-url", url, "--legacy-url", f"sqlite:///{fresh}"] for c in CREATING_COMMANDS]
         cases.append(["--es-url", url, "projections", "status"])  # the global options too
-    event_store_on_mysql = "mysql://user@127.0.0.1/es"  # MySQL is a legacy database only
-    cases += [[*c, "--es-url", event_store_on_mysql, "--legacy-url", legacy_url] for c in ES_COMMANDS + BOTH_COMMANDS]
+    mysql = "mysql://user@127.0.0.1/legacy"  # MySQL/MariaDB is a legacy database only, never the event store
+    cases += [[*c, "--es-url", mysql, "--legacy-url", legacy_url] for c in ES_COMMANDS + BOTH_COMMANDS]
+    cases += [[*c, "--es-url", mysql, "--legacy-url", f"sqlite:///{fresh}"] for c in CREATING_COMMANDS]
+    cases.append(["--es-url", mysql, "projections", "status"])
     for c in CREATING_COMMANDS:
         cases.append([*c, "--es-url", f"sqlite:///{locked / 'es.db'}", "--legacy-url", f"sqlite:///{fresh}"])
         cases.append([*c, "--es-url", f"sqlite:///{fresh}", "--legacy-url", f"sqlite:///{locked / 'x' / 'l.db'}"])

@@ -166,9 +166,13 @@ def test_a_dry_run_prints_every_step_and_changes_nothing(url, capsys, tmp_path, 
         assert lines[0] == "decommission of the migration users would:"
         assert lines[1] == f"  1. archive the legacy table users (25 rows now, in id order) to {archive}/users.jsonl.gz"
         assert f"resting on --full verify run {run_id}" in lines[2]
-        assert any("drop the capture triggers of users: DROP TRIGGER" in line for line in lines)
-        assert any("drop the changelog: DROP TABLE IF EXISTS migrator_changelog" in line for line in lines)
-        assert lines[-3].endswith("drop the legacy table users: DROP TABLE users")
+        table = next(i for i, line in enumerate(lines) if "drop the legacy table users (its capture triggers go "
+                                                               "with it): DROP TABLE users" in line)
+        triggers = next(i for i, line in enumerate(lines) if "drop the capture triggers of users: DROP TRIGGER" in line)
+        assert table < triggers  # the table first: never a table without its triggers (MySQL's DDL commits)
+        changelog = next(i for i, line in enumerate(lines) if "drop the changelog: DROP TABLE IF EXISTS "
+                                                                   "migrator_changelog" in line)
+        assert triggers < changelog < len(lines) - 2 and "drop the changelog: " in lines[-3]
         assert lines[-2].endswith("record writes_switched → decommissioned in the stream migration-users")
         assert lines[-1] == "nothing was done: run again with --confirm to do it"
     assert not archive.exists() and legacy_state(url) == (True, True, True)

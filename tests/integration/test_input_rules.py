@@ -109,6 +109,22 @@ def api(request, new_database_url, backend) -> Iterator[LegacyApi]:  # noqa: ANN
         engine_for(settings.es_database_url).dispose()
 
 
+@pytest.fixture
+def mysql_legacy_api(mysql_databases) -> Iterator[LegacyApi]:  # noqa: ANN001
+    """The legacy app on a MySQL/MariaDB database: the same table, the same answers."""
+    url = mysql_databases.new()
+    try:
+        with TestClient(create_legacy_app(url), raise_server_exceptions=False) as client:
+            yield LegacyApi(client)
+    finally:
+        mysql_databases.drop(url)
+
+
+@pytest.mark.mysql
+def test_the_legacy_app_on_mysql_accepts_and_refuses_the_same(mysql_legacy_api: LegacyApi) -> None:
+    test_both_apps_accept_and_refuse_the_same_names_emails_and_phones(mysql_legacy_api)
+
+
 def test_both_apps_accept_and_refuse_the_same_names_emails_and_phones(api: LegacyApi) -> None:
     created = api.create("name", "Existing User")
     assert created.status_code == 201, created.text

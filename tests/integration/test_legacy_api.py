@@ -1,4 +1,4 @@
-"""The legacy CRUD API over HTTP (TestClient), on SQLite and PostgreSQL."""
+"""The legacy CRUD API over HTTP (TestClient), on SQLite, PostgreSQL and MySQL/MariaDB."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from legacy_app.api import create_app
+from legacy_app.db import MYSQL_SESSION
 
 
 @pytest.fixture
-def client(new_database_url):
-    with TestClient(create_app(new_database_url("legacy"))) as c:
+def client(new_legacy_and_es_urls):
+    with TestClient(create_app(new_legacy_and_es_urls("legacy")[0])) as c:
         yield c
 
 
@@ -144,8 +145,8 @@ def test_search_by_name_or_email_with_pagination(client):
     assert client.get("/users", params={"offset": 8}).json()["items"] == []
 
 
-def test_api_with_unavailable_read_mode_is_503(new_database_url):
-    with TestClient(create_app(new_database_url("legacy"), read_mode="new")) as client:
+def test_api_with_unavailable_read_mode_is_503(new_legacy_and_es_urls):
+    with TestClient(create_app(new_legacy_and_es_urls("legacy")[0], read_mode="new")) as client:
         r = client.get("/users")
         assert r.status_code == 503 and "read mode 'new' is not available yet" in r.json()["detail"]
 
@@ -186,9 +187,10 @@ def test_a_refused_lone_surrogate_is_echoed_escaped(client):
     assert client.get("/users").json()["total"] == 0
 
 
-def test_dirty_legacy_rows_are_still_read_and_edited(client, backend):
+def test_dirty_legacy_rows_are_still_read_and_edited(client, legacy_backend):
     """Only HTTP input is refused: values already in the table (the migration's dirty data) read as they are."""
-    dirty = ["Ann\u202eeeL", "Tab\tName", "Bell\x07", "C1\x85"] + (["Nul\x00Name"] if backend == "sqlite" else [])
+    dirty = ["Ann\u202eeeL", "Tab\tName", "Bell\x07", "C1\x85"]
+    dirty += ["Nul\x00Name"] if legacy_backend != "postgres" else []  # PostgreSQL text cannot hold NUL
     service = client.app.state.services().users  # the app's own service, below the HTTP checks
     ids = [service.create(email=f"dirty{i}@example.org", full_name=name, phone=f"+1\x0b{i}").id
            for i, name in enumerate(dirty)]
@@ -201,17 +203,90 @@ def test_dirty_legacy_rows_are_still_read_and_edited(client, backend):
     assert client.get("/users").json()["total"] == len(dirty)
 
 
-def test_duplicate_email_check_is_case_sensitive(client):
-    """The legacy behaviour the migration lives with (docs/legacy_app.md): the new side folds case."""
+def test_duplicate_email_check_is_case_sensitive(client, legacy_backend):
+    """The legacy behaviour the migration lives with (docs/legacy_app.md): the new side folds case.
+
+    On MySQL/MariaDB the unique index follows the column's collation (`*_ci`: case- and accent-
+    insensitive), so there a case duplicate is a 409 like an exact one, never a 500.
+    """
     _create(client, "leg1@example.org")
-    assert client.post("/users", json={"email": "LEG1@example.org", "full_name": "Upper"}).status_code == 201
+    upper = client.post("/users", json={"email": "LEG1@example.org", "full_name": "Upper"})
+    assert upper.status_code == (409 if legacy_backend == "mysql" else 201), upper.text
     assert client.post("/users", json={"email": "leg1@example.org", "full_name": "Again"}).status_code == 409
 
 
-def test_sqlite_text_that_is_not_utf8_reads_as_replacement_characters(client, backend):
+@pytest.fixture
+def mysql_client(mysql_databases):
+    """A legacy app on a fresh MySQL/MariaDB database (the MySQL-only cases)."""
+    url = mysql_databases.new()
+    try:
+        with TestClient(create_app(url)) as c:
+            yield c
+    finally:
+        mysql_databases.drop(url)
+
+
+@pytest.mark.mysql
+def test_mysql_collation_duplicates_are_409_on_create_and_update(mysql_client):
+    client = mysql_client
+    a = _create(client, "josé@example.org", "José")
+    b = _create(client, "other@example.org", "Other")
+    for email in ("JOSÉ@example.org", "jose@example.org", "Jose@Example.ORG"):
+        r = client.post("/users", json={"email": email, "full_name": "Dup"})
+        assert r.status_code == 409 and email in r.json()["detail"], r.text
+        r = client.put(f"/users/{b['id']}", json={"email": email})
+        assert r.status_code == 409, r.text
+    assert client.get(f"/users/{b['id']}").json() == b and client.get(f"/users/{a['id']}").json() == a
+    assert client.get("/users").json()["total"] == 2
+
+
+@pytest.mark.mysql
+def test_mysql_keeps_4_byte_characters_exactly(mysql_client):
+    client = mysql_client
+    user = _create(client, "emoji😀@example.org", "李小龍 😀 𝄞", phone="+1 555")
+    assert client.get(f"/users/{user['id']}").json()["full_name"] == "李小龍 😀 𝄞"
+    assert [u["id"] for u in client.get("/users", params={"search": "😀"}).json()["items"]] == [user["id"]]
+    assert client.put(f"/users/{user['id']}", json={"full_name": "🎉" * 200}).status_code == 200
+    assert client.get(f"/users/{user['id']}").json()["full_name"] == "🎉" * 200  # 200 characters, 800 bytes
+
+
+@pytest.mark.mysql
+def test_mysql_sessions_are_strict_whatever_the_servers_sql_mode(mysql_client):
+    engine = mysql_client.app.state.services().database.engine
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SET SESSION sql_mode = ''")  # as a lax server would start it ...
+        conn.exec_driver_sql(MYSQL_SESSION)  # ... and as the app starts every session
+        modes = conn.exec_driver_sql("SELECT @@SESSION.sql_mode, @@SESSION.time_zone").one()
+    assert "STRICT_ALL_TABLES" in modes[0].split(",") and modes[1] == "+00:00"
+
+
+@pytest.mark.mysql
+def test_mysql_refuses_what_a_narrower_legacy_column_cannot_hold_with_a_422(mysql_client):
+    """A real legacy table may be utf8mb3 or narrower than the app's rules: refused clearly, never truncated."""
+    client = mysql_client
+    engine = client.app.state.services().database.engine
+    user = _create(client, "narrow@example.org", "Narrow")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE users MODIFY full_name VARCHAR(200) CHARACTER SET utf8mb3 "
+                             "COLLATE utf8mb3_general_ci NOT NULL, MODIFY phone VARCHAR(10) NULL")
+    for method, path, body, column in [
+        ("POST", "/users", {"email": "e1@example.org", "full_name": "Ann 😀"}, "full_name"),
+        ("PUT", f"/users/{user['id']}", {"full_name": "Ann 😀"}, "full_name"),
+        ("POST", "/users", {"email": "e2@example.org", "full_name": "Ann", "phone": "+1 555 0100 99"}, "phone"),
+    ]:
+        r = client.request(method, path, json=body)
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"].startswith("the legacy database cannot store this value: ") and column in \
+            r.json()["detail"], r.text
+    assert client.get("/users").json()["total"] == 1
+    assert client.get(f"/users/{user['id']}").json() == user
+    assert _create(client, "fine@example.org", "Zoë Ångström", phone="+1 555")["full_name"] == "Zoë Ångström"
+
+
+def test_sqlite_text_that_is_not_utf8_reads_as_replacement_characters(client, legacy_backend):
     """SQLite stores any bytes another program wrote; the app still reads, searches and edits that row."""
-    if backend != "sqlite":
-        pytest.skip("PostgreSQL refuses bytes that are not UTF-8")
+    if legacy_backend != "sqlite":
+        pytest.skip("PostgreSQL and MySQL refuse bytes that are not valid in the column's encoding")
     engine = client.app.state.services().database.engine
     with engine.begin() as conn:
         conn.exec_driver_sql("INSERT INTO users (email, full_name, is_active, created_at, updated_at) VALUES "

@@ -1,6 +1,6 @@
 """Property-based: requests generated from the legacy app's OpenAPI spec never get a 5xx (schemathesis).
 
-Runs in-process (ASGI) on a SQLite and a PostgreSQL legacy database. Every generated
+Runs in-process (ASGI) on a SQLite, a PostgreSQL and a MariaDB legacy database. Every generated
 case is sent twice: as generated, and once more with one value swapped for a hostile one
 (NUL and other control characters, lone surrogates, bidi overrides, integers beyond 64
 bits), which a generator rarely produces by itself. Half the cases aim at seeded users.
@@ -48,13 +48,16 @@ def _hostile(case) -> Any:  # noqa: ANN001, ANN401
     return case.operation.Case(path_parameters=path, query=query, body=body, media_type=case.media_type)
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres),
+                                        pytest.param("mysql", marks=pytest.mark.mysql)])
 def seeded(request, tmp_path_factory):  # noqa: ANN001, ANN201
     if request.param == "postgres":
         from tests.conftest import require_postgres
 
         require_postgres()
         url = request.getfixturevalue("postgres_databases").new()
+    elif request.param == "mysql":
+        url = request.getfixturevalue("mysql_databases").new()
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('legacy-fuzz') / 'legacy.db'}"
         engine = make_engine(url)
@@ -67,6 +70,8 @@ def seeded(request, tmp_path_factory):  # noqa: ANN001, ANN201
         yield app, ids
     if request.param == "postgres":
         request.getfixturevalue("postgres_databases").drop(url)
+    if request.param == "mysql":
+        request.getfixturevalue("mysql_databases").drop(url)
 
 
 def test_no_server_error(seeded) -> None:  # noqa: ANN001

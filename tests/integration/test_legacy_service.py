@@ -1,8 +1,9 @@
-"""The legacy service's load–mutate–save and its read seam, on SQLite and PostgreSQL."""
+"""The legacy service's load–mutate–save and its read seam, on SQLite, PostgreSQL and MySQL/MariaDB."""
 
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -26,8 +27,8 @@ class Clock:
 
 
 @pytest.fixture
-def database(new_database_url):
-    db = Database.connect(new_database_url("legacy"))
+def database(new_legacy_and_es_urls):
+    db = Database.connect(new_legacy_and_es_urls("legacy")[0])
     yield db
     db.dispose()
 
@@ -59,7 +60,8 @@ def test_change_name_is_load_mutate_save(database, statements):
     assert renamed.full_name == "Ann Example"
     assert renamed.updated_at == T0 + timedelta(minutes=2)
     assert renamed.created_at == created.created_at
-    stored = database.read_session().get(User, created.id)
+    with database.read_session() as session:  # closed: an open read holds MySQL's metadata lock
+        stored = session.get(User, created.id)
     assert (stored.full_name, stored.updated_at, stored.phone) == ("Ann Example", renamed.updated_at, "+1 555")
     assert stored.updated_at.tzinfo is not None and stored.updated_at.utcoffset() == timedelta(0)
 
@@ -140,8 +142,8 @@ def test_read_seam_get_and_search(database):
         reads.search(limit=0)
 
 
-def test_a_save_racing_a_delete_is_user_not_found_not_a_crash(database, backend):
-    if backend == "sqlite":
+def test_a_save_racing_a_delete_is_user_not_found_not_a_crash(database, legacy_backend):
+    if legacy_backend == "sqlite":
         pytest.skip("SQLite writers take the database lock before the load, so the race cannot happen")
     victim = UserService(database).create(email="racer@example.org", full_name="Racer")
     other = UserService(database)
@@ -155,3 +157,47 @@ def test_a_save_racing_a_delete_is_user_not_found_not_a_crash(database, backend)
         racing.change_name(victim.id, "Too Late")
     with database.read_session() as session:
         assert session.get(User, victim.id) is None
+
+
+@pytest.mark.mysql
+def test_a_save_that_a_trigger_install_makes_a_deadlock_victim_runs_again(mysql_databases):
+    """MariaDB: a load-then-save holds the table's shared metadata lock and upgrades it at the save; a CREATE
+    TRIGGER queued in between makes the save a metadata-lock deadlock's victim (1213). The service runs the unit
+    of work again: the write lands once, the trigger is in place, nothing surfaces as an error."""
+    url = mysql_databases.new()
+    db = Database.connect(url)
+    try:
+        victim = UserService(db).create(email="mdl@example.org", full_name="Before")
+        ddl_done = threading.Event()
+        errors: list[BaseException] = []
+
+        def create_trigger() -> None:
+            try:
+                with db.engine.connect() as conn:
+                    conn.exec_driver_sql("CREATE OR REPLACE TRIGGER t_mdl AFTER UPDATE ON users FOR EACH ROW "
+                                         "SET @x = 1")
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+            finally:
+                ddl_done.set()
+
+        calls = []
+
+        def clock() -> datetime:  # runs between the load and the save: the DDL queues for the table then
+            calls.append(1)
+            if len(calls) == 1:
+                threading.Thread(target=create_trigger).start()
+                time.sleep(0.5)
+            return datetime.now(timezone.utc)
+
+        renamed = UserService(db, clock=clock).change_name(victim.id, "After")
+        assert ddl_done.wait(30) and not errors, errors
+        assert renamed.full_name == "After" and len(calls) == 2  # the first attempt was the victim, then again
+        with db.read_session() as session:
+            assert session.get(User, victim.id).full_name == "After"
+        with db.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = "
+                                        "DATABASE() AND TRIGGER_NAME = 't_mdl'").scalar() == 1
+    finally:
+        db.dispose()
+        mysql_databases.drop(url)

@@ -51,13 +51,13 @@ def _view(engine, sid: str):
         return conn.execute(text("SELECT name, email, deleted FROM users_view WHERE id = :i"), {"i": sid}).first()
 
 
-def test_repair_plans_then_applies_the_events_that_make_verify_clean_and_a_second_run_adds_nothing(db):
-    url, engine = db
+def test_repair_plans_then_applies_the_events_that_make_verify_clean_and_a_second_run_adds_nothing(pair):
+    engine, es = pair.legacy, pair.es
     users = USERS.bind(engine)
     insert_users(engine, keys(8))
-    store = EventStore(engine)
+    store = EventStore(es)
     Relay(users, engine, store).drain()
-    container = build(Settings(es_database_url=url, legacy_database_url=url, broker_url=""))
+    container = build(Settings(es_database_url=pair.es_url, legacy_database_url=pair.legacy_url, broker_url=""))
     run_projections(container)
 
     _behind_the_relays_back(engine, "UPDATE users SET full_name = ' Changed ', email = 'NEW3@x.org' WHERE id = 3")
@@ -65,9 +65,9 @@ def test_repair_plans_then_applies_the_events_that_make_verify_clean_and_a_secon
     _behind_the_relays_back(engine, "DELETE FROM users WHERE id = 5")
     _behind_the_relays_back(engine, "INSERT INTO users (id, email, full_name, is_active, created_at, updated_at) "
                                     "VALUES (9, 'nine@x.org', 'Nine', true, '2020-01-01', '2020-01-01')")
-    with engine.begin() as conn:  # a projection bug: the read model alone is wrong
+    with es.begin() as conn:  # a projection bug: the read model alone is wrong
         conn.execute(text("UPDATE users_view SET name = 'Wrong' WHERE id = 'user-4'"))
-    doc = _stored(engine, [
+    doc = _stored(es, [
         _mismatch("users", 3, "user-3", "field_differs"),
         _mismatch("users", 6, "user-6", "field_differs"),
         _mismatch("users", 5, "user-5", "missing_in_legacy"),
@@ -79,12 +79,12 @@ def test_repair_plans_then_applies_the_events_that_make_verify_clean_and_a_secon
     ])
     run_id = doc["id"]
     _behind_the_relays_back(engine, "UPDATE users SET full_name = 'Changed Again' WHERE id = 3")  # after the run
-    read_model = users_read_model(engine)
+    read_model = users_read_model(es)
     assert set(compare(engine, store, users, read_model=read_model).keys) == {3, 4, 5, 6, 9}
     head = store.head_position()
 
     plan = repair(doc, engine, store, [users])
-    assert store.head_position() == head and _view(engine, "user-4").name == "Wrong"  # a dry run writes nothing
+    assert store.head_position() == head and _view(es, "user-4").name == "Wrong"  # a dry run writes nothing
     by_key = {(a.key, a.action): a for a in plan.actions}
     assert [(a.key, a.action) for a in plan.actions] == [
         (3, "correct"), (6, "import"), (5, "delete"), (9, "import"), (4, "rebuild"), (1, "skip"), (2, "none"),
@@ -101,7 +101,7 @@ def test_repair_plans_then_applies_the_events_that_make_verify_clean_and_a_secon
     assert applied.events == 2 + 1 + 1 + 1 and applied.raced == 0
     run_projections(container)
     assert compare(engine, store, users, read_model=read_model).ok
-    assert _view(engine, "user-4").name == "User 4"
+    assert _view(es, "user-4").name == "User 4"
 
     three = store.read_stream("user-3")
     corrections = [e for e in three if e.type == "UserCorrected"]
@@ -113,7 +113,7 @@ def test_repair_plans_then_applies_the_events_that_make_verify_clean_and_a_secon
     assert [e.type for e in store.read_stream("user-6")][-1] == "UserImported"
     assert store.read_stream("user-5")[-1].type == "UserDeleted"
     assert store.read_stream("user-9")[-1].metadata["source"] == "repair"
-    claims = _claims(engine)
+    claims = _claims(es)
     assert claims["new3@x.org"] == "user-3" and "user3@example.org" not in claims
     assert claims["nine@x.org"] == "user-9" and "user5@example.org" not in claims
 
@@ -123,16 +123,16 @@ def test_repair_plans_then_applies_the_events_that_make_verify_clean_and_a_secon
     assert store.head_position() == head
 
 
-def test_a_table_without_correction_event_is_corrected_with_its_column_event(db):
-    _, engine = db
+def test_a_table_without_correction_event_is_corrected_with_its_column_event(pair):
+    engine, es = pair.legacy, pair.es
     create_accounts(engine)
     capture.install(engine, [ACCOUNTS])
     insert_accounts(engine, ["acc-a", "acc-b"])
     accounts = ACCOUNTS.bind(engine)
-    store = EventStore(engine)
+    store = EventStore(es)
     Relay(accounts, engine, store).drain()
     _behind_the_relays_back(engine, "UPDATE accounts SET owner = 'Zed', note = 'later' WHERE code = 'acc-b'")
-    doc = _stored(engine, [_mismatch("accounts", "acc-b", "account-acc-b", "field_differs"),
+    doc = _stored(es, [_mismatch("accounts", "acc-b", "account-acc-b", "field_differs"),
                            _mismatch("accounts", "acc-a", "account-acc-a", "replay_differs")])
     result = repair(doc, engine, store, [accounts], apply=True)
     assert [(a.key, a.action) for a in result.actions] == [("acc-b", "correct"), ("acc-a", "skip")]
@@ -165,20 +165,20 @@ def test_refold_rebuilds_only_rows_that_differ_from_their_stream(db):
     assert compare(engine, store, users, read_model=users_read_model(engine)).ok
 
 
-def test_a_read_model_row_with_neither_stream_nor_legacy_row_is_removed_by_its_rebuild(db):
-    url, engine = db
+def test_a_read_model_row_with_neither_stream_nor_legacy_row_is_removed_by_its_rebuild(pair):
+    engine, es = pair.legacy, pair.es
     users = USERS.bind(engine)
     insert_users(engine, keys(2))
-    store = EventStore(engine)
+    store = EventStore(es)
     Relay(users, engine, store).drain()
-    run_projections(build(Settings(es_database_url=url, legacy_database_url=url, broker_url="")))
-    with engine.begin() as conn:
+    run_projections(build(Settings(es_database_url=pair.es_url, legacy_database_url=pair.legacy_url, broker_url="")))
+    with es.begin() as conn:
         conn.execute(text("INSERT INTO users_view (id, name, email, active, deleted, version, position) "
                           "VALUES ('user-50', 'Ghost', 'g@x.org', true, false, 1, 1)"))
-    read_model = users_read_model(engine)
+    read_model = users_read_model(es)
     assert compare(engine, store, users, read_model=read_model).keys == ["50"]
-    doc = _stored(engine, [_mismatch("users", 50, "user-50", "missing_in_legacy")])
+    doc = _stored(es, [_mismatch("users", 50, "user-50", "missing_in_legacy")])
     result = repair(doc, engine, store, [users], apply=True)
     assert [(a.key, a.action, a.done) for a in result.actions] == [(50, "rebuild", True)] and result.events == 0
-    assert _view(engine, "user-50") is None and compare(engine, store, users, read_model=read_model).ok
+    assert _view(es, "user-50") is None and compare(engine, store, users, read_model=read_model).ok
     assert [a.action for a in repair(doc, engine, store, [users], apply=True).actions] == ["none"]

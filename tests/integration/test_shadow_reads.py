@@ -1,4 +1,5 @@
-"""Shadow reads and the read switchover on both backends, through the legacy app with live routes: the mode
+"""Shadow reads and the read switchover on every legacy backend (MySQL: a MariaDB legacy database beside an SQLite
+event store), through the legacy app with live routes: the mode
 picked up by a running app, legacy responses byte-for-byte unchanged under concurrent load, a slowed-down
 candidate counted as timeouts, mismatches recorded with both values and lag told apart, `new` mode with a
 percent rollout by key hash and read-your-writes, and the A/A run."""
@@ -22,6 +23,7 @@ from es_app.store import NewEvent
 from legacy_app.db import Database
 from legacy_app.reads import LegacyTableReads
 from legacy_app.service import UserService
+from migrator.capture import changelog as capture
 from migrator.cli import main
 from migrator.mapping import USERS
 from migrator.phases import load, stream_id
@@ -36,17 +38,28 @@ USERS_N = 24
 DEADLINE_S = 60.0  # how long a test waits for something to happen: a bound on hanging, not a speed assertion
 
 
-def catch_up(url: str) -> None:
+class Urls(str):
+    """The legacy database's URL; its event store's is `.es` (the same database on SQLite and PostgreSQL)."""
+
+    es: str
+
+    def __new__(cls, legacy: str, es: str) -> Urls:
+        made = super().__new__(cls, legacy)
+        made.es = es
+        return made
+
+
+def catch_up(url: Urls) -> None:
     engine = engine_for(url)
-    es = build(Settings(es_database_url=url))
+    es = build(Settings(es_database_url=url.es))
     for relay in relays_for([USERS], engine, es.store):
         relay.drain()
     run_projections(es)
 
 
 @pytest.fixture
-def url(new_database_url) -> Iterator[str]:
-    url = new_database_url("shadow")  # the legacy tables and the event store in one database
+def url(new_legacy_and_es_urls) -> Iterator[Urls]:
+    url = Urls(*new_legacy_and_es_urls("shadow"))  # SQLite, PostgreSQL: the legacy tables and the store in one
     assert main(["capture", "install", "--legacy-url", url]) == 0
     database = Database.connect(url)
     users = UserService(database)
@@ -54,22 +67,23 @@ def url(new_database_url) -> Iterator[str]:
         users.create(email=f"user{i}@example.org", full_name=f"User {i}", is_active=i % 3 != 0,
                      phone=None if i % 4 == 0 else f"+1 555 {i:04d}")
     database.dispose()
-    assert main(["backfill", "--es-url", url, "--legacy-url", url]) == 0
+    assert main(["backfill", "--es-url", url.es, "--legacy-url", url]) == 0
     catch_up(url)
     assert main(["advance", "--to", "backfilled", "--force", "--reason", "test", "--actor", "t",
-                 "--es-url", url, "--legacy-url", url]) == 0
+                 "--es-url", url.es, "--legacy-url", url]) == 0
     yield url
     engine_for(url).dispose()
+    engine_for(url.es).dispose()
 
 
-def settings(url: str, **extra) -> Settings:
-    base = {"es_database_url": url, "legacy_database_url": url, "routes_poll_s": 0.05, "shadow_flush_s": 0.2,
+def settings(url: Urls, **extra) -> Settings:
+    base = {"es_database_url": url.es, "legacy_database_url": url, "routes_poll_s": 0.05, "shadow_flush_s": 0.2,
             "shadow_timeout_ms": 30_000.0, "read_wait_s": 30.0}
     return Settings(**{**base, **extra})
 
 
-def reads(url: str, *args: str) -> None:
-    assert main(["reads", *args, "--actor", "t", "--es-url", url, "--legacy-url", url]) == 0
+def reads(url: Urls, *args: str) -> None:
+    assert main(["reads", *args, "--actor", "t", "--es-url", url.es, "--legacy-url", url]) == 0
 
 
 def served(client: TestClient, mode: str, source: str) -> float:
@@ -94,7 +108,7 @@ REQUESTS = [f"/users/{i}" for i in range(1, USERS_N + 2)] + [
     "/users", "/users?limit=5&offset=3", "/users?search=user%201", "/users?search=EXAMPLE&limit=7"]
 
 
-def legacy_bytes(url: str) -> dict[str, tuple[int, bytes]]:
+def legacy_bytes(url: Urls) -> dict[str, tuple[int, bytes]]:
     with TestClient(create_switchable_app(url, settings(url))) as client:
         return {r: (resp.status_code, resp.content) for r in REQUESTS if (resp := client.get(r)) is not None}
 
@@ -122,10 +136,10 @@ def test_shadow_responses_are_byte_for_byte_legacy_under_concurrent_load(url):
         with ThreadPoolExecutor(max_workers=8) as pool:
             got = list(pool.map(lambda r: (r, client.get(r)), load_))
     assert all((resp.status_code, resp.content) == expected[r] for r, resp in got)
-    state = load(build(Settings(es_database_url=url)).store)
+    state = load(build(Settings(es_database_url=url.es)).store)
     assert state.shadow_recorded and state.shadow_compared > 0
     assert state.shadow_mismatched == 0 and state.shadow_errors == 0
-    assert not recent(engine_for(url), "users", kind=MISMATCH)
+    assert not recent(engine_for(url.es), "users", kind=MISMATCH)
 
 
 class SlowCandidate:
@@ -162,7 +176,7 @@ def test_a_slow_candidate_never_changes_the_response_and_counts_as_timeouts(url)
 
 
 def test_a_mismatch_is_recorded_with_both_values_and_lag_is_told_apart(url):
-    with engine_for(url).begin() as conn:  # the read model disagrees with legacy for user 3
+    with engine_for(url.es).begin() as conn:  # the read model disagrees with legacy for user 3
         conn.execute(text("UPDATE users_view SET name = 'Someone Else' WHERE id = 'user-3'"))
     reads(url, "--mode", "shadow")
     with TestClient(create_switchable_app(url, settings(url))) as client:
@@ -170,20 +184,21 @@ def test_a_mismatch_is_recorded_with_both_values_and_lag_is_told_apart(url):
         assert client.get("/users/3").json()["full_name"] == "User 3"
         assert client.put("/users/4", json={"full_name": "Renamed Four"}).status_code == 200  # not relayed
         assert client.get("/users/4").json()["full_name"] == "Renamed Four"
-    found = {m.key: m for m in recent(engine_for(url), "users")}
+    found = {m.key: m for m in recent(engine_for(url.es), "users")}
     real, lag = found["3"], found["4"]
     assert real.kind == MISMATCH and real.fields == ("name",)
     assert real.legacy["full_name"] == "User 3" and real.candidate["full_name"] == "Someone Else"
     assert real.read_model_position is not None and real.changelog_id is not None
     assert lag.kind == LAG and lag.fields == ("name",)
     assert lag.legacy["full_name"] == "Renamed Four" and lag.candidate["full_name"] == "User 4"
+    capture.number_committed(engine_for(url))  # MySQL: the change gets its id (as the mismatch's recorder did)
     with engine_for(url).connect() as conn:
         newest = conn.execute(text("SELECT max(id) FROM migrator_changelog WHERE pk = '4'")).scalar()
     assert lag.changelog_id == newest
-    state = load(build(Settings(es_database_url=url)).store)
+    state = load(build(Settings(es_database_url=url.es)).store)
     assert state.shadow_mismatched >= 1 and state.shadow_lagged >= 1  # the guard reads mismatched only
 
-    assert main(["shadow", "mismatches", "--json", "--es-url", url, "--legacy-url", url]) == 0
+    assert main(["shadow", "mismatches", "--json", "--es-url", url.es, "--legacy-url", url]) == 0
 
 
 def test_new_mode_serves_the_read_model_byte_for_byte_with_a_percent_rollout(url, capsys):
@@ -193,7 +208,7 @@ def test_new_mode_serves_the_read_model_byte_for_byte_with_a_percent_rollout(url
         wait_for_mode(client, "new", "read_model")
         got = {r: client.get(r) for r in REQUESTS}
         assert all((resp.status_code, resp.content) == expected[r] for r, resp in got.items())
-        with engine_for(url).begin() as conn:  # tell the read model's answers apart from legacy's
+        with engine_for(url.es).begin() as conn:  # tell the read model's answers apart from legacy's
             conn.execute(text("UPDATE users_view SET name = name || ' (rm)'"))
         reads(url, "--mode", "new", "--percent", "50")
         outside = next(i for i in range(1, USERS_N + 1) if not sampled(i, 50.0))
@@ -242,7 +257,7 @@ def test_new_mode_falls_back_to_legacy_while_the_relay_is_stopped(url):
 
 
 def test_writes_switched_without_event_sourced_writes_are_refused_reads_still_work(url):
-    es = build(Settings(es_database_url=url))
+    es = build(Settings(es_database_url=url.es))
     es.store.append(stream_id("users"), [NewEvent("WritesModeChanged", {"mode": "new", "previous": "legacy"},
                                                   {"actor": "t"})])
     with TestClient(create_switchable_app(url, settings(url), writes_factory=None)) as client:
@@ -251,7 +266,7 @@ def test_writes_switched_without_event_sourced_writes_are_refused_reads_still_wo
         assert client.get("/users/2").status_code == 200
 
 
-def test_the_a_a_run_measures_the_noise_floor(url, capsys):
+def test_the_a_a_run_measures_the_noise_floor(url, capsys, monkeypatch):
     database = Database.connect(url)
     result = run_aa(database, USERS.bind(database.engine), reads=200, threads=4, timeout_s=30.0, seed=1)
     database.dispose()
@@ -259,15 +274,22 @@ def test_the_a_a_run_measures_the_noise_floor(url, capsys):
     assert c["compared"] + c["skipped"] == 200 and c["compared"] > 0
     assert c["mismatched"] == 0 and c["errors"] == 0 and result.mismatch_rate == 0.0
     capsys.readouterr()
-    assert main(["shadow", "aa", "--reads", "40", "--json", "--legacy-url", url]) == 0
+    from es_app.settings import get_settings
+
+    monkeypatch.setenv("SHADOW_TIMEOUT_MS", "30000")  # as above: no read times out on a loaded machine
+    get_settings.cache_clear()
+    try:
+        assert main(["shadow", "aa", "--reads", "40", "--json", "--legacy-url", url]) == 0
+    finally:
+        get_settings.cache_clear()
     doc = json.loads(capsys.readouterr().out)
     assert doc["reads"] == 40 and doc["mismatched"] == 0 and doc["compared"] + doc["skipped"] == 40
 
 
-def test_the_reads_command(url, new_database_url, capsys):
-    def run(*argv: str, at: str = url) -> tuple[int, list[str]]:
+def test_the_reads_command(url, new_legacy_and_es_urls, capsys):
+    def run(*argv: str, at: Urls = url) -> tuple[int, list[str]]:
         capsys.readouterr()
-        code = main(["reads", *argv, "--es-url", at, "--legacy-url", at])
+        code = main(["reads", *argv, "--es-url", at.es, "--legacy-url", at])
         out, err = capsys.readouterr()
         assert "Traceback" not in out + err
         return code, [line for line in (err or out).splitlines() if line.strip()]
@@ -279,11 +301,11 @@ def test_the_reads_command(url, new_database_url, capsys):
         assert code == 2 and len(err) == 1 and err[0].startswith("error: "), (bad, err)
     code, _ = run("--mode", "shadow", "--percent", "12.5")
     assert code == 0
-    state = load(build(Settings(es_database_url=url)).store)
+    state = load(build(Settings(es_database_url=url.es)).store)
     assert (state.reads, state.reads_percent) == ("shadow", 12.5)
     assert state.history[-1].type == "ReadsModeChanged" and state.history[-1].actor != "unknown"
 
-    fresh = new_database_url("fresh")  # the legacy phase: only `legacy` is allowed
+    fresh = Urls(*new_legacy_and_es_urls("fresh"))  # the legacy phase: only `legacy` is allowed
     code, err = run("--mode", "new", at=fresh)
     assert code == 1 and err == ["error: reads cannot be new before the backfilled phase: the migration users is "
                                  "legacy (see `migrator plan`)"]

@@ -21,8 +21,9 @@ AFTER = 6  # writes per thread once it is done
 
 
 @pytest.fixture
-def world(new_database_url):
-    w = make_world(new_database_url)
+def world(new_legacy_and_es_urls):
+    """On every legacy backend (MySQL: a MariaDB legacy database beside an SQLite event store)."""
+    w = make_world(lambda name: new_legacy_and_es_urls(name)[0 if name == "legacy" else 1])
     advance(w.store, load(w.store), "writes_switched", lambda phase, state: [], "test")
     yield w
     w.legacy.dispose()

@@ -10,6 +10,7 @@ from es_app.store import NewEvent
 from legacy_app.db import Database
 from legacy_app.service import EmailTaken, UserNotFound
 from legacy_app.writes import WriteRefused
+from migrator.capture import changelog as capture
 from migrator.capture.changelog import CHANGELOG
 from migrator.claims.findings import list_findings
 from migrator.switchover.reverse import NO_LEGACY_KEY, REVERSE_ORIGIN, checkpoint, waiting_keys_of
@@ -19,8 +20,9 @@ from .switchover_helpers import make_world
 
 
 @pytest.fixture
-def world(new_database_url):
-    w = make_world(new_database_url)
+def world(new_legacy_and_es_urls):
+    """On every legacy backend (MySQL: a MariaDB legacy database beside an SQLite event store)."""
+    w = make_world(lambda name: new_legacy_and_es_urls(name)[0 if name == "legacy" else 1])
     yield w
     w.legacy.dispose()
 
@@ -103,6 +105,7 @@ def test_reverse_writes_are_marked_and_never_relayed_back(world):
     w.update(record.id, {"email": "cy2@example.org"})
     w.update(1, {"is_active": False})
     w.delete(2)
+    capture.number_committed(world.legacy)  # MySQL: the committed changes get their ids (a reader does first)
     with world.legacy.connect() as conn:
         origins = conn.execute(text(f"SELECT DISTINCT origin FROM {CHANGELOG} WHERE id > 3")).scalars().all()
     assert origins == [REVERSE_ORIGIN]

@@ -20,7 +20,7 @@ from migrator.mapping import USERS, ColumnMap, strip_control
 from migrator.relay.runner import Relay
 from migrator.seed import seed_users
 from migrator.verify import KINDS, verify
-from tests.conftest import require_postgres
+from tests.conftest import require_mysql, require_postgres
 
 from .backfill_helpers import ACCOUNTS, create_accounts, insert_accounts, insert_users, keys
 from .parking_helpers import sqlite_legacy
@@ -60,7 +60,9 @@ class World:
 
 
 LAYOUTS = [("sqlite", "two databases"), pytest.param(("postgres", "two databases"), marks=pytest.mark.postgres),
-           pytest.param(("postgres", "sqlite legacy"), marks=pytest.mark.postgres)]
+           pytest.param(("postgres", "sqlite legacy"), marks=pytest.mark.postgres),
+           pytest.param(("sqlite", "mysql legacy"), marks=pytest.mark.mysql),
+           pytest.param(("postgres", "mysql legacy"), marks=[pytest.mark.postgres, pytest.mark.mysql])]
 
 
 @pytest.fixture(params=LAYOUTS, ids=lambda p: "-".join(p))
@@ -68,6 +70,8 @@ def layout(request) -> tuple[str, str]:
     """(event-store backend, where the legacy table is): on SQLite both layouts are the same one."""
     if request.param[0] == "postgres":
         require_postgres()
+    if request.param[1] == "mysql legacy":
+        require_mysql()
     return request.param
 
 
@@ -77,11 +81,14 @@ def backend(layout) -> str:
 
 
 @pytest.fixture
-def world(layout, new_database_url, tmp_path):
+def world(layout, new_database_url, tmp_path, request):
     """A legacy database with capture installed and an event store in another database."""
     es_url = new_database_url("es")
     if layout[1] == "two databases":
         legacy = make_engine(new_database_url("legacy"))
+        capture.install(legacy, [USERS])
+    elif layout[1] == "mysql legacy":
+        legacy = make_engine(request.getfixturevalue("mysql_databases").new())
         capture.install(legacy, [USERS])
     else:
         legacy = sqlite_legacy(tmp_path)

@@ -16,7 +16,8 @@ from .base import CaptureBackend
 
 __all__ = ["CaptureBackend", "UnsupportedCaptureBackend", "capture_backend_for"]
 
-_MODULES = {"sqlite": "migrator.capture.backends.sqlite", "postgresql": "migrator.capture.backends.postgres"}
+_MODULES = {"sqlite": "migrator.capture.backends.sqlite", "postgresql": "migrator.capture.backends.postgres",
+            "mysql": "migrator.capture.backends.mysql"}
 _CACHE: dict[str, CaptureBackend] = {}
 
 

@@ -2,7 +2,8 @@
 
 A backend owns the SQL of:
 - the changelog (`changelog_ddl` / `drop_changelog_ddl`) and how its ids are handed out in
-  commit order (`high_id`, `raise_id_floor`: a changelog created again starts after a floor);
+  commit order (`high_id`, `raise_id_floor`: a changelog created again starts after a floor;
+  `number_committed`: where ids are given after commit, by a sequencer, readers call it first);
 - the capture triggers of one table (`trigger_ddl` / `drop_trigger_ddl`, `triggers_installed`),
   writing one changelog row per changed row: op I/U/D (a key change: D then I), `pk` as text,
   the rows as JSON, `tx_time` and the origin;
@@ -11,8 +12,7 @@ A backend owns the SQL of:
 - what the session hook needs (`row_json_expr`, `insert_changes`): the same rows as the triggers;
 - the capture history table (`history_ddl`).
 What every backend shares (locking, write connections, `%` escaping) comes from
-`es_app.dialect`. A new backend (MySQL/MariaDB: JSON_OBJECT rows, a user variable as origin
-marker, one trigger per operation) is one more module here and one line in `_MODULES`.
+`es_app.dialect`. A new backend is one more module here and one line in `_MODULES`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 from es_app.dialect import dialect_for
 
@@ -32,6 +32,7 @@ class CaptureBackend(ABC):
     """Returns and runs change capture's SQL for one database backend; each subclass implements every method."""
 
     name: str = ""
+    ids_after_commit: bool = False  # a committed changelog row can still be without id (see `number_committed`)
 
     # -- the changelog ---------------------------------------------------------
     @abstractmethod
@@ -49,6 +50,17 @@ class CaptureBackend(ABC):
     @abstractmethod
     def raise_id_floor(self, conn: Connection, floor: int) -> None:
         """Makes the next changelog id at least `floor` + 1 (never lowers it)."""
+
+    @abstractmethod
+    def number_committed(self, bind: Engine | Connection) -> int:
+        """Gives ids to the committed changelog rows that have none yet, in commit order; returns how many.
+
+        Only where ids are given after commit (MySQL: a sequencer; SQLite and PostgreSQL number
+        at INSERT or COMMIT and return 0). With an Engine, in a transaction of its own, committed
+        before it returns: call it before the read transaction that should see the ids begins.
+        With a Connection, in the caller's transaction, which must commit: a snapshot reader
+        then gets a highest id covering every change its snapshot holds.
+        """
 
     # -- the triggers of one table ---------------------------------------------
     @abstractmethod

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
 from ..sql import CHANGELOG, HISTORY, HISTORY_ACTIONS, LEGACY_ORIGIN, NOTIFY_CHANNEL, NUMBERING_LOCK_KEY, literal, quote
 from .base import CaptureBackend, Entry
@@ -126,6 +126,9 @@ class PostgresCapture(CaptureBackend):
     def raise_id_floor(self, conn: Connection, floor: int) -> None:
         self.run(conn, [f"SELECT setval('{CHANGELOG}_id_seq', {int(floor)}) WHERE {int(floor)} > 0 AND "
                         f"({HIGH_ID}) < {int(floor)}"])
+
+    def number_committed(self, bind: Engine | Connection) -> int:
+        return 0  # ids are given at COMMIT, by the changelog's numbering trigger
 
     def trigger_ddl(self, conn: Connection, table: str, key: str, columns: Sequence[str]) -> list[str]:
         t = quote(table)  # to_jsonb(OLD/NEW) takes every column: `columns` is not needed

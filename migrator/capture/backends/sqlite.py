@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Connection, inspect, text
+from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy import types as sqltypes
 
 from ..errors import CaptureNotInstalled
@@ -92,6 +92,9 @@ class SQLiteCapture(CaptureBackend):
             f"DELETE FROM sqlite_sequence WHERE name = '{CHANGELOG}' AND seq < {int(floor)}",
             f"INSERT INTO sqlite_sequence (name, seq) SELECT '{CHANGELOG}', {int(floor)} "
             f"WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = '{CHANGELOG}')"])
+
+    def number_committed(self, bind: Engine | Connection) -> int:
+        return 0  # ids are given at INSERT, by one writer at a time
 
     def trigger_ddl(self, conn: Connection, table: str, key: str, columns: Sequence[str]) -> list[str]:
         t, k = quote(table), quote(key)
