@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import typer
+from sqlalchemy.exc import OperationalError
 
 from es_app.bootstrap import engine_for
 from migrator import schema
 
-from .common import EsUrl, LegacyUrl, check_database_url, console, settings_for, styled
+from .common import CliError, EsUrl, LegacyUrl, check_database_url, console, settings_for, styled
 
 
 def init(ctx: typer.Context, es_url: EsUrl = None, legacy_url: LegacyUrl = None) -> None:
@@ -16,6 +17,17 @@ def init(ctx: typer.Context, es_url: EsUrl = None, legacy_url: LegacyUrl = None)
     urls = {"es": check_database_url(settings.es_database_url, "es", create=True),
             "legacy": check_database_url(settings.legacy_database_url, "legacy", create=True)}
     engines = {name: engine_for(url) for name, url in urls.items()}
+    for name, engine in engines.items():  # every server reachable before anything is created
+        if engine.url.get_backend_name() == "sqlite":
+            continue  # connecting creates the file: check_database_url made sure it can be
+        try:
+            with engine.connect():
+                pass
+        except OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+            raise CliError(f"cannot open the {name} database {engine.url.render_as_string(hide_password=True)}: "
+                           f"{reason} (server databases are created by their administrator; "
+                           "`migrator init` creates the tables)") from None
     for tree in schema.TREES:
         engine = engines[tree.database]
         schema.upgrade(tree, engine)

@@ -69,3 +69,13 @@ def test_mariadb_errors_are_one_line(empty, capsys):
     assert main(["init", "--es-url", empty, "--legacy-url", empty]) == 2  # MySQL is a legacy database only
     line = _one_error_line(capsys)
     assert "is not supported for the es database" in line
+
+
+def test_init_on_a_missing_mariadb_database_creates_nothing(tmp_path, capsys, monkeypatch, mysql_databases):
+    monkeypatch.chdir(tmp_path)
+    base = MYSQL_URL.rpartition("/")[0]
+    es = tmp_path / "var" / "es.db"
+    assert main(["init", "--legacy-url", f"{base}/no_such_db_for_init", "--es-url", f"sqlite:///{es}"]) == 1
+    line = _one_error_line(capsys)
+    assert "cannot open the legacy database" in line and "Unknown database" in line
+    assert not es.exists() and not es.parent.exists()  # nothing half-made
