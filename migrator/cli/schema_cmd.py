@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import typer
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from es_app.bootstrap import engine_for
+from es_app.store.engine import normalize_url
 from migrator import schema
 
 from .common import CliError, EsUrl, LegacyUrl, check_database_url, console, settings_for, styled
@@ -16,10 +18,9 @@ def init(ctx: typer.Context, es_url: EsUrl = None, legacy_url: LegacyUrl = None)
     settings = settings_for(ctx, es_url, legacy_url)
     urls = {"es": check_database_url(settings.es_database_url, "es", create=True),
             "legacy": check_database_url(settings.legacy_database_url, "legacy", create=True)}
-    engines = {name: engine_for(url) for name, url in urls.items()}
-    for name, engine in engines.items():  # every server reachable before anything is created
-        if engine.url.get_backend_name() == "sqlite":
-            continue  # connecting creates the file: check_database_url made sure it can be
+    servers = {name: url for name, url in urls.items() if make_url(normalize_url(url)).get_backend_name() != "sqlite"}
+    for name, url in servers.items():  # every server database reachable before anything is created
+        engine = engine_for(url)
         try:
             with engine.connect():
                 pass
@@ -28,6 +29,7 @@ def init(ctx: typer.Context, es_url: EsUrl = None, legacy_url: LegacyUrl = None)
             raise CliError(f"cannot open the {name} database {engine.url.render_as_string(hide_password=True)}: "
                            f"{reason} (server databases are created by their administrator; "
                            "`migrator init` creates the tables)") from None
+    engines = {name: engine_for(url) for name, url in urls.items()}
     for tree in schema.TREES:
         engine = engines[tree.database]
         schema.upgrade(tree, engine)
