@@ -16,6 +16,9 @@ Beside each register phase, in the same run and at the same number of clients, t
 app's write: N POST /users on `legacy_app.api` (uvicorn, one process, its own database of the
 same backend, no capture installed: the legacy write before any migration), the reference of
 issue 16's goal (the ES command's p50 and p99 at most 1.2x the legacy write's).
+"server CPU ms/req" is the CPU time the serving process used per request during the phase (every
+thread, so in embedded mode the projections' work too; not the database server's), read from /proc:
+on a shared machine it moves much less with other work than latency does.
 """
 
 from __future__ import annotations
@@ -105,9 +108,32 @@ class PositionWatcher:
             time.sleep(0.01)
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """Returns the CPU seconds (user + system, every thread) a process used so far; None where /proc is not."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def drive_measured(base: str, clients: int, bodies: list[tuple[str, str, dict]], pid: int
+                   ) -> tuple[Timing, list[tuple], float | None]:
+    """Returns what `_drive` returns and the server process's CPU ms per request (None where unknown).
+
+    CPU per request hardly moves with other work on the machine, unlike latency: it is the
+    steadier figure for comparing two versions on a shared host.
+    """
+    before = cpu_seconds(pid)
+    timing, records = asyncio.run(_drive(base, clients, bodies))
+    after = cpu_seconds(pid)
+    cpu = None if before is None or after is None else (after - before) * 1000 / max(1, len(records))
+    return timing, records, cpu
+
+
 @contextlib.contextmanager
-def legacy_api(backend: str, workdir: Path) -> Iterator[str]:
-    """Yields the base URL of `legacy_app.api:app` served by uvicorn in a process of its own, on a new
+def legacy_api(backend: str, workdir: Path) -> Iterator[tuple[str, int]]:
+    """Yields (base URL, pid) of `legacy_app.api:app` served by uvicorn in a process of its own, on a new
     database of `backend` holding the legacy schema only; stops it and drops the database after."""
     import httpx
 
@@ -143,7 +169,7 @@ def legacy_api(backend: str, workdir: Path) -> Iterator[str]:
                     if time.monotonic() > deadline:
                         raise RuntimeError("the legacy API did not answer within 60 s") from None
                     time.sleep(0.1)
-            yield base
+            yield base, process.pid
         finally:
             process.terminate()
             try:
@@ -192,9 +218,9 @@ async def _drive(base: str, clients: int, bodies: list[tuple[str, str, dict]]) -
     return Timing(seconds, len(records), len(records), [a - s for s, a, _, _ in records]), records
 
 
-def _row(backend: str, mode: str, what: str, clients: int, t: Timing) -> list[str]:
+def _row(backend: str, mode: str, what: str, clients: int, t: Timing, cpu: float | None) -> list[str]:
     return [backend, mode, what, fmt(t.ops), str(clients), fmt(t.per_second),
-            f"{t.percentile_ms(50):.1f}", f"{t.percentile_ms(99):.1f}"]
+            f"{t.percentile_ms(50):.1f}", f"{t.percentile_ms(99):.1f}", fmt(cpu, 2)]
 
 
 def _versus(backend: str, mode: str, clients: int, es: Timing, legacy: Timing) -> list[str]:
@@ -213,7 +239,7 @@ def run(backend: str, mode: str, requests: int, clients: Sequence[int]
 
     rows, lags, versus = [], [], []
     with es_database(backend, prefix="bench_http") as url, tempfile.TemporaryDirectory(prefix="bench-http-") as tmp, \
-            legacy_api(backend, Path(tmp)) as legacy_base:
+            legacy_api(backend, Path(tmp)) as (legacy_base, legacy_pid):
         prefix = f"bench-{uuid.uuid4().hex}:"
         broker = REDIS_URL if mode == "servers" else ""
         env = local_env(url, url, broker, broker_key_prefix=prefix, catch_up_interval_s=5)
@@ -222,27 +248,28 @@ def run(backend: str, mode: str, requests: int, clients: Sequence[int]
         try:
             topology.start(names)
             base = topology.url("es-api")
+            es_pid = topology.procs["es-api"].pid
             for c in clients:
                 run_id = uuid.uuid4().hex[:6]
                 registers = [("POST", "/users", {"name": f"User {i}", "email": f"b{run_id}-{i}@example.org"})
                              for i in range(requests)]
-                t_reg, records = asyncio.run(_drive(base, c, registers))
+                t_reg, records, cpu_reg = drive_measured(base, c, registers, es_pid)
                 posts = [("POST", "/users", {"full_name": f"User {i}", "email": f"l{run_id}-{i}@example.org"})
                          for i in range(requests)]
-                t_legacy, _ = asyncio.run(_drive(legacy_base, c, posts))
+                t_legacy, _, cpu_legacy = drive_measured(legacy_base, c, posts, legacy_pid)
                 ids = [body["id"] for *_, body in records]
                 renames = [("PATCH", f"/users/{uid}", {"name": f"Renamed {i}"}) for i, uid in enumerate(ids)]
                 with PositionWatcher(url) as watcher:
-                    t_ren, records = asyncio.run(_drive(base, c, renames))
+                    t_ren, records, cpu_ren = drive_measured(base, c, renames, es_pid)
                     watcher.wait_for(max(body["position"] for *_, body in records))
                     lag = []
                     for sent, _answered, _, body in records:
                         seen = watcher.visible_at(body["position"])
                         if seen is not None:
                             lag.append(max(0.0, seen - sent))
-                rows += [_row(backend, mode, "POST /users (register)", c, t_reg),
-                         _row(backend, mode, "PATCH /users/{id} (rename)", c, t_ren),
-                         _row(backend, mode, "legacy_app POST /users", c, t_legacy)]
+                rows += [_row(backend, mode, "POST /users (register)", c, t_reg, cpu_reg),
+                         _row(backend, mode, "PATCH /users/{id} (rename)", c, t_ren, cpu_ren),
+                         _row(backend, mode, "legacy_app POST /users", c, t_legacy, cpu_legacy)]
                 lags.append([backend, mode, fmt(len(lag)), f"{percentile(lag, 50) * 1000:.1f}",
                              f"{percentile(lag, 99) * 1000:.1f}", f"{max(lag, default=0) * 1000:.1f}", str(c)])
                 versus.append(_versus(backend, mode, c, t_reg, t_legacy))
@@ -278,7 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             versus += vs
     shown = " and ".join(str(c) for c in clients)
     print_table(f"HTTP commands over loopback ({shown} concurrent clients, uvicorn, one API process)",
-                ["backend", "mode", "command", "requests", "clients", "req/s", "p50 ms", "p99 ms"], rows,
+                ["backend", "mode", "command", "requests", "clients", "req/s", "p50 ms", "p99 ms",
+                 "server CPU ms/req"], rows,
                 markdown=args.markdown, caption=machine_line())
     print_table("End-to-end lag under that load: rename sent -> read model position covers it",
                 ["backend", "mode", "renames", "p50 ms", "p99 ms", "max ms", "clients"], lags,
