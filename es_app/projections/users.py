@@ -73,7 +73,7 @@ def imported_state(event: RecordedEvent) -> UserState | None:
 
     The same fold as `User._apply`; tests/unit/test_imported_state.py holds the two equal."""
     data = event.data
-    if not _IMPORT_REQUIRED <= data.keys():
+    if not data.keys() >= _IMPORT_REQUIRED:
         return None
     return UserState(id=event.stream_id, name=data["name"], email=data["email"], phone=data["phone"],
                      active=data["active"], deleted=False, version=event.version,
