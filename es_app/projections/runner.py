@@ -257,14 +257,6 @@ def _forget_layout(engine: Engine, projection: str) -> None:
             known.difference_update({k for k in known if k[0] == projection})
 
 
-def forget_layouts() -> None:
-    """Makes every projection of this process check its checkpoint layout again on its next run
-    (tests that recreate the schema under a live engine)."""
-    with _LAYOUTS_LOCK:
-        _LAYOUTS.clear()
-        _POSITIONS.clear()
-
-
 def _read_ahead_pool() -> ThreadPoolExecutor:
     """Returns the process's read-ahead pool: one, long-lived, its threads started as pages are read."""
     with _LAYOUTS_LOCK:
