@@ -1,7 +1,7 @@
-"""HTTP API: command throughput and p50/p99 latency with 32 concurrent clients, and end-to-end lag.
+"""HTTP API: command throughput and p50/p99 latency at 1 and 32 clients beside the legacy write, and end-to-end lag.
 
     python -m bench.http [--quick] [--backend sqlite|postgres] [--mode embedded|servers] [--requests N]
-                         [--clients C] [--markdown]
+                         [--clients C ...] [--markdown]
 
 The API runs as `migrator serve es` (uvicorn, one process) on loopback, started from
 docker-compose.yml by `migrator.topology`; in servers mode with the compose projections
@@ -11,23 +11,44 @@ previous one answered; every command carries an Idempotency-Key, as a client tha
 after a network error must (so the figures include the key's lookup and stored response). Phases: register N users, then rename them (PATCH). The lag of a
 rename is the time from sending it until the read model's position covers it (polled
 from the database every 2 ms by a thread of this process).
+
+Beside each register phase, in the same run and at the same number of clients, the legacy
+app's write: N POST /users on `legacy_app.api` (uvicorn, one process, its own database of the
+same backend, no capture installed: the legacy write before any migration), the reference of
+issue 16's goal (the ES command's p50 and p99 at most 1.2x the legacy write's).
+"server CPU ms/req" is the CPU time the serving process used per request during the phase (every
+thread, so in embedded mode the projections' work too; not the database server's), read from /proc:
+on a shared machine it moves much less with other work than latency does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 from urllib.parse import urlparse
 
-from bench.common import Timing, es_database, fmt, machine_line, parse, parser, percentile, print_table
+from bench.common import (
+    Timing,
+    empty_database,
+    es_database,
+    fmt,
+    machine_line,
+    parse,
+    parser,
+    percentile,
+    print_table,
+    ratio,
+)
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 COMPOSE = Path(__file__).resolve().parents[1] / "docker-compose.yml"
@@ -87,6 +108,77 @@ class PositionWatcher:
             time.sleep(0.01)
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """Returns the CPU seconds (user + system, every thread) a process used so far; None where /proc is not."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def drive_measured(base: str, clients: int, bodies: list[tuple[str, str, dict]], pid: int
+                   ) -> tuple[Timing, list[tuple], float | None]:
+    """Returns what `_drive` returns and the server process's CPU ms per request (None where unknown).
+
+    CPU per request hardly moves with other work on the machine, unlike latency: it is the
+    steadier figure for comparing two versions on a shared host.
+    """
+    before = cpu_seconds(pid)
+    timing, records = asyncio.run(_drive(base, clients, bodies))
+    after = cpu_seconds(pid)
+    cpu = None if before is None or after is None else (after - before) * 1000 / max(1, len(records))
+    return timing, records, cpu
+
+
+@contextlib.contextmanager
+def legacy_api(backend: str, workdir: Path) -> Iterator[tuple[str, int]]:
+    """Yields (base URL, pid) of `legacy_app.api:app` served by uvicorn in a process of its own, on a new
+    database of `backend` holding the legacy schema only; stops it and drops the database after."""
+    import httpx
+
+    from es_app.store import make_engine
+    from migrator.schema import TREES, upgrade
+
+    with empty_database(backend, prefix="bench_http_legacy") as url:
+        engine = make_engine(url)
+        try:
+            upgrade(next(t for t in TREES if t.name == "legacy"), engine)
+        finally:
+            engine.dispose()
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        base = f"http://127.0.0.1:{port}"
+        log = (workdir / "legacy-api.log").open("w")
+        process = subprocess.Popen(  # the log level `migrator serve` runs with: info, access log on
+            [sys.executable, "-m", "uvicorn", "legacy_app.api:app", "--host", "127.0.0.1", "--port", str(port),
+             "--log-level", "info"], env={**os.environ, "LEGACY_DATABASE_URL": url}, stdout=log,
+            stderr=subprocess.STDOUT)
+        log.close()
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(f"legacy API exited with {process.returncode}: "
+                                       f"{(workdir / 'legacy-api.log').read_text()[-800:]}")
+                try:
+                    httpx.get(f"{base}/openapi.json", timeout=1.0)
+                    break
+                except httpx.TransportError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("the legacy API did not answer within 60 s") from None
+                    time.sleep(0.1)
+            yield base, process.pid
+        finally:
+            process.terminate()
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
 async def _drive(base: str, clients: int, bodies: list[tuple[str, str, dict]]) -> tuple[Timing, list[tuple]]:
     """Returns the timing of sending every (method, path, body), `clients` at a time, and per-request records."""
     import httpx
@@ -126,15 +218,28 @@ async def _drive(base: str, clients: int, bodies: list[tuple[str, str, dict]]) -
     return Timing(seconds, len(records), len(records), [a - s for s, a, _, _ in records]), records
 
 
-def _row(backend: str, mode: str, what: str, clients: int, t: Timing) -> list[str]:
+def _row(backend: str, mode: str, what: str, clients: int, t: Timing, cpu: float | None) -> list[str]:
     return [backend, mode, what, fmt(t.ops), str(clients), fmt(t.per_second),
-            f"{t.percentile_ms(50):.1f}", f"{t.percentile_ms(99):.1f}"]
+            f"{t.percentile_ms(50):.1f}", f"{t.percentile_ms(99):.1f}", fmt(cpu, 2)]
 
 
-def run(backend: str, mode: str, requests: int, clients: int) -> tuple[list[list[str]], list[str]]:
+def _versus(backend: str, mode: str, clients: int, es: Timing, legacy: Timing) -> list[str]:
+    """Returns a row of the ES register against the legacy POST at the same load."""
+    ratios = [(es.percentile_ms(q) or 0) / (legacy.percentile_ms(q) or 1) for q in (50, 99)]
+    return [backend, mode, str(clients), f"{es.percentile_ms(50):.1f}", f"{es.percentile_ms(99):.1f}",
+            f"{legacy.percentile_ms(50):.1f}", f"{legacy.percentile_ms(99):.1f}", f"{ratios[0]:.2f}x",
+            f"{ratios[1]:.2f}x", ratio(es.per_second, legacy.per_second),
+            "met" if max(ratios) <= 1.2 else "MISSED"]
+
+
+def run(backend: str, mode: str, requests: int, clients: Sequence[int]
+        ) -> tuple[list[list[str]], list[list[str]], list[list[str]]]:
+    """Returns the rows of the three tables (commands, lag, ES vs legacy) of one backend and mode."""
     from migrator.topology import Topology, delete_broker_keys, load_compose, local_env
 
-    with es_database(backend, prefix="bench_http") as url, tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
+    rows, lags, versus = [], [], []
+    with es_database(backend, prefix="bench_http") as url, tempfile.TemporaryDirectory(prefix="bench-http-") as tmp, \
+            legacy_api(backend, Path(tmp)) as (legacy_base, legacy_pid):
         prefix = f"bench-{uuid.uuid4().hex}:"
         broker = REDIS_URL if mode == "servers" else ""
         env = local_env(url, url, broker, broker_key_prefix=prefix, catch_up_interval_s=5)
@@ -143,20 +248,31 @@ def run(backend: str, mode: str, requests: int, clients: int) -> tuple[list[list
         try:
             topology.start(names)
             base = topology.url("es-api")
-            run_id = uuid.uuid4().hex[:6]
-            registers = [("POST", "/users", {"name": f"User {i}", "email": f"b{run_id}-{i}@example.org"})
+            es_pid = topology.procs["es-api"].pid
+            for c in clients:
+                run_id = uuid.uuid4().hex[:6]
+                registers = [("POST", "/users", {"name": f"User {i}", "email": f"b{run_id}-{i}@example.org"})
+                             for i in range(requests)]
+                t_reg, records, cpu_reg = drive_measured(base, c, registers, es_pid)
+                posts = [("POST", "/users", {"full_name": f"User {i}", "email": f"l{run_id}-{i}@example.org"})
                          for i in range(requests)]
-            t_reg, records = asyncio.run(_drive(base, clients, registers))
-            ids = [body["id"] for *_, body in records]
-            renames = [("PATCH", f"/users/{uid}", {"name": f"Renamed {i}"}) for i, uid in enumerate(ids)]
-            with PositionWatcher(url) as watcher:
-                t_ren, records = asyncio.run(_drive(base, clients, renames))
-                watcher.wait_for(max(body["position"] for *_, body in records))
-                lags = []
-                for sent, _answered, _, body in records:
-                    seen = watcher.visible_at(body["position"])
-                    if seen is not None:
-                        lags.append(max(0.0, seen - sent))
+                t_legacy, _, cpu_legacy = drive_measured(legacy_base, c, posts, legacy_pid)
+                ids = [body["id"] for *_, body in records]
+                renames = [("PATCH", f"/users/{uid}", {"name": f"Renamed {i}"}) for i, uid in enumerate(ids)]
+                with PositionWatcher(url) as watcher:
+                    t_ren, records, cpu_ren = drive_measured(base, c, renames, es_pid)
+                    watcher.wait_for(max(body["position"] for *_, body in records))
+                    lag = []
+                    for sent, _answered, _, body in records:
+                        seen = watcher.visible_at(body["position"])
+                        if seen is not None:
+                            lag.append(max(0.0, seen - sent))
+                rows += [_row(backend, mode, "POST /users (register)", c, t_reg, cpu_reg),
+                         _row(backend, mode, "PATCH /users/{id} (rename)", c, t_ren, cpu_ren),
+                         _row(backend, mode, "legacy_app POST /users", c, t_legacy, cpu_legacy)]
+                lags.append([backend, mode, fmt(len(lag)), f"{percentile(lag, 50) * 1000:.1f}",
+                             f"{percentile(lag, 99) * 1000:.1f}", f"{max(lag, default=0) * 1000:.1f}", str(c)])
+                versus.append(_versus(backend, mode, c, t_reg, t_legacy))
         except Exception:
             for name in names:
                 print(f"--- {name} log (last lines) ---\n{topology.log(name)[-3000:]}", file=sys.stderr)
@@ -165,11 +281,7 @@ def run(backend: str, mode: str, requests: int, clients: int) -> tuple[list[list
             topology.stop()
             if mode == "servers":
                 delete_broker_keys(REDIS_URL, prefix)
-    rows = [_row(backend, mode, "POST /users (register)", clients, t_reg),
-            _row(backend, mode, "PATCH /users/{id} (rename)", clients, t_ren)]
-    lag = [backend, mode, fmt(len(lags)), f"{percentile(lags, 50) * 1000:.1f}", f"{percentile(lags, 99) * 1000:.1f}",
-           f"{max(lags, default=0) * 1000:.1f}"]
-    return rows, lag
+    return rows, lags, versus
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -178,21 +290,31 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="embedded (in-process projection) or servers (Celery workers on Redis); repeatable; "
                         "default: both (servers only when Redis is reachable)")
     p.add_argument("--requests", type=int, default=None, help="commands per phase (default 3,000; --quick 200)")
-    p.add_argument("--clients", type=int, default=32, help="concurrent clients (default 32)")
+    p.add_argument("--clients", type=int, action="append", default=None,
+                   help="concurrent clients; repeatable (default: 1 and 32)")
     args = parse(p, argv)
     requests = args.requests or (200 if args.quick else 3000)
+    clients = args.clients or [1, 32]
     modes = args.modes or (["embedded"] + (["servers"] if redis_reachable() else []))
-    rows, lags = [], []
+    rows, lags, versus = [], [], []
     for backend in args.backends:
         for mode in modes:
-            r, lag = run(backend, mode, requests, args.clients)
+            r, lag, vs = run(backend, mode, requests, clients)
             rows += r
-            lags.append(lag)
-    print_table(f"HTTP commands over loopback ({args.clients} concurrent clients, uvicorn, one API process)",
-                ["backend", "mode", "command", "requests", "clients", "req/s", "p50 ms", "p99 ms"], rows,
+            lags += lag
+            versus += vs
+    shown = " and ".join(str(c) for c in clients)
+    print_table(f"HTTP commands over loopback ({shown} concurrent clients, uvicorn, one API process)",
+                ["backend", "mode", "command", "requests", "clients", "req/s", "p50 ms", "p99 ms",
+                 "server CPU ms/req"], rows,
                 markdown=args.markdown, caption=machine_line())
     print_table("End-to-end lag under that load: rename sent -> read model position covers it",
-                ["backend", "mode", "renames", "p50 ms", "p99 ms", "max ms"], lags,
+                ["backend", "mode", "renames", "p50 ms", "p99 ms", "max ms", "clients"], lags,
+                markdown=args.markdown, caption=machine_line())
+    print_table("ES register vs the legacy write (POST /users on legacy_app), same backend, same run: "
+                "goal of issue 16, p50 and p99 <= 1.2x",
+                ["backend", "mode", "clients", "ES p50 ms", "ES p99 ms", "legacy p50 ms", "legacy p99 ms",
+                 "p50 ES/legacy", "p99 ES/legacy", "req/s ES/legacy", "goal"], versus,
                 markdown=args.markdown, caption=machine_line())
     return 0
 

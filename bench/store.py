@@ -1,4 +1,4 @@
-"""Event store bench: command path, batch append, global feed, stream loads, the gap-safety lock.
+"""Event store bench: create and command paths, batch append, global feed, stream loads, the gap-safety lock.
 
 Runs the same work through our store and, when it is installed, the `eventsourcing`
 library, each in a fresh database of its own, and prints the speed ratio ours/theirs
@@ -81,6 +81,12 @@ class OurSide:
         return [self.service.register(f"User {i}", f"u{i}-{uuid.uuid4().hex[:8]}@example.org").stream_id
                 for i in range(n)]
 
+    def create(self, i: int) -> None:
+        """Registers one user: a new stream, one event (and its email claim), one commit."""
+        import uuid
+
+        self.service.register(f"User {i}", f"c{i}-{uuid.uuid4().hex[:8]}@example.org", metadata={"actor": "bench"})
+
     def command(self, user_id: str, name: str) -> None:
         self.service.execute(user_id, lambda u: u.change_name(name), metadata={"actor": "bench"})
 
@@ -156,6 +162,13 @@ def sides(backend: str, compare: bool, **ours: Any) -> Iterator[tuple[OurSide, A
 
 # -- the work --------------------------------------------------------------------
 
+def create_path(side: Any, s: Sizes, threads: int) -> Timing:
+    """Returns the timing of register commands: a new stream, one event, commit each."""
+    if threads == 1:
+        return run_ops(side.create, s.commands)
+    return run_threads(lambda t, i: side.create(t * s.per_thread + i), threads, s.per_thread)
+
+
 def command_path(side: Any, s: Sizes, threads: int) -> Timing:
     """Returns the timing of load + change_name + save commands, one event each, commit each."""
     if threads == 1:
@@ -223,6 +236,8 @@ def _throughput_rows(backend: str, ours: dict[str, Timing], theirs: dict[str, Ti
 def works(s: Sizes) -> list[tuple[str, Callable[[Any], Timing]]]:
     """Returns the measured pieces of work: (label, function of a side)."""
     return [
+        ("create, sequential", lambda side: create_path(side, s, 1)),
+        (f"create, {THREADS} threads", lambda side: create_path(side, s, THREADS)),
         ("command, sequential", lambda side: command_path(side, s, 1)),
         (f"command, {THREADS} threads", lambda side: command_path(side, s, THREADS)),
         ("append 1 event, sequential", lambda side: append_path(side, s, 1)),
@@ -329,6 +344,16 @@ def goals(results: dict[str, dict[str, Any]], s: Sizes, markdown: bool) -> list[
         check(backend, f"{s.big:,}-event stream with snapshot <= 2 ms", f"{snapped:.3f} ms", snapped <= 2.0)
         check(backend, f"... and <= 1.5x the 10-event stream", f"{snapped / small:.2f}x", snapped <= 1.5 * small)
     print_table("Event store: goals of issue 2", ["backend", "goal", "figure", "verdict"], rows, markdown=markdown)
+    rows = []
+    for backend, r in results.items():
+        for work, t in r["ours"].items():
+            if work.startswith(("command", "read_all")):
+                continue  # issue 2's goals, above
+            theirs = r["theirs"].get(work)
+            check(backend, f"{work} >= 1.0x eventsourcing", ratio(t.per_second, theirs.per_second if theirs else None),
+                  None if theirs is None else t.per_second >= theirs.per_second)
+    print_table("Event store: goals of issue 16 (every write >= 1.0x eventsourcing)",
+                ["backend", "goal", "figure", "verdict"], rows, markdown=markdown)
     return missed
 
 

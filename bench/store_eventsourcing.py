@@ -114,6 +114,9 @@ class EsSide:
     def register(self, n: int) -> list[UUID]:
         return [self.app.register(f"User {i}", f"u{i}-{uuid.uuid4().hex[:8]}@example.org") for i in range(n)]
 
+    def create(self, i: int) -> None:
+        self.app.register(f"User {i}", f"c{i}-{uuid.uuid4().hex[:8]}@example.org")
+
     def command(self, user_id: UUID, name: str) -> None:
         self.app.rename(user_id, name)
 

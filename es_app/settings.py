@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     projection_max_retries: int = 3  # Celery retries of a failing handler before its event is parked
     projection_retry_backoff_s: float = 1.0  # first retry delay; doubles each time
     catch_up_interval_s: float = 10.0  # beat: how often workers catch up without a wake-up message
+    # embedded mode: wake-ups within this long of the last run's start are handled by one run (0: one run each)
+    embedded_coalesce_ms: float = Field(default=20.0, ge=0)
 
     # migrator relay (migrator.relay, migrator.tasks)
     mapping_file: str = ""  # TOML/JSON/YAML table mappings for the relay task; empty = the built-in users mapping

@@ -137,10 +137,9 @@ class CommandRunner:
     # -- the machinery -------------------------------------------------------
     def _run(self, req: CommandRequest, command: str, run: Callable[[UserService], AppendResult],
              respond: idempotency.Responder) -> Outcome:
-        if req.idempotency_key:
-            earlier = idempotency.lookup(self.es.engine, req.idempotency_key)
-            if earlier is not None:
-                return self._replay(req, earlier)
+        # A keyed retry is found by KeyedStore.append's lookup, in the write transaction, before anything
+        # is written; a retry the domain now refuses (stale, nothing to change, taken, gone) by
+        # _done_by_another. First tries, the common case, so pay no lookup of their own.
         for attempt in range(1, RACE_RETRIES + 1):
             try:
                 result = run(self._service(req, respond))

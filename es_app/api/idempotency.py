@@ -27,6 +27,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     select,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -74,14 +75,18 @@ def request_hash(actor: str, method: str, path: str, body: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+# built once: a Core statement costs more to build than to run (the compiled cache serves its SQL)
+_LOOKUP = select(idempotency_keys).where(idempotency_keys.c.key == bindparam("idem_key"))
+_INSERT = idempotency_keys.insert()
+
+
 def lookup(engine_or_conn: Engine | Connection, key: str) -> StoredResponse | None:
     """Returns the stored first response for `key`, or None."""
-    q = select(idempotency_keys).where(idempotency_keys.c.key == key)
     if isinstance(engine_or_conn, Connection):
-        row = engine_or_conn.execute(q).first()
+        row = engine_or_conn.execute(_LOOKUP, {"idem_key": key}).first()
     else:
         with engine_or_conn.connect() as conn:
-            row = conn.execute(q).first()
+            row = conn.execute(_LOOKUP, {"idem_key": key}).first()
     if row is None:
         return None
     return StoredResponse(row.status_code, dict(row.body), dict(row.headers), row.request_hash)
@@ -110,7 +115,7 @@ class KeyedStore:
             result = self._store.append_in(conn, stream_id, new_events, expected_version,
                                            claims=claims, releases=releases)
             status, body, headers = self._respond(result)
-            conn.execute(idempotency_keys.insert().values(
-                key=self._key, request_hash=self._hash, status_code=status, body=body, headers=headers,
-                stream_id=stream_id, position=result.position, created_at=datetime.now(UTC)))
+            conn.execute(_INSERT, {"key": self._key, "request_hash": self._hash, "status_code": status, "body": body,
+                                   "headers": headers, "stream_id": stream_id, "position": result.position,
+                                   "created_at": datetime.now(UTC)})
         return result

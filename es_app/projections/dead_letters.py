@@ -18,7 +18,7 @@ import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, bindparam, func, select
 
 from es_app.dialect import dialect_for
 from es_app.store import RecordedEvent
@@ -76,10 +76,12 @@ def park(conn: Connection, projection: str, event: RecordedEvent, exc: BaseExcep
         status=PARKED, parked_at=datetime.now(UTC)))
 
 
+_PARKED_STREAMS = select(dl.c.stream_id).where(dl.c.projection == bindparam("dl_projection"), dl.c.status == PARKED)
+
+
 def parked_streams(conn: Connection, projection: str) -> set[str]:
     """Returns the ids of the streams that have a parked event for this projection."""
-    return set(conn.execute(select(dl.c.stream_id).where(
-        dl.c.projection == projection, dl.c.status == PARKED)).scalars())
+    return set(conn.execute(_PARKED_STREAMS, {"dl_projection": projection}).scalars())
 
 
 def list_parked(engine: Engine, *, projection: str | None = None, stream_id: str | None = None,

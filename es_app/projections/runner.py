@@ -17,7 +17,10 @@ owns (`shard_of`), so per-stream order holds and no two shards touch the same ro
 from __future__ import annotations
 
 import dataclasses
+import os
+import threading
 import time
+import weakref
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -45,6 +48,7 @@ from .registry import select_projections
 from .tables import projection_checkpoints as cp
 
 DEFAULT_BATCH_SIZE = 2000
+READ_AHEAD_THREADS = 4  # pages read ahead at once in a process (one per projection being caught up)
 
 
 class HandlerFailed(Exception):
@@ -106,7 +110,8 @@ def run_batch(conn: Connection, store: EventStore, projection: Projection, *, sh
     started = time.perf_counter()
     name = checkpoint or checkpoint_name(projection.name, shard, shards)
     position = lock_position(conn, name)
-    if position is None:
+    if position is None:  # a first run, or another layout (shard count, rebuild) replaced this one
+        _forget_layout(conn.engine, projection.name)
         ensure_layout(conn, projection.name, shards)
         position = lock_position(conn, name) or 0
     try:
@@ -178,23 +183,29 @@ def run_projection(engine: Engine, store: EventStore, projection: Projection, *,
     total = 0
     sqlite = dialect_for(engine).single_writer
     position = None
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"read-ahead:{projection.name}") as pool, bulk_gc():
-        read_ahead = None
-        if until_head and not sqlite:
-            def read_ahead(after: int) -> Future:
-                return pool.submit(read_page, store, projection, after, batch_size)
+    read_ahead = None
+    if until_head and not sqlite:
+        def read_ahead(after: int) -> Future:
+            return _read_ahead_pool().submit(read_page, store, projection, after, batch_size)
+    name = checkpoint_name(projection.name, shard, shards)
+    with bulk_gc():
         ahead: Future | None = None
         while True:
             if sqlite:  # not on a thread: it would fight the writer for the GIL (sqlite3 takes it back per row)
-                position = _unlocked_position(engine, projection, shard, shards) if position is None else position
+                # The page is read before the write transaction, after the position this process last left
+                # the checkpoint at: if another process moved it since, run_batch reads the page again.
+                position = _last_positions(engine).get(name) if position is None else position
                 ahead = Future()
-                ahead.set_result(read_page(store, projection, position, batch_size))
+                with engine.connect() as conn:
+                    if position is None:
+                        position = get_position(conn, name) or 0
+                    ahead.set_result(read_page(store, projection, position, batch_size, conn))
             with write_transaction(engine) as conn:
                 result, ahead = run_batch(conn, store, projection, shard=shard, shards=shards,
                                           batch_size=batch_size, park_failures=park_failures, attempts=attempts,
                                           ahead=ahead, read_ahead=read_ahead)
             total += result.applied
-            position = result.position
+            position = _last_positions(engine)[name] = result.position
             if on_batch is not None:
                 on_batch(result)
             if result.failure is not None:
@@ -203,18 +214,66 @@ def run_projection(engine: Engine, store: EventStore, projection: Projection, *,
                 return total
 
 
-def _unlocked_position(engine: Engine, projection: Projection, shard: int | None, shards: int | None) -> int:
-    with engine.connect() as conn:
-        return get_position(conn, checkpoint_name(projection.name, shard, shards)) or 0
+# -- what a process keeps between runs -------------------------------------------
+#
+# The checkpoint layout each projection was found in, per engine: checked once per process
+# instead of with a SELECT on every run. It cannot go stale unnoticed: a layout is only ever
+# replaced whole (`ensure_layout`, `replace_layout` delete every row not in the new one), so a
+# run whose own checkpoint row is gone knows the layout changed, and `run_batch` then forgets
+# it and lays it out again in its transaction (as the first run of a process does).
+_LAYOUTS: weakref.WeakKeyDictionary[Engine, set[tuple[str, int | None]]] = weakref.WeakKeyDictionary()
+_LAYOUTS_LOCK = threading.Lock()
+_POOL: list[ThreadPoolExecutor] = []  # the process's read-ahead pool, started on first use
+_POSITIONS: weakref.WeakKeyDictionary[Engine, dict[str, int]] = weakref.WeakKeyDictionary()
+
+
+def _last_positions(engine: Engine) -> dict[str, int]:
+    """Returns {checkpoint name: the position this process's last batch left it at} (a hint only)."""
+    found = _POSITIONS.get(engine)
+    if found is None:
+        with _LAYOUTS_LOCK:
+            found = _POSITIONS.setdefault(engine, {})
+    return found
 
 
 def _ensure_layout_once(engine: Engine, projection: Projection, shards: int | None) -> None:
+    key = (projection.name, shards)
+    if key in _LAYOUTS.get(engine, ()):
+        return
     wanted = set(layout_names(projection.name, shards))
     with engine.connect() as conn:
         have = set(conn.execute(select(cp.c.name).where(cp.c.name.in_(wanted))).scalars())
     if have != wanted:
         with write_transaction(engine) as conn:
             ensure_layout(conn, projection.name, shards)
+    with _LAYOUTS_LOCK:
+        _LAYOUTS.setdefault(engine, set()).add(key)
+
+
+def _forget_layout(engine: Engine, projection: str) -> None:
+    with _LAYOUTS_LOCK:
+        known = _LAYOUTS.get(engine)
+        if known:
+            known.difference_update({k for k in known if k[0] == projection})
+
+
+def _read_ahead_pool() -> ThreadPoolExecutor:
+    """Returns the process's read-ahead pool: one, long-lived, its threads started as pages are read."""
+    with _LAYOUTS_LOCK:
+        if not _POOL:
+            _POOL.append(ThreadPoolExecutor(max_workers=READ_AHEAD_THREADS, thread_name_prefix="read-ahead"))
+        return _POOL[0]
+
+
+def _after_fork() -> None:
+    """A forked child (a Celery prefork worker) starts with no pool: its parent's threads are not in it."""
+    global _LAYOUTS_LOCK
+    _LAYOUTS_LOCK = threading.Lock()
+    _POOL.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 def run_projections(container: Any, *, until_head: bool = True, shard: int | None = None,

@@ -197,7 +197,8 @@ class EventStore:
         for claim in releases:
             cur.execute(self._q(sql.RELEASE), (claim.scope, claim.value, stream_id))
         for claim in claims:
-            cur.execute(self._q(sql.CLAIM), (claim.scope, claim.value, stream_id))
+            if cur.execute(self._q(sql.CLAIM), (claim.scope, claim.value, stream_id)).fetchone() is not None:
+                continue  # taken now: the common case, one statement
             owner = cur.execute(self._q(sql.CLAIM_OWNER), (claim.scope, claim.value)).fetchone()[0]
             if owner != stream_id:
                 raise ClaimTaken(claim, owner)

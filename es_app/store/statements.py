@@ -11,7 +11,7 @@ INSERT_COLUMNS = "stream_id, category, version, event_id, event_type, schema_ver
 STREAM_VERSION = "SELECT max(version) FROM events WHERE stream_id = %s"
 HEAD = "SELECT max(position) FROM events"
 INSERT_ONE = f"INSERT INTO events ({INSERT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-CLAIM = "INSERT INTO unique_claims (scope, value, owner) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
+CLAIM = "INSERT INTO unique_claims (scope, value, owner) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING RETURNING owner"
 CLAIM_OWNER = "SELECT owner FROM unique_claims WHERE scope = %s AND value = %s"
 RELEASE = "DELETE FROM unique_claims WHERE scope = %s AND value = %s AND owner = %s"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import uuid
+import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,12 +20,22 @@ class ExpectedVersion(str, enum.Enum):
 Expected = ExpectedVersion | int
 
 
+def new_event_id() -> str:
+    """Returns a random (version 4) UUID as text, as str(uuid.uuid4()) does, without the UUID object
+    (about 60% of its cost; every event of a command or an append gets one)."""
+    b = bytearray(os.urandom(16))
+    b[6] = b[6] & 0x0F | 0x40  # version 4
+    b[8] = b[8] & 0x3F | 0x80  # RFC 4122 variant
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 @dataclasses.dataclass(frozen=True)
 class NewEvent:
     type: str
     data: dict[str, Any]
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
-    event_id: str = dataclasses.field(default_factory=lambda: str(uuid.uuid4()))
+    event_id: str = dataclasses.field(default_factory=new_event_id)
     schema_version: int = 1
 
 

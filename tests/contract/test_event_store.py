@@ -10,6 +10,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from es_app.domain import UPCASTERS
 from es_app.store import (
+    Claim,
+    ClaimTaken,
     ConcurrencyError,
     EventIdConflict,
     EventStore,
@@ -37,6 +39,22 @@ def test_no_stream_mode_accepts_only_a_new_stream(store):
     with pytest.raises(ConcurrencyError) as info:
         store.append("s-1", [ev(2)], ExpectedVersion.NO_STREAM)
     assert info.value.actual == 1
+
+
+def test_creating_a_stream_that_exists_is_a_concurrency_error_before_any_claim(store):
+    store.append("s-1", [ev(1), ev(2)], 0, claims=[Claim("email", "a@example.org")])
+    store.append("s-2", [ev(3)], 0, claims=[Claim("email", "b@example.org")])
+    for expected in (0, ExpectedVersion.NO_STREAM):  # with a claim s-2 holds: the version fails first
+        with pytest.raises(ConcurrencyError) as info:
+            store.append("s-1", [ev(4), ev(5)], expected,
+                         claims=[Claim("email", "b@example.org"), Claim("email", "c@example.org")])
+        assert info.value.actual == 2
+    with pytest.raises(ClaimTaken):  # a new stream with that claim: the claim fails
+        store.append("s-3", [ev(6)], 0, claims=[Claim("email", "b@example.org")])
+    assert [e.data["n"] for e in store.read_stream("s-1")] == [1, 2]
+    assert store.read_stream("s-3") == []
+    # nothing of the failed appends stayed: the claim they took on the way is free
+    assert store.append("s-4", [ev(7)], 0, claims=[Claim("email", "c@example.org")]).version == 1
 
 
 def test_stream_exists_mode_refuses_a_missing_stream(store):

@@ -57,3 +57,28 @@ def test_a_poison_event_is_retried_then_parked_in_embedded_mode_too(url):
     assert sorted(letters) == ["notifications", "users"]
     assert letters["users"].stream_id == a and letters["users"].attempts == 3
     assert dump(es.engine)[b]["name"] == "Bobby"
+
+
+def test_wake_ups_close_together_share_one_run_and_a_lone_one_runs_at_once(url, monkeypatch):
+    import threading
+    import time
+
+    from es_app.worker.embedded import EmbeddedWorker
+
+    runs: list[float] = []
+    ran = threading.Event()
+
+    def counted(self) -> None:
+        runs.append(time.monotonic())
+        ran.set()
+
+    monkeypatch.setattr(EmbeddedWorker, "run_once", counted)
+    es = container(url, embedded_coalesce_ms=300, catch_up_interval_s=3600)
+    worker = embedded_worker(es.settings)
+    woken = time.monotonic()
+    worker.wake()  # after a quiet spell: at once
+    assert ran.wait(5) and runs[0] - woken < 0.25
+    for _ in range(20):  # a burst within the window: one more run, at its end
+        worker.wake()
+    assert worker.wait_idle(5)
+    assert len(runs) == 2 and runs[1] - runs[0] >= 0.29

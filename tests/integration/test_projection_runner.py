@@ -193,3 +193,36 @@ def test_a_page_read_ahead_is_used_only_if_it_starts_at_the_locked_checkpoint(es
     with write_transaction(es.engine) as conn:
         result, _ = run_batch(conn, es.store, users, ahead=fresh)
     assert (result.at_head, result.applied, result.position) == (True, 0, 6)
+
+
+def test_a_layout_replaced_under_a_process_is_laid_out_again_on_its_next_run(es):
+    seed_users(es, 2)
+    run_projections(es, names=["users"])  # this process now knows the unsharded layout
+    run_projections(es, shard=0, shards=2, names=["users"])  # as another worker's shard count would
+    assert set(checkpoints(es.engine)) == {"users:0/2", "users:1/2"}
+    later = seed_users(es, 2)
+    run_projections(es, names=["users"])  # the layout it knew is gone: laid out again, from the lowest
+    assert set(checkpoints(es.engine)) == {"users"}
+    assert set(later) <= set(dump(es.engine))
+    assert read_model_position(es.engine) == es.store.head_position()
+
+
+def test_the_layout_is_checked_once_per_process_not_on_every_run(es):
+    from sqlalchemy import event
+
+    seed_users(es, 1)
+    run_projections(es, names=["users"])
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    event.listen(es.engine, "before_cursor_execute", seen)
+    try:
+        seed_users(es, 1)
+        run_projections(es, names=["users"])
+    finally:
+        event.remove(es.engine, "before_cursor_execute", seen)
+    layout_reads = [s for s in statements if "projection_checkpoints.name IN" in s]
+    assert statements and layout_reads == []
+    assert read_model_position(es.engine) == es.store.head_position()
