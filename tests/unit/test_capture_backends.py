@@ -42,10 +42,18 @@ def test_unsupported_backend_is_one_clear_capture_error() -> None:
     assert isinstance(caught.value, CaptureError)  # `migrator relay` / `backfill` print it as one line
 
 
+def test_mysql_creates_the_id_counter_and_its_row_before_the_changelog() -> None:
+    # MySQL's DDL commits statement by statement: a reader finding the changelog must find its counter's row
+    ddl = MySQLCapture().changelog_ddl()
+    changelog = next(i for i, s in enumerate(ddl) if "CREATE TABLE IF NOT EXISTS migrator_changelog (" in s)
+    row = next(i for i, s in enumerate(ddl) if s.startswith("INSERT INTO migrator_changelog_id_seq"))
+    assert row < changelog
+
+
 def test_each_backend_names_the_same_tables_and_its_own_triggers() -> None:
     sqlite, postgres, mysql = SQLiteCapture(), PostgresCapture(), MySQLCapture()
     for backend in (sqlite, postgres, mysql):
-        assert "CREATE TABLE IF NOT EXISTS migrator_changelog (" in backend.changelog_ddl()[0]
+        assert any("CREATE TABLE IF NOT EXISTS migrator_changelog (" in s for s in backend.changelog_ddl())
         assert "CREATE TABLE IF NOT EXISTS migrator_capture_history (" in backend.history_ddl()[0]
         assert backend.drop_changelog_ddl()[0] == "DROP TABLE IF EXISTS migrator_changelog"
     assert sqlite.drop_trigger_ddl("users") == [f'DROP TRIGGER IF EXISTS "migrator_capture_users_{s}"'

@@ -48,6 +48,14 @@ NO_SUCH_TABLE = 1146
 TABLE_OPTIONS = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
 
 CHANGELOG_DDL = [
+    # The counter and its row exist before the changelog does: MySQL's DDL commits statement by statement,
+    # and a reader that finds the changelog (a relay, a worker running while capture is installed) numbers
+    # through the counter at once.
+    f"""CREATE TABLE IF NOT EXISTS {ID_SEQ} (
+        one TINYINT NOT NULL PRIMARY KEY,
+        last_id BIGINT NOT NULL
+    ) {TABLE_OPTIONS}""",
+    f"INSERT INTO {ID_SEQ} (one, last_id) VALUES (1, 0) ON DUPLICATE KEY UPDATE one = one",
     f"""CREATE TABLE IF NOT EXISTS {CHANGELOG} (
         entry BIGINT NOT NULL AUTO_INCREMENT,
         id BIGINT NULL,
@@ -63,13 +71,9 @@ CHANGELOG_DDL = [
         KEY ix_{CHANGELOG}_table_id (table_name, id),
         CONSTRAINT ck_{CHANGELOG}_op CHECK (op IN ('I', 'U', 'D'))
     ) {TABLE_OPTIONS}""",
-    f"""CREATE TABLE IF NOT EXISTS {ID_SEQ} (
-        one TINYINT NOT NULL PRIMARY KEY,
-        last_id BIGINT NOT NULL
-    ) {TABLE_OPTIONS}""",
-    # also repairs a counter lost or behind (an install interrupted between its statements)
-    f"INSERT INTO {ID_SEQ} (one, last_id) SELECT 1, COALESCE(MAX(id), 0) FROM {CHANGELOG} "
-    "ON DUPLICATE KEY UPDATE last_id = GREATEST(last_id, VALUES(last_id))",
+    # also repairs a counter behind (an install interrupted between its statements, an older changelog)
+    f"UPDATE {ID_SEQ} SET last_id = GREATEST(last_id, (SELECT COALESCE(MAX(id), 0) FROM {CHANGELOG})) "
+    "WHERE one = 1",
     f"""CREATE TABLE IF NOT EXISTS {ORIGIN_TABLE} (
         conn_id BIGINT UNSIGNED NOT NULL PRIMARY KEY,
         origin VARCHAR(100) NOT NULL
