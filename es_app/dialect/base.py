@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, Table, select, text
@@ -70,6 +71,30 @@ def converter(funcs: Mapping[int, Callable[[Any], Any]]) -> Callable[[Sequence[A
         return out
 
     return convert
+
+
+def bool_in(value: Any) -> Any:
+    """Returns a bool as the 0/1 that SQLite and MySQL store (None stays None)."""
+    return None if value is None else int(value)
+
+
+def bool_out(value: Any) -> Any:
+    """Returns a stored 0/1 as bool (None stays None)."""
+    return None if value is None else bool(value)
+
+
+@cache
+def text_decoder(table: DriverTable, columns: tuple[str, ...]) -> Callable[[Sequence[Any]], Sequence[Any]] | None:
+    """Returns the conversion of a row read where booleans are 0/1 and JSON is text (SQLite, MySQL), None when
+    `columns` hold neither."""
+    loads = table.loads
+
+    def json_out(value: Any) -> Any:
+        return None if value is None else loads(value)
+
+    kinds = [table.kind_of(c) for c in columns]
+    return converter({i: bool_out if k == "boolean" else json_out
+                      for i, k in enumerate(kinds) if k in ("boolean", "json")})
 
 
 class Dialect:

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Table, event, literal_column, text
 from sqlalchemy.dialects.mysql import insert
 from sqlalchemy.sql.dml import Insert
 
-from .base import Dialect, DriverTable, OnlyIf, UnsupportedBackend, converter
+from .base import Dialect, DriverTable, OnlyIf, UnsupportedBackend, bool_in, converter, text_decoder
 
 IN_CHUNK = 1000  # values per `IN` list
 LOCK_WAIT_S = 600  # GET_LOCK's wait for a transaction-long lock (a legacy write holds its lock for milliseconds)
@@ -31,12 +31,6 @@ def _lock_name(key: int) -> str:
     return f"migrator:{key}"
 
 
-def _bool_in(value: Any) -> Any:
-    return None if value is None else int(value)
-
-
-def _bool_out(value: Any) -> Any:
-    return None if value is None else bool(value)
 
 
 @cache
@@ -46,20 +40,8 @@ def _encoder(table: DriverTable) -> Callable[[Sequence[Any]], Sequence[Any]] | N
     def json_in(value: Any) -> Any:
         return None if value is None else dumps(value)
 
-    return converter({i: _bool_in if k == "boolean" else json_in
+    return converter({i: bool_in if k == "boolean" else json_in
                       for i, k in enumerate(table.kinds) if k in ("boolean", "json")})
-
-
-@cache
-def _decoder(table: DriverTable, columns: tuple[str, ...]) -> Callable[[Sequence[Any]], Sequence[Any]] | None:
-    loads = table.loads
-
-    def json_out(value: Any) -> Any:
-        return None if value is None else loads(value)
-
-    kinds = [table.kind_of(c) for c in columns]
-    return converter({i: _bool_out if k == "boolean" else json_out
-                      for i, k in enumerate(kinds) if k in ("boolean", "json")})
 
 
 @cache
@@ -177,7 +159,7 @@ class MySQLDialect(Dialect):
                   columns: Sequence[str] | None = None) -> list[Sequence[Any]]:
         cols = tuple(table.columns if columns is None else columns)
         head = f"SELECT {ticked(cols)} FROM `{table.name}` WHERE `{table.key}` IN "
-        decode = _decoder(table, cols)
+        decode = text_decoder(table, cols)
         rows: list[Sequence[Any]] = []
         for start in range(0, len(values), IN_CHUNK):
             part = list(values[start:start + IN_CHUNK])

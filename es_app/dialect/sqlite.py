@@ -13,37 +13,19 @@ from typing import Any
 from sqlalchemy import Connection, text
 from sqlalchemy.dialects.sqlite import insert
 
-from .base import DriverTable, OnConflictDialect, converter, quoted
+from .base import DriverTable, OnConflictDialect, bool_in, converter, quoted, text_decoder
 
 IN_CHUNK = 1000  # values per `IN` list: well under SQLite's limit of bound parameters
 
 
-def _bool_in(value: Any) -> Any:
-    return None if value is None else int(value)
-
-
-def _bool_out(value: Any) -> Any:
-    return None if value is None else bool(value)
 
 
 @cache
 def _encoder(table: DriverTable) -> Callable[[Sequence[Any]], Sequence[Any]] | None:
     """Returns the conversion of a row to what SQLite stores (booleans 1/0, JSON as text, None as 'null')."""
     dumps = table.dumps
-    return converter({i: _bool_in if k == "boolean" else dumps
+    return converter({i: bool_in if k == "boolean" else dumps
                       for i, k in enumerate(table.kinds) if k in ("boolean", "json")})
-
-
-@cache
-def _decoder(table: DriverTable, columns: tuple[str, ...]) -> Callable[[Sequence[Any]], Sequence[Any]] | None:
-    loads = table.loads
-
-    def json_out(value: Any) -> Any:
-        return None if value is None else loads(value)
-
-    kinds = [table.kind_of(c) for c in columns]
-    return converter({i: _bool_out if k == "boolean" else json_out
-                      for i, k in enumerate(kinds) if k in ("boolean", "json")})
 
 
 @cache
@@ -90,7 +72,7 @@ class SQLiteDialect(OnConflictDialect):
                   columns: Sequence[str] | None = None) -> list[Sequence[Any]]:
         cols = tuple(table.columns if columns is None else columns)
         head = f'SELECT {quoted(cols)} FROM "{table.name}" WHERE "{table.key}" IN '
-        decode = _decoder(table, cols)
+        decode = text_decoder(table, cols)
         rows: list[Sequence[Any]] = []
         for start in range(0, len(values), IN_CHUNK):
             part = list(values[start:start + IN_CHUNK])
