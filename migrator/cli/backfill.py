@@ -52,6 +52,7 @@ from .common import (
     rate_cap,
     settings_for,
 )
+from .interrupt import StopOnInterrupt
 
 
 class RateColumn(ProgressColumn):
@@ -144,11 +145,14 @@ def backfill(
                      max_relay_backlog=max_relay_backlog, projection_lag=_projection_lag(es),
                      max_projection_lag=max_projection_lag, live=live)
     project_fn = projector_for(es) if project else None
-    backfills = [Backfill(m, legacy, es.store, options=options, gate=gate, project=project_fn) for m in mappings]
+    stop = StopOnInterrupt()  # a first Ctrl-C stops after the chunk being written, a second at once
+    backfills = [Backfill(m, legacy, es.store, options=options, gate=gate, project=project_fn, sleep=stop.sleep)
+                 for m in mappings]
     try:
         for b in backfills:  # check every table before touching any
             _check_startable(b, resume=resume, restart=restart)
-        done = [_run_one(b, live, resume=resume, restart=restart) for b in backfills]
+        with stop:
+            done = [_run_one(b, live, stop, resume=resume, restart=restart) for b in backfills]
     except (BackfillError, CaptureError) as exc:
         raise CliError(str(exc)) from None
     console.print(summary_table(done))
@@ -164,7 +168,9 @@ def _check_startable(b: Backfill, *, resume: bool, restart: bool) -> None:
         b.start()  # raises the one-line BackfillError that says what to pass
 
 
-def _run_one(b: Backfill, live: LiveControl, *, resume: bool, restart: bool) -> tuple[BackfillRun, float]:
+def _run_one(b: Backfill, live: LiveControl, stop: StopOnInterrupt, *, resume: bool,
+             restart: bool) -> tuple[BackfillRun, float]:
+    stop.check()
     run = b.start(resume=resume, restart=restart)
     if run.finished:
         console.print(f"{b.name}: already finished, nothing to do")
@@ -180,6 +186,7 @@ def _run_one(b: Backfill, live: LiveControl, *, resume: bool, restart: bool) -> 
             progress.update(task, note=f"[yellow]paused: {escape(reason)}")
 
         def on_chunk(result: ChunkResult) -> None:
+            stop.check()  # the chunk is committed: a safe point to stop
             throttled = live.throttle_note()
             progress.update(task, advance=result.rows, note="" if throttled is None else f"[cyan]{escape(throttled)}")
 
