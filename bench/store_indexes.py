@@ -6,8 +6,9 @@ The store's append statements, run on the bare sqlite3 connection (no Python of 
 against scratch copies of the events table that differ only in their indexes:
 
 - `as shipped`: rowid (position), unique (stream_id, version), unique event_id, (category, position),
-  (event_type, position): five b-trees;
-- `no event_id index`: the unique index on the random event id left out;
+  (event_type, position): five b-trees; event ids time-ordered (version 7, as the store makes them);
+- `as shipped, random v4 ids`: the same table with the random event ids the store made before;
+- `no event_id index`: the unique index on the event id left out;
 - `no event_id, no type index`: ... and the filtered feed's (event_type, position) index too;
 - `rowid + stream/version only`: what `eventsourcing` keeps (its own rows are smaller still);
 - `eventsourcing's table`: its `stored_events` (4 columns, primary key (originator_id, version)),
@@ -26,10 +27,11 @@ import sqlite3
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bench.common import fmt, machine_line, parser, print_table
+from es_app.store.types import new_event_id
 
 _SHIPPED = ("CREATE TABLE events (position INTEGER NOT NULL PRIMARY KEY, stream_id VARCHAR(255) NOT NULL, "
             "category VARCHAR(100) NOT NULL, version INTEGER NOT NULL, event_id VARCHAR(36) NOT NULL, "
@@ -38,8 +40,10 @@ _SHIPPED = ("CREATE TABLE events (position INTEGER NOT NULL PRIMARY KEY, stream_
             "CONSTRAINT uq_events_stream_version UNIQUE (stream_id, version){event_id})")
 _CATEGORY = "CREATE INDEX ix_events_category_position ON events (category, position)"
 _TYPE = "CREATE INDEX ix_events_type_position ON events (event_type, position)"
+_RANDOM_IDS = "as shipped, random v4 ids"
 VARIANTS: dict[str, list[str]] = {
     "as shipped": [_SHIPPED.format(event_id=", UNIQUE (event_id)"), _CATEGORY, _TYPE],
+    _RANDOM_IDS: [_SHIPPED.format(event_id=", UNIQUE (event_id)"), _CATEGORY, _TYPE],
     "no event_id index": [_SHIPPED.format(event_id=""), _CATEGORY, _TYPE],
     "no event_id, no type index": [_SHIPPED.format(event_id=""), _CATEGORY],
     "rowid + stream/version only": [_SHIPPED.format(event_id="")],
@@ -57,9 +61,9 @@ def _insert_returning(n: int) -> str:
     return f"INSERT INTO events ({COLUMNS}) VALUES {', '.join([row] * n)} RETURNING stream_id, version, position"
 
 
-def _row(stream: str, version: int) -> tuple:
+def _row(stream: str, version: int, event_id: str) -> tuple:
     """Returns an event row shaped like the store's (a rename with the API's metadata)."""
-    return (stream, "user", version, str(uuid.uuid4()), "UserNameChanged", 1,
+    return (stream, "user", version, event_id, "UserNameChanged", 1,
             f'{{"name":"Name {version}"}}',
             '{"occurred_at":"2026-12-07T02:00:00.000000+00:00","actor":"bench","correlation_id":"'
             f'{uuid.uuid4()}","command":"ChangeUser"}}', "2026-12-07 02:00:00.000000")
@@ -75,14 +79,16 @@ def _connect(path: Path) -> sqlite3.Connection:
 class Ours:
     """The store's statements (sqlite.py) on a table variant."""
 
-    def __init__(self, path: Path, ddl: list[str]):
+    def __init__(self, path: Path, ddl: list[str], ids: Callable[[], str] = new_event_id):
         self.conn = _connect(path)
+        self.ids = ids
         for statement in ddl:
             self.conn.execute(statement)
 
     def fill(self, events: int) -> None:
         self.conn.execute("BEGIN")
-        self.conn.executemany(INSERT_ONE, (_row(f"user-fill-{i // 2000}", i % 2000 + 1) for i in range(events)))
+        self.conn.executemany(INSERT_ONE, (_row(f"user-fill-{i // 2000}", i % 2000 + 1, self.ids())
+                                           for i in range(events)))
         self.conn.execute("COMMIT")
 
     def append(self, stream: str, rows: list[tuple]) -> None:
@@ -105,9 +111,8 @@ class Ours:
         cur.executemany(INSERT_POSITIONED, [(head + i, *r) for i, r in enumerate(rows, start=1)])
         cur.execute("COMMIT")
 
-    @staticmethod
-    def rows(stream: str, first: int, n: int) -> list[tuple]:
-        return [_row(stream, first + i) for i in range(n)]
+    def rows(self, stream: str, first: int, n: int) -> list[tuple]:
+        return [_row(stream, first + i, self.ids()) for i in range(n)]
 
 
 class Theirs:
@@ -170,7 +175,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     events = args.events or (20_000 if args.quick else 200_000)
     with tempfile.TemporaryDirectory(prefix="bench-indexes-") as tmp:
-        sides: dict[str, Ours | Theirs] = {name: Ours(Path(tmp) / f"v{i}.sqlite", ddl)
+        sides: dict[str, Ours | Theirs] = {name: Ours(Path(tmp) / f"v{i}.sqlite", ddl,
+                                                      (lambda: str(uuid.uuid4())) if name == _RANDOM_IDS
+                                                      else new_event_id)
                                           for i, (name, ddl) in enumerate(VARIANTS.items())}
         sides["eventsourcing's table"] = Theirs(Path(tmp) / "es.sqlite")
         for side in sides.values():

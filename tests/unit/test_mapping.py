@@ -238,9 +238,26 @@ def test_import_data_is_the_column_by_column_coercion_and_normalization(row, pre
 
 
 @given(st.text(max_size=40))
-def test_event_ids_are_uuid5_in_the_mapping_namespace(name):
+def test_relay_event_ids_are_uuid5_in_the_mapping_namespace(name):
     assert uuid5_text(name) == str(uuid.uuid5(ID_NAMESPACE, name))
-    assert backfill_import_id("users", 7) == str(uuid.uuid5(ID_NAMESPACE, "users:7:backfill"))
+    assert relay_import_id("users", 7) == str(uuid.uuid5(ID_NAMESPACE, "users:7:import"))
+
+
+KEYS = st.one_of(st.integers(min_value=-(2 ** 63), max_value=2 ** 80 - 2 ** 63 - 1), st.integers(), st.text(max_size=40),
+                 st.uuids().map(str), st.booleans())
+
+
+@given(st.sampled_from(["users", "accounts", "t"]), KEYS, KEYS)
+def test_backfill_import_ids_are_deterministic_version_8_uuids_that_sort_by_integer_key(table, a, b):
+    ia, ib = backfill_import_id(table, a), backfill_import_id(table, b)
+    parsed = uuid.UUID(ia)
+    assert str(parsed) == ia and parsed.version == 8 and parsed.variant == uuid.RFC_4122
+    assert ia == backfill_import_id(table, a)  # the same key, the same id: a re-run or a resume finds it
+    assert (ia == ib) == (type(a) is type(b) and a == b)
+    assert ia[:11] == ib[:11]  # (40 bits) one table's ids share a prefix, whatever the key
+    assert ia != backfill_import_id("other", a)
+    if type(a) is int and type(b) is int and all(-(2 ** 63) <= k < 2 ** 80 - 2 ** 63 for k in (a, b)):
+        assert (ia < ib) == (a < b)  # text order is key order: the backfill appends at the index's right edge
 
 
 @settings(max_examples=300, deadline=None)
