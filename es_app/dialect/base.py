@@ -213,16 +213,17 @@ class Dialect:
 
     def insert_ignore_many(self, conn: Connection, table: Table, key_columns: Sequence[str],
                            rows: Sequence[Mapping[str, Any]], same: Mapping[str, Any],
-                           dumps: Callable[[Any], str] = json.dumps) -> None:
-        """Inserts `rows` plus the `same` values (columns with one value for every row); returns nothing.
+                           dumps: Callable[[Any], str] = json.dumps) -> int:
+        """Inserts `rows` plus the `same` values (columns with one value for every row); returns how many went in.
 
         A row whose `key_columns` exist is skipped. `rows` are mappings with the same keys,
         in the table's SQLAlchemy types; `dumps` encodes them where a backend ships the batch
         as one JSON document (PostgreSQL), so their values must be JSON values there.
         """
-        if rows:
-            shared = dict(same)
-            conn.execute(self.insert_ignore(table, key_columns), [{**r, **shared} for r in rows])
+        if not rows:
+            return 0
+        shared = dict(same)
+        return conn.execute(self.insert_ignore(table, key_columns), [{**r, **shared} for r in rows]).rowcount
 
     def next_key(self, conn: Connection, table: str, key_column: str, counters: Table) -> int:
         """Returns a new integer key for a row of `table` that no insert into the table can take.

@@ -176,13 +176,13 @@ class PostgresDialect(OnConflictDialect):
 
     def insert_ignore_many(self, conn: Connection, table: Table, key_columns: Sequence[str],
                            rows: Sequence[Mapping[str, Any]], same: Mapping[str, Any],
-                           dumps: Callable[[Any], str] = json.dumps) -> None:
+                           dumps: Callable[[Any], str] = json.dumps) -> int:
         if not rows:
-            return
+            return 0
         sql = _recordset_sql(conn.dialect.type_compiler_instance, table, tuple(rows[0]), tuple(same),
                              tuple(key_columns))
         shared = {f"same_{i}": value for i, value in enumerate(same.values())}
-        conn.execute(sql, {"rows": dumps(list(rows)), **shared})
+        return conn.execute(sql, {"rows": dumps(list(rows)), **shared}).rowcount
 
     def clone_table_empty(self, conn: Connection, source: str, target: str) -> None:
         conn.execute(text(f"DROP TABLE IF EXISTS {target}"))

@@ -1,10 +1,11 @@
 """Unique claims taken and released in bulk, inside the caller's write transaction.
 
 `append` takes one stream's claims row by row; importers (the migrator's backfill and relay)
-take thousands per transaction: one INSERT ... ON CONFLICT DO NOTHING over all of them (one
-statement compiled once, its rows sent in pages of multi-row VALUES by SQLAlchemy's
-insertmanyvalues), then one look-up of the owners of the values that did not go in (RETURNING
-names those that did).
+take thousands per transaction: one INSERT ... ON CONFLICT DO NOTHING over all of them (the
+dialect's `insert_ignore_many`: one executemany on SQLite, one JSON recordset on PostgreSQL). When
+its row count says
+every claim went in (a first backfill) nothing else is read; otherwise one look-up of the owners
+of all of them tells who holds what (re-runs, duplicates).
 A value wanted twice goes to the first owner that asks (the order of `claims_by_owner`); every
 other asker gets a conflict.
 """
@@ -12,12 +13,11 @@ other asker gets a conflict.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Connection, Insert, delete, select, tuple_
+from sqlalchemy import Connection, delete, select, tuple_
 
-from es_app.dialect import Dialect, dialect_for
+from es_app.dialect import dialect_for
 
 from .schema import unique_claims as uc
 from .types import Claim
@@ -48,11 +48,6 @@ def _owners(conn: Connection, claims: Sequence[Claim]) -> dict[Claim, str]:
     return found
 
 
-@functools.cache
-def _insert_claims(dialect: Dialect) -> Insert:
-    return dialect.insert_ignore(uc).returning(uc.c.scope, uc.c.value)
-
-
 def claim_in(conn: Connection, claims_by_owner: Iterable[tuple[str, Iterable[Claim]]]) -> list[ClaimConflict]:
     """Takes the claims for their owners in the caller's transaction; returns those held by someone else.
 
@@ -68,11 +63,11 @@ def claim_in(conn: Connection, claims_by_owner: Iterable[tuple[str, Iterable[Cla
     if not wanted:
         return conflicts
     rows = [{"scope": c.scope, "value": c.value, "owner": o} for c, o in wanted.items()]
-    # executemany with RETURNING: built with its values, the statement was compiled anew for every
-    # 300 rows (most of a backfill chunk's time, py-spy); this one is compiled once per dialect
-    inserted = {Claim(s, v) for s, v in conn.execute(_insert_claims(dialect_for(conn)), rows)}
-    holders = {c: o for c, o in wanted.items() if c in inserted}
-    holders.update(_owners(conn, [c for c in wanted if c not in inserted]))  # usually few: re-runs, duplicates
+    # built with its values (and RETURNING), the statement was compiled anew for every 300 rows: most of
+    # a backfill chunk's time (py-spy)
+    if dialect_for(conn).insert_ignore_many(conn, uc, ["scope", "value"], rows, {}) == len(rows):
+        return conflicts  # every claim went in; a value wanted twice went to its first asker
+    holders = _owners(conn, list(wanted))
     taken = [ClaimConflict(c, o, holders[c]) for c, o in wanted.items() if holders.get(c, o) != o]
     later = [dataclasses.replace(c, owner=holders.get(c.claim, c.owner)) for c in conflicts]
     return taken + [c for c in later if c.owner != c.wanted_by]

@@ -235,11 +235,12 @@ def test_bulk_copy_inserts_rows_as_core_would(docs_engine) -> None:
 def test_insert_ignore_many_adds_the_shared_values_and_skips_existing_keys(docs_engine) -> None:
     d = dialect_for(docs_engine)
     with write_transaction(docs_engine) as conn:
-        d.insert_ignore_many(conn, docs, ["key"], [{"key": "a", "n": 1, "doc": {"x": 1}}], {"big": 5, "version": 1},
-                             dumps)
-        d.insert_ignore_many(conn, docs, ["key"], [{"key": "a", "n": 9, "doc": None},
-                                                   {"key": "b", "n": 2, "doc": ["y"]}], {"big": 6, "version": 2}, dumps)
-        d.insert_ignore_many(conn, docs, ["key"], [], {"big": 7, "version": 3}, dumps)
+        assert d.insert_ignore_many(conn, docs, ["key"], [{"key": "a", "n": 1, "doc": {"x": 1}}],
+                                    {"big": 5, "version": 1}, dumps) == 1
+        assert d.insert_ignore_many(conn, docs, ["key"], [{"key": "a", "n": 9, "doc": None},
+                                                          {"key": "b", "n": 2, "doc": ["y"]}],
+                                    {"big": 6, "version": 2}, dumps) == 1  # how many went in
+        assert d.insert_ignore_many(conn, docs, ["key"], [], {"big": 7, "version": 3}, dumps) == 0
     assert _docs(docs_engine) == {"a": ("a", None, 1, 5, {"x": 1}, 1), "b": ("b", None, 2, 6, ["y"], 2)}
 
 
