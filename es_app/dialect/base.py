@@ -151,17 +151,6 @@ class Dialect:
         """Returns the execution options of a connection whose transactions will write."""
         return {}
 
-    def defer_flush(self, conn: Connection) -> None:
-        """Lets this transaction's commit return before the server has flushed it to disk.
-
-        For work that is redone from the events when lost: a projection's batch and its
-        checkpoint, written in one transaction. A server crash then loses at most its last
-        fraction of a second of such commits, whole (the checkpoint with the rows), and the
-        projection runs them again; a later commit that waits for its flush flushes every
-        earlier one with it. Nothing where the database has no such switch per transaction
-        (SQLite in WAL with synchronous=NORMAL does not wait for a flush at commit already).
-        """
-
     def driver_sql(self, conn: Connection, statement: str) -> str:
         """Returns a parameterless statement for exec_driver_sql, its `%` escaped for format-style drivers."""
         return statement.replace("%", "%%") if conn.dialect.paramstyle in ("format", "pyformat") else statement

@@ -110,9 +110,6 @@ class PostgresDialect(OnConflictDialect):
         dbapi_conn.autocommit = on
         return True
 
-    def defer_flush(self, conn: Connection) -> None:
-        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-
     def next_key(self, conn: Connection, table: str, key_column: str, counters: Table) -> int:
         sequence = conn.execute(text("SELECT pg_get_serial_sequence(:t, :c)"),
                                 {"t": conn.dialect.identifier_preparer.quote(table), "c": key_column}).scalar()

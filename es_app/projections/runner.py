@@ -181,8 +181,7 @@ def run_projection(engine: Engine, store: EventStore, projection: Projection, *,
     shard, shards = check_shard(shard, shards) if projection.shardable else (None, None)
     _ensure_layout_once(engine, projection, shards)
     total = 0
-    dialect = dialect_for(engine)
-    sqlite = dialect.single_writer
+    sqlite = dialect_for(engine).single_writer
     position = None
     read_ahead = None
     if until_head and not sqlite:
@@ -202,7 +201,6 @@ def run_projection(engine: Engine, store: EventStore, projection: Projection, *,
                         position = get_position(conn, name) or 0
                     ahead.set_result(read_page(store, projection, position, batch_size, conn))
             with write_transaction(engine) as conn:
-                dialect.defer_flush(conn)  # derived rows and their checkpoint: redone from the events if lost
                 result, ahead = run_batch(conn, store, projection, shard=shard, shards=shards,
                                           batch_size=batch_size, park_failures=park_failures, attempts=attempts,
                                           ahead=ahead, read_ahead=read_ahead)

@@ -226,29 +226,3 @@ def test_the_layout_is_checked_once_per_process_not_on_every_run(es):
     layout_reads = [s for s in statements if "projection_checkpoints.name IN" in s]
     assert statements and layout_reads == []
     assert read_model_position(es.engine) == es.store.head_position()
-
-
-def test_a_batch_commits_without_waiting_for_its_flush_and_other_writes_still_wait(es, backend):
-    """A projection's rows and checkpoint are redone from the events if a crash loses them: on
-    PostgreSQL each batch's transaction sets synchronous_commit off for itself only."""
-    from sqlalchemy import event, text
-
-    seed_users(es, 3)
-    seen: list[str] = []
-
-    def record(conn, cursor, statement, *_):
-        if "synchronous_commit" in statement or statement.lstrip().upper().startswith("UPDATE PROJECTION_CHECKPOINTS"):
-            seen.append(statement.split()[0].upper())
-
-    event.listen(es.engine, "before_cursor_execute", record)
-    try:
-        assert run_projection(es.engine, es.store, get_projection("users"), batch_size=2) == 6
-    finally:
-        event.remove(es.engine, "before_cursor_execute", record)
-    if backend == "postgres":
-        assert seen.count("UPDATE") >= 3 and all(seen[i - 1] == "SET" for i, s in enumerate(seen) if s == "UPDATE")
-        with es.engine.connect() as conn:  # SET LOCAL: the pooled connection's next transaction waits again
-            assert conn.execute(text("SHOW synchronous_commit")).scalar() == "on"
-    else:
-        assert "SET" not in seen
-    assert checkpoints(es.engine)["users"] == 6
