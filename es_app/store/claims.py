@@ -2,10 +2,9 @@
 
 `append` takes one stream's claims row by row; importers (the migrator's backfill and relay)
 take thousands per transaction: one INSERT ... ON CONFLICT DO NOTHING over all of them (the
-dialect's `insert_ignore_many`: one executemany on SQLite, one JSON recordset on PostgreSQL). When
-its row count says
-every claim went in (a first backfill) nothing else is read; otherwise one look-up of the owners
-of all of them tells who holds what (re-runs, duplicates).
+dialect's `insert_ignore_many`: one executemany on SQLite, one JSON recordset on PostgreSQL).
+When its row count says every claim went in (a first backfill) nothing else is read; otherwise
+one look-up of the owners of all of them tells who holds what (re-runs, duplicates).
 A value wanted twice goes to the first owner that asks (the order of `claims_by_owner`); every
 other asker gets a conflict.
 """
@@ -63,8 +62,7 @@ def claim_in(conn: Connection, claims_by_owner: Iterable[tuple[str, Iterable[Cla
     if not wanted:
         return conflicts
     rows = [{"scope": c.scope, "value": c.value, "owner": o} for c, o in wanted.items()]
-    # built with its values (and RETURNING), the statement was compiled anew for every 300 rows: most of
-    # a backfill chunk's time (py-spy)
+    # not an INSERT built with its values: SQLAlchemy compiles such a statement anew on every call
     if dialect_for(conn).insert_ignore_many(conn, uc, ["scope", "value"], rows, {}) == len(rows):
         return conflicts  # every claim went in; a value wanted twice went to its first asker
     holders = _owners(conn, list(wanted))
