@@ -1,50 +1,62 @@
-"""The CLI's Ctrl-C for long work: the first asks for a stop at a safe point, a second interrupts at once."""
+"""Ctrl-C in mid-query: a driver error raised while cleaning up after the interrupt is still an interrupt."""
 
-import os
-import signal
-import threading
+from __future__ import annotations
+
+import logging
 
 import pytest
+import typer
+from sqlalchemy.exc import OperationalError
 
-from migrator.cli.interrupt import StopOnInterrupt
-
-
-def test_first_ctrl_c_only_asks_and_the_work_stops_where_it_checks(capfd):
-    with StopOnInterrupt() as stop:
-        os.kill(os.getpid(), signal.SIGINT)  # handled in this (main) thread before kill returns to Python code
-        assert stop.requested.is_set()
-        with pytest.raises(KeyboardInterrupt):
-            stop.check()
-    assert "stopping after the current chunk (Ctrl-C again to stop at once)" in capfd.readouterr().err
+import migrator.cli as cli
 
 
-def test_a_second_ctrl_c_interrupts_at_once():
-    with StopOnInterrupt():
-        os.kill(os.getpid(), signal.SIGINT)
-        with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
-            signal.pause()  # not reached: the default handler raises first
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-
-
-def test_a_stop_cuts_a_pause_short():
-    stop = StopOnInterrupt()
-    threading.Timer(0.05, stop.requested.set).start()
-    with pytest.raises(KeyboardInterrupt):
-        stop.sleep(30)
-    with pytest.raises(KeyboardInterrupt):
-        stop.sleep(0)  # asked before: no more pausing
-    StopOnInterrupt().sleep(0)  # not asked: returns at once
-
-def test_the_previous_handler_comes_back_and_an_ignored_sigint_stays_ignored():
-    with StopOnInterrupt():
-        assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _fails_after_interrupt() -> None:
     try:
-        with StopOnInterrupt() as stop:
-            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-            os.kill(os.getpid(), signal.SIGINT)
-            assert not stop.requested.is_set()
-    finally:
-        signal.signal(signal.SIGINT, previous)
+        raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        raise OperationalError("ROLLBACK", {}, Exception("another command is already in progress")) from None
+
+
+def test_a_database_error_raised_while_handling_ctrl_c_exits_130_as_interrupted(monkeypatch, capsys):
+    app = typer.Typer()
+    app.command()(_fails_after_interrupt)
+    monkeypatch.setattr(cli, "app", app)
+    assert cli.main([]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "interrupted" and "Traceback" not in err
+
+
+def test_a_plain_database_error_is_still_one_error_line(monkeypatch, capsys):
+    def fails() -> None:
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+
+    app = typer.Typer()
+    app.command()(fails)
+    monkeypatch.setattr(cli, "app", app)
+    assert cli.main([]) == 1
+    assert "error: database: server closed the connection" in capsys.readouterr().err
+
+
+def test_the_pools_cleanup_traceback_after_an_interrupt_is_dropped_others_kept():
+    quiet = cli._QuietAfterInterrupt()
+    try:
+        _fails_after_interrupt()
+    except OperationalError as exc:
+        after_interrupt = exc
+    record = logging.LogRecord("sqlalchemy.pool.impl.QueuePool", logging.ERROR, __file__, 1,
+                               "Exception during reset or similar", None,
+                               (type(after_interrupt), after_interrupt, after_interrupt.__traceback__))
+    assert quiet.filter(record) is False
+    plain = OperationalError("x", {}, Exception("boom"))
+    record.exc_info = (type(plain), plain, None)
+    assert quiet.filter(record) is True
+
+
+@pytest.mark.parametrize("chain, expected", [((ValueError(),), False), ((KeyboardInterrupt(), ValueError()), True)])
+def test_interrupted_walks_the_context_chain(chain, expected):
+    exc = None
+    for e in chain:
+        e.__context__ = exc
+        exc = e
+    assert cli.interrupted(exc) is expected
