@@ -28,7 +28,7 @@ def backfill_import_id(table: str, key: Any) -> str:
 
     122 free bits, in order: 40 bits of the SHA-1 of `<table>:backfill`, one bit for the kind of
     key, then 81 bits: an integer key plus 2**63 (keys in [-2**63, 2**80 - 2**63)), or for
-    any other key the first 81 bits of the SHA-1 of `<table>:<key>:backfill`. Deterministic, as
+    any other key the first 81 bits of the SHA-1 of `<table>:<type>:<key>:backfill`. Deterministic, as
     a re-run or a resume needs; and as the backfill reads in key order, each chunk's ids land
     at the right edge of the events table's unique event-id index instead of on random pages
     (exactly one import per key does not rest on the id: each is appended with NO_STREAM).
@@ -37,7 +37,7 @@ def backfill_import_id(table: str, key: Any) -> str:
     if type(key) is int and _INT_MIN <= key < _INT_END:
         payload = prefix | (key - _INT_MIN)
     else:
-        digest = hashlib.sha1(f"{table}:{key}:backfill".encode()).digest()
+        digest = hashlib.sha1(f"{table}:{type(key).__name__}:{key}:backfill".encode()).digest()
         payload = prefix | 1 << 81 | int.from_bytes(digest[:11], "big") >> 7
     # the 122 bits around the version (bits 76-79: 8) and the variant (bits 62-63: 0b10)
     value = (payload >> 74) << 80 | 0x8 << 76 | (payload >> 62 & 0xFFF) << 64 | 0b10 << 62 | payload & _LOW_62

@@ -256,6 +256,7 @@ def test_backfill_import_ids_are_deterministic_version_8_uuids_that_sort_by_inte
     assert (ia == ib) == (type(a) is type(b) and a == b)
     assert ia[:11] == ib[:11]  # (40 bits) one table's ids share a prefix, whatever the key
     assert ia != backfill_import_id("other", a)
+    assert backfill_import_id(table, 2 ** 81) != backfill_import_id(table, str(2 ** 81))  # a hashed key's type counts
     if type(a) is int and type(b) is int and all(-(2 ** 63) <= k < 2 ** 80 - 2 ** 63 for k in (a, b)):
         assert (ia < ib) == (a < b)  # text order is key order: the backfill appends at the index's right edge
 
