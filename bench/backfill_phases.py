@@ -15,7 +15,7 @@ import collections
 import time
 from typing import Any, Callable
 
-from .backfill import event_rows, raw_insert, seed_captured
+from .backfill import raw_insert, seed_captured, written_rows
 from .common import es_database, fmt, machine_line, parse, parser, print_table
 
 STEPS = (
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
             seed_captured(legacy_url, n)
             rows, total, steps = measure(legacy_url, es_url, args.batch_size)
-            raw = raw_insert(raw_url, event_rows(es_url, args.batch_size))
+            raw = raw_insert(raw_url, written_rows(es_url, args.batch_size, ("events",)))
             for url in (legacy_url, es_url, raw_url):
                 engine_for(url).dispose()
         us = {label: s / rows * 1e6 for label, s in steps.items()}

@@ -31,8 +31,6 @@ def _lock_name(key: int) -> str:
     return f"migrator:{key}"
 
 
-
-
 @cache
 def _encoder(table: DriverTable) -> Callable[[Sequence[Any]], Sequence[Any]] | None:
     dumps = table.dumps

@@ -18,8 +18,6 @@ from .base import DriverTable, OnConflictDialect, bool_in, converter, quoted, te
 IN_CHUNK = 1000  # values per `IN` list: well under SQLite's limit of bound parameters
 
 
-
-
 @cache
 def _encoder(table: DriverTable) -> Callable[[Sequence[Any]], Sequence[Any]] | None:
     """Returns the conversion of a row to what SQLite stores (booleans 1/0, JSON as text, None as 'null')."""

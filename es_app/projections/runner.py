@@ -222,7 +222,7 @@ def run_projection(engine: Engine, store: EventStore, projection: Projection, *,
 # run whose own checkpoint row is gone knows the layout changed, and `run_batch` then forgets
 # it and lays it out again in its transaction (as the first run of a process does).
 _LAYOUTS: weakref.WeakKeyDictionary[Engine, set[tuple[str, int | None]]] = weakref.WeakKeyDictionary()
-_LAYOUTS_LOCK = threading.Lock()
+_STATE_LOCK = threading.Lock()  # guards _LAYOUTS, _POOL and _POSITIONS
 _POOL: list[ThreadPoolExecutor] = []  # the process's read-ahead pool, started on first use
 _POSITIONS: weakref.WeakKeyDictionary[Engine, dict[str, int]] = weakref.WeakKeyDictionary()
 
@@ -231,7 +231,7 @@ def _last_positions(engine: Engine) -> dict[str, int]:
     """Returns {checkpoint name: the position this process's last batch left it at} (a hint only)."""
     found = _POSITIONS.get(engine)
     if found is None:
-        with _LAYOUTS_LOCK:
+        with _STATE_LOCK:
             found = _POSITIONS.setdefault(engine, {})
     return found
 
@@ -246,12 +246,12 @@ def _ensure_layout_once(engine: Engine, projection: Projection, shards: int | No
     if have != wanted:
         with write_transaction(engine) as conn:
             ensure_layout(conn, projection.name, shards)
-    with _LAYOUTS_LOCK:
+    with _STATE_LOCK:
         _LAYOUTS.setdefault(engine, set()).add(key)
 
 
 def _forget_layout(engine: Engine, projection: str) -> None:
-    with _LAYOUTS_LOCK:
+    with _STATE_LOCK:
         known = _LAYOUTS.get(engine)
         if known:
             known.difference_update({k for k in known if k[0] == projection})
@@ -259,7 +259,7 @@ def _forget_layout(engine: Engine, projection: str) -> None:
 
 def _read_ahead_pool() -> ThreadPoolExecutor:
     """Returns the process's read-ahead pool: one, long-lived, its threads started as pages are read."""
-    with _LAYOUTS_LOCK:
+    with _STATE_LOCK:
         if not _POOL:
             _POOL.append(ThreadPoolExecutor(max_workers=READ_AHEAD_THREADS, thread_name_prefix="read-ahead"))
         return _POOL[0]
@@ -267,8 +267,8 @@ def _read_ahead_pool() -> ThreadPoolExecutor:
 
 def _after_fork() -> None:
     """A forked child (a Celery prefork worker) starts with no pool: its parent's threads are not in it."""
-    global _LAYOUTS_LOCK
-    _LAYOUTS_LOCK = threading.Lock()
+    global _STATE_LOCK
+    _STATE_LOCK = threading.Lock()
     _POOL.clear()
 
 

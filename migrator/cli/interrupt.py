@@ -17,13 +17,12 @@ from typing import Any
 
 
 class StopOnInterrupt:
-    """While entered (in the main thread), the first SIGINT sets `requested` and prints where the work will
-    stop; `check()` and `sleep()` raise KeyboardInterrupt once it is set. The first SIGINT also puts the
+    """While entered (in the main thread), the first SIGINT sets `requested` and says the work stops after
+    its current chunk; `check()` and `sleep()` raise KeyboardInterrupt once it is set. The first SIGINT also puts the
     previous handler back, so a second one interrupts at once."""
 
-    def __init__(self, where: str = "after the current chunk") -> None:
+    def __init__(self) -> None:
         self.requested = threading.Event()
-        self._where = where
         self._previous: Any = None
         self._installed = False
 
@@ -44,7 +43,7 @@ class StopOnInterrupt:
         self.requested.set()
         signal.signal(signal.SIGINT, self._previous)
         # os.write: safe in a signal handler, whatever the console was writing when it came
-        os.write(2, f"\nstopping {self._where} (Ctrl-C again to stop at once)\n".encode())
+        os.write(2, b"\nstopping after the current chunk (Ctrl-C again to stop at once)\n")
 
     def check(self) -> None:
         """Raises KeyboardInterrupt when a stop was asked for."""
