@@ -110,8 +110,9 @@ class EventStore:
         """Returns the streams' versions after taking the append lock (where there is one)."""
         raise NotImplementedError
 
-    def _insert_positioned(self, cur: Any, rows: list[EventRow]) -> list[int]:
-        """Returns the positions of `rows`, inserted in order with positions taken ahead."""
+    def _insert_positioned(self, cur: Any, rows: list[EventRow], savepoint: str | None = None) -> list[int]:
+        """Returns the positions of `rows`, inserted in order with positions taken ahead (after
+        `savepoint` is set, when given)."""
         raise NotImplementedError
 
     def _q(self, statement: str) -> str:
@@ -276,6 +277,10 @@ class EventStore:
         The insert runs under a savepoint: when an event id is already stored (a retried
         batch), it is rolled back, the stored items are resolved as `append` does, and the
         rest goes in again. The common path pays one savepoint and no lookups.
+
+        A batch of new streams only (every item NO_STREAM, none to skip) is first inserted without
+        reading the streams' versions: version 1 of a stream that exists breaks the unique
+        (stream, version) key, and then the batch is planned again on the versions read.
         """
         if any(not batch for _, batch, _ in items):
             raise ValueError("append_batch needs at least one event per stream")
@@ -283,8 +288,18 @@ class EventStore:
             check_fields(stream_id, batch)
         refuse_repeated_ids(e for _, batch, _ in items for e in batch)
         db = dbapi_of(conn)
+        stream_ids = [stream_id for stream_id, _, _ in items]
+        if not skip_mismatched and all(expected is ExpectedVersion.NO_STREAM for _, _, expected in items):
+            with translated_errors(self.engine.dialect):
+                self._lock_and_read_versions(db, [])  # the lock alone
+            spans, rows = self._plan_rows(conn, items, {}, skip_mismatched, stored={})
+            try:
+                with translated_errors(self.engine.dialect):
+                    return spans, rows, self._insert_rows(db, rows, savepoint=True)
+            except IntegrityError:
+                pass  # a stream that exists, or an event id stored before: plan on the versions read
         with translated_errors(self.engine.dialect):
-            versions = self._lock_and_read_versions(db, [stream_id for stream_id, _, _ in items])
+            versions = self._lock_and_read_versions(db, stream_ids)
         spans, rows = self._plan_rows(conn, items, versions, skip_mismatched, stored={})
         if not rows:
             return spans, rows, []
@@ -340,9 +355,8 @@ class EventStore:
         try:
             if not savepoint:
                 return self._insert_positioned(cur, rows)
-            cur.execute("SAVEPOINT es_append_batch")
             try:
-                positions = self._insert_positioned(cur, rows)
+                positions = self._insert_positioned(cur, rows, savepoint="es_append_batch")
             except BaseException:
                 cur.execute("ROLLBACK TO SAVEPOINT es_append_batch")
                 cur.execute("RELEASE SAVEPOINT es_append_batch")

@@ -28,7 +28,13 @@ from .types import AppendResult, Claim, Expected, ExpectedVersion, NewEvent, cat
 
 APPEND_LOCK_KEY = 7_045_112_357  # pg_advisory_xact_lock key shared by every appender
 LOCK_SQL = f"SELECT pg_advisory_xact_lock({APPEND_LOCK_KEY})"
-STREAM_VERSIONS = "SELECT stream_id, max(version) FROM events WHERE stream_id = ANY(%b::text[]) GROUP BY stream_id"
+STREAM_VERSIONS = ("SELECT u.stream_id, m.version FROM unnest(%b::text[]) AS u(stream_id) CROSS JOIN LATERAL "
+                   "(SELECT max(version) AS version FROM events WHERE stream_id = u.stream_id) AS m "
+                   "WHERE m.version IS NOT NULL")
+"""The versions of the streams that have events: one index probe per stream (a `stream_id = ANY(...)
+GROUP BY` form sorts the matches; 1.8 against 0.8 ms for 100 streams). Planned afresh on every
+execution (never prepared): a plan cached while the table was small stays a sequential scan as the
+table grows (a 100-stream batch took 20 ms at 22,000 events that way)."""
 TAKE_POSITIONS = "SELECT nextval(%s::regclass) FROM generate_series(1, %s)"  # parameters: sequence, n
 COPY_POSITIONED = f"COPY events (position, {sql.INSERT_COLUMNS}) FROM STDIN"
 
@@ -165,15 +171,21 @@ class PostgresEventStore(EventStore):
             with db.pipeline():
                 if self.serialize_appends:
                     lock.execute(LOCK_SQL, prepare=True)
-                cur.execute(STREAM_VERSIONS, [unique], prepare=True)
-            return dict(cur.fetchall())
+                if unique:
+                    cur.execute(STREAM_VERSIONS, [unique], prepare=False)
+            return dict(cur.fetchall()) if unique else {}
         finally:
             lock.close()
             cur.close()
 
-    def _insert_positioned(self, cur: Any, rows: list[EventRow]) -> list[int]:
-        """Takes the positions from the events sequence (under the append lock), then COPYs the rows."""
-        cur.execute(TAKE_POSITIONS, (self._position_sequence(cur), len(rows)))
+    def _insert_positioned(self, cur: Any, rows: list[EventRow], savepoint: str | None = None) -> list[int]:
+        """Takes the positions from the events sequence (under the append lock), then COPYs the rows;
+        the savepoint and the positions are one round trip."""
+        sequence = self._position_sequence(cur)
+        with cur.connection.pipeline():
+            if savepoint is not None:
+                cur.execute(f"SAVEPOINT {savepoint}")
+            cur.execute(TAKE_POSITIONS, (sequence, len(rows)))
         positions = sorted(p for (p,) in cur.fetchall())
         with cur.copy(COPY_POSITIONED) as copy:
             for p, r in zip(positions, rows, strict=True):

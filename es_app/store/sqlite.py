@@ -126,7 +126,9 @@ class SqliteEventStore(EventStore):
         finally:
             cur.close()
 
-    def _insert_positioned(self, cur: Any, rows: list[EventRow]) -> list[int]:
+    def _insert_positioned(self, cur: Any, rows: list[EventRow], savepoint: str | None = None) -> list[int]:
+        if savepoint is not None:
+            cur.execute(f"SAVEPOINT {savepoint}")
         head = cur.execute(sql.HEAD).fetchone()[0] or 0
         positions = list(range(head + 1, head + 1 + len(rows)))
         cur.executemany(INSERT_POSITIONED, [(p, *r) for p, r in zip(positions, rows, strict=True)])

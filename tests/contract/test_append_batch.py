@@ -42,6 +42,28 @@ def test_a_mismatch_refuses_the_whole_batch(store):
     assert store.stream_version("a-1") == 0 and store.stream_version("b-1") == 2
 
 
+def test_new_streams_meeting_a_stored_one_leave_the_transaction_as_it_was(store):
+    """A batch of new streams only goes in without reading versions first; when one exists, its
+    insert is undone to the savepoint and the batch is refused on the versions read."""
+    store.append("b-1", batch(2))
+    a_events, x_events = batch(1), batch(1)
+    with write_transaction(store.engine) as conn:
+        store.append_batch(conn, [("x-1", x_events, ExpectedVersion.NO_STREAM)])
+        with pytest.raises(ConcurrencyError) as info:
+            store.append_batch(conn, [("a-1", a_events, ExpectedVersion.NO_STREAM),
+                                      ("b-1", batch(1), ExpectedVersion.NO_STREAM)])
+        again = store.append_batch(conn, [("a-1", a_events, ExpectedVersion.NO_STREAM)])
+    assert (info.value.stream_id, info.value.actual) == ("b-1", 2)
+    assert again[0].version == 1 and again[0].written
+    assert [e.event_id for e in store.read_all()] == [
+        *(e.event_id for e in store.read_stream("b-1")), x_events[0].event_id, a_events[0].event_id]
+    with write_transaction(store.engine) as conn:  # the same new streams again: stored, nothing written
+        retried = store.append_batch(conn, [("x-1", x_events, ExpectedVersion.NO_STREAM),
+                                            ("a-1", a_events, ExpectedVersion.NO_STREAM)])
+    assert [(r.version, r.written) for r in retried] == [(1, False), (1, False)]
+    assert len(store.read_all()) == 4  # (PostgreSQL positions skip those the undone insert took)
+
+
 def test_skip_mismatched_leaves_out_only_the_stale_items(store):
     store.append("b-1", batch(2))
     with write_transaction(store.engine) as conn:
