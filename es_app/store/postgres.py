@@ -24,7 +24,7 @@ from .driver import dbapi_connection
 from .event_store import EventStore, _Mismatch
 from .rows import EventRow
 from .rules import matches
-from .types import AppendResult, Claim, Expected, ExpectedVersion, NewEvent, category_of
+from .types import AppendResult, Claim, ClaimTaken, Expected, ExpectedVersion, NewEvent, category_of
 
 APPEND_LOCK_KEY = 7_045_112_357  # pg_advisory_xact_lock key shared by every appender
 LOCK_SQL = f"SELECT pg_advisory_xact_lock({APPEND_LOCK_KEY})"
@@ -136,16 +136,38 @@ class PostgresEventStore(EventStore):
 
     def _append_with_claims(self, db: Any, stream_id: str, new_events: Sequence[NewEvent], expected: Expected,
                             claims: tuple[Claim, ...], releases: tuple[Claim, ...]) -> AppendResult:
-        cur = db.cursor()
+        """The lock, the releases, the claims and the INSERT that checks the version itself in one
+        round trip, then the COMMIT; a version that does not match, or a claim someone else holds,
+        rolls it all back (this transaction is the append's own)."""
+        mode, params = _checked_insert_params(stream_id, new_events, expected)  # encoded (and checked) first
+        opened: list[Any] = []
+
+        def send(statement: str, values: Any = None) -> Any:
+            opened.append(db.execute(statement, values, prepare=True))
+            return opened[-1]
+
         try:
-            result = self._append_checked(cur, stream_id, new_events, expected, claims, releases)
+            with db.pipeline():
+                if self.serialize_appends:
+                    send(LOCK_SQL)
+                for claim in releases:
+                    send(sql.RELEASE, (claim.scope, claim.value, stream_id))
+                taken = [(claim, send(sql.CLAIM, (claim.scope, claim.value, stream_id))) for claim in claims]
+                insert = send(_insert_unnest(mode), params)
+            result = _landed(stream_id, insert.fetchall())  # a mismatch first, as when the version is read first
+            for claim, cur in taken:
+                if cur.fetchone() is None:
+                    owner = send(sql.CLAIM_OWNER, (claim.scope, claim.value)).fetchone()[0]
+                    if owner != stream_id:
+                        raise ClaimTaken(claim, owner)
             db.commit()
             return result
         except BaseException:
             db.rollback()
             raise
         finally:
-            cur.close()
+            for cur in opened:
+                cur.close()
 
     def _append_checked(self, cur: Any, stream_id: str, new_events: Sequence[NewEvent], expected: Expected,
                         claims: tuple[Claim, ...], releases: tuple[Claim, ...]) -> AppendResult:
