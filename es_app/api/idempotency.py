@@ -92,6 +92,17 @@ def lookup(engine_or_conn: Engine | Connection, key: str) -> StoredResponse | No
     return StoredResponse(row.status_code, dict(row.body), dict(row.headers), row.request_hash)
 
 
+# the lookup as the append's probe: run under the append lock, on PostgreSQL in the append's round trip
+_PROBE = "SELECT status_code, body, headers, request_hash FROM api_idempotency_keys WHERE key = %s"
+
+
+def _stored(row: tuple[Any, ...]) -> StoredResponse:
+    """Returns the response of a `_PROBE` row (JSON comes as text from SQLite, parsed from PostgreSQL)."""
+    status, body, headers, fingerprint = row
+    decoded = [json.loads(v) if isinstance(v, str) else v for v in (body, headers)]
+    return StoredResponse(status, dict(decoded[0]), dict(decoded[1]), fingerprint)
+
+
 Responder = Callable[[AppendResult], tuple[int, dict[str, Any], dict[str, str]]]
 
 
@@ -108,12 +119,11 @@ class KeyedStore:
                expected_version: Expected = ExpectedVersion.ANY, *,
                claims: Sequence[Claim] = (), releases: Sequence[Claim] = ()) -> AppendResult:
         with write_transaction(self._store.engine) as conn:
-            self._store.lock_for_append(conn)
-            found = lookup(conn, self._key)
-            if found is not None:
-                raise KeyReplay(found)
-            result = self._store.append_in(conn, stream_id, new_events, expected_version,
-                                           claims=claims, releases=releases)
+            result, found = self._store.append_probed_in(conn, stream_id, new_events, expected_version,
+                                                         probe=(_PROBE, (self._key,)), claims=claims,
+                                                         releases=releases)
+            if result is None:
+                raise KeyReplay(_stored(found[0]))
             status, body, headers = self._respond(result)
             conn.execute(_INSERT, {"key": self._key, "request_hash": self._hash, "status_code": status, "body": body,
                                    "headers": headers, "stream_id": stream_id, "position": result.position,

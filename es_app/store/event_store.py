@@ -187,6 +187,45 @@ class EventStore:
             current = mismatch.current if mismatch.current is not None else lookups.stream_version(conn, stream_id)
             raise ConcurrencyError(stream_id, expected_version, current) from None
 
+    def append_probed_in(self, conn: Connection, stream_id: str, new_events: Sequence[NewEvent],
+                         expected_version: Expected = ExpectedVersion.ANY, *, probe: tuple[str, Sequence[Any]],
+                         claims: Iterable[Claim] = (),
+                         releases: Iterable[Claim] = ()) -> tuple[AppendResult | None, list[tuple[Any, ...]]]:
+        """Takes the append lock, runs `probe` (a driver-level read written with %s placeholders,
+        and its parameters) and appends unless the probe found rows; returns (where the events landed,
+        or None when the probe found rows, the probe's rows). On PostgreSQL it is all one round trip.
+
+        For a caller that owns the write transaction and rolls it back unless it got a result: on
+        PostgreSQL the events may have gone in when the probe found rows, and a claim someone else
+        holds is found after they did (ClaimTaken). A version that does not match changes nothing
+        (ConcurrencyError, or the stored result of an exact retry, as `append_in`).
+        """
+        claims, releases = tuple(claims), tuple(releases)
+        check_new_events(stream_id, new_events, claims, releases)
+        try:
+            with translated_errors(self.engine.dialect):
+                cur = dbapi_of(conn).cursor()
+                try:
+                    return self._append_probed(cur, stream_id, new_events, expected_version, claims, releases,
+                                               probe)
+                finally:
+                    cur.close()
+        except _Mismatch as mismatch:
+            retried = self._stored_retry(conn, stream_id, new_events)
+            if retried is not None:
+                return retried, []
+            current = mismatch.current if mismatch.current is not None else lookups.stream_version(conn, stream_id)
+            raise ConcurrencyError(stream_id, expected_version, current) from None
+
+    def _append_probed(self, cur: Any, stream_id: str, new_events: Sequence[NewEvent], expected: Expected,
+                       claims: tuple[Claim, ...], releases: tuple[Claim, ...],
+                       probe: tuple[str, Sequence[Any]]) -> tuple[AppendResult | None, list[tuple[Any, ...]]]:
+        """One statement after the other (SQLite: the write transaction is the lock)."""
+        found = cur.execute(self._q(probe[0]), probe[1]).fetchall()
+        if found:
+            return None, found
+        return self._append_checked(cur, stream_id, new_events, expected, claims, releases), []
+
     def _stamps(self) -> tuple[str, Any]:
         """Returns (default occurred_at text, recorded_at parameter) of rows written now; a bulk append
         takes them once for all its streams."""

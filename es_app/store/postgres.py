@@ -60,6 +60,18 @@ def _insert_unnest(checked: str | None) -> str:
             f"WHERE {where} ORDER BY u.n RETURNING version, position")
 
 
+@cache
+def _if_version(statement: str, checked: str) -> str:
+    """Returns a claim statement (`sql.CLAIM` or `sql.RELEASE`) that changes nothing unless the
+    stream's version matches the expected one (parameters: its own, the stream id[, expected])."""
+    matches = (f"EXISTS (SELECT 1 FROM (SELECT coalesce(max(version), 0) AS v FROM events WHERE stream_id = %s) "
+               f"AS cur WHERE {_CHECKS[checked]})")
+    if statement == sql.CLAIM:
+        return ("INSERT INTO unique_claims (scope, value, owner) SELECT %s, %s, %s "
+                f"WHERE {matches} ON CONFLICT DO NOTHING RETURNING owner")
+    return f"{statement} AND {matches}"
+
+
 def _unnest_params(stream_id: str, new_events: Sequence[NewEvent], current: Any) -> list[Any]:
     """Returns the parameters of `_insert_unnest` (without the expected version of "exact")."""
     now = datetime.now(UTC)
@@ -168,6 +180,44 @@ class PostgresEventStore(EventStore):
         finally:
             for cur in opened:
                 cur.close()
+
+    def _append_probed(self, cur: Any, stream_id: str, new_events: Sequence[NewEvent], expected: Expected,
+                       claims: tuple[Claim, ...], releases: tuple[Claim, ...],
+                       probe: tuple[str, Sequence[Any]]) -> tuple[AppendResult | None, list[tuple[Any, ...]]]:
+        """The lock, the probe, the releases and claims (which change nothing unless the version
+        matches) and the INSERT that checks the version itself: one round trip."""
+        mode, params = _checked_insert_params(stream_id, new_events, expected)  # encoded (and checked) first
+        check = [stream_id] if mode != "exact" else [stream_id, expected]
+        db = cur.connection
+        opened: list[Any] = []
+
+        def send(statement: str, values: Any = None) -> Any:
+            opened.append(db.execute(statement, values, prepare=True))
+            return opened[-1]
+
+        try:
+            with db.pipeline():
+                if self.serialize_appends:
+                    send(LOCK_SQL)
+                found = send(probe[0], probe[1])
+                for claim in releases:
+                    send(_if_version(sql.RELEASE, mode), [claim.scope, claim.value, stream_id, *check])
+                taken = [(claim, send(_if_version(sql.CLAIM, mode), [claim.scope, claim.value, stream_id, *check]))
+                         for claim in claims]
+                insert = send(_insert_unnest(mode), params)
+            rows = found.fetchall()
+            if rows:
+                return None, rows
+            result = _landed(stream_id, insert.fetchall())
+            for claim, claimed in taken:
+                if claimed.fetchone() is None:
+                    owner = send(sql.CLAIM_OWNER, (claim.scope, claim.value)).fetchone()[0]
+                    if owner != stream_id:
+                        raise ClaimTaken(claim, owner)
+            return result, []
+        finally:
+            for opened_cur in opened:
+                opened_cur.close()
 
     def _append_checked(self, cur: Any, stream_id: str, new_events: Sequence[NewEvent], expected: Expected,
                         claims: tuple[Claim, ...], releases: tuple[Claim, ...]) -> AppendResult:
