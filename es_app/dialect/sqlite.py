@@ -5,16 +5,18 @@ Booleans are stored as 0/1 and JSON as text: the driver-level operations convert
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Table, text
 from sqlalchemy.dialects.sqlite import insert
 
 from .base import DriverTable, OnConflictDialect, bool_in, converter, quoted, text_decoder
 
+_PLAIN = (str, int, float, type(None))  # values the driver stores as SQLAlchemy's types would (bools, JSON: not)
 IN_CHUNK = 1000  # values per `IN` list: well under SQLite's limit of bound parameters
 
 
@@ -83,6 +85,21 @@ class SQLiteDialect(OnConflictDialect):
         if rows:
             encode = _encoder(table)
             cur.executemany(_upsert_sql(table), rows if encode is None else map(encode, rows))
+
+    def insert_ignore_many(self, conn: Connection, table: Table, key_columns: Sequence[str],
+                           rows: Sequence[Mapping[str, Any]], same: Mapping[str, Any],
+                           dumps: Callable[[Any], str] = json.dumps) -> int:
+        """Rows of plain values (text, numbers, NULL) go in by one executemany of driver SQL, without
+        SQLAlchemy's work per row (a backfill's claims: 5,000 a chunk); others as the base does."""
+        if not rows:
+            return 0
+        columns = (*rows[0], *same)
+        values = [(*r.values(), *same.values()) for r in rows]
+        if any(type(v) not in _PLAIN for row in values for v in row) or any(tuple(r) != columns[:len(r)] for r in rows):
+            return super().insert_ignore_many(conn, table, key_columns, rows, same, dumps)
+        return conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({quoted(columns)}) VALUES '
+                                    f'({", ".join("?" * len(columns))}) ON CONFLICT ({quoted(key_columns)}) DO NOTHING',
+                                    values).rowcount
 
     def clone_table_empty(self, conn: Connection, source: str, target: str) -> None:
         conn.execute(text(f"DROP TABLE IF EXISTS {target}"))
