@@ -15,7 +15,9 @@ from the database every 2 ms by a thread of this process).
 Beside each register phase, in the same run and at the same number of clients, the legacy
 app's write: N POST /users on `legacy_app.api` (uvicorn, one process, its own database of the
 same backend, no capture installed: the legacy write before any migration), the reference of
-issue 16's goal (the ES command's p50 and p99 at most 1.2x the legacy write's).
+issue 16's goal (the ES command's p50 and p99 at most 1.2x the legacy write's). The two are
+driven in alternating blocks (`drive_alternating`), so a drift of the machine's speed during the
+run weighs on both alike.
 "server CPU ms/req" is the CPU time the serving process used per request during the phase (every
 thread, so in embedded mode the projections' work too; not the database server's), read from /proc:
 on a shared machine it moves much less with other work than latency does.
@@ -131,6 +133,42 @@ def drive_measured(base: str, clients: int, bodies: list[tuple[str, str, dict]],
     return timing, records, cpu
 
 
+def drive_alternating(clients: int, *sides: tuple[str, list[tuple[str, str, dict]], int]
+                      ) -> list[tuple[Timing, list[tuple], float | None]]:
+    """Returns `drive_measured`'s figures of each side, (base, bodies, pid), driven in alternating blocks
+    of at least 50 requests and 8 per client, each side on one client kept open throughout: on a VM
+    whose speed drifts from one minute to the next, two phases run one after the other would compare
+    the minutes as much as the apps."""
+    size = max(50, 8 * clients)
+
+    async def alternate() -> list[list[tuple[Timing, list[tuple], float | None]]]:
+        parts: list[list[tuple[Timing, list[tuple], float | None]]] = [[] for _ in sides]
+        async with contextlib.AsyncExitStack() as stack:
+            opened = [await stack.enter_async_context(_client(base, clients)) for base, _, _ in sides]
+            for start in range(0, max(len(bodies) for _, bodies, _ in sides), size):
+                for part, client, (_, bodies, pid) in zip(parts, opened, sides, strict=True):
+                    block = bodies[start:start + size]
+                    if block:
+                        before = cpu_seconds(pid)
+                        timing, records = await _drive_on(client, clients, block)
+                        after = cpu_seconds(pid)
+                        cpu = None if before is None or after is None else (after - before) * 1000 / len(records)
+                        part.append((timing, records, cpu))
+        return parts
+
+    return [_joined(part) for part in asyncio.run(alternate())]
+
+
+def _joined(parts: list[tuple[Timing, list[tuple], float | None]]) -> tuple[Timing, list[tuple], float | None]:
+    """Returns the figures of blocks as of one phase (CPU per request weighted by the blocks' requests)."""
+    timing = Timing(sum(t.seconds for t, _, _ in parts), sum(t.ops for t, _, _ in parts),
+                    sum(t.items for t, _, _ in parts), [x for t, _, _ in parts for x in t.latencies])
+    records = [r for _, rs, _ in parts for r in rs]
+    cpus = [(cpu, len(rs)) for _, rs, cpu in parts]
+    cpu = None if any(c is None for c, _ in cpus) else sum(c * n for c, n in cpus) / max(1, len(records))
+    return timing, records, cpu
+
+
 @contextlib.contextmanager
 def legacy_api(backend: str, workdir: Path) -> Iterator[tuple[str, int]]:
     """Yields (base URL, pid) of `legacy_app.api:app` served by uvicorn in a process of its own, on a new
@@ -181,6 +219,20 @@ def legacy_api(backend: str, workdir: Path) -> Iterator[tuple[str, int]]:
 
 async def _drive(base: str, clients: int, bodies: list[tuple[str, str, dict]]) -> tuple[Timing, list[tuple]]:
     """Returns the timing of sending every (method, path, body), `clients` at a time, and per-request records."""
+    async with _client(base, clients) as client:
+        return await _drive_on(client, clients, bodies)
+
+
+def _client(base: str, clients: int):  # noqa: ANN202 - an httpx.AsyncClient (imported late)
+    import httpx
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    return httpx.AsyncClient(base_url=base, limits=limits, timeout=60)
+
+
+async def _drive_on(client, clients: int, bodies: list[tuple[str, str, dict]]  # noqa: ANN001 - httpx.AsyncClient
+                    ) -> tuple[Timing, list[tuple]]:
+    """`_drive` on an open client (its connections kept from one call to the next)."""
     import httpx
 
     queue: asyncio.Queue = asyncio.Queue()
@@ -188,27 +240,25 @@ async def _drive(base: str, clients: int, bodies: list[tuple[str, str, dict]]) -
         queue.put_nowait(item)
     records: list[tuple[float, float, int, dict]] = []  # (sent, answered, status, body)
     retried: list[str] = []
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
 
-        async def worker() -> None:
-            while not queue.empty():
-                method, path, body = queue.get_nowait()
-                headers = {"Idempotency-Key": str(uuid.uuid4())}  # so a retry after a network error is safe
-                sent = time.perf_counter()
-                for attempt in range(3):
-                    try:
-                        r = await client.request(method, path, json=body, headers=headers)
-                        break
-                    except (httpx.ReadError, httpx.RemoteProtocolError, httpx.ConnectError):
-                        retried.append(path)
-                        if attempt == 2:
-                            raise
-                records.append((sent, time.perf_counter(), r.status_code, r.json()))
+    async def worker() -> None:
+        while not queue.empty():
+            method, path, body = queue.get_nowait()
+            headers = {"Idempotency-Key": str(uuid.uuid4())}  # so a retry after a network error is safe
+            sent = time.perf_counter()
+            for attempt in range(3):
+                try:
+                    r = await client.request(method, path, json=body, headers=headers)
+                    break
+                except (httpx.ReadError, httpx.RemoteProtocolError, httpx.ConnectError):
+                    retried.append(path)
+                    if attempt == 2:
+                        raise
+            records.append((sent, time.perf_counter(), r.status_code, r.json()))
 
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(clients)))
-        seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    seconds = time.perf_counter() - start
     if retried:
         print(f"note: {len(retried)} requests retried after a network error (same Idempotency-Key)",
               file=sys.stderr)
@@ -253,10 +303,10 @@ def run(backend: str, mode: str, requests: int, clients: Sequence[int]
                 run_id = uuid.uuid4().hex[:6]
                 registers = [("POST", "/users", {"name": f"User {i}", "email": f"b{run_id}-{i}@example.org"})
                              for i in range(requests)]
-                t_reg, records, cpu_reg = drive_measured(base, c, registers, es_pid)
                 posts = [("POST", "/users", {"full_name": f"User {i}", "email": f"l{run_id}-{i}@example.org"})
                          for i in range(requests)]
-                t_legacy, _, cpu_legacy = drive_measured(legacy_base, c, posts, legacy_pid)
+                (t_reg, records, cpu_reg), (t_legacy, _, cpu_legacy) = drive_alternating(
+                    c, (base, registers, es_pid), (legacy_base, posts, legacy_pid))
                 ids = [body["id"] for *_, body in records]
                 renames = [("PATCH", f"/users/{uid}", {"name": f"Renamed {i}"}) for i, uid in enumerate(ids)]
                 with PositionWatcher(url) as watcher:
