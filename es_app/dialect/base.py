@@ -133,6 +133,20 @@ class Dialect:
         """Returns the query locking the rows it reads until the transaction ends."""
         return query if self.single_writer else query.with_for_update()
 
+    @property
+    def row_lock_clause(self) -> str:
+        """Returns what a driver-level SELECT ends with to lock the rows it reads (`lock_rows` in SQL)."""
+        return "" if self.single_writer else " FOR UPDATE"
+
+    def read_together(self, cur: Any, reads: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
+        """Returns the rows of each read, driver-level SQL written with %s placeholders, run in order
+        on the cursor's connection (in its transaction); on PostgreSQL in one round trip."""
+        out = []
+        for statement, params in reads:
+            cur.execute(statement, params)
+            out.append(cur.fetchall())
+        return out
+
     def try_advisory_lock(self, conn: Connection, key: int) -> bool:
         """Returns whether a session-wide lock on `key` was taken (always true without such locks)."""
         return True

@@ -122,6 +122,16 @@ class PostgresDialect(OnConflictDialect):
             f"SELECT setval(:s, greatest(nextval(:s), (SELECT coalesce(max({quote(key_column)}), 0) + 1 "
             f"FROM {quote(table)})))"), {"s": sequence}).scalar_one())
 
+    def read_together(self, cur: Any, reads: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
+        db = cur.connection
+        with db.pipeline():  # with the BEGIN of a transaction not yet begun: one round trip in all
+            sent = [db.execute(statement, params, prepare=True) for statement, params in reads]
+        try:
+            return [c.fetchall() for c in sent]
+        finally:
+            for c in sent:
+                c.close()
+
     def select_in(self, cur: Any, table: DriverTable, values: Sequence[Any],
                   columns: Sequence[str] | None = None) -> list[Sequence[Any]]:
         # One array parameter, planned afresh each time, not a prepared statement: a plan cached

@@ -68,6 +68,9 @@ class SQLiteDialect(OnConflictDialect):
         seq = conn.execute(text("SELECT seq FROM sqlite_sequence WHERE name = :t"), {"t": table}).scalar()
         return int(seq or 0)
 
+    def read_together(self, cur: Any, reads: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
+        return super().read_together(cur, [(statement.replace("%s", "?"), params) for statement, params in reads])
+
     def select_in(self, cur: Any, table: DriverTable, values: Sequence[Any],
                   columns: Sequence[str] | None = None) -> list[Sequence[Any]]:
         cols = tuple(table.columns if columns is None else columns)

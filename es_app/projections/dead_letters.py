@@ -77,6 +77,8 @@ def park(conn: Connection, projection: str, event: RecordedEvent, exc: BaseExcep
 
 
 _PARKED_STREAMS = select(dl.c.stream_id).where(dl.c.projection == bindparam("dl_projection"), dl.c.status == PARKED)
+PARKED_STREAMS_SQL = "SELECT stream_id FROM dead_letters WHERE projection = %s AND status = %s"
+"""`parked_streams` as driver SQL (parameters: the projection, PARKED), for reads sent together."""
 
 
 def parked_streams(conn: Connection, projection: str) -> set[str]:

@@ -30,7 +30,9 @@ from sqlalchemy import Connection, Engine, select
 from es_app.bulk_gc import bulk_gc
 from es_app.dialect import dialect_for
 from es_app.store import EventStore, RecordedEvent
+from es_app.store.driver import dbapi_of, translated_errors
 from es_app.store.engine import write_transaction
+from es_app.store.statements import HEAD
 
 from .base import Projection
 from .checkpoints import (
@@ -43,7 +45,7 @@ from .checkpoints import (
     save_position,
     shard_of,
 )
-from .dead_letters import park, parked_streams
+from .dead_letters import PARKED, PARKED_STREAMS_SQL, park, parked_streams
 from .registry import select_projections
 from .tables import projection_checkpoints as cp
 
@@ -89,9 +91,10 @@ def types_of(projection: Projection) -> tuple[str, ...] | None:
 
 
 def read_page(store: EventStore, projection: Projection, after: int, batch_size: int,
-              conn: Connection | None = None) -> FeedPage:
-    """Returns the next page of the feed for a projection (head first, so every event up to it is in view)."""
-    head = store.head_position(conn)
+              conn: Connection | None = None, head: int | None = None) -> FeedPage:
+    """Returns the next page of the feed for a projection (head first, so every event up to it is in view;
+    `head` when the caller read it already)."""
+    head = store.head_position(conn) if head is None else head
     events = store.read_all(after=after, limit=batch_size, category=projection.category, conn=conn,
                             types=types_of(projection)) if after < head else []
     return FeedPage(after, head, events)
@@ -109,7 +112,7 @@ def run_batch(conn: Connection, store: EventStore, projection: Projection, *, sh
     """
     started = time.perf_counter()
     name = checkpoint or checkpoint_name(projection.name, shard, shards)
-    position = lock_position(conn, name)
+    position, head, blocked = _open_batch(conn, projection.name, name)
     if position is None:  # a first run, or another layout (shard count, rebuild) replaced this one
         _forget_layout(conn.engine, projection.name)
         ensure_layout(conn, projection.name, shards)
@@ -119,7 +122,7 @@ def run_batch(conn: Connection, store: EventStore, projection: Projection, *, sh
     except Exception:  # noqa: BLE001 - read it again here
         page = None
     if page is None or page.after != position:
-        page = read_page(store, projection, position, batch_size, conn)
+        page = read_page(store, projection, position, batch_size, conn, head)
     head, events = page.head, page.events
     if position >= head:
         return BatchResult(name, 0, 0, 0, position, head, True), None
@@ -127,7 +130,8 @@ def run_batch(conn: Connection, store: EventStore, projection: Projection, *, sh
     new_position = max(head, events[-1].position if events else position) if at_head else events[-1].position
     following = read_ahead(new_position) if read_ahead is not None and not at_head else None
     mine = events if shards is None else [e for e in events if shard_of(e.stream_id, shards) == shard]
-    applied, parked, failure = apply_events(conn, projection, mine, park_failures=park_failures, attempts=attempts)
+    applied, parked, failure = apply_events(conn, projection, mine, park_failures=park_failures, attempts=attempts,
+                                            blocked=blocked)
     if failure is not None:
         new_position, at_head = failure.event.position - 1, False
     elapsed = time.perf_counter() - started
@@ -136,16 +140,16 @@ def run_batch(conn: Connection, store: EventStore, projection: Projection, *, sh
 
 
 def apply_events(conn: Connection, projection: Projection, events: Sequence[RecordedEvent], *,
-                 park_failures: bool = True, attempts: int = 1,
-                 new_streams: Collection[str] = ()) -> tuple[int, int, HandlerFailed | None]:
+                 park_failures: bool = True, attempts: int = 1, new_streams: Collection[str] = (),
+                 blocked: set[str] | None = None) -> tuple[int, int, HandlerFailed | None]:
     """Returns (applied, parked, failure) after folding `events` into the projection in the caller's transaction.
 
-    Streams with a parked event are passed over. A failing event is parked (its stream then
-    waits) or, without `park_failures`, ends the batch: the failure is returned and the events
-    before it stay applied. `new_streams` were created in the caller's transaction: no row of
-    theirs is looked up.
+    Streams with a parked event (`blocked`, read here unless the caller did in this transaction) are
+    passed over. A failing event is parked (its stream then waits) or, without `park_failures`, ends
+    the batch: the failure is returned and the events before it stay applied. `new_streams` were
+    created in the caller's transaction: no row of theirs is looked up.
     """
-    blocked = parked_streams(conn, projection.name)
+    blocked = parked_streams(conn, projection.name) if blocked is None else set(blocked)
     batch = projection.open(conn, [e for e in events if e.stream_id not in blocked and e.stream_id not in new_streams])
     applied = parked = 0
     failure = None
@@ -163,6 +167,22 @@ def apply_events(conn: Connection, projection: Projection, events: Sequence[Reco
             parked += 1
     batch.flush()
     return applied, parked, failure
+
+
+def _open_batch(conn: Connection, projection: str, checkpoint: str) -> tuple[int | None, int, set[str]]:
+    """Returns the checkpoint's position, locked until the transaction ends (None when the row is
+    absent), the feed's head read after it, and the projection's parked streams: on PostgreSQL one
+    round trip with the transaction's BEGIN (four, one by one)."""
+    dialect = dialect_for(conn)
+    reads = [(f"SELECT position FROM projection_checkpoints WHERE name = %s{dialect.row_lock_clause}", (checkpoint,)),
+             (HEAD, ()), (PARKED_STREAMS_SQL, (projection, PARKED))]
+    with translated_errors(conn.dialect):
+        cur = dbapi_of(conn).cursor()
+        try:
+            locked, head, parked = dialect.read_together(cur, reads)
+        finally:
+            cur.close()
+    return (locked[0][0] if locked else None), head[0][0] or 0, {stream_id for (stream_id,) in parked}
 
 
 def run_projection(engine: Engine, store: EventStore, projection: Projection, *, until_head: bool = True,
