@@ -8,12 +8,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.background import BackgroundTask
 
 from es_app.domain import NothingToChange, User
+from es_app.settings import Settings
 
 from . import idempotency
 from .context import ActorHeader, CausationHeader, Container, Credentials, actor_of
-from .execution import CommandRequest, CommandRunner, Outcome, parse_if_match
+from .execution import CommandRequest, CommandRunner, Outcome, Publisher, parse_if_match
 from .schemas import ChangeUser, CommandResult, CorrectUser, DeactivateUser, ErrorBody, NoFields, RegisterUser
 
 router = APIRouter(tags=["commands"])
@@ -43,16 +45,34 @@ def _command_request(request: Request, container: Container, x_actor: str | None
                           expected=parse_if_match(if_match), idempotency_key=key, fingerprint=fingerprint)
 
 
-def _respond(outcome: Outcome) -> JSONResponse:
+class _WakeAfterAnswer:
+    """A command's wake-up of the projections, held until its answer is sent (a background task of the
+    response): sending the Celery hint, or starting the embedded worker's run, which then shares
+    the process with the answer being written, costs the answer nothing."""
+
+    def __init__(self, publish: Publisher):
+        self._publish = publish
+        self._held: tuple[Settings, int] | None = None
+
+    def __call__(self, settings: Settings, position: int) -> None:
+        self._held = (settings, position)
+
+    def task(self) -> BackgroundTask | None:
+        return None if self._held is None else BackgroundTask(self._publish, *self._held)
+
+
+def _respond(outcome: Outcome, wake: _WakeAfterAnswer) -> JSONResponse:
     headers = dict(outcome.headers)
     if outcome.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(outcome.body, status_code=outcome.status, headers=headers)
+    return JSONResponse(outcome.body, status_code=outcome.status, headers=headers, background=wake.task())
 
 
-def _runner(request: Request, container: Container) -> CommandRunner:
+def _run(request: Request, container: Container,
+         command: Callable[[CommandRunner], Outcome]) -> JSONResponse:
     state = request.app.state
-    return CommandRunner(container, state.publish, state.metrics.on_written)
+    wake = _WakeAfterAnswer(state.publish)
+    return _respond(command(CommandRunner(container, wake, state.metrics.on_written)), wake)
 
 
 @router.post("/users", status_code=201, response_model=CommandResult, responses=_errors(409, 422),
@@ -63,7 +83,7 @@ def register_user(body: RegisterUser, request: Request, container: Container, cr
     """Emits UserRegistered. 201 with the new stream id, version and global position, and `Location`."""
     req = _command_request(request, container, x_actor, credentials, causation, key, None,
                            body.model_dump(mode="json", exclude_unset=True))
-    return _respond(_runner(request, container).register(req, body.name, body.email, body.phone))
+    return _run(request, container, lambda runner: runner.register(req, body.name, body.email, body.phone))
 
 
 def _execute(request: Request, container: Container, credentials: Any, x_actor: str | None,
@@ -71,7 +91,7 @@ def _execute(request: Request, container: Container, credentials: Any, x_actor: 
              body: BaseModel | None, action: Callable[[User], None]) -> JSONResponse:
     dumped = body.model_dump(mode="json", exclude_unset=True) if body is not None else None
     req = _command_request(request, container, x_actor, credentials, causation, key, if_match, dumped)
-    return _respond(_runner(request, container).execute(req, user_id, command, action))
+    return _run(request, container, lambda runner: runner.execute(req, user_id, command, action))
 
 
 _USER_ROUTE: dict[str, Any] = dict(response_model=CommandResult, responses=_errors(404, 409, 412, 422))

@@ -172,3 +172,37 @@ def test_correlation_id_is_generated_echoed_and_causation_can_be_given(client, a
     assert event.metadata["causation_id"] == "msg-9"
     assert event.metadata["command"] == "RegisterUser"
     assert client.get("/health", headers={"X-Correlation-ID": "abc"}).headers["x-correlation-id"] == "abc"
+
+
+def test_the_wake_up_goes_out_once_per_written_command_after_its_answer(api_settings):
+    """The projections are woken with the command's position once its answer is written (a background
+    task of the response), never for a refused command or a replayed one."""
+    woken: list[tuple[int, bool]] = []
+    answered = threading.Event()
+
+    def publish(settings, position: int) -> None:
+        woken.append((position, answered.is_set()))
+
+    app = create_app(api_settings, publish=publish)
+
+    @app.middleware("http")
+    async def mark_answer(request, call_next):  # noqa: ANN001, ANN202 - runs as the answer starts
+        response = await call_next(request)
+        answered.set()
+        return response
+
+    try:
+        with TestClient(app) as client:
+            email = unique_email()
+            first = client.post("/users", json={"name": "A", "email": email}, headers={"Idempotency-Key": "k-1"})
+            assert first.status_code == 201
+            assert woken == [(first.json()["position"], True)]
+            answered.clear()
+            replay = client.post("/users", json={"name": "A", "email": email}, headers={"Idempotency-Key": "k-1"})
+            taken = client.post("/users", json={"name": "B", "email": email})
+            assert (replay.status_code, taken.status_code) == (201, 409)
+            changed = client.patch(f"/users/{first.json()['id']}", json={"name": "C"})
+            assert changed.status_code == 200
+            assert woken == [(first.json()["position"], True), (changed.json()["position"], True)]
+    finally:
+        stop_embedded()
