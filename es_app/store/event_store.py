@@ -13,9 +13,9 @@ positions are handed out in commit order; SQLite serialises writers with BEGIN I
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
@@ -43,6 +43,7 @@ from .types import (
 from .upcasting import UpcasterRegistry
 
 BatchItem = tuple[str, Sequence[NewEvent | EncodedEvent], Expected]
+_T = TypeVar("_T")
 
 
 class _Span(NamedTuple):
@@ -174,18 +175,10 @@ class EventStore:
         claims, releases = tuple(claims), tuple(releases)
         check_new_events(stream_id, new_events, claims, releases)
         try:
-            with translated_errors(self.engine.dialect):
-                cur = dbapi_of(conn).cursor()
-                try:
-                    return self._append_checked(cur, stream_id, new_events, expected_version, claims, releases)
-                finally:
-                    cur.close()
+            return self._on_cursor(conn, lambda cur: self._append_checked(cur, stream_id, new_events,
+                                                                          expected_version, claims, releases))
         except _Mismatch as mismatch:
-            retried = self._stored_retry(conn, stream_id, new_events)
-            if retried is not None:
-                return retried
-            current = mismatch.current if mismatch.current is not None else lookups.stream_version(conn, stream_id)
-            raise ConcurrencyError(stream_id, expected_version, current) from None
+            return self._retry_or_refuse(conn, stream_id, new_events, expected_version, mismatch)
 
     def append_probed_in(self, conn: Connection, stream_id: str, new_events: Sequence[NewEvent],
                          expected_version: Expected = ExpectedVersion.ANY, *, probe: tuple[str, Sequence[Any]],
@@ -203,19 +196,29 @@ class EventStore:
         claims, releases = tuple(claims), tuple(releases)
         check_new_events(stream_id, new_events, claims, releases)
         try:
-            with translated_errors(self.engine.dialect):
-                cur = dbapi_of(conn).cursor()
-                try:
-                    return self._append_probed(cur, stream_id, new_events, expected_version, claims, releases,
-                                               probe)
-                finally:
-                    cur.close()
+            return self._on_cursor(conn, lambda cur: self._append_probed(cur, stream_id, new_events, expected_version,
+                                                                         claims, releases, probe))
         except _Mismatch as mismatch:
-            retried = self._stored_retry(conn, stream_id, new_events)
-            if retried is not None:
-                return retried, []
-            current = mismatch.current if mismatch.current is not None else lookups.stream_version(conn, stream_id)
-            raise ConcurrencyError(stream_id, expected_version, current) from None
+            return self._retry_or_refuse(conn, stream_id, new_events, expected_version, mismatch), []
+
+    def _on_cursor(self, conn: Connection, step: Callable[[Any], _T]) -> _T:
+        """Returns `step(cursor)` run on a cursor of `conn`'s DB-API connection (its transaction), driver
+        errors raised as SQLAlchemy's."""
+        with translated_errors(self.engine.dialect):
+            cur = dbapi_of(conn).cursor()
+            try:
+                return step(cur)
+            finally:
+                cur.close()
+
+    def _retry_or_refuse(self, conn: Connection, stream_id: str, new_events: Sequence[NewEvent],
+                         expected: Expected, mismatch: _Mismatch) -> AppendResult:
+        """Returns the stored result when these exact events are stored already; else raises ConcurrencyError."""
+        retried = self._stored_retry(conn, stream_id, new_events)
+        if retried is not None:
+            return retried
+        current = mismatch.current if mismatch.current is not None else lookups.stream_version(conn, stream_id)
+        raise ConcurrencyError(stream_id, expected, current) from None
 
     def _append_probed(self, cur: Any, stream_id: str, new_events: Sequence[NewEvent], expected: Expected,
                        claims: tuple[Claim, ...], releases: tuple[Claim, ...],

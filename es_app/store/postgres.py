@@ -148,47 +148,30 @@ class PostgresEventStore(EventStore):
 
     def _append_with_claims(self, db: Any, stream_id: str, new_events: Sequence[NewEvent], expected: Expected,
                             claims: tuple[Claim, ...], releases: tuple[Claim, ...]) -> AppendResult:
-        """The lock, the releases, the claims and the INSERT that checks the version itself in one
-        round trip, then the COMMIT; a version that does not match, or a claim someone else holds,
-        rolls it all back (this transaction is the append's own)."""
-        mode, params = _checked_insert_params(stream_id, new_events, expected)  # encoded (and checked) first
-        opened: list[Any] = []
-
-        def send(statement: str, values: Any = None) -> Any:
-            opened.append(db.execute(statement, values, prepare=True))
-            return opened[-1]
-
+        """`_pipelined` without a probe, then the COMMIT; a version that does not match, or a claim
+        someone else holds, rolls it all back (this transaction is the append's own)."""
         try:
-            with db.pipeline():
-                if self.serialize_appends:
-                    send(LOCK_SQL)
-                for claim in releases:
-                    send(sql.RELEASE, (claim.scope, claim.value, stream_id))
-                taken = [(claim, send(sql.CLAIM, (claim.scope, claim.value, stream_id))) for claim in claims]
-                insert = send(_insert_unnest(mode), params)
-            result = _landed(stream_id, insert.fetchall())  # a mismatch first, as when the version is read first
-            for claim, cur in taken:
-                if cur.fetchone() is None:
-                    owner = send(sql.CLAIM_OWNER, (claim.scope, claim.value)).fetchone()[0]
-                    if owner != stream_id:
-                        raise ClaimTaken(claim, owner)
+            result, _ = self._pipelined(db, stream_id, new_events, expected, claims, releases, None)
             db.commit()
-            return result
         except BaseException:
             db.rollback()
             raise
-        finally:
-            for cur in opened:
-                cur.close()
+        assert result is not None  # without a probe there is always a result (or an exception)
+        return result
 
     def _append_probed(self, cur: Any, stream_id: str, new_events: Sequence[NewEvent], expected: Expected,
                        claims: tuple[Claim, ...], releases: tuple[Claim, ...],
                        probe: tuple[str, Sequence[Any]]) -> tuple[AppendResult | None, list[tuple[Any, ...]]]:
+        return self._pipelined(cur.connection, stream_id, new_events, expected, claims, releases, probe)
+
+    def _pipelined(self, db: Any, stream_id: str, new_events: Sequence[NewEvent], expected: Expected,
+                   claims: tuple[Claim, ...], releases: tuple[Claim, ...],
+                   probe: tuple[str, Sequence[Any]] | None) -> tuple[AppendResult | None, list[tuple[Any, ...]]]:
         """The lock, the probe, the releases and claims (which change nothing unless the version
-        matches) and the INSERT that checks the version itself: one round trip."""
+        matches) and the INSERT that checks the version itself, in one round trip; returns
+        (None, the probe's rows) when the probe found any, else (where the events landed, [])."""
         mode, params = _checked_insert_params(stream_id, new_events, expected)  # encoded (and checked) first
         check = [stream_id] if mode != "exact" else [stream_id, expected]
-        db = cur.connection
         opened: list[Any] = []
 
         def send(statement: str, values: Any = None) -> Any:
@@ -199,16 +182,16 @@ class PostgresEventStore(EventStore):
             with db.pipeline():
                 if self.serialize_appends:
                     send(LOCK_SQL)
-                found = send(probe[0], probe[1])
+                found = send(*probe) if probe is not None else None
                 for claim in releases:
                     send(_if_version(sql.RELEASE, mode), [claim.scope, claim.value, stream_id, *check])
                 taken = [(claim, send(_if_version(sql.CLAIM, mode), [claim.scope, claim.value, stream_id, *check]))
                          for claim in claims]
                 insert = send(_insert_unnest(mode), params)
-            rows = found.fetchall()
+            rows = found.fetchall() if found is not None else []
             if rows:
                 return None, rows
-            result = _landed(stream_id, insert.fetchall())
+            result = _landed(stream_id, insert.fetchall())  # a mismatch first, as when the version is read first
             for claim, claimed in taken:
                 if claimed.fetchone() is None:
                     owner = send(sql.CLAIM_OWNER, (claim.scope, claim.value)).fetchone()[0]
