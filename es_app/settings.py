@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     catch_up_interval_s: float = 10.0  # beat: how often workers catch up without a wake-up message
     # embedded mode: wake-ups within this long of the last run's start are handled by one run (0: one run each)
     embedded_coalesce_ms: float = Field(default=20.0, ge=0)
+    # servers mode: a process's wake-up hints within this long of the last one sent go as one (0: one each)
+    hint_coalesce_ms: float = Field(default=20.0, ge=0)
 
     # migrator relay (migrator.relay, migrator.tasks)
     mapping_file: str = ""  # TOML/JSON/YAML table mappings for the relay task; empty = the built-in users mapping
