@@ -98,7 +98,7 @@ class SQLiteDialect(OnConflictDialect):
             return 0
         columns = (*rows[0], *same)
         values = [(*r.values(), *same.values()) for r in rows]
-        if any(type(v) not in _PLAIN for row in values for v in row) or any(tuple(r) != columns[:len(r)] for r in rows):
+        if any(type(v) not in _PLAIN for row in values for v in row):  # rows share their keys (the contract)
             return super().insert_ignore_many(conn, table, key_columns, rows, same, dumps)
         return conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({quoted(columns)}) VALUES '
                                     f'({", ".join("?" * len(columns))}) ON CONFLICT ({quoted(key_columns)}) DO NOTHING',

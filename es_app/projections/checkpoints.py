@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, Select, bindparam, func, select
 
-from es_app.dialect import dialect_for
+from es_app.dialect import Dialect, dialect_for
 
 from .tables import projection_checkpoints as cp
 
@@ -107,6 +107,11 @@ _SAVE_POSITION_RATE = cp.update().where(cp.c.name == bindparam("cp_name")).value
 
 
 _LOCK_POSITION: dict[str, Select] = {}  # per backend
+
+
+def lock_position_sql(dialect: Dialect) -> str:
+    """Returns `lock_position` as driver SQL (parameter: the checkpoint's name), for reads sent together."""
+    return f"SELECT position FROM projection_checkpoints WHERE name = %s{dialect.row_lock_clause}"
 
 
 def lock_position(conn: Connection, name: str) -> int | None:

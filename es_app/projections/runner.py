@@ -30,7 +30,7 @@ from sqlalchemy import Connection, Engine, select
 from es_app.bulk_gc import bulk_gc
 from es_app.dialect import dialect_for
 from es_app.store import EventStore, RecordedEvent
-from es_app.store.driver import dbapi_of, translated_errors
+from es_app.store.driver import driver_cursor
 from es_app.store.engine import write_transaction
 from es_app.store.statements import HEAD
 
@@ -42,6 +42,7 @@ from .checkpoints import (
     get_position,
     layout_names,
     lock_position,
+    lock_position_sql,
     save_position,
     shard_of,
 )
@@ -174,14 +175,9 @@ def _open_batch(conn: Connection, projection: str, checkpoint: str) -> tuple[int
     absent), the feed's head read after it, and the projection's parked streams: on PostgreSQL one
     round trip with the transaction's BEGIN (four, one by one)."""
     dialect = dialect_for(conn)
-    reads = [(f"SELECT position FROM projection_checkpoints WHERE name = %s{dialect.row_lock_clause}", (checkpoint,)),
-             (HEAD, ()), (PARKED_STREAMS_SQL, (projection, PARKED))]
-    with translated_errors(conn.dialect):
-        cur = dbapi_of(conn).cursor()
-        try:
-            locked, head, parked = dialect.read_together(cur, reads)
-        finally:
-            cur.close()
+    reads = [(lock_position_sql(dialect), (checkpoint,)), (HEAD, ()), (PARKED_STREAMS_SQL, (projection, PARKED))]
+    with driver_cursor(conn) as cur:
+        locked, head, parked = dialect.read_together(cur, reads)
     return (locked[0][0] if locked else None), head[0][0] or 0, {stream_id for (stream_id,) in parked}
 
 

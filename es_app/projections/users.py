@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Table
 from es_app.dialect import DriverTable, dialect_for
 from es_app.domain import User, UserImported, UserState, event_from_data
 from es_app.store import RecordedEvent
-from es_app.store.driver import dbapi_of, dumps, loads, translated_errors
+from es_app.store.driver import driver_cursor, dumps, loads
 
 from .tables import users_view
 
@@ -90,12 +90,8 @@ def _driver_table(name: str) -> DriverTable:
 
 def _lookup(conn: Connection, table: str, ids: list[str]) -> dict[str, UserState]:
     """Returns the states of these rows, read on the driver's cursor (the dialect's select_in)."""
-    with translated_errors(conn.dialect):
-        cur = dbapi_of(conn).cursor()
-        try:
-            rows = dialect_for(conn).select_in(cur, _driver_table(table), ids, _LOOKUP_COLUMNS)
-        finally:
-            cur.close()
+    with driver_cursor(conn) as cur:
+        rows = dialect_for(conn).select_in(cur, _driver_table(table), ids, _LOOKUP_COLUMNS)
     return {r[0]: UserState(id=r[0], name=r[1], email=r[2], phone=r[3], active=r[4], deleted=r[5], version=r[6],
                             created_at=r[7], updated_at=r[8], legacy_key=r[9], extra=dict(r[10] or {}))
             for r in rows}
@@ -152,12 +148,8 @@ class UsersBatch:
             return
         rows = [_row(self.states[sid], position) for sid, position in self.dirty.items()]
         absent, self.dirty, self.absent = self.absent, {}, set()
-        with translated_errors(self.conn.dialect):
-            cur = dbapi_of(self.conn).cursor()
-            try:
-                dialect_for(self.conn).upsert_newer(cur, _driver_table(self.table.name), rows, absent)
-            finally:
-                cur.close()
+        with driver_cursor(self.conn) as cur:
+            dialect_for(self.conn).upsert_newer(cur, _driver_table(self.table.name), rows, absent)
 
 
 class UsersProjection:

@@ -21,7 +21,7 @@ from es_app.dialect import Dialect, dialect_for
 
 from .codec import dumps, loads  # re-exported: the read model's batch writer encodes with the store's codec
 
-__all__ = ["dbapi_connection", "dbapi_of", "dumps", "loads", "translated_errors"]
+__all__ = ["dbapi_connection", "dbapi_of", "driver_cursor", "dumps", "loads", "translated_errors"]
 
 
 @contextmanager
@@ -69,6 +69,18 @@ def translated_errors(dialect: Any, fairy: Any = None) -> Iterator[None]:
             fairy.invalidate(err)
         raise DBAPIError.instance(None, None, err, dbapi_error, connection_invalidated=invalidated,
                                   dialect=dialect) from err
+
+
+@contextmanager
+def driver_cursor(conn: Connection) -> Iterator[Any]:
+    """Yields a cursor of `conn`'s DB-API connection (its transaction), closed after; driver errors
+    come out as SQLAlchemy's."""
+    with translated_errors(conn.dialect):
+        cur = dbapi_of(conn).cursor()
+        try:
+            yield cur
+        finally:
+            cur.close()
 
 
 def dbapi_of(conn: Connection) -> Any:

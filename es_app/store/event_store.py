@@ -13,9 +13,9 @@ positions are handed out in commit order; SQLite serialises writers with BEGIN I
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
@@ -24,7 +24,7 @@ from . import claims as _claims
 from . import lookups
 from . import statements as sql
 from .codec import loads
-from .driver import dbapi_connection, dbapi_of, translated_errors
+from .driver import dbapi_connection, dbapi_of, driver_cursor, translated_errors
 from .limits import check_fields
 from .rows import EventRow, SnapshotRow, StoredRow, rows_at
 from .rules import check_new_events, matches, refuse_repeated_ids
@@ -43,7 +43,6 @@ from .types import (
 from .upcasting import UpcasterRegistry
 
 BatchItem = tuple[str, Sequence[NewEvent | EncodedEvent], Expected]
-_T = TypeVar("_T")
 
 
 class _Span(NamedTuple):
@@ -175,8 +174,8 @@ class EventStore:
         claims, releases = tuple(claims), tuple(releases)
         check_new_events(stream_id, new_events, claims, releases)
         try:
-            return self._on_cursor(conn, lambda cur: self._append_checked(cur, stream_id, new_events,
-                                                                          expected_version, claims, releases))
+            with driver_cursor(conn) as cur:
+                return self._append_checked(cur, stream_id, new_events, expected_version, claims, releases)
         except _Mismatch as mismatch:
             return self._retry_or_refuse(conn, stream_id, new_events, expected_version, mismatch)
 
@@ -196,20 +195,10 @@ class EventStore:
         claims, releases = tuple(claims), tuple(releases)
         check_new_events(stream_id, new_events, claims, releases)
         try:
-            return self._on_cursor(conn, lambda cur: self._append_probed(cur, stream_id, new_events, expected_version,
-                                                                         claims, releases, probe))
+            with driver_cursor(conn) as cur:
+                return self._append_probed(cur, stream_id, new_events, expected_version, claims, releases, probe)
         except _Mismatch as mismatch:
             return self._retry_or_refuse(conn, stream_id, new_events, expected_version, mismatch), []
-
-    def _on_cursor(self, conn: Connection, step: Callable[[Any], _T]) -> _T:
-        """Returns `step(cursor)` run on a cursor of `conn`'s DB-API connection (its transaction), driver
-        errors raised as SQLAlchemy's."""
-        with translated_errors(self.engine.dialect):
-            cur = dbapi_of(conn).cursor()
-            try:
-                return step(cur)
-            finally:
-                cur.close()
 
     def _retry_or_refuse(self, conn: Connection, stream_id: str, new_events: Sequence[NewEvent],
                          expected: Expected, mismatch: _Mismatch) -> AppendResult:
@@ -330,7 +319,6 @@ class EventStore:
             check_fields(stream_id, batch)
         refuse_repeated_ids(e for _, batch, _ in items for e in batch)
         db = dbapi_of(conn)
-        stream_ids = [stream_id for stream_id, _, _ in items]
         if not skip_mismatched and all(expected is ExpectedVersion.NO_STREAM for _, _, expected in items):
             with translated_errors(self.engine.dialect):
                 self._lock_and_read_versions(db, [])  # the lock alone
@@ -341,7 +329,7 @@ class EventStore:
             except IntegrityError:
                 pass  # a stream that exists, or an event id stored before: plan on the versions read
         with translated_errors(self.engine.dialect):
-            versions = self._lock_and_read_versions(db, stream_ids)
+            versions = self._lock_and_read_versions(db, [stream_id for stream_id, _, _ in items])
         spans, rows = self._plan_rows(conn, items, versions, skip_mismatched, stored={})
         if not rows:
             return spans, rows, []
@@ -524,13 +512,9 @@ class EventStore:
     def _fetch(self, statement: str, params: list[Any], conn: Connection | None) -> list[RecordedEvent]:
         upcast, recorded = self.upcasters.upcast, self._recorded
         if conn is not None:
-            with translated_errors(self.engine.dialect):
-                cur = dbapi_of(conn).cursor()
-                try:
-                    cur.execute(statement, params)
-                    return [recorded(r, upcast) for r in cur.fetchall()]
-                finally:
-                    cur.close()
+            with driver_cursor(conn) as cur:
+                cur.execute(statement, params)
+                return [recorded(r, upcast) for r in cur.fetchall()]
         with dbapi_connection(self.engine, autocommit=True) as db:
             cur = db.cursor()
             try:
