@@ -22,7 +22,6 @@ from .rows import EventRow, StoredRow, rows_at
 from .rules import matches
 from .types import AppendResult, Claim, Expected, NewEvent, RecordedEvent
 
-SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's storage format for DateTime on SQLite
 VARIABLES = 900  # parameters per statement, below SQLite's limit on older builds
 INSERT_POSITIONED = f"INSERT INTO events (position, {sql.INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
@@ -53,7 +52,9 @@ class SqliteEventStore(EventStore):
         return _q(statement)
 
     def _time_param(self, now: datetime) -> Any:
-        return now.strftime(SQLITE_TIME)
+        """Returns `now` (UTC) as SQLAlchemy's DateTime stores it on SQLite: 'YYYY-MM-DD HH:MM:SS.ffffff'
+        (isoformat: a third of strftime's time, and the year zero-padded as SQLAlchemy pads it)."""
+        return now.isoformat(" ", "microseconds")[:26]
 
     def _recorded_time(self, stored: Any) -> datetime:
         """Returns the recorded_at of a row (text without offset, in UTC)."""

@@ -381,9 +381,12 @@ class Backfill:
         # SIGINT is ignored only while the submit that starts the reader process runs (the process inherits the
         # ignoring); ignored around every submit, a Ctrl-C landing in one was lost and the backfill ran on
         starts = in_process and not getattr(self._pool, "_processes", None)
+        # a reader process sends the events' JSON only: their parsed data and metadata would cost more to pickle
+        # there and unpickle here (under the writer's GIL) than the writer's own parse of that JSON
+        parsed = self._parsed and not in_process
         try:
             with _children_ignore_sigint(starts):
-                return self._pool.submit(read, after, limit, self._parsed)
+                return self._pool.submit(read, after, limit, parsed)
         except BrokenProcessPool as exc:
             raise self._reader_died(exc) from None
 
