@@ -110,9 +110,10 @@ class EventStore:
         """Returns the streams' versions after taking the append lock (where there is one)."""
         raise NotImplementedError
 
-    def _insert_positioned(self, cur: Any, rows: list[EventRow], savepoint: str | None = None) -> list[int]:
+    def _insert_positioned(self, cur: Any, rows: list[EventRow], savepoint: str | None = None,
+                           lock: bool = False) -> list[int]:
         """Returns the positions of `rows`, inserted in order with positions taken ahead (after
-        `savepoint` is set, when given)."""
+        `savepoint` is set, when given; after the append lock is taken first, with `lock`)."""
         raise NotImplementedError
 
     def _q(self, statement: str) -> str:
@@ -320,12 +321,10 @@ class EventStore:
         refuse_repeated_ids(e for _, batch, _ in items for e in batch)
         db = dbapi_of(conn)
         if not skip_mismatched and all(expected is ExpectedVersion.NO_STREAM for _, _, expected in items):
-            with translated_errors(self.engine.dialect):
-                self._lock_and_read_versions(db, [])  # the lock alone
-            spans, rows = self._plan_rows(conn, items, {}, skip_mismatched, stored={})
+            spans, rows = self._plan_rows(conn, items, {}, skip_mismatched, stored={})  # reads nothing
             try:
-                with translated_errors(self.engine.dialect):
-                    return spans, rows, self._insert_rows(db, rows, savepoint=True)
+                with translated_errors(self.engine.dialect):  # the lock goes with the positions (one round trip)
+                    return spans, rows, self._insert_rows(db, rows, savepoint=True, lock=True)
             except IntegrityError:
                 pass  # a stream that exists, or an event id stored before: plan on the versions read
         with translated_errors(self.engine.dialect):
@@ -373,20 +372,21 @@ class EventStore:
             spans.append(_Span(stream_id, versions[stream_id], start, len(rows)))
         return spans, rows
 
-    def _insert_rows(self, db: Any, rows: list[EventRow], *, savepoint: bool = False) -> list[int]:
+    def _insert_rows(self, db: Any, rows: list[EventRow], *, savepoint: bool = False, lock: bool = False) -> list[int]:
         """Returns the positions of `rows`, inserted in order.
 
         Positions are taken first, under the append lock (PostgreSQL: from the events
         sequence; SQLite: after the highest, under the write lock), then the rows go in with
         them: COPY on PostgreSQL, executemany on SQLite; neither needs RETURNING. With
-        `savepoint`, a failed insert leaves the caller's transaction as it was.
+        `savepoint`, a failed insert leaves the caller's transaction as it was; with `lock`, the
+        append lock is taken first (before the savepoint, so a failed insert keeps it).
         """
         cur = db.cursor()
         try:
             if not savepoint:
-                return self._insert_positioned(cur, rows)
+                return self._insert_positioned(cur, rows, lock=lock)
             try:
-                positions = self._insert_positioned(cur, rows, savepoint="es_append_batch")
+                positions = self._insert_positioned(cur, rows, savepoint="es_append_batch", lock=lock)
             except BaseException:
                 cur.execute("ROLLBACK TO SAVEPOINT es_append_batch")
                 cur.execute("RELEASE SAVEPOINT es_append_batch")

@@ -233,11 +233,14 @@ class PostgresEventStore(EventStore):
             lock.close()
             cur.close()
 
-    def _insert_positioned(self, cur: Any, rows: list[EventRow], savepoint: str | None = None) -> list[int]:
+    def _insert_positioned(self, cur: Any, rows: list[EventRow], savepoint: str | None = None,
+                           lock: bool = False) -> list[int]:
         """Takes the positions from the events sequence (under the append lock), then COPYs the rows;
-        the savepoint and the positions are one round trip."""
+        the lock (with `lock`), the savepoint and the positions are one round trip."""
         sequence = self._position_sequence(cur)
         with cur.connection.pipeline():
+            if lock and self.serialize_appends:
+                cur.execute(LOCK_SQL, prepare=True)
             if savepoint is not None:
                 cur.execute(f"SAVEPOINT {savepoint}")
             cur.execute(TAKE_POSITIONS, (sequence, len(rows)))

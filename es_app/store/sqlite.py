@@ -127,7 +127,9 @@ class SqliteEventStore(EventStore):
         finally:
             cur.close()
 
-    def _insert_positioned(self, cur: Any, rows: list[EventRow], savepoint: str | None = None) -> list[int]:
+    def _insert_positioned(self, cur: Any, rows: list[EventRow], savepoint: str | None = None,
+                           lock: bool = False) -> list[int]:
+        # `lock`: nothing to take, the write transaction (BEGIN IMMEDIATE) is the lock
         if savepoint is not None:
             cur.execute(f"SAVEPOINT {savepoint}")
         head = cur.execute(sql.HEAD).fetchone()[0] or 0
