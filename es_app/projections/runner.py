@@ -113,16 +113,18 @@ def run_batch(conn: Connection, store: EventStore, projection: Projection, *, sh
     """
     started = time.perf_counter()
     name = checkpoint or checkpoint_name(projection.name, shard, shards)
-    position, head, blocked = _open_batch(conn, projection.name, name)
+    # without a page read ahead, the page after where this process last left the checkpoint is read with the lock
+    hint = _last_positions(conn.engine).get(name) if ahead is None else None
+    position, head, blocked, early = _open_batch(conn, store, projection, name, hint, batch_size)
     if position is None:  # a first run, or another layout (shard count, rebuild) replaced this one
         _forget_layout(conn.engine, projection.name)
         ensure_layout(conn, projection.name, shards)
         position = lock_position(conn, name) or 0
     try:
-        page = ahead.result() if ahead is not None else None
+        page = ahead.result() if ahead is not None else early
     except Exception:  # noqa: BLE001 - read it again here
         page = None
-    if page is None or page.after != position:
+    if page is None or page.after != position:  # none read yet, or the checkpoint moved since (another process)
         page = read_page(store, projection, position, batch_size, conn, head)
     head, events = page.head, page.events
     if position >= head:
@@ -170,15 +172,23 @@ def apply_events(conn: Connection, projection: Projection, events: Sequence[Reco
     return applied, parked, failure
 
 
-def _open_batch(conn: Connection, projection: str, checkpoint: str) -> tuple[int | None, int, set[str]]:
+def _open_batch(conn: Connection, store: EventStore, projection: Projection, checkpoint: str, after: int | None,
+                batch_size: int) -> tuple[int | None, int, set[str], FeedPage | None]:
     """Returns the checkpoint's position, locked until the transaction ends (None when the row is
-    absent), the feed's head read after it, and the projection's parked streams: on PostgreSQL one
-    round trip with the transaction's BEGIN (four, one by one)."""
+    absent), the feed's head read after it, the projection's parked streams, and (when `after` is
+    given) the page of the feed after `after` read after the head: on PostgreSQL one round trip with
+    the transaction's BEGIN (five, one by one). The page is the batch's when `after` is the position."""
     dialect = dialect_for(conn)
-    reads = [(lock_position_sql(dialect), (checkpoint,)), (HEAD, ()), (PARKED_STREAMS_SQL, (projection, PARKED))]
+    reads: list[tuple[str, Sequence[Any]]] = [(lock_position_sql(dialect), (checkpoint,)), (HEAD, ()),
+                                              (PARKED_STREAMS_SQL, (projection.name, PARKED))]
+    if after is not None:
+        reads.append(store.read_all_query(after=after, limit=batch_size, category=projection.category,
+                                          types=types_of(projection)))
     with driver_cursor(conn) as cur:
-        locked, head, parked = dialect.read_together(cur, reads)
-    return (locked[0][0] if locked else None), head[0][0] or 0, {stream_id for (stream_id,) in parked}
+        locked, head, parked, *rows = dialect.read_together(cur, reads)
+    at = head[0][0] or 0
+    page = FeedPage(after, at, store.recorded(rows[0]) if after < at else []) if after is not None else None
+    return (locked[0][0] if locked else None), at, {stream_id for (stream_id,) in parked}, page
 
 
 def run_projection(engine: Engine, store: EventStore, projection: Projection, *, until_head: bool = True,

@@ -470,6 +470,13 @@ class EventStore:
                  category: str | None = None, conn: Connection | None = None,
                  before: int | None = None) -> list[RecordedEvent]:
         """Returns events of the global feed with position > `after` (and < `before`), in position order."""
+        statement, params = self.read_all_query(after, limit, types, category, before)
+        return self._fetch(statement, params, conn)
+
+    def read_all_query(self, after: int = 0, limit: int = 1000, types: Iterable[str] | None = None,
+                       category: str | None = None, before: int | None = None) -> tuple[str, list[Any]]:
+        """Returns the statement and parameters of `read_all`, in the driver's parameter style, for a caller
+        that sends it with other reads (`Dialect.read_together`); `recorded` turns its rows into events."""
         params: list[Any] = [after]
         if before is not None:
             params.append(before)
@@ -477,7 +484,12 @@ class EventStore:
         if category is not None:
             params.append(category)
         params.append(limit)
-        return self._fetch(self._read_all_sql(type_filter, category is not None, before is not None), params, conn)
+        return self._read_all_sql(type_filter, category is not None, before is not None), params
+
+    def recorded(self, rows: Iterable[Any]) -> list[RecordedEvent]:
+        """Returns the events of rows read by a `read_all_query` statement."""
+        upcast, recorded = self.upcasters.upcast, self._recorded
+        return [recorded(r, upcast) for r in rows]
 
     def _read_all_sql(self, type_filter: str, has_category: bool, has_before: bool) -> str:
         return self._q(sql.read_all(type_filter, has_category, has_before))
@@ -510,15 +522,14 @@ class EventStore:
             return c.exec_driver_sql(sql.HEAD).scalar() or 0
 
     def _fetch(self, statement: str, params: list[Any], conn: Connection | None) -> list[RecordedEvent]:
-        upcast, recorded = self.upcasters.upcast, self._recorded
         if conn is not None:
             with driver_cursor(conn) as cur:
                 cur.execute(statement, params)
-                return [recorded(r, upcast) for r in cur.fetchall()]
+                return self.recorded(cur.fetchall())
         with dbapi_connection(self.engine, autocommit=True) as db:
             cur = db.cursor()
             try:
                 cur.execute(statement, params)
-                return [recorded(r, upcast) for r in cur.fetchall()]
+                return self.recorded(cur.fetchall())
             finally:
                 cur.close()

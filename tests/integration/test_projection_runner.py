@@ -16,7 +16,7 @@ from es_app.projections import (
 )
 from es_app.projections import runner as runner_module
 from es_app.projections.registry import get_projection
-from es_app.projections.tables import projection_checkpoints
+from es_app.projections.tables import projection_checkpoints, users_view
 from es_app.store import NewEvent
 
 from .projection_helpers import (
@@ -193,6 +193,17 @@ def test_a_page_read_ahead_is_used_only_if_it_starts_at_the_locked_checkpoint(es
     with write_transaction(es.engine) as conn:
         result, _ = run_batch(conn, es.store, users, ahead=fresh)
     assert (result.at_head, result.applied, result.position) == (True, 0, 6)
+
+
+def test_a_checkpoint_moved_back_by_another_process_is_read_from_where_it_stands(es):
+    ids = seed_users(es, 3)
+    run_projections(es, names=["users"])  # this process last left the checkpoint at the head
+    with es.engine.begin() as conn:  # as an operator's reset in another process would
+        conn.execute(update(projection_checkpoints).where(projection_checkpoints.c.name == "users").values(position=0))
+        conn.execute(users_view.delete())
+    assert run_projections(es, names=["users"]) == 6  # not the empty page after where this process left it
+    assert sorted(dump(es.engine)) == sorted(ids)
+    assert read_model_position(es.engine, "users") == es.store.head_position()
 
 
 def test_a_layout_replaced_under_a_process_is_laid_out_again_on_its_next_run(es):
