@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import weakref
@@ -12,9 +13,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import InvalidatePoolError
+from sqlalchemy.exc import InvalidatePoolError, OperationalError
 
 from es_app.dialect import dialect_for
+
+log = logging.getLogger(__name__)
 
 
 def normalize_url(url: str) -> str:
@@ -158,6 +161,38 @@ def sqlite_writer_turn(engine: Engine, timeout_s: float = 60.0) -> Iterator[None
     finally:
         if got:
             lock.release()
+
+
+WAL_CHECKPOINT_EVERY_S = 0.05  # the least time between two of `checkpoint_wal`'s checkpoints of one engine
+_CHECKPOINTED: weakref.WeakKeyDictionary[Engine, float] = weakref.WeakKeyDictionary()
+
+
+def checkpoint_wal(engine: Engine, every_s: float = WAL_CHECKPOINT_EVERY_S) -> bool:
+    """Copies an SQLite database's write-ahead log into the database file, at most once per `every_s` per
+    engine; returns whether it did (elsewhere it does nothing).
+
+    The checkpoint is PASSIVE: it waits on no reader and no writer, and copies what it can. The projection
+    tasks run it after their batches so that the API's commits leave the log short of SQLite's automatic
+    checkpoint (1,000 pages), which runs inside the commit that crosses it: at one client, one command in
+    about 65 paid for a whole checkpoint (docs/benchmarks.md). The automatic one stays, for when nothing
+    else checkpoints. A checkpoint that fails is logged: it leaves the log to the automatic one.
+    """
+    if not dialect_for(engine).single_writer:
+        return False
+    now = time.monotonic()
+    with _SQLITE_WRITERS_GUARD:
+        if now - _CHECKPOINTED.get(engine, -every_s) < every_s:
+            return False
+        _CHECKPOINTED[engine] = now
+    from .driver import dbapi_connection  # driver imports the dialects, as this module does: no cycle, but late
+
+    try:
+        with dbapi_connection(engine) as db:  # in autocommit: a checkpoint inside a transaction stops at its snapshot
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    except OperationalError as exc:
+        log.warning("write-ahead log checkpoint failed (SQLite's automatic one remains): %s", exc)
+        return False
+    return True
 
 
 @contextmanager

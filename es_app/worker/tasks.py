@@ -18,6 +18,7 @@ from es_app.projections import HandlerFailed, checkpoint_name, run_projections
 from es_app.projections.checkpoints import get_position
 from es_app.projections.registry import get_projection, names_for_queue
 from es_app.settings import Settings, get_settings
+from es_app.store.engine import checkpoint_wal
 
 from .app import NOTIFICATIONS_QUEUE, PROJECTIONS_QUEUE, app
 
@@ -69,9 +70,11 @@ def _run(task: Any, queue: str, shard: int | None, shards: int | None, position:
         return 0
     retries = task.request.retries
     try:
-        return run_projections(container, shard=shard, shards=shards, names=names,
-                               batch_size=settings.projection_batch_size,
-                               park_failures=retries >= settings.projection_max_retries, attempts=retries + 1)
+        applied = run_projections(container, shard=shard, shards=shards, names=names,
+                                  batch_size=settings.projection_batch_size,
+                                  park_failures=retries >= settings.projection_max_retries, attempts=retries + 1)
+        checkpoint_wal(container.engine)  # SQLite: here, not in the commit of an API request (see checkpoint_wal)
+        return applied
     except HandlerFailed as exc:
         log.warning("retrying in %.2fs: %s", settings.projection_retry_backoff_s * 2 ** retries, exc)
         raise task.retry(exc=exc, countdown=settings.projection_retry_backoff_s * 2 ** retries) from exc
