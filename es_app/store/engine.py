@@ -13,9 +13,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import InvalidatePoolError, OperationalError
+from sqlalchemy.exc import DBAPIError, InvalidatePoolError
 
 from es_app.dialect import dialect_for
+
+from .driver import dbapi_connection
 
 log = logging.getLogger(__name__)
 
@@ -184,12 +186,10 @@ def checkpoint_wal(engine: Engine, every_s: float = WAL_CHECKPOINT_EVERY_S) -> b
         if now - _CHECKPOINTED.get(engine, -every_s) < every_s:
             return False
         _CHECKPOINTED[engine] = now
-    from .driver import dbapi_connection  # driver imports the dialects, as this module does: no cycle, but late
-
     try:
         with dbapi_connection(engine) as db:  # in autocommit: a checkpoint inside a transaction stops at its snapshot
             db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-    except OperationalError as exc:
+    except DBAPIError as exc:
         log.warning("write-ahead log checkpoint failed (SQLite's automatic one remains): %s", exc)
         return False
     return True
