@@ -88,7 +88,6 @@ def test_wake_ups_close_together_share_one_run_and_a_lone_one_runs_at_once(url, 
     assert len(runs) == 2 and runs[1] - runs[0] >= 0.29
 
 
-
 def _log_frames(path: str) -> tuple[int, int]:
     """Returns (frames in the write-ahead log, of them copied into the database file), read from the
     wal-index without checkpointing anything (the -shm file: mxFrame at byte 16, nBackfill at byte 96,
