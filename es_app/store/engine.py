@@ -173,11 +173,12 @@ def checkpoint_wal(engine: Engine, every_s: float = WAL_CHECKPOINT_EVERY_S) -> b
     """Copies an SQLite database's write-ahead log into the database file, at most once per `every_s` per
     engine; returns whether it did (elsewhere it does nothing).
 
-    The checkpoint is PASSIVE: it waits on no reader and no writer, and copies what it can. The projection
-    tasks run it after their batches so that the API's commits leave the log short of SQLite's automatic
-    checkpoint (1,000 pages), which runs inside the commit that crosses it: at one client, one command in
-    about 65 paid for a whole checkpoint (docs/benchmarks.md). The automatic one stays, for when nothing
-    else checkpoints. A checkpoint that fails is logged: it leaves the log to the automatic one.
+    The checkpoint is PASSIVE: it waits on no reader and no writer, and copies what it can. The API runs
+    it once a written command's answer is sent, the projection tasks after their batches, so that commits
+    leave the log short of SQLite's automatic checkpoint (1,000 pages), which runs inside the commit that
+    crosses it: at one client, one command in about 65 paid for a whole checkpoint (docs/benchmarks.md).
+    The automatic one stays, for when nothing else checkpoints. A checkpoint that fails is logged: it
+    leaves the log to the automatic one.
     """
     if not dialect_for(engine).single_writer:
         return False

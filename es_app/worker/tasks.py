@@ -73,7 +73,7 @@ def _run(task: Any, queue: str, shard: int | None, shards: int | None, position:
         applied = run_projections(container, shard=shard, shards=shards, names=names,
                                   batch_size=settings.projection_batch_size,
                                   park_failures=retries >= settings.projection_max_retries, attempts=retries + 1)
-        checkpoint_wal(container.engine)  # SQLite: here, not in the commit of an API request (see checkpoint_wal)
+        checkpoint_wal(container.engine)  # SQLite: the log copied here, not in a later commit (see checkpoint_wal)
         return applied
     except HandlerFailed as exc:
         log.warning("retrying in %.2fs: %s", settings.projection_retry_backoff_s * 2 ** retries, exc)

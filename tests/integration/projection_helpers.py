@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import struct
 import uuid
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -84,3 +86,11 @@ def view_fields(row: dict[str, Any]) -> dict[str, Any]:
     keys = ("id", "name", "email", "phone", "active", "deleted", "version", "created_at", "updated_at",
             "legacy_key", "extra")
     return {k: row[k] for k in keys}
+
+
+def sqlite_log_frames(path: str) -> tuple[int, int]:
+    """Returns (frames in an SQLite database's write-ahead log, of them copied into the database file), read
+    from the wal-index without checkpointing anything (the -shm file: mxFrame at byte 16, nBackfill at byte
+    96, native byte order; https://sqlite.org/walformat.html)."""
+    data = Path(f"{path}-shm").read_bytes()[:100]
+    return struct.unpack_from("=I", data, 16)[0], struct.unpack_from("=I", data, 96)[0]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import struct
-from pathlib import Path
-
 import pytest
 
 from es_app.bootstrap import engine_for
@@ -14,7 +11,7 @@ from es_app.store.engine import checkpoint_wal
 from es_app.worker import embedded_worker, publish_appended, stop_embedded
 from tests.e2e.celery_worker import wait_until
 
-from .projection_helpers import container, dump, expected_row, outbox, register, view_fields
+from .projection_helpers import container, dump, expected_row, outbox, register, sqlite_log_frames, view_fields
 
 
 @pytest.fixture
@@ -88,14 +85,6 @@ def test_wake_ups_close_together_share_one_run_and_a_lone_one_runs_at_once(url, 
     assert len(runs) == 2 and runs[1] - runs[0] >= 0.29
 
 
-def _log_frames(path: str) -> tuple[int, int]:
-    """Returns (frames in the write-ahead log, of them copied into the database file), read from the
-    wal-index without checkpointing anything (the -shm file: mxFrame at byte 16, nBackfill at byte 96,
-    native byte order; https://sqlite.org/walformat.html)."""
-    data = Path(f"{path}-shm").read_bytes()[:100]
-    return struct.unpack_from("=I", data, 16)[0], struct.unpack_from("=I", data, 96)[0]
-
-
 def test_the_projection_task_copies_the_sqlite_log_into_the_database_itself(url, backend):
     from es_app.worker.tasks import project
 
@@ -106,9 +95,9 @@ def test_the_projection_task_copies_the_sqlite_log_into_the_database_itself(url,
         assert checkpoint_wal(es.engine) is False  # nothing to do on PostgreSQL
         return
     path = es.engine.url.database
-    frames, copied = _log_frames(path)
+    frames, copied = sqlite_log_frames(path)
     assert frames > copied  # the commands' pages wait in the log, short of SQLite's automatic checkpoint
     project.apply(kwargs={"es_url": url})  # what a wake-up runs, embedded or in a worker
-    frames, copied = _log_frames(path)
+    frames, copied = sqlite_log_frames(path)
     assert frames == copied > 0  # copied by the task, not by the next command's commit
     assert checkpoint_wal(es.engine, every_s=3600) is False  # at most once per `every_s`

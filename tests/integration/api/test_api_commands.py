@@ -8,10 +8,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from es_app.api import create_app
-from es_app.bootstrap import build
+from es_app.bootstrap import build, engine_for
 from es_app.store.schema import events
 from es_app.worker import stop_embedded
 
+from ..projection_helpers import sqlite_log_frames
 from .conftest import ADMIN, ADMIN_TOKEN, read, register, unique_email
 
 
@@ -204,5 +205,21 @@ def test_the_wake_up_goes_out_once_per_written_command_after_its_answer(api_sett
             changed = client.patch(f"/users/{first.json()['id']}", json={"name": "C"})
             assert changed.status_code == 200
             assert woken == [(first.json()["position"], True), (changed.json()["position"], True)]
+    finally:
+        stop_embedded()
+
+
+def test_an_answered_command_checkpoints_the_sqlite_log_itself(api_settings, backend):
+    """After its answer a written command copies SQLite's write-ahead log into the database (at most every
+    50 ms), whatever the projections' pace: no later command's commit pays for SQLite's own checkpoint."""
+    app = create_app(api_settings, publish=lambda settings, position: None)  # no projection runs at all
+    try:
+        with TestClient(app) as client:
+            assert client.post("/users", json={"name": "A", "email": unique_email()}).status_code == 201
+            if backend != "sqlite":
+                return
+            path = engine_for(api_settings.es_database_url).url.database
+            frames, copied = sqlite_log_frames(path)
+            assert frames == copied > 0
     finally:
         stop_embedded()
