@@ -124,6 +124,33 @@ def test_a_difference_that_stays_is_a_mismatch_one_that_goes_is_lag():
     assert metrics.totals()["lagged"] == 1 and metrics.totals()["mismatched"] == 0 and recorded[0].kind == LAG
 
 
+def test_a_key_changed_again_after_its_look_is_lag_and_a_difference_that_always_stays_is_a_mismatch():
+    from migrator.shadow.freshness import KeyLag
+    from migrator.shadow.judge import RECHECKS
+
+    class Traffic(FakeReads):  # legacy: the key is renamed between every two reads
+        def get(self, user_id):
+            self.calls += 1
+            return rec(user_id, f"Name {self.calls}")
+
+    class Looks:  # caught up when first looked at; a new legacy change waits at the second look
+        def __init__(self, behind: list[bool]):
+            self.behind, self.calls = behind, 0
+
+        def key(self, user_id):
+            self.calls += 1
+            pending = 7 if self.behind[min(self.calls, len(self.behind)) - 1] else None
+            return KeyLag(relayed_to=6, pending_change=pending, stream_version=3, row_version=3, position=9)
+
+    judge = ReadJudge("users", MAPPING, Traffic(), FakeReads("Name 0"), freshness=Looks([False, True]), record=None)
+    assert judge.get(1, rec(1, "Name 0"), rec(1, "Name 00")) == LAG  # the re-read differs, but legacy moved on
+
+    candidate, looks = FakeReads("Bob"), Looks([False])
+    judge = ReadJudge("users", MAPPING, FakeReads("Ann"), candidate, freshness=looks, record=None)
+    assert judge.get(1, rec(1, "Ann"), rec(1, "Bob")) == MISMATCH
+    assert candidate.calls == RECHECKS and looks.calls == 1 + RECHECKS  # read again each time, never behind
+
+
 def test_a_failing_legacy_read_raises_and_is_not_compared():
     class Broken(FakeReads):
         def get(self, user_id):
