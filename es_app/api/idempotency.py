@@ -32,7 +32,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from es_app.dialect import dialect_for
 from es_app.store import AppendResult, Claim, EventStore, Expected, ExpectedVersion, NewEvent, write_transaction
+from es_app.store.driver import driver_cursor, dumps
 
 metadata = MetaData()
 Json = JSON().with_variant(JSONB(), "postgresql")
@@ -78,6 +80,10 @@ def request_hash(actor: str, method: str, path: str, body: Any) -> str:
 # built once: a Core statement costs more to build than to run (the compiled cache serves its SQL)
 _LOOKUP = select(idempotency_keys).where(idempotency_keys.c.key == bindparam("idem_key"))
 _INSERT = idempotency_keys.insert()
+# the same row as a transaction's last write (Dialect.write_last), its JSON encoded by the store's codec
+_JSON = ("body", "headers")
+_INSERT_LAST = (f"INSERT INTO api_idempotency_keys ({', '.join(c.name for c in idempotency_keys.columns)}) "
+                f"VALUES ({', '.join(['%s'] * len(idempotency_keys.columns))})")
 
 
 def lookup(engine_or_conn: Engine | Connection, key: str) -> StoredResponse | None:
@@ -125,7 +131,12 @@ class KeyedStore:
             if result is None:
                 raise KeyReplay(_stored(found[0]))
             status, body, headers = self._respond(result)
-            conn.execute(_INSERT, {"key": self._key, "request_hash": self._hash, "status_code": status, "body": body,
-                                   "headers": headers, "stream_id": stream_id, "position": result.position,
-                                   "created_at": datetime.now(UTC)})
+            values = {"key": self._key, "request_hash": self._hash, "status_code": status, "body": body,
+                      "headers": headers, "stream_id": stream_id, "position": result.position,
+                      "created_at": datetime.now(UTC)}
+            with driver_cursor(conn) as cur:  # on PostgreSQL with the COMMIT, in one round trip
+                if dialect_for(conn).write_last(cur, _INSERT_LAST, [dumps(v) if k in _JSON else v
+                                                                    for k, v in values.items()]):
+                    return result
+            conn.execute(_INSERT, values)
         return result

@@ -147,6 +147,14 @@ class Dialect:
             out.append(cur.fetchall())
         return out
 
+    def write_last(self, cur: Any, statement: str, params: Sequence[Any]) -> bool:
+        """Returns True after sending a transaction's last write (driver-level SQL, %s placeholders)
+        with its COMMIT in one round trip (PostgreSQL's pipeline): the transaction is then committed,
+        its own commit has nothing left to do, and nothing may be executed in it after this. Returns
+        False having done nothing where that saves no round trip (SQLite commits in process): the
+        caller writes as it otherwise would."""
+        return False
+
     def try_advisory_lock(self, conn: Connection, key: int) -> bool:
         """Returns whether a session-wide lock on `key` was taken (always true without such locks)."""
         return True

@@ -132,6 +132,13 @@ class PostgresDialect(OnConflictDialect):
             for c in sent:
                 c.close()
 
+    def write_last(self, cur: Any, statement: str, params: Sequence[Any]) -> bool:
+        db = cur.connection
+        with db.pipeline():  # the statement, the COMMIT and the pipeline's sync: one round trip
+            db.execute(statement, params, prepare=True).close()
+            db.execute("COMMIT").close()
+        return True
+
     def select_in(self, cur: Any, table: DriverTable, values: Sequence[Any],
                   columns: Sequence[str] | None = None) -> list[Sequence[Any]]:
         # One array parameter, planned afresh each time, not a prepared statement: a plan cached

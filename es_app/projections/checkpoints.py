@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, Engine, Select, bindparam, func, select
 
 from es_app.dialect import Dialect, dialect_for
+from es_app.store.driver import driver_cursor
 
 from .tables import projection_checkpoints as cp
 
@@ -134,6 +135,19 @@ def save_position(conn: Connection, name: str, position: int, rate: float | None
         params["cp_rate"] = rate
     if conn.execute(_SAVE_POSITION if rate is None else _SAVE_POSITION_RATE, params).rowcount == 0:
         conn.execute(_insert_ignore(conn).values(name=name, position=position, updated_at=now, rate=rate))
+
+
+# save_position as driver SQL, for a batch's last write (Dialect.write_last); a rate of None keeps the stored one
+_SAVE_LAST = "UPDATE projection_checkpoints SET position = %s, updated_at = %s, rate = COALESCE(%s, rate) WHERE name = %s"
+
+
+def save_position_last(conn: Connection, name: str, position: int, rate: float | None = None) -> None:
+    """Saves the position of a checkpoint row this transaction has locked, as the transaction's last write:
+    on PostgreSQL sent with the COMMIT in one round trip (the transaction is then committed)."""
+    with driver_cursor(conn) as cur:
+        if dialect_for(conn).write_last(cur, _SAVE_LAST, (position, datetime.now(UTC), rate, name)):
+            return
+    save_position(conn, name, position, rate)
 
 
 def replace_layout(conn: Connection, projection: str, shards: int | None, position: int) -> None:

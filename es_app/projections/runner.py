@@ -44,6 +44,7 @@ from .checkpoints import (
     lock_position,
     lock_position_sql,
     save_position,
+    save_position_last,
     shard_of,
 )
 from .dead_letters import PARKED, PARKED_STREAMS_SQL, park, parked_streams
@@ -104,12 +105,15 @@ def read_page(store: EventStore, projection: Projection, after: int, batch_size:
 def run_batch(conn: Connection, store: EventStore, projection: Projection, *, shard: int | None = None,
               shards: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE, park_failures: bool = True,
               attempts: int = 1, checkpoint: str | None = None, ahead: Future | None = None,
-              read_ahead: Callable[[int], Future] | None = None) -> tuple[BatchResult, Future | None]:
+              read_ahead: Callable[[int], Future] | None = None, last: bool = False
+              ) -> tuple[BatchResult, Future | None]:
     """Returns the result of projecting one batch inside the caller's write transaction.
 
     `ahead` is a page read in advance (used only if it starts at the locked checkpoint);
     `read_ahead(position)` starts reading the next page while this one is applied.
-    Returns the future of that next page too (None when at the head).
+    Returns the future of that next page too (None when at the head). With `last` the
+    caller commits right after: on PostgreSQL the checkpoint's update goes with the COMMIT
+    (`save_position_last`), so nothing may be executed in the transaction after it.
     """
     started = time.perf_counter()
     name = checkpoint or checkpoint_name(projection.name, shard, shards)
@@ -138,7 +142,8 @@ def run_batch(conn: Connection, store: EventStore, projection: Projection, *, sh
     if failure is not None:
         new_position, at_head = failure.event.position - 1, False
     elapsed = time.perf_counter() - started
-    save_position(conn, name, new_position, rate=len(events) / elapsed if events and elapsed > 0 else None)
+    (save_position_last if last else save_position)(conn, name, new_position,
+                                                     rate=len(events) / elapsed if events and elapsed > 0 else None)
     return BatchResult(name, len(events), applied, parked, new_position, head, at_head, failure), following
 
 
@@ -229,7 +234,7 @@ def run_projection(engine: Engine, store: EventStore, projection: Projection, *,
             with write_transaction(engine) as conn:
                 result, ahead = run_batch(conn, store, projection, shard=shard, shards=shards,
                                           batch_size=batch_size, park_failures=park_failures, attempts=attempts,
-                                          ahead=ahead, read_ahead=read_ahead)
+                                          ahead=ahead, read_ahead=read_ahead, last=True)
             total += result.applied
             position = _last_positions(engine)[name] = result.position
             if on_batch is not None:

@@ -27,7 +27,7 @@ from es_app.dialect import DriverTable, UnsupportedBackend, dialect_for
 from es_app.dialect.postgres import COPY_AT_LEAST
 from es_app.dialect.postgres import DIALECT as POSTGRES
 from es_app.dialect.sqlite import DIALECT as SQLITE
-from es_app.store.driver import dbapi_connection, dbapi_of, dumps, loads
+from es_app.store.driver import dbapi_connection, dbapi_of, driver_cursor, dumps, loads
 from es_app.store.engine import make_engine, write_transaction
 from es_app.store.schema import Json
 
@@ -119,6 +119,34 @@ def test_transaction_lock_write_options_and_driver_sql(engine) -> None:
         assert conn.exec_driver_sql(d.driver_sql(conn, "SELECT '100%'")).scalar_one() == "100%"
     assert SQLITE.write_options() == {"sqlite_begin": "IMMEDIATE"}
     assert POSTGRES.write_options() == {}
+
+
+_LAST = "INSERT INTO dialect_things (name, n) VALUES (%s, %s)"
+
+
+def _write_last_or_core(conn, name: str, n: int) -> bool:  # noqa: ANN001
+    with driver_cursor(conn) as cur:
+        if dialect_for(conn).write_last(cur, _LAST, (name, n)):
+            return True
+    conn.execute(things.insert().values(name=name, n=n))
+    return False
+
+
+def test_write_last_commits_with_the_write_on_postgres_and_does_nothing_elsewhere(engine) -> None:
+    with write_transaction(engine) as conn:
+        conn.execute(things.insert().values(name="a", n=1))
+        sent = _write_last_or_core(conn, "b", 2)
+        assert sent == (engine.dialect.name == "postgresql")
+        # sent: committed already, another connection sees both rows; else nothing is committed yet
+        assert _rows(engine) == ([("a", 1, None), ("b", 2, None)] if sent else [])
+    assert _rows(engine) == [("a", 1, None), ("b", 2, None)]
+    with pytest.raises(IntegrityError), write_transaction(engine) as conn:  # the driver's error, as Core's
+        conn.execute(things.insert().values(name="c", n=3))
+        _write_last_or_core(conn, "a", 9)
+    assert _rows(engine) == [("a", 1, None), ("b", 2, None)]  # the failed last write took the rest with it
+    with write_transaction(engine) as conn:  # and left the pooled connection usable
+        conn.execute(things.insert().values(name="c", n=3))
+    assert [r[0] for r in _rows(engine)] == ["a", "b", "c"]
 
 
 def test_snapshot_read_options_open_a_read_transaction(engine) -> None:
