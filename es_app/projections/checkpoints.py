@@ -138,7 +138,8 @@ def save_position(conn: Connection, name: str, position: int, rate: float | None
 
 
 # save_position as driver SQL, for a batch's last write (Dialect.write_last); a rate of None keeps the stored one
-_SAVE_LAST = "UPDATE projection_checkpoints SET position = %s, updated_at = %s, rate = COALESCE(%s, rate) WHERE name = %s"
+_SAVE_LAST = ("UPDATE projection_checkpoints SET position = %s, updated_at = %s, rate = COALESCE(%s, rate) "
+              "WHERE name = %s")
 
 
 def save_position_last(conn: Connection, name: str, position: int, rate: float | None = None) -> None:
