@@ -24,18 +24,8 @@ from .app import NOTIFICATIONS_QUEUE, PROJECTIONS_QUEUE, app
 
 log = logging.getLogger(__name__)
 
-_CONTAINERS: dict[str, EsContainer] = {}
-
-
-def use_container(container: EsContainer) -> None:
-    """Makes tasks called with this container's database URL use it (embedded mode)."""
-    _CONTAINERS[container.settings.es_database_url] = container
-
-
 def container_for(es_url: str | None = None) -> EsContainer:
-    """Returns the container for `es_url` (one registered by the embedded worker, else built from settings)."""
-    if es_url and es_url in _CONTAINERS:
-        return _CONTAINERS[es_url]
+    """Returns the container of the settings, for `es_url` when given."""
     settings = get_settings()
     if es_url and es_url != settings.es_database_url:
         settings = settings.model_copy(update={"es_database_url": es_url})
@@ -61,23 +51,35 @@ def _past(container: EsContainer, names: list[str], position: int | None, shard:
     return True
 
 
-def _run(task: Any, queue: str, shard: int | None, shards: int | None, position: int | None,
-         es_url: str | None) -> int:
-    container = container_for(es_url)
+def catch_up_queue(container: EsContainer, queue: str, shard: int | None = None, shards: int | None = None, *,
+                   attempt: int = 0, position: int | None = None) -> int:
+    """Returns the events applied: runs the projections of `queue` (this shard) up to the head of the feed.
+
+    Nothing is run when they already stand at `position`. A failing handler raises
+    HandlerFailed until `attempt` (0 for the first) reaches the settings' projection_max_retries;
+    then its event is parked and the other streams flow on.
+    """
     settings = container.settings
     names = names_for_queue(queue)
     if _past(container, names, position, shard, shards):
         return 0
+    applied = run_projections(container, shard=shard, shards=shards, names=names,
+                              batch_size=settings.projection_batch_size,
+                              park_failures=attempt >= settings.projection_max_retries, attempts=attempt + 1)
+    checkpoint_wal(container.engine)  # SQLite: the log copied here, not in a later commit (see checkpoint_wal)
+    return applied
+
+
+def _run(task: Any, queue: str, shard: int | None, shards: int | None, position: int | None,
+         es_url: str | None) -> int:
+    container = container_for(es_url)
     retries = task.request.retries
     try:
-        applied = run_projections(container, shard=shard, shards=shards, names=names,
-                                  batch_size=settings.projection_batch_size,
-                                  park_failures=retries >= settings.projection_max_retries, attempts=retries + 1)
-        checkpoint_wal(container.engine)  # SQLite: the log copied here, not in a later commit (see checkpoint_wal)
-        return applied
+        return catch_up_queue(container, queue, shard, shards, attempt=retries, position=position)
     except HandlerFailed as exc:
-        log.warning("retrying in %.2fs: %s", settings.projection_retry_backoff_s * 2 ** retries, exc)
-        raise task.retry(exc=exc, countdown=settings.projection_retry_backoff_s * 2 ** retries) from exc
+        backoff = container.settings.projection_retry_backoff_s * 2 ** retries
+        log.warning("retrying in %.2fs: %s", backoff, exc)
+        raise task.retry(exc=exc, countdown=backoff) from exc
 
 
 @app.task(name="es_app.worker.project", bind=True, max_retries=None)
