@@ -16,7 +16,7 @@ from typing import Any
 from . import statements as sql
 from .codec import loads
 from .driver import dbapi_connection
-from .engine import sqlite_writer_turn
+from .engine import begin_immediate, sqlite_writer_turn
 from .event_store import EventStore, _Mismatch
 from .rows import EventRow, StoredRow, rows_at
 from .rules import matches
@@ -80,8 +80,8 @@ class SqliteEventStore(EventStore):
                     claims: tuple[Claim, ...], releases: tuple[Claim, ...]) -> AppendResult:
         """BEGIN IMMEDIATE serialises writers; read the version, check, insert, commit."""
         with sqlite_writer_turn(self.engine), dbapi_connection(self.engine) as db:
+            begin_immediate(db)
             cur = db.cursor()
-            cur.execute("BEGIN IMMEDIATE")
             try:
                 result = self._append_checked(cur, stream_id, new_events, expected, claims, releases)
                 cur.execute("COMMIT")
