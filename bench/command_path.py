@@ -5,7 +5,7 @@
 Without HTTP and without threads, so the two costs are apart: the command (`CommandRunner.register`
 with an Idempotency-Key: load nothing, decide, append with the email claim and the stored response,
 commit) and the run the embedded worker makes after a wake-up (`EmbeddedWorker.run_once`: the users
-read model and the notifications outbox, each a task applied eagerly, up to the head), called here
+read model and the notifications outbox, each as its task runs it, up to the head), called here
 right after each command, as an embedded API without any coalescing of wake-ups would. Best of
 `--rounds` (default 3) blocks of `--commands` (default 1,000; --quick 200) commands. The CPU columns
 are this thread's CPU time (`time.thread_time`): what the API's other threads wait for under the GIL,

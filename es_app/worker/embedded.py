@@ -2,7 +2,7 @@
 
 `wake()` is what a broker message is in servers mode; the thread coalesces wake-ups,
 runs what the projection and notification tasks run (`catch_up_queue`, called directly: Celery's
-eager `apply` cost a fifth of a run's time on PostgreSQL; retries and parking behave as in a
+eager `apply` cost a fifth of a run's CPU on PostgreSQL; retries and parking behave as in a
 worker, minus the backoff delay), and also runs them every `catch_up_interval_s` without a
 wake-up, like the beat.
 
