@@ -6,7 +6,15 @@ from .dead_letters import DeadLetter, DeadLetterNotFound, NotParked, get_dead_le
 from .rebuild import RebuildInProgress, RebuildResult, rebuild_users
 from .refold import RefoldResult, refold_users
 from .registry import REGISTRY, get_projection, register_projection
-from .runner import DEFAULT_BATCH_SIZE, BatchResult, HandlerFailed, caught_up, run_projection, run_projections
+from .runner import (
+    DEFAULT_BATCH_SIZE,
+    BatchResult,
+    HandlerFailed,
+    caught_up,
+    run_first_batches,
+    run_projection,
+    run_projections,
+)
 from .status import ProjectionStatus, projection_status
 
 __all__ = [
@@ -33,6 +41,7 @@ __all__ = [
     "rebuild_users",
     "refold_users",
     "register_projection",
+    "run_first_batches",
     "run_projection",
     "run_projections",
     "shard_of",

@@ -245,6 +245,32 @@ def run_projection(engine: Engine, store: EventStore, projection: Projection, *,
                 return total
 
 
+FIRST_BATCH_SIZE = 200  # events per projection in `run_first_batches`' shared transaction
+
+
+def run_first_batches(engine: Engine, store: EventStore, projections: Sequence[Projection], *,
+                      batch_size: int = FIRST_BATCH_SIZE, park_failures: bool = True,
+                      attempts: int = 1) -> list[BatchResult]:
+    """Returns the result of one batch of each (unsharded) projection, all in one write transaction.
+
+    What a run costs when each projection has a few events to apply (the embedded worker after
+    a command): one transaction instead of one per projection, the last checkpoint sent with the
+    commit. The batches are small (`batch_size`), so the pages read inside the write transaction
+    keep other writers waiting no longer than a batch; a projection that is not at the head after
+    it, or whose handler failed (`BatchResult.failure`), is the caller's to go on with (`run_projection`).
+    """
+    for projection in projections:
+        _ensure_layout_once(engine, projection, None)
+    with bulk_gc(), write_transaction(engine) as conn:
+        results = [run_batch(conn, store, projection, batch_size=batch_size, park_failures=park_failures,
+                             attempts=attempts, last=i == len(projections) - 1)[0]
+                   for i, projection in enumerate(projections)]
+    positions = _last_positions(engine)
+    for result in results:
+        positions[result.checkpoint] = result.position
+    return results
+
+
 # -- what a process keeps between runs -------------------------------------------
 #
 # The checkpoint layout each projection was found in, per engine: checked once per process

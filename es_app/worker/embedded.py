@@ -4,11 +4,13 @@
 runs what the projection and notification tasks run (`catch_up_queue`, called directly: Celery's
 eager `apply` cost a fifth of a run's CPU on PostgreSQL; retries and parking behave as in a
 worker, minus the backoff delay), and also runs them every `catch_up_interval_s` without a
-wake-up, like the beat.
+wake-up, like the beat. Unsharded, a run first applies a small batch of every projection in
+one write transaction (`run_first_batches`): after a few commands that is the whole run; the
+queues with more to do, or a failing handler, then go on as their tasks would.
 
 Coalescing: a wake-up after a quiet spell runs at once; wake-ups that come sooner than
 `embedded_coalesce_ms` after the last run started wait for the rest of that time and are
-handled by one run. Each run costs two write transactions whatever it carries, and on the
+handled by one run. Each run costs at least a write transaction whatever it carries, and on the
 API's own interpreter: under a steady stream of commands, one run per command took more
 time than the commands themselves.
 """
@@ -20,8 +22,10 @@ import threading
 import time
 
 from es_app.bootstrap import build
-from es_app.projections import HandlerFailed
+from es_app.projections import HandlerFailed, run_first_batches
+from es_app.projections.registry import get_projection, names_for_queue
 from es_app.settings import Settings
+from es_app.store.engine import checkpoint_wal
 
 from .app import NOTIFICATIONS_QUEUE, PROJECTIONS_QUEUE
 from .tasks import catch_up_queue, shard_kwargs
@@ -51,14 +55,38 @@ class EmbeddedWorker:
 
     def run_once(self) -> None:
         """Runs every projection shard and the notifications once, up to the head."""
-        for kwargs in shard_kwargs(self.settings):
-            self._catch_up(PROJECTIONS_QUEUE, kwargs["shard"], kwargs["shards"])
-        self._catch_up(NOTIFICATIONS_QUEUE)
+        if self.settings.projection_shards > 1:
+            left = [(PROJECTIONS_QUEUE, kw["shard"], kw["shards"], 0) for kw in shard_kwargs(self.settings)]
+            left.append((NOTIFICATIONS_QUEUE, None, None, 0))
+        else:
+            left = self._first_batches()
+        for queue, shard, shards, attempt in left:
+            self._catch_up(queue, shard, shards, attempt)
 
-    def _catch_up(self, queue: str, shard: int | None = None, shards: int | None = None) -> None:
+    def _first_batches(self) -> list[tuple[str, None, None, int]]:
+        """Applies a small first batch of every projection in one write transaction (after a few
+        commands, the whole run); returns the queues left to catch up, with the attempt each is at."""
+        queues = {queue: names_for_queue(queue) for queue in (PROJECTIONS_QUEUE, NOTIFICATIONS_QUEUE)}
+        projections = [get_projection(name) for names in queues.values() for name in names]
+        container = self.container
+        results = dict(zip((p.name for p in projections),
+                           run_first_batches(container.engine, container.store, projections,
+                                             park_failures=self.settings.projection_max_retries <= 0),
+                           strict=True))
+        checkpoint_wal(container.engine)
+        left = []
+        for queue, names in queues.items():
+            failures = [results[name].failure for name in names if results[name].failure is not None]
+            for failure in failures:
+                log.warning("retrying (attempt 2): %s", failure)
+            failed = bool(failures)
+            if failed or not all(results[name].at_head for name in names):
+                left.append((queue, None, None, 1 if failed else 0))
+        return left
+
+    def _catch_up(self, queue: str, shard: int | None = None, shards: int | None = None, attempt: int = 0) -> None:
         """Runs a queue's projections as its task does, retrying a failing handler at once (no backoff)
         until the task's last attempt parks its event."""
-        attempt = 0
         while True:
             try:
                 catch_up_queue(self.container, queue, shard, shards, attempt=attempt)

@@ -101,3 +101,58 @@ def test_the_projection_task_copies_the_sqlite_log_into_the_database_itself(url,
     frames, copied = sqlite_log_frames(path)
     assert frames == copied > 0  # copied by the task, not by the next command's commit
     assert checkpoint_wal(es.engine, every_s=3600) is False  # at most once per `every_s`
+
+
+def _counting_write_transactions(monkeypatch) -> list[int]:  # noqa: ANN001
+    from es_app.projections import runner
+
+    opened: list[int] = []
+    real = runner.write_transaction
+
+    def counted(engine):  # noqa: ANN001, ANN202
+        opened.append(1)
+        return real(engine)
+
+    monkeypatch.setattr(runner, "write_transaction", counted)
+    return opened
+
+
+def test_a_run_after_a_few_commands_is_one_write_transaction(url, monkeypatch):
+    from es_app.worker.embedded import EmbeddedWorker
+
+    es = container(url, catch_up_interval_s=3600)
+    worker = EmbeddedWorker(es.settings)
+    try:
+        worker.run_once()  # the layout, and whatever a first run finds
+        ids = [register(es, f"U{i}") for i in range(3)]
+        es.user_service.execute(ids[0], lambda u: u.change_name("Renamed"))
+        opened = _counting_write_transactions(monkeypatch)
+        worker.run_once()
+        assert len(opened) == 1  # the read model's batch and the outbox's, together
+        assert caught_up(es.engine, es.store.head_position())
+        assert {uid: view_fields(row) for uid, row in dump(es.engine).items()} == \
+            {uid: expected_row(es, uid) for uid in ids}
+        assert sorted(n["stream_id"] for n in outbox(es.engine)) == sorted(ids)
+    finally:
+        worker.stop()
+
+
+def test_a_backlog_beyond_the_first_batches_is_caught_up_in_the_same_run(url, monkeypatch):
+    from es_app.projections import runner
+    from es_app.worker.embedded import EmbeddedWorker
+
+    es = container(url, catch_up_interval_s=3600)
+    worker = EmbeddedWorker(es.settings)
+    try:
+        ids = [register(es, f"U{i}") for i in range(7)]
+        first = runner.run_first_batches
+        monkeypatch.setattr("es_app.worker.embedded.run_first_batches",
+                            lambda *a, **kw: first(*a, **{**kw, "batch_size": 3}))
+        opened = _counting_write_transactions(monkeypatch)
+        worker.run_once()
+        assert len(opened) > 1  # 3 of 7 together, the rest by each queue's own run
+        assert caught_up(es.engine, es.store.head_position())
+        assert sorted(dump(es.engine)) == sorted(ids)
+        assert sorted(n["stream_id"] for n in outbox(es.engine)) == sorted(ids)
+    finally:
+        worker.stop()
