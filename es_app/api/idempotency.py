@@ -134,9 +134,10 @@ class KeyedStore:
             values = {"key": self._key, "request_hash": self._hash, "status_code": status, "body": body,
                       "headers": headers, "stream_id": stream_id, "position": result.position,
                       "created_at": datetime.now(UTC)}
-            with driver_cursor(conn) as cur:  # on PostgreSQL with the COMMIT, in one round trip
-                if dialect_for(conn).write_last(cur, _INSERT_LAST, [dumps(v) if k in _JSON else v
-                                                                    for k, v in values.items()]):
-                    return result
-            conn.execute(_INSERT, values)
+            dialect = dialect_for(conn)
+            if not dialect.commits_with_last_write:
+                conn.execute(_INSERT, values)
+                return result
+            with driver_cursor(conn) as cur:  # PostgreSQL: with the COMMIT, in one round trip
+                dialect.write_last(cur, _INSERT_LAST, [dumps(v) if k in _JSON else v for k, v in values.items()])
         return result

@@ -111,6 +111,7 @@ class Dialect:
     single_writer: bool = False
     listens: bool = False  # LISTEN/NOTIFY wake-ups; without them callers poll
     transactional_ddl: bool = True  # DDL rolls back with its transaction (not MySQL's: each DDL commits by itself)
+    commits_with_last_write: bool = False  # `write_last` saves a round trip (PostgreSQL)
 
     def upsert(self, table: Table, values: Mapping[str, Any] | None, key_columns: Sequence[str],
                update_columns: Sequence[str], only_if: OnlyIf | None = None) -> Insert:
@@ -147,13 +148,12 @@ class Dialect:
             out.append(cur.fetchall())
         return out
 
-    def write_last(self, cur: Any, statement: str, params: Sequence[Any]) -> bool:
-        """Returns True after sending a transaction's last write (driver-level SQL, %s placeholders)
-        with its COMMIT in one round trip (PostgreSQL's pipeline): the transaction is then committed,
-        its own commit has nothing left to do, and nothing may be executed in it after this. Returns
-        False having done nothing where that saves no round trip (SQLite commits in process): the
-        caller writes as it otherwise would."""
-        return False
+    def write_last(self, cur: Any, statement: str, params: Sequence[Any]) -> None:
+        """Sends a transaction's last write (driver-level SQL, %s placeholders) with its COMMIT in one
+        round trip: the transaction is then committed, its own commit has nothing left to do, and
+        nothing may be executed in it after this. Only where `commits_with_last_write` (PostgreSQL's
+        pipeline); elsewhere callers write as usual (SQLite commits in process: no round trip to save)."""
+        raise NotImplementedError
 
     def try_advisory_lock(self, conn: Connection, key: int) -> bool:
         """Returns whether a session-wide lock on `key` was taken (always true without such locks)."""

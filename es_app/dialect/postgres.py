@@ -92,6 +92,7 @@ def _key_lock(table: str) -> int:
 class PostgresDialect(OnConflictDialect):
     name = "postgresql"
     listens = True
+    commits_with_last_write = True
     _insert = staticmethod(insert)
 
     def snapshot_read_options(self) -> dict[str, Any]:
@@ -132,12 +133,11 @@ class PostgresDialect(OnConflictDialect):
             for c in sent:
                 c.close()
 
-    def write_last(self, cur: Any, statement: str, params: Sequence[Any]) -> bool:
+    def write_last(self, cur: Any, statement: str, params: Sequence[Any]) -> None:
         db = cur.connection
         with db.pipeline():  # the statement, the COMMIT and the pipeline's sync: one round trip
             db.execute(statement, params, prepare=True).close()
             db.execute("COMMIT").close()
-        return True
 
     def select_in(self, cur: Any, table: DriverTable, values: Sequence[Any],
                   columns: Sequence[str] | None = None) -> list[Sequence[Any]]:

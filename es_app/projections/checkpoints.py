@@ -145,10 +145,12 @@ _SAVE_LAST = ("UPDATE projection_checkpoints SET position = %s, updated_at = %s,
 def save_position_last(conn: Connection, name: str, position: int, rate: float | None = None) -> None:
     """Saves the position of a checkpoint row this transaction has locked, as the transaction's last write:
     on PostgreSQL sent with the COMMIT in one round trip (the transaction is then committed)."""
+    dialect = dialect_for(conn)
+    if not dialect.commits_with_last_write:
+        save_position(conn, name, position, rate)
+        return
     with driver_cursor(conn) as cur:
-        if dialect_for(conn).write_last(cur, _SAVE_LAST, (position, datetime.now(UTC), rate, name)):
-            return
-    save_position(conn, name, position, rate)
+        dialect.write_last(cur, _SAVE_LAST, (position, datetime.now(UTC), rate, name))
 
 
 def replace_layout(conn: Connection, projection: str, shards: int | None, position: int) -> None:
