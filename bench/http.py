@@ -18,9 +18,13 @@ same backend, no capture installed: the legacy write before any migration), the 
 issue 16's goal (the ES command's p50 and p99 at most 1.2x the legacy write's). The two are
 driven in alternating blocks (`drive_alternating`), so a drift of the machine's speed during the
 run weighs on both alike.
-"server CPU ms/req" is the CPU time the serving process used per request during the phase (every
-thread, so in embedded mode the projections' work too; not the database server's), read from /proc:
-on a shared machine it moves much less with other work than latency does.
+"API CPU ms/req" is the CPU time the serving process used per request during the phase (every
+thread, so in embedded mode the projections' work too), read from /proc: on a shared machine it
+moves much less with other work than latency does. Beside it, per request, the CPU of the Celery
+workers' process trees (servers mode) and, on a PostgreSQL on this host, of the server processes
+serving that side's database (its backends, found in pg_stat_activity; the server's shared
+background work — WAL writer, checkpointer — is nobody's). Their sum is the whole stack's CPU per
+request: on the 2 cores the apps, their workers and the database share, what a request costs.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 from urllib.parse import urlparse
 
 from bench.common import (
@@ -66,12 +70,17 @@ def redis_reachable() -> bool:
         return False
 
 
+WATCHER = "bench-position-watcher"
+
+
 class PositionWatcher:
     """Polls the read model's position; `visible_at(p)` is when it first reached p (perf_counter)."""
 
     def __init__(self, url: str, interval: float = 0.002):
         from es_app.store import make_engine
 
+        if url.startswith("postgresql"):  # not counted as the API's database work (CpuMeter)
+            url += ("&" if "?" in url else "?") + f"application_name={WATCHER}"
         self.engine = make_engine(url)
         self.interval = interval
         self.seen: list[tuple[float, int]] = []  # (time, position) whenever it moved
@@ -119,59 +128,137 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def drive_measured(base: str, clients: int, bodies: list[tuple[str, str, dict]], pid: int
-                   ) -> tuple[Timing, list[tuple], float | None]:
-    """Returns what `_drive` returns and the server process's CPU ms per request (None where unknown).
+def _descendants(roots: Sequence[int]) -> list[int]:
+    """Returns the roots and every process below them (read from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], list(roots)
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo += children.get(pid, [])
+    return found
+
+
+PARTS = ("api", "workers", "db")
+
+
+class CpuMeter:
+    """Reads the CPU seconds used so far by one side of the comparison, per part: its API process
+    (`api`), its Celery workers' process trees (`workers`), and its PostgreSQL database's backends
+    (`db`: a server on this host, whose processes /proc shows; None for SQLite, which runs in the API)."""
+
+    def __init__(self, api_pid: int, worker_pids: Sequence[int] = (), database_url: str | None = None):
+        self.api_pid, self.worker_pids = api_pid, list(worker_pids)
+        self.dbname = None
+        if database_url and database_url.startswith("postgresql") and _local_host(database_url):
+            self.dbname = urlparse(database_url).path.lstrip("/")
+        self._admin: Any = None  # a psycopg connection, opened on first use
+
+    def read(self) -> dict[str, dict[int, float] | None]:
+        api = cpu_seconds(self.api_pid)
+        return {"api": None if api is None else {self.api_pid: api},
+                "workers": self._cpu_of(_descendants(self.worker_pids)) if self.worker_pids else None,
+                "db": self._cpu_of(self._backends()) if self.dbname else None}
+
+    @staticmethod
+    def _cpu_of(pids: Sequence[int]) -> dict[int, float]:
+        return {pid: s for pid in pids if (s := cpu_seconds(pid)) is not None}
+
+    def _backends(self) -> list[int]:
+        import psycopg
+
+        from bench.common import PG_URL
+
+        if self._admin is None:  # on the bench's admin database: its own backend is not counted
+            self._admin = psycopg.connect(PG_URL.replace("postgresql+psycopg", "postgresql"), autocommit=True)
+        rows = self._admin.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name <> %s",
+                                   (self.dbname, WATCHER)).fetchall()
+        return [pid for (pid,) in rows]
+
+    def close(self) -> None:
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None
+
+
+def _local_host(url: str) -> bool:
+    return (urlparse(url.replace("+psycopg", "")).hostname or "localhost") in ("localhost", "127.0.0.1", "::1")
+
+
+def cpu_used(before: dict[str, dict[int, float] | None], after: dict[str, dict[int, float] | None],
+             requests: int) -> dict[str, float | None]:
+    """Returns each part's CPU ms per request between two `CpuMeter.read`s (a process that began in
+    between counts whole; one that ended in between is lost: the pools keep their connections)."""
+    used: dict[str, float | None] = {}
+    for part in PARTS:
+        b, a = before.get(part), after.get(part)
+        used[part] = None if b is None or a is None else \
+            sum(s - b.get(pid, 0.0) for pid, s in a.items()) * 1000 / max(1, requests)
+    return used
+
+
+Cpu = dict[str, float | None]
+
+
+def drive_measured(base: str, clients: int, bodies: list[tuple[str, str, dict]], meter: CpuMeter
+                   ) -> tuple[Timing, list[tuple], Cpu]:
+    """Returns what `_drive` returns and the side's CPU ms per request by part (None where unknown).
 
     CPU per request hardly moves with other work on the machine, unlike latency: it is the
     steadier figure for comparing two versions on a shared host.
     """
-    before = cpu_seconds(pid)
+    before = meter.read()
     timing, records = asyncio.run(_drive(base, clients, bodies))
-    after = cpu_seconds(pid)
-    cpu = None if before is None or after is None else (after - before) * 1000 / max(1, len(records))
-    return timing, records, cpu
+    return timing, records, cpu_used(before, meter.read(), len(records))
 
 
-def drive_alternating(clients: int, *sides: tuple[str, list[tuple[str, str, dict]], int]
-                      ) -> list[tuple[Timing, list[tuple], float | None]]:
-    """Returns `drive_measured`'s figures of each side, (base, bodies, pid), driven in alternating blocks
+def drive_alternating(clients: int, *sides: tuple[str, list[tuple[str, str, dict]], CpuMeter]
+                      ) -> list[tuple[Timing, list[tuple], Cpu]]:
+    """Returns `drive_measured`'s figures of each side, (base, bodies, meter), driven in alternating blocks
     of at least 50 requests and 8 per client, each side on one client kept open throughout: on a VM
     whose speed drifts from one minute to the next, two phases run one after the other would compare
     the minutes as much as the apps."""
     size = max(50, 8 * clients)
 
-    async def alternate() -> list[list[tuple[Timing, list[tuple], float | None]]]:
-        parts: list[list[tuple[Timing, list[tuple], float | None]]] = [[] for _ in sides]
+    async def alternate() -> list[list[tuple[Timing, list[tuple], Cpu]]]:
+        parts: list[list[tuple[Timing, list[tuple], Cpu]]] = [[] for _ in sides]
         async with contextlib.AsyncExitStack() as stack:
             opened = [await stack.enter_async_context(_client(base, clients)) for base, _, _ in sides]
             for start in range(0, max(len(bodies) for _, bodies, _ in sides), size):
-                for part, client, (_, bodies, pid) in zip(parts, opened, sides, strict=True):
+                for part, client, (_, bodies, meter) in zip(parts, opened, sides, strict=True):
                     block = bodies[start:start + size]
                     if block:
-                        before = cpu_seconds(pid)
+                        before = meter.read()
                         timing, records = await _drive_on(client, clients, block)
-                        after = cpu_seconds(pid)
-                        cpu = None if before is None or after is None else (after - before) * 1000 / len(records)
-                        part.append((timing, records, cpu))
+                        part.append((timing, records, cpu_used(before, meter.read(), len(records))))
         return parts
 
     return [_joined(part) for part in asyncio.run(alternate())]
 
 
-def _joined(parts: list[tuple[Timing, list[tuple], float | None]]) -> tuple[Timing, list[tuple], float | None]:
+def _joined(parts: list[tuple[Timing, list[tuple], Cpu]]) -> tuple[Timing, list[tuple], Cpu]:
     """Returns the figures of blocks as of one phase (CPU per request weighted by the blocks' requests)."""
     timing = Timing(sum(t.seconds for t, _, _ in parts), sum(t.ops for t, _, _ in parts),
                     sum(t.items for t, _, _ in parts), [x for t, _, _ in parts for x in t.latencies])
     records = [r for _, rs, _ in parts for r in rs]
-    cpus = [(cpu, len(rs)) for _, rs, cpu in parts]
-    cpu = None if any(c is None for c, _ in cpus) else sum(c * n for c, n in cpus) / max(1, len(records))
+    cpu: Cpu = {}
+    for part in PARTS:
+        got = [(c[part], len(rs)) for _, rs, c in parts]
+        known = [(v, n) for v, n in got if v is not None]
+        cpu[part] = sum(v * n for v, n in known) / max(1, len(records)) if len(known) == len(got) else None
     return timing, records, cpu
 
 
 @contextlib.contextmanager
-def legacy_api(backend: str, workdir: Path) -> Iterator[tuple[str, int]]:
-    """Yields (base URL, pid) of `legacy_app.api:app` served by uvicorn in a process of its own, on a new
+def legacy_api(backend: str, workdir: Path) -> Iterator[tuple[str, int, str]]:
+    """Yields (base URL, pid, database URL) of `legacy_app.api:app` served by uvicorn in a process of its own, on a new
     database of `backend` holding the legacy schema only; stops it and drops the database after."""
     import httpx
 
@@ -207,7 +294,7 @@ def legacy_api(backend: str, workdir: Path) -> Iterator[tuple[str, int]]:
                     if time.monotonic() > deadline:
                         raise RuntimeError("the legacy API did not answer within 60 s") from None
                     time.sleep(0.1)
-            yield base, process.pid
+            yield base, process.pid, url
         finally:
             process.terminate()
             try:
@@ -268,17 +355,26 @@ async def _drive_on(client, clients: int, bodies: list[tuple[str, str, dict]]  #
     return Timing(seconds, len(records), len(records), [a - s for s, a, _, _ in records]), records
 
 
-def _row(backend: str, mode: str, what: str, clients: int, t: Timing, cpu: float | None) -> list[str]:
+def _all_cpu(cpu: Cpu) -> float | None:
+    """Returns the whole stack's CPU ms per request (the parts measured; None when the API's is unknown)."""
+    return None if cpu.get("api") is None else sum(v for v in cpu.values() if v is not None)
+
+
+def _row(backend: str, mode: str, what: str, clients: int, t: Timing, cpu: Cpu) -> list[str]:
     return [backend, mode, what, fmt(t.ops), str(clients), fmt(t.per_second),
-            f"{t.percentile_ms(50):.1f}", f"{t.percentile_ms(99):.1f}", fmt(cpu, 2)]
+            f"{t.percentile_ms(50):.1f}", f"{t.percentile_ms(99):.1f}", fmt(cpu["api"], 2),
+            fmt(cpu["workers"], 2), fmt(cpu["db"], 2), fmt(_all_cpu(cpu), 2)]
 
 
-def _versus(backend: str, mode: str, clients: int, es: Timing, legacy: Timing) -> list[str]:
+def _versus(backend: str, mode: str, clients: int, es: Timing, legacy: Timing, es_cpu: Cpu,
+            legacy_cpu: Cpu) -> list[str]:
     """Returns a row of the ES register against the legacy POST at the same load."""
     ratios = [(es.percentile_ms(q) or 0) / (legacy.percentile_ms(q) or 1) for q in (50, 99)]
+    es_all, legacy_all = _all_cpu(es_cpu), _all_cpu(legacy_cpu)
     return [backend, mode, str(clients), f"{es.percentile_ms(50):.1f}", f"{es.percentile_ms(99):.1f}",
             f"{legacy.percentile_ms(50):.1f}", f"{legacy.percentile_ms(99):.1f}", f"{ratios[0]:.2f}x",
             f"{ratios[1]:.2f}x", ratio(es.per_second, legacy.per_second),
+            ratio(es_all, legacy_all) if es_all is not None and legacy_all else "-",
             "met" if max(ratios) <= 1.2 else "MISSED"]
 
 
@@ -289,16 +385,20 @@ def run(backend: str, mode: str, requests: int, clients: Sequence[int]
 
     rows, lags, versus = [], [], []
     with es_database(backend, prefix="bench_http") as url, tempfile.TemporaryDirectory(prefix="bench-http-") as tmp, \
-            legacy_api(backend, Path(tmp)) as (legacy_base, legacy_pid):
+            legacy_api(backend, Path(tmp)) as (legacy_base, legacy_pid, legacy_url):
         prefix = f"bench-{uuid.uuid4().hex}:"
         broker = REDIS_URL if mode == "servers" else ""
         env = local_env(url, url, broker, broker_key_prefix=prefix, catch_up_interval_s=5)
         names = ["es-api"] + (["projections-worker", "notifications-worker"] if mode == "servers" else [])
         topology = Topology(load_compose(COMPOSE), env, Path(tmp))
+        meters: list[CpuMeter] = []
         try:
             topology.start(names)
             base = topology.url("es-api")
-            es_pid = topology.procs["es-api"].pid
+            workers = [topology.procs[n].pid for n in names[1:]]
+            es_meter = CpuMeter(topology.procs["es-api"].pid, workers, url)
+            legacy_meter = CpuMeter(legacy_pid, (), legacy_url)
+            meters += [es_meter, legacy_meter]
             for c in clients:
                 run_id = uuid.uuid4().hex[:6]
                 registers = [("POST", "/users", {"name": f"User {i}", "email": f"b{run_id}-{i}@example.org"})
@@ -306,11 +406,11 @@ def run(backend: str, mode: str, requests: int, clients: Sequence[int]
                 posts = [("POST", "/users", {"full_name": f"User {i}", "email": f"l{run_id}-{i}@example.org"})
                          for i in range(requests)]
                 (t_reg, records, cpu_reg), (t_legacy, _, cpu_legacy) = drive_alternating(
-                    c, (base, registers, es_pid), (legacy_base, posts, legacy_pid))
+                    c, (base, registers, es_meter), (legacy_base, posts, legacy_meter))
                 ids = [body["id"] for *_, body in records]
                 renames = [("PATCH", f"/users/{uid}", {"name": f"Renamed {i}"}) for i, uid in enumerate(ids)]
                 with PositionWatcher(url) as watcher:
-                    t_ren, records, cpu_ren = drive_measured(base, c, renames, es_pid)
+                    t_ren, records, cpu_ren = drive_measured(base, c, renames, es_meter)
                     watcher.wait_for(max(body["position"] for *_, body in records))
                     lag = []
                     for sent, _answered, _, body in records:
@@ -322,12 +422,14 @@ def run(backend: str, mode: str, requests: int, clients: Sequence[int]
                          _row(backend, mode, "legacy_app POST /users", c, t_legacy, cpu_legacy)]
                 lags.append([backend, mode, fmt(len(lag)), f"{percentile(lag, 50) * 1000:.1f}",
                              f"{percentile(lag, 99) * 1000:.1f}", f"{max(lag, default=0) * 1000:.1f}", str(c)])
-                versus.append(_versus(backend, mode, c, t_reg, t_legacy))
+                versus.append(_versus(backend, mode, c, t_reg, t_legacy, cpu_reg, cpu_legacy))
         except Exception:
             for name in names:
                 print(f"--- {name} log (last lines) ---\n{topology.log(name)[-3000:]}", file=sys.stderr)
             raise
         finally:
+            for meter in meters:
+                meter.close()
             topology.stop()
             if mode == "servers":
                 delete_broker_keys(REDIS_URL, prefix)
@@ -356,7 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     shown = " and ".join(str(c) for c in clients)
     print_table(f"HTTP commands over loopback ({shown} concurrent clients, uvicorn, one API process)",
                 ["backend", "mode", "command", "requests", "clients", "req/s", "p50 ms", "p99 ms",
-                 "server CPU ms/req"], rows,
+                 "API CPU ms/req", "workers CPU ms/req", "DB server CPU ms/req", "all CPU ms/req"], rows,
                 markdown=args.markdown, caption=machine_line())
     print_table("End-to-end lag under that load: rename sent -> read model position covers it",
                 ["backend", "mode", "renames", "p50 ms", "p99 ms", "max ms", "clients"], lags,
@@ -364,7 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_table("ES register vs the legacy write (POST /users on legacy_app), same backend, same run: "
                 "goal of issue 16, p50 and p99 <= 1.2x",
                 ["backend", "mode", "clients", "ES p50 ms", "ES p99 ms", "legacy p50 ms", "legacy p99 ms",
-                 "p50 ES/legacy", "p99 ES/legacy", "req/s ES/legacy", "goal"], versus,
+                 "p50 ES/legacy", "p99 ES/legacy", "req/s ES/legacy", "all CPU/req ES/legacy", "goal"], versus,
                 markdown=args.markdown, caption=machine_line())
     return 0
 

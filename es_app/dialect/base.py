@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -154,6 +155,15 @@ class Dialect:
         nothing may be executed in it after this. Only where `commits_with_last_write` (PostgreSQL's
         pipeline); elsewhere callers write as usual (SQLite commits in process: no round trip to save)."""
         raise NotImplementedError
+
+    @contextlib.contextmanager
+    def writes_with_commit(self, cur: Any) -> Iterator[None]:
+        """Runs a transaction's last writes, made in the block on `cur`'s connection, and where
+        `commits_with_last_write` its COMMIT after them, in one round trip (PostgreSQL: the block's
+        statements are pipelined, so none of them may read a result, and `rowcount` is -1 in it; an
+        exception inside it sends what was queued but no COMMIT). Elsewhere the block runs as written
+        and the caller commits."""
+        yield
 
     def try_advisory_lock(self, conn: Connection, key: int) -> bool:
         """Returns whether a session-wide lock on `key` was taken (always true without such locks)."""

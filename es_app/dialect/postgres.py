@@ -6,14 +6,15 @@ writes it in C, where psycopg's array dumpers pack every element in Python.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, TextClause, text
+from sqlalchemy import Connection, Table, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 
@@ -63,15 +64,36 @@ def _copy_rows(cur: Any, table: str, columns: Sequence[str], rows: Any, types: S
 
 
 @cache
+@cache
 def _recordset_sql(compiler: Any, table: Table, columns: tuple[str, ...], same: tuple[str, ...],
-                   key_columns: tuple[str, ...]) -> TextClause:
-    """Returns INSERT .. SELECT FROM jsonb_to_recordset(:rows) .. ON CONFLICT DO NOTHING, `same` as :same_<i>."""
+                   key_columns: tuple[str, ...]) -> str:
+    """Returns driver SQL: INSERT .. SELECT FROM jsonb_to_recordset(%(rows)s) .. ON CONFLICT DO NOTHING,
+    `same` as %(same_<i>)s."""
     record = ", ".join(f'"{c}" {compiler.process(table.c[c].type)}' for c in columns)
-    shared = ", ".join(f":same_{i}" for i in range(len(same)))
-    return text(f'INSERT INTO "{table.name}" ({quoted([*columns, *same])}) '
-                f"SELECT {quoted(columns)}{', ' + shared if shared else ''} "
-                f"FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r({record}) "
-                f"ON CONFLICT ({quoted(key_columns)}) DO NOTHING")
+    shared = ", ".join(f"%(same_{i})s" for i in range(len(same)))
+    return (f'INSERT INTO "{table.name}" ({quoted([*columns, *same])}) '
+            f"SELECT {quoted(columns)}{', ' + shared if shared else ''} "
+            f"FROM jsonb_to_recordset(CAST(%(rows)s AS jsonb)) AS r({record}) "
+            f"ON CONFLICT ({quoted(key_columns)}) DO NOTHING")
+
+
+@contextlib.contextmanager
+def _raw_cursor(conn: Connection) -> Iterator[Any]:
+    """Yields a psycopg cursor in `conn`'s transaction, closed after; its errors raised as Core raises them
+    (IntegrityError, ...)."""
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]  # a live connection's
+    try:
+        yield cur
+    except dbapi_error as err:
+        raise DBAPIError.instance(None, None, err, dbapi_error, dialect=conn.dialect) from err
+    finally:
+        cur.close()
+
+
+def _pipelined(cur: Any) -> bool:
+    """Returns whether `cur`'s connection is in pipeline mode (results not yet read)."""
+    return bool(cur.connection.pgconn.pipeline_status)  # pq.PipelineStatus.OFF is 0
 
 
 def _index_defs(conn: Connection, table: str) -> list[tuple[str, str]]:
@@ -134,9 +156,14 @@ class PostgresDialect(OnConflictDialect):
                 c.close()
 
     def write_last(self, cur: Any, statement: str, params: Sequence[Any]) -> None:
+        with self.writes_with_commit(cur):
+            cur.connection.execute(statement, params, prepare=True).close()
+
+    @contextlib.contextmanager
+    def writes_with_commit(self, cur: Any) -> Iterator[None]:
         db = cur.connection
-        with db.pipeline():  # the statement, the COMMIT and the pipeline's sync: one round trip
-            db.execute(statement, params, prepare=True).close()
+        with db.pipeline():  # the block's statements, the COMMIT and the pipeline's sync: one round trip
+            yield
             db.execute("COMMIT").close()
 
     def select_in(self, cur: Any, table: DriverTable, values: Sequence[Any],
@@ -152,7 +179,8 @@ class PostgresDialect(OnConflictDialect):
     def upsert_newer(self, cur: Any, table: DriverTable, rows: Sequence[Sequence[Any]],
                      absent: Collection[Any] = ()) -> None:
         key = table.columns.index(table.key)
-        new = [r for r in rows if r[key] in absent] if len(absent) >= COPY_AT_LEAST else []
+        # COPY is not possible in a pipeline (writes_with_commit): there the rows go by the upsert
+        new = [r for r in rows if r[key] in absent] if len(absent) >= COPY_AT_LEAST and not _pipelined(cur) else []
         if new and self._copy_new_rows(cur, table, new):
             rows = [r for r in rows if r[key] not in absent]
         if rows:
@@ -178,15 +206,9 @@ class PostgresDialect(OnConflictDialect):
         if not rows:
             return
         columns = list(rows[0])
-        dbapi_error = conn.dialect.loaded_dbapi.Error
-        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]  # a live connection's
-        try:
+        with _raw_cursor(conn) as cur:
             _copy_rows(cur, table.name, columns, (tuple(row[c] for c in columns) for row in rows),
                        _copy_types(conn, table, columns))
-        except dbapi_error as err:  # as Core would raise it: IntegrityError, ...
-            raise DBAPIError.instance(None, None, err, dbapi_error, dialect=conn.dialect) from err
-        finally:
-            cur.close()
 
     def insert_ignore_many(self, conn: Connection, table: Table, key_columns: Sequence[str],
                            rows: Sequence[Mapping[str, Any]], same: Mapping[str, Any],
@@ -196,7 +218,9 @@ class PostgresDialect(OnConflictDialect):
         sql = _recordset_sql(conn.dialect.type_compiler_instance, table, tuple(rows[0]), tuple(same),
                              tuple(key_columns))
         shared = {f"same_{i}": value for i, value in enumerate(same.values())}
-        return conn.execute(sql, {"rows": dumps(list(rows)), **shared}).rowcount
+        with _raw_cursor(conn) as cur:  # driver SQL: it can go in a pipeline (writes_with_commit)
+            cur.execute(sql, {"rows": dumps(list(rows)), **shared})
+            return cur.rowcount
 
     def clone_table_empty(self, conn: Connection, source: str, target: str) -> None:
         conn.execute(text(f"DROP TABLE IF EXISTS {target}"))

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, bindparam, func, select
 
 from es_app.dialect import Dialect, dialect_for
-from es_app.store.driver import driver_cursor
 
 from .tables import projection_checkpoints as cp
 
@@ -137,20 +137,20 @@ def save_position(conn: Connection, name: str, position: int, rate: float | None
         conn.execute(_insert_ignore(conn).values(name=name, position=position, updated_at=now, rate=rate))
 
 
-# save_position as driver SQL, for a batch's last write (Dialect.write_last); a rate of None keeps the stored one
+# save_position as driver SQL, for a batch's last writes (Dialect.writes_with_commit); a rate of None keeps
+# the stored one
 _SAVE_LAST = ("UPDATE projection_checkpoints SET position = %s, updated_at = %s, rate = COALESCE(%s, rate) "
               "WHERE name = %s")
 
 
-def save_position_last(conn: Connection, name: str, position: int, rate: float | None = None) -> None:
-    """Saves the position of a checkpoint row this transaction has locked, as the transaction's last write:
-    on PostgreSQL sent with the COMMIT in one round trip (the transaction is then committed)."""
-    dialect = dialect_for(conn)
-    if not dialect.commits_with_last_write:
+def save_locked_position(conn: Connection, cur: Any, name: str, position: int, rate: float | None = None) -> None:
+    """Saves the position of a checkpoint row this transaction has locked: on `cur`, `conn`'s driver cursor,
+    where the dialect sends a transaction's last writes with its COMMIT (inside `writes_with_commit`, so
+    it reads no result); elsewhere as `save_position`."""
+    if dialect_for(conn).commits_with_last_write:
+        cur.execute(_SAVE_LAST, (position, datetime.now(UTC), rate, name), prepare=True)
+    else:
         save_position(conn, name, position, rate)
-        return
-    with driver_cursor(conn) as cur:
-        dialect.write_last(cur, _SAVE_LAST, (position, datetime.now(UTC), rate, name))
 
 
 def replace_layout(conn: Connection, projection: str, shards: int | None, position: int) -> None:

@@ -34,7 +34,7 @@ from es_app.store.driver import driver_cursor
 from es_app.store.engine import write_transaction
 from es_app.store.statements import HEAD
 
-from .base import Projection
+from .base import Batch, Projection
 from .checkpoints import (
     check_shard,
     checkpoint_name,
@@ -43,8 +43,8 @@ from .checkpoints import (
     layout_names,
     lock_position,
     lock_position_sql,
+    save_locked_position,
     save_position,
-    save_position_last,
     shard_of,
 )
 from .dead_letters import PARKED, PARKED_STREAMS_SQL, park, parked_streams
@@ -112,45 +112,47 @@ def run_batch(conn: Connection, store: EventStore, projection: Projection, *, sh
     `ahead` is a page read in advance (used only if it starts at the locked checkpoint);
     `read_ahead(position)` starts reading the next page while this one is applied.
     Returns the future of that next page too (None when at the head). With `last` the
-    caller commits right after: on PostgreSQL the checkpoint's update goes with the COMMIT
-    (`save_position_last`), so nothing may be executed in the transaction after it.
+    caller commits right after: on PostgreSQL the batch's writes, its checkpoint and the
+    COMMIT go in one round trip (`_write_batches`), so nothing may be executed in the
+    transaction after it.
     """
     started = time.perf_counter()
     name = checkpoint or checkpoint_name(projection.name, shard, shards)
     # without a page read ahead, the page after where this process last left the checkpoint is read with the lock
     hint = _last_positions(conn.engine).get(name) if ahead is None else None
-    position, head, blocked, early = _open_batch(conn, store, projection, name, hint, batch_size)
-    if position is None:  # a first run, or another layout (shard count, rebuild) replaced this one
-        _forget_layout(conn.engine, projection.name)
-        ensure_layout(conn, projection.name, shards)
-        position = lock_position(conn, name) or 0
-    try:
-        page = ahead.result() if ahead is not None else early
-    except Exception:  # noqa: BLE001 - read it again here
-        page = None
-    if page is None or page.after != position:  # none read yet, or the checkpoint moved since (another process)
-        page = read_page(store, projection, position, batch_size, conn, head)
+    opened = _open_batches(conn, store, [(projection, name, hint)], batch_size)[0]
+    position, page = _batch_page(conn, store, projection, opened, shards, batch_size, ahead)
     head, events = page.head, page.events
     if position >= head:
         return BatchResult(name, 0, 0, 0, position, head, True), None
-    at_head = len(events) < batch_size
-    new_position = max(head, events[-1].position if events else position) if at_head else events[-1].position
+    new_position, at_head = _advance(position, page, batch_size)
     following = read_ahead(new_position) if read_ahead is not None and not at_head else None
     mine = events if shards is None else [e for e in events if shard_of(e.stream_id, shards) == shard]
-    applied, parked, failure = apply_events(conn, projection, mine, park_failures=park_failures, attempts=attempts,
-                                            blocked=blocked)
+    batch, applied, parked, failure = fold_events(conn, projection, mine, park_failures=park_failures,
+                                                  attempts=attempts, blocked=opened.blocked)
     if failure is not None:
         new_position, at_head = failure.event.position - 1, False
-    elapsed = time.perf_counter() - started
-    (save_position_last if last else save_position)(conn, name, new_position,
-                                                     rate=len(events) / elapsed if events and elapsed > 0 else None)
-    return BatchResult(name, len(events), applied, parked, new_position, head, at_head, failure), following
+    result = BatchResult(name, len(events), applied, parked, new_position, head, at_head, failure)
+    _write_batches(conn, [(batch, result)], time.perf_counter() - started, last=last)
+    return result, following
 
 
 def apply_events(conn: Connection, projection: Projection, events: Sequence[RecordedEvent], *,
                  park_failures: bool = True, attempts: int = 1, new_streams: Collection[str] = (),
                  blocked: set[str] | None = None) -> tuple[int, int, HandlerFailed | None]:
-    """Returns (applied, parked, failure) after folding `events` into the projection in the caller's transaction.
+    """Returns (applied, parked, failure) after folding `events` into the projection in the caller's
+    transaction and writing what they changed (`fold_events`, then the batch's flush)."""
+    batch, applied, parked, failure = fold_events(conn, projection, events, park_failures=park_failures,
+                                                  attempts=attempts, new_streams=new_streams, blocked=blocked)
+    batch.flush()
+    return applied, parked, failure
+
+
+def fold_events(conn: Connection, projection: Projection, events: Sequence[RecordedEvent], *,
+                park_failures: bool = True, attempts: int = 1, new_streams: Collection[str] = (),
+                blocked: set[str] | None = None) -> tuple[Batch, int, int, HandlerFailed | None]:
+    """Returns (the batch, applied, parked, failure) after folding `events` into a batch of the projection
+    opened in the caller's transaction; the batch's rows are written by its `flush`, the caller's to call.
 
     Streams with a parked event (`blocked`, read here unless the caller did in this transaction) are
     passed over. A failing event is parked (its stream then waits) or, without `park_failures`, ends
@@ -173,27 +175,98 @@ def apply_events(conn: Connection, projection: Projection, events: Sequence[Reco
             park(conn, projection.name, event, exc, attempts)
             blocked.add(event.stream_id)
             parked += 1
-    batch.flush()
-    return applied, parked, failure
+    return batch, applied, parked, failure
 
 
-def _open_batch(conn: Connection, store: EventStore, projection: Projection, checkpoint: str, after: int | None,
-                batch_size: int) -> tuple[int | None, int, set[str], FeedPage | None]:
-    """Returns the checkpoint's position, locked until the transaction ends (None when the row is
-    absent), the feed's head read after it, the projection's parked streams, and (when `after` is
-    given) the page of the feed after `after` read after the head: on PostgreSQL one round trip with
-    the transaction's BEGIN (five, one by one). The page is the batch's when `after` is the position."""
+@dataclasses.dataclass(frozen=True)
+class _Opened:
+    """What `_open_batches` read for one batch."""
+
+    checkpoint: str
+    position: int | None  # the checkpoint's, locked until the transaction ends (None: no row)
+    head: int  # the feed's head, read after the lock
+    blocked: set[str]  # the projection's parked streams
+    page: FeedPage | None  # the page after the hint, read after the head (None without a hint)
+
+
+def _open_batches(conn: Connection, store: EventStore, wanted: Sequence[tuple[Projection, str, int | None]],
+                  batch_size: int) -> list[_Opened]:
+    """Returns what the batches of (projection, checkpoint name, hint) start from: each checkpoint's
+    position, locked until the transaction ends, the feed's head read after every lock, each
+    projection's parked streams and, where a hint is given, the page of the feed after it, read after
+    the head: on PostgreSQL all in one round trip with the transaction's BEGIN. A page is its batch's
+    when the hint is the position."""
     dialect = dialect_for(conn)
-    reads: list[tuple[str, Sequence[Any]]] = [(lock_position_sql(dialect), (checkpoint,)), (HEAD, ()),
-                                              (PARKED_STREAMS_SQL, (projection.name, PARKED))]
-    if after is not None:
-        reads.append(store.read_all_query(after=after, limit=batch_size, category=projection.category,
-                                          types=types_of(projection)))
+    lock = lock_position_sql(dialect)
+    reads: list[tuple[str, Sequence[Any]]] = [(lock, (name,)) for _, name, _ in wanted]
+    reads.append((HEAD, ()))
+    reads += [(PARKED_STREAMS_SQL, (projection.name, PARKED)) for projection, _, _ in wanted]
+    paged = {i: after for i, (_, _, after) in enumerate(wanted) if after is not None}
+    reads += [store.read_all_query(after=after, limit=batch_size, category=wanted[i][0].category,
+                                   types=types_of(wanted[i][0]))
+              for i, after in paged.items()]
     with driver_cursor(conn) as cur:
-        locked, head, parked, *rows = dialect.read_together(cur, reads)
-    at = head[0][0] or 0
-    page = FeedPage(after, at, store.recorded(rows[0]) if after < at else []) if after is not None else None
-    return (locked[0][0] if locked else None), at, {stream_id for (stream_id,) in parked}, page
+        got = dialect.read_together(cur, reads)
+    n = len(wanted)
+    head = got[n][0][0] or 0
+    pages = dict(zip(paged, got[2 * n + 1:], strict=True))
+    opened = []
+    for i, (_, name, after) in enumerate(wanted):
+        page = None if after is None else FeedPage(after, head, store.recorded(pages[i]) if after < head else [])
+        locked = got[i]
+        opened.append(_Opened(name, locked[0][0] if locked else None, head,
+                              {stream_id for (stream_id,) in got[n + 1 + i]}, page))
+    return opened
+
+
+def _batch_page(conn: Connection, store: EventStore, projection: Projection, opened: _Opened,
+                shards: int | None, batch_size: int, ahead: Future | None = None) -> tuple[int, FeedPage]:
+    """Returns the batch's locked position and its page: the one read ahead or with the lock when it
+    starts there, else read now (none read yet, or another process moved the checkpoint since). A
+    missing checkpoint row (a first run, or another layout — shard count, rebuild — replaced this
+    one) is laid out here first."""
+    position = opened.position
+    if position is None:
+        _forget_layout(conn.engine, projection.name)
+        ensure_layout(conn, projection.name, shards)
+        position = lock_position(conn, opened.checkpoint) or 0
+    try:
+        page = ahead.result() if ahead is not None else opened.page
+    except Exception:  # noqa: BLE001 - read it again here
+        page = None
+    if page is None or page.after != position:
+        page = read_page(store, projection, position, batch_size, conn, opened.head)
+    return position, page
+
+
+def _advance(position: int, page: FeedPage, batch_size: int) -> tuple[int, bool]:
+    """Returns (the position after the page, whether that is the head): a short page saw everything up
+    to the head read before it."""
+    events = page.events
+    if len(events) < batch_size:
+        return max(page.head, events[-1].position if events else position), True
+    return events[-1].position, False
+
+
+def _write_batches(conn: Connection, done: Sequence[tuple[Batch, BatchResult]], elapsed: float, *,
+                   last: bool) -> None:
+    """Writes each folded batch's rows and moves its checkpoint (locked by this transaction) to the
+    result's position. With `last` the caller commits right after: on PostgreSQL every write and the
+    COMMIT then go in one round trip (`Dialect.writes_with_commit`)."""
+    dialect = dialect_for(conn)
+    if not (last and dialect.commits_with_last_write):
+        for batch, result in done:
+            batch.flush()
+            save_position(conn, result.checkpoint, result.position, rate=_rate(result.read, elapsed))
+        return
+    with driver_cursor(conn) as cur, dialect.writes_with_commit(cur):
+        for batch, result in done:
+            batch.flush()
+            save_locked_position(conn, cur, result.checkpoint, result.position, _rate(result.read, elapsed))
+
+
+def _rate(events: int, elapsed: float) -> float | None:
+    return events / elapsed if events and elapsed > 0 else None
 
 
 def run_projection(engine: Engine, store: EventStore, projection: Projection, *, until_head: bool = True,
@@ -254,20 +327,38 @@ def run_first_batches(engine: Engine, store: EventStore, projections: Sequence[P
     """Returns the result of one batch of each (unsharded) projection, all in one write transaction.
 
     What a run costs when each projection has a few events to apply (the embedded worker after
-    a command): one transaction instead of one per projection, the last checkpoint sent with the
-    commit. The batches are small (`batch_size`), so the pages read inside the write transaction
-    keep other writers waiting no longer than a batch; a projection that is not at the head after
-    it, or whose handler failed (`BatchResult.failure`), is the caller's to go on with (`run_projection`).
+    a command): one transaction instead of one per projection; on PostgreSQL three round trips in
+    all (every checkpoint lock, the head, the parked streams and the pages with the BEGIN; the rows
+    the users projection folds onto; every write and checkpoint with the COMMIT). The batches are
+    small (`batch_size`), so the pages read inside the write transaction keep other writers waiting
+    no longer than a batch; a projection that is not at the head after it, or whose handler failed
+    (`BatchResult.failure`), is the caller's to go on with (`run_projection`).
     """
     for projection in projections:
         _ensure_layout_once(engine, projection, None)
+    hints = _last_positions(engine)
+    results: list[BatchResult] = []
     with bulk_gc(), write_transaction(engine) as conn:
-        results = [run_batch(conn, store, projection, batch_size=batch_size, park_failures=park_failures,
-                             attempts=attempts, last=i == len(projections) - 1)[0]
-                   for i, projection in enumerate(projections)]
-    positions = _last_positions(engine)
+        started = time.perf_counter()
+        opened = _open_batches(conn, store, [(p, p.name, hints.get(p.name)) for p in projections], batch_size)
+        done: list[tuple[Batch, BatchResult]] = []
+        for projection, start in zip(projections, opened, strict=True):
+            position, page = _batch_page(conn, store, projection, start, None, batch_size)
+            if position >= page.head:
+                results.append(BatchResult(start.checkpoint, 0, 0, 0, position, page.head, True))
+                continue
+            new_position, at_head = _advance(position, page, batch_size)
+            batch, applied, parked, failure = fold_events(conn, projection, page.events, park_failures=park_failures,
+                                                          attempts=attempts, blocked=start.blocked)
+            if failure is not None:
+                new_position, at_head = failure.event.position - 1, False
+            results.append(BatchResult(start.checkpoint, len(page.events), applied, parked, new_position, page.head,
+                                       at_head, failure))
+            done.append((batch, results[-1]))
+        if done:
+            _write_batches(conn, done, time.perf_counter() - started, last=True)
     for result in results:
-        positions[result.checkpoint] = result.position
+        hints[result.checkpoint] = result.position
     return results
 
 

@@ -76,7 +76,7 @@ def test_the_read_model_and_its_checkpoint_commit_together(es, monkeypatch):
         raise RuntimeError("crash between the read-model write and the checkpoint")
 
     monkeypatch.setattr(runner_module, "save_position", broken_save)
-    monkeypatch.setattr(runner_module, "save_position_last", broken_save)
+    monkeypatch.setattr(runner_module, "save_locked_position", broken_save)  # inside writes_with_commit
     with pytest.raises(RuntimeError):
         run_projections(es, names=["users"])
     assert dump(es.engine) == {}
