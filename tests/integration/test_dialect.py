@@ -151,6 +151,34 @@ def test_write_last_commits_with_the_write_where_that_saves_a_round_trip(engine)
     assert [r[0] for r in _rows(engine)] == ["a", "b", "c"]
 
 
+def test_writes_with_commit_sends_a_blocks_writes_with_the_commit(engine) -> None:
+    dialect = dialect_for(engine)
+    pipelined = dialect.commits_with_last_write
+    with write_transaction(engine) as conn:
+        conn.execute(things.insert().values(name="a", n=1))
+        with driver_cursor(conn) as cur, dialect.writes_with_commit(cur):
+            dialect.insert_ignore_many(conn, things, ["name"], [{"name": "b", "n": 2}, {"name": "c", "n": 3}], {})
+            assert _rows(engine) == []  # nothing sent yet (PostgreSQL) or not committed (elsewhere)
+        # PostgreSQL: sent and committed with the block's end; elsewhere the caller's commit is still to come
+        assert len(_rows(engine)) == (3 if pipelined else 0)
+    assert [r[0] for r in _rows(engine)] == ["a", "b", "c"]
+    with pytest.raises(RuntimeError), write_transaction(engine) as conn:  # a failure inside: no COMMIT
+        conn.execute(things.insert().values(name="d", n=4))
+        with driver_cursor(conn) as cur, dialect.writes_with_commit(cur):
+            dialect.insert_ignore_many(conn, things, ["name"], [{"name": "e", "n": 5}], {})
+            raise RuntimeError("fails after a queued write")
+    assert [r[0] for r in _rows(engine)] == ["a", "b", "c"]
+    with pytest.raises(IntegrityError), write_transaction(engine) as conn:  # a failing write: the driver's
+        with driver_cursor(conn) as cur, dialect.writes_with_commit(cur):  # error, as Core's, nothing kept
+            dialect.insert_ignore_many(conn, things, ["name"], [{"name": "f", "n": 6}], {})
+            dialect.insert_ignore_many(conn, things, ["name"], [{"name": "g", "n": None}], {})  # n is NOT NULL
+    assert [r[0] for r in _rows(engine)] == ["a", "b", "c"]
+    with write_transaction(engine) as conn:  # the pooled connection is usable after both
+        assert dialect.insert_ignore_many(conn, things, ["name"], [{"name": "c", "n": 9}, {"name": "h", "n": 8}],
+                                          {}) == 1  # outside the block the count is known
+    assert [r[0] for r in _rows(engine)] == ["a", "b", "c", "h"]
+
+
 def test_snapshot_read_options_open_a_read_transaction(engine) -> None:
     d = dialect_for(engine)
     with engine.connect().execution_options(**d.snapshot_read_options()) as conn, conn.begin():

@@ -156,3 +156,25 @@ def test_a_backlog_beyond_the_first_batches_is_caught_up_in_the_same_run(url, mo
         assert sorted(n["stream_id"] for n in outbox(es.engine)) == sorted(ids)
     finally:
         worker.stop()
+
+
+def test_a_first_batch_of_many_new_users_goes_with_the_commit_too(url, monkeypatch):
+    # From COPY_AT_LEAST new rows PostgreSQL's upsert would COPY them, which a pipeline cannot carry:
+    # with the batch's writes pipelined with the COMMIT they go by the upsert instead.
+    from es_app.dialect.postgres import COPY_AT_LEAST
+    from es_app.worker.embedded import EmbeddedWorker
+
+    es = container(url, catch_up_interval_s=3600)
+    worker = EmbeddedWorker(es.settings)
+    try:
+        worker.run_once()  # the layout
+        ids = [register(es, f"U{i}") for i in range(COPY_AT_LEAST + 20)]
+        opened = _counting_write_transactions(monkeypatch)
+        worker.run_once()
+        assert len(opened) == 1  # all of them in the first batches' transaction
+        assert caught_up(es.engine, es.store.head_position())
+        assert {uid: view_fields(row) for uid, row in dump(es.engine).items()} == \
+            {uid: expected_row(es, uid) for uid in ids}
+        assert sorted(n["stream_id"] for n in outbox(es.engine)) == sorted(ids)
+    finally:
+        worker.stop()
