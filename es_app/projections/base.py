@@ -2,7 +2,10 @@
 
 A batch is opened inside the runner's transaction for a list of events, applies them
 one at a time (an event either applies completely or raises and leaves the batch as it
-was), and writes everything applied in one go on `flush()`.
+was), and writes everything applied in one go on `flush()`. A batch's flush is usually the
+transaction's last write but its checkpoint's: on PostgreSQL the runner sends them with the
+COMMIT in one pipeline (`Dialect.writes_with_commit`), so `flush` writes on the driver's
+connection and reads no result.
 """
 
 from __future__ import annotations
