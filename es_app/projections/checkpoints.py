@@ -10,12 +10,14 @@ rows are removed in the same transaction.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, bindparam, func, select
 
 from es_app.dialect import Dialect, dialect_for
+from es_app.store.driver import dbapi_connection
 
 from .tables import projection_checkpoints as cp
 
@@ -121,6 +123,21 @@ def lock_position(conn: Connection, name: str) -> int | None:
     if statement is None:
         statement = _LOCK_POSITION[conn.dialect.name] = _locked(conn, _GET_POSITION)
     return conn.execute(statement, {"cp_name": name}).scalar()
+
+
+def positions_now(engine: Engine, names: Sequence[str]) -> list[int | None]:
+    """Returns the positions of these checkpoints (None where absent), read outside any transaction: one
+    round trip on PostgreSQL (no BEGIN, no ROLLBACK), whatever the number of names."""
+    with dbapi_connection(engine, autocommit=True) as db:
+        cur = db.cursor()
+        try:
+            found = dialect_for(engine).read_together(cur, [(_POSITION_SQL, (name,)) for name in names])
+        finally:
+            cur.close()
+    return [rows[0][0] if rows else None for rows in found]
+
+
+_POSITION_SQL = "SELECT position FROM projection_checkpoints WHERE name = %s"
 
 
 def get_position(conn: Connection, name: str) -> int | None:

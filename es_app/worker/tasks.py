@@ -15,7 +15,7 @@ from celery import signals
 
 from es_app.bootstrap import EsContainer, build
 from es_app.projections import HandlerFailed, checkpoint_name, run_projections
-from es_app.projections.checkpoints import get_position
+from es_app.projections.checkpoints import positions_now
 from es_app.projections.registry import get_projection, names_for_queue
 from es_app.settings import Settings, get_settings
 from es_app.store.engine import checkpoint_wal
@@ -42,13 +42,11 @@ def _past(container: EsContainer, names: list[str], position: int | None, shard:
           shards: int | None) -> bool:
     if not position:
         return False
-    with container.engine.connect() as conn:
-        for name in names:
-            sharded = get_projection(name).shardable
-            cp = checkpoint_name(name, shard if sharded else None, shards if sharded else None)
-            if (get_position(conn, cp) or 0) < position:
-                return False
-    return True
+    wanted = []
+    for name in names:
+        sharded = get_projection(name).shardable
+        wanted.append(checkpoint_name(name, shard if sharded else None, shards if sharded else None))
+    return all((found or 0) >= position for found in positions_now(container.engine, wanted))
 
 
 def catch_up_queue(container: EsContainer, queue: str, shard: int | None = None, shards: int | None = None, *,
