@@ -94,3 +94,28 @@ def sqlite_log_frames(path: str) -> tuple[int, int]:
     96, native byte order; https://sqlite.org/walformat.html)."""
     data = Path(f"{path}-shm").read_bytes()[:100]
     return struct.unpack_from("=I", data, 16)[0], struct.unpack_from("=I", data, 96)[0]
+
+
+def counting_write_transactions(monkeypatch) -> list[int]:
+    """Returns a list that gets one item per write transaction the projection runner opens from now on."""
+    from es_app.projections import runner
+
+    opened: list[int] = []
+    real = runner.write_transaction
+
+    def counted(engine):
+        opened.append(1)
+        return real(engine)
+
+    monkeypatch.setattr(runner, "write_transaction", counted)
+    return opened
+
+
+def assert_projected(c: EsContainer, ids: list[str]) -> None:
+    """Asserts every projection is at the head, the read model equals the replay of `ids`, and each
+    of them has its welcome notification."""
+    from es_app.projections import caught_up
+
+    assert caught_up(c.engine, c.store.head_position())
+    assert {uid: view_fields(row) for uid, row in dump(c.engine).items()} == {uid: expected_row(c, uid) for uid in ids}
+    assert sorted(n["stream_id"] for n in outbox(c.engine)) == sorted(ids)

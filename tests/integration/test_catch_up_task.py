@@ -10,7 +10,7 @@ from es_app.projections.checkpoints import positions_now
 from es_app.worker.app import NOTIFICATIONS_QUEUE, PROJECTIONS_QUEUE
 from es_app.worker.tasks import catch_up_queue
 
-from .projection_helpers import container, register
+from .projection_helpers import container, counting_write_transactions, register
 
 
 @pytest.fixture
@@ -18,20 +18,6 @@ def url(new_database_url):
     url = new_database_url("es")
     yield url
     engine_for(url).dispose()
-
-
-def _write_transactions(monkeypatch) -> list[int]:  # noqa: ANN001
-    from es_app.projections import runner
-
-    opened: list[int] = []
-    real = runner.write_transaction
-
-    def counted(engine):  # noqa: ANN001, ANN202
-        opened.append(1)
-        return real(engine)
-
-    monkeypatch.setattr(runner, "write_transaction", counted)
-    return opened
 
 
 def test_positions_now_reads_every_checkpoint_asked_for(url):
@@ -48,7 +34,7 @@ def test_a_wake_up_the_checkpoints_passed_runs_nothing_and_a_later_one_runs(url,
     register(es, "Ann")
     run_projections(es)
     passed = es.store.head_position()
-    opened = _write_transactions(monkeypatch)
+    opened = counting_write_transactions(monkeypatch)
     assert catch_up_queue(es, PROJECTIONS_QUEUE, position=passed) == 0
     assert catch_up_queue(es, NOTIFICATIONS_QUEUE, position=passed) == 0
     assert opened == []  # no checkpoint lock taken

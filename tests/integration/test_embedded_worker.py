@@ -11,7 +11,15 @@ from es_app.store.engine import checkpoint_wal
 from es_app.worker import embedded_worker, publish_appended, stop_embedded
 from tests.e2e.celery_worker import wait_until
 
-from .projection_helpers import container, dump, expected_row, outbox, register, sqlite_log_frames, view_fields
+from .projection_helpers import (
+    assert_projected,
+    container,
+    counting_write_transactions,
+    dump,
+    outbox,
+    register,
+    sqlite_log_frames,
+)
 
 
 @pytest.fixture
@@ -33,9 +41,7 @@ def test_publish_after_commit_wakes_the_in_process_worker(url):
         ids.append(uid)
     head = es.store.head_position()
     wait_until(lambda: caught_up(es.engine, head), "the embedded worker to reach the head")
-    rows = dump(es.engine)
-    assert {uid: view_fields(rows[uid]) for uid in ids} == {uid: expected_row(es, uid) for uid in ids}
-    assert sorted(n["stream_id"] for n in outbox(es.engine)) == sorted(ids)
+    assert_projected(es, ids)
 
 
 def test_the_embedded_worker_catches_up_without_any_wake_up(url):
@@ -103,20 +109,6 @@ def test_the_projection_task_copies_the_sqlite_log_into_the_database_itself(url,
     assert checkpoint_wal(es.engine, every_s=3600) is False  # at most once per `every_s`
 
 
-def _counting_write_transactions(monkeypatch) -> list[int]:  # noqa: ANN001
-    from es_app.projections import runner
-
-    opened: list[int] = []
-    real = runner.write_transaction
-
-    def counted(engine):  # noqa: ANN001, ANN202
-        opened.append(1)
-        return real(engine)
-
-    monkeypatch.setattr(runner, "write_transaction", counted)
-    return opened
-
-
 def test_a_run_after_a_few_commands_is_one_write_transaction(url, monkeypatch):
     from es_app.worker.embedded import EmbeddedWorker
 
@@ -126,13 +118,10 @@ def test_a_run_after_a_few_commands_is_one_write_transaction(url, monkeypatch):
         worker.run_once()  # the layout, and whatever a first run finds
         ids = [register(es, f"U{i}") for i in range(3)]
         es.user_service.execute(ids[0], lambda u: u.change_name("Renamed"))
-        opened = _counting_write_transactions(monkeypatch)
+        opened = counting_write_transactions(monkeypatch)
         worker.run_once()
         assert len(opened) == 1  # the read model's batch and the outbox's, together
-        assert caught_up(es.engine, es.store.head_position())
-        assert {uid: view_fields(row) for uid, row in dump(es.engine).items()} == \
-            {uid: expected_row(es, uid) for uid in ids}
-        assert sorted(n["stream_id"] for n in outbox(es.engine)) == sorted(ids)
+        assert_projected(es, ids)
     finally:
         worker.stop()
 
@@ -148,7 +137,7 @@ def test_a_backlog_beyond_the_first_batches_is_caught_up_in_the_same_run(url, mo
         first = runner.run_first_batches
         monkeypatch.setattr("es_app.worker.embedded.run_first_batches",
                             lambda *a, **kw: first(*a, **{**kw, "batch_size": 3}))
-        opened = _counting_write_transactions(monkeypatch)
+        opened = counting_write_transactions(monkeypatch)
         worker.run_once()
         assert len(opened) > 1  # 3 of 7 together, the rest by each queue's own run
         assert caught_up(es.engine, es.store.head_position())
@@ -169,12 +158,9 @@ def test_a_first_batch_of_many_new_users_goes_with_the_commit_too(url, monkeypat
     try:
         worker.run_once()  # the layout
         ids = [register(es, f"U{i}") for i in range(COPY_AT_LEAST + 20)]
-        opened = _counting_write_transactions(monkeypatch)
+        opened = counting_write_transactions(monkeypatch)
         worker.run_once()
         assert len(opened) == 1  # all of them in the first batches' transaction
-        assert caught_up(es.engine, es.store.head_position())
-        assert {uid: view_fields(row) for uid, row in dump(es.engine).items()} == \
-            {uid: expected_row(es, uid) for uid in ids}
-        assert sorted(n["stream_id"] for n in outbox(es.engine)) == sorted(ids)
+        assert_projected(es, ids)
     finally:
         worker.stop()
