@@ -235,7 +235,8 @@ class Dialect:
     def insert_ignore_many(self, conn: Connection, table: Table, key_columns: Sequence[str],
                            rows: Sequence[Mapping[str, Any]], same: Mapping[str, Any],
                            dumps: Callable[[Any], str] = json.dumps) -> int:
-        """Inserts `rows` plus the `same` values (columns with one value for every row); returns how many went in.
+        """Inserts `rows` plus the `same` values (columns with one value for every row); returns how many went in
+        (-1 inside `writes_with_commit` on PostgreSQL, where no result is read).
 
         A row whose `key_columns` exist is skipped. `rows` are mappings with the same keys,
         in the table's SQLAlchemy types; `dumps` encodes them where a backend ships the batch

@@ -64,7 +64,6 @@ def _copy_rows(cur: Any, table: str, columns: Sequence[str], rows: Any, types: S
 
 
 @cache
-@cache
 def _recordset_sql(compiler: Any, table: Table, columns: tuple[str, ...], same: tuple[str, ...],
                    key_columns: tuple[str, ...]) -> str:
     """Returns driver SQL: INSERT .. SELECT FROM jsonb_to_recordset(%(rows)s) .. ON CONFLICT DO NOTHING,
