@@ -80,7 +80,7 @@ def request_hash(actor: str, method: str, path: str, body: Any) -> str:
 # built once: a Core statement costs more to build than to run (the compiled cache serves its SQL)
 _LOOKUP = select(idempotency_keys).where(idempotency_keys.c.key == bindparam("idem_key"))
 _INSERT = idempotency_keys.insert()
-# the same row as a transaction's last write (Dialect.write_last), its JSON encoded by the store's codec
+# the same row as a transaction's last write (Dialect.writes_with_commit), its JSON encoded by the store's codec
 _JSON = ("body", "headers")
 _INSERT_LAST = (f"INSERT INTO api_idempotency_keys ({', '.join(c.name for c in idempotency_keys.columns)}) "
                 f"VALUES ({', '.join(['%s'] * len(idempotency_keys.columns))})")
@@ -138,6 +138,6 @@ class KeyedStore:
             if not dialect.commits_with_last_write:
                 conn.execute(_INSERT, values)
                 return result
-            with driver_cursor(conn) as cur:  # PostgreSQL: with the COMMIT, in one round trip
-                dialect.write_last(cur, _INSERT_LAST, [dumps(v) if k in _JSON else v for k, v in values.items()])
+            with driver_cursor(conn) as cur, dialect.writes_with_commit(cur):  # PostgreSQL: with the COMMIT
+                cur.execute(_INSERT_LAST, [dumps(v) if k in _JSON else v for k, v in values.items()], prepare=True)
         return result

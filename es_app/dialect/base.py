@@ -112,7 +112,7 @@ class Dialect:
     single_writer: bool = False
     listens: bool = False  # LISTEN/NOTIFY wake-ups; without them callers poll
     transactional_ddl: bool = True  # DDL rolls back with its transaction (not MySQL's: each DDL commits by itself)
-    commits_with_last_write: bool = False  # `write_last` saves a round trip (PostgreSQL)
+    commits_with_last_write: bool = False  # `writes_with_commit` saves a round trip (PostgreSQL)
 
     def upsert(self, table: Table, values: Mapping[str, Any] | None, key_columns: Sequence[str],
                update_columns: Sequence[str], only_if: OnlyIf | None = None) -> Insert:
@@ -149,20 +149,15 @@ class Dialect:
             out.append(cur.fetchall())
         return out
 
-    def write_last(self, cur: Any, statement: str, params: Sequence[Any]) -> None:
-        """Sends a transaction's last write (driver-level SQL, %s placeholders) with its COMMIT in one
-        round trip: the transaction is then committed, its own commit has nothing left to do, and
-        nothing may be executed in it after this. Only where `commits_with_last_write` (PostgreSQL's
-        pipeline); elsewhere callers write as usual (SQLite commits in process: no round trip to save)."""
-        raise NotImplementedError
-
     @contextlib.contextmanager
     def writes_with_commit(self, cur: Any) -> Iterator[None]:
         """Runs a transaction's last writes, made in the block on `cur`'s connection, and where
         `commits_with_last_write` its COMMIT after them, in one round trip (PostgreSQL: the block's
         statements are pipelined, so none of them may read a result, and `rowcount` is -1 in it; an
-        exception inside it sends what was queued but no COMMIT). Elsewhere the block runs as written
-        and the caller commits."""
+        exception inside it sends what was queued but no COMMIT). The transaction is then committed,
+        its own commit has nothing left to do, and nothing may be executed in it after the block.
+        Elsewhere the block runs as written and the caller commits (SQLite commits in process: there
+        is no round trip to save, and its driver SQL takes ? rather than %s)."""
         yield
 
     def try_advisory_lock(self, conn: Connection, key: int) -> bool:

@@ -154,10 +154,6 @@ class PostgresDialect(OnConflictDialect):
             for c in sent:
                 c.close()
 
-    def write_last(self, cur: Any, statement: str, params: Sequence[Any]) -> None:
-        with self.writes_with_commit(cur):
-            cur.connection.execute(statement, params, prepare=True).close()
-
     @contextlib.contextmanager
     def writes_with_commit(self, cur: Any) -> Iterator[None]:
         db = cur.connection

@@ -124,27 +124,27 @@ def test_transaction_lock_write_options_and_driver_sql(engine) -> None:
 _LAST = "INSERT INTO dialect_things (name, n) VALUES (%s, %s)"
 
 
-def _write_last_or_core(conn, name: str, n: int) -> bool:  # noqa: ANN001
+def _last_write_or_core(conn, name: str, n: int) -> bool:
     dialect = dialect_for(conn)
     if not dialect.commits_with_last_write:
         conn.execute(things.insert().values(name=name, n=n))
         return False
-    with driver_cursor(conn) as cur:
-        dialect.write_last(cur, _LAST, (name, n))
+    with driver_cursor(conn) as cur, dialect.writes_with_commit(cur):
+        cur.execute(_LAST, (name, n))
     return True
 
 
-def test_write_last_commits_with_the_write_where_that_saves_a_round_trip(engine) -> None:
+def test_a_last_write_commits_with_the_write_where_that_saves_a_round_trip(engine) -> None:
     with write_transaction(engine) as conn:
         conn.execute(things.insert().values(name="a", n=1))
-        sent = _write_last_or_core(conn, "b", 2)
+        sent = _last_write_or_core(conn, "b", 2)
         assert sent == (engine.dialect.name == "postgresql")
         # sent: committed already, another connection sees both rows; else nothing is committed yet
         assert _rows(engine) == ([("a", 1, None), ("b", 2, None)] if sent else [])
     assert _rows(engine) == [("a", 1, None), ("b", 2, None)]
     with pytest.raises(IntegrityError), write_transaction(engine) as conn:  # the driver's error, as Core's
         conn.execute(things.insert().values(name="c", n=3))
-        _write_last_or_core(conn, "a", 9)
+        _last_write_or_core(conn, "a", 9)
     assert _rows(engine) == [("a", 1, None), ("b", 2, None)]  # the failed last write took the rest with it
     with write_transaction(engine) as conn:  # and left the pooled connection usable
         conn.execute(things.insert().values(name="c", n=3))
@@ -168,10 +168,11 @@ def test_writes_with_commit_sends_a_blocks_writes_with_the_commit(engine) -> Non
             dialect.insert_ignore_many(conn, things, ["name"], [{"name": "e", "n": 5}], {})
             raise RuntimeError("fails after a queued write")
     assert [r[0] for r in _rows(engine)] == ["a", "b", "c"]
-    with pytest.raises(IntegrityError), write_transaction(engine) as conn:  # a failing write: the driver's
-        with driver_cursor(conn) as cur, dialect.writes_with_commit(cur):  # error, as Core's, nothing kept
-            dialect.insert_ignore_many(conn, things, ["name"], [{"name": "f", "n": 6}], {})
-            dialect.insert_ignore_many(conn, things, ["name"], [{"name": "g", "n": None}], {})  # n is NOT NULL
+    # a failing write: the driver's error, as Core's, and nothing kept
+    with pytest.raises(IntegrityError), write_transaction(engine) as conn, driver_cursor(conn) as cur, \
+            dialect.writes_with_commit(cur):
+        dialect.insert_ignore_many(conn, things, ["name"], [{"name": "f", "n": 6}], {})
+        dialect.insert_ignore_many(conn, things, ["name"], [{"name": "g", "n": None}], {})  # n is NOT NULL
     assert [r[0] for r in _rows(engine)] == ["a", "b", "c"]
     with write_transaction(engine) as conn:  # the pooled connection is usable after both
         assert dialect.insert_ignore_many(conn, things, ["name"], [{"name": "c", "n": 9}, {"name": "h", "n": 8}],

@@ -16,7 +16,6 @@ from .projection_helpers import (
     container,
     counting_write_transactions,
     dump,
-    outbox,
     register,
     sqlite_log_frames,
 )
@@ -109,58 +108,51 @@ def test_the_projection_task_copies_the_sqlite_log_into_the_database_itself(url,
     assert checkpoint_wal(es.engine, every_s=3600) is False  # at most once per `every_s`
 
 
-def test_a_run_after_a_few_commands_is_one_write_transaction(url, monkeypatch):
+@pytest.fixture
+def started(url):
+    """Yields (container, a started embedded worker of its database), the worker stopped after."""
     from es_app.worker.embedded import EmbeddedWorker
 
     es = container(url, catch_up_interval_s=3600)
     worker = EmbeddedWorker(es.settings)
-    try:
-        worker.run_once()  # the layout, and whatever a first run finds
-        ids = [register(es, f"U{i}") for i in range(3)]
-        es.user_service.execute(ids[0], lambda u: u.change_name("Renamed"))
-        opened = counting_write_transactions(monkeypatch)
-        worker.run_once()
-        assert len(opened) == 1  # the read model's batch and the outbox's, together
-        assert_projected(es, ids)
-    finally:
-        worker.stop()
+    yield es, worker
+    worker.stop()
 
 
-def test_a_backlog_beyond_the_first_batches_is_caught_up_in_the_same_run(url, monkeypatch):
+def test_a_run_after_a_few_commands_is_one_write_transaction(started, monkeypatch):
+    es, worker = started
+    worker.run_once()  # the layout, and whatever a first run finds
+    ids = [register(es, f"U{i}") for i in range(3)]
+    es.user_service.execute(ids[0], lambda u: u.change_name("Renamed"))
+    opened = counting_write_transactions(monkeypatch)
+    worker.run_once()
+    assert len(opened) == 1  # the read model's batch and the outbox's, together
+    assert_projected(es, ids)
+
+
+def test_a_backlog_beyond_the_first_batches_is_caught_up_in_the_same_run(started, monkeypatch):
     from es_app.projections import runner
-    from es_app.worker.embedded import EmbeddedWorker
 
-    es = container(url, catch_up_interval_s=3600)
-    worker = EmbeddedWorker(es.settings)
-    try:
-        ids = [register(es, f"U{i}") for i in range(7)]
-        first = runner.run_first_batches
-        monkeypatch.setattr("es_app.worker.embedded.run_first_batches",
-                            lambda *a, **kw: first(*a, **{**kw, "batch_size": 3}))
-        opened = counting_write_transactions(monkeypatch)
-        worker.run_once()
-        assert len(opened) > 1  # 3 of 7 together, the rest by each queue's own run
-        assert caught_up(es.engine, es.store.head_position())
-        assert sorted(dump(es.engine)) == sorted(ids)
-        assert sorted(n["stream_id"] for n in outbox(es.engine)) == sorted(ids)
-    finally:
-        worker.stop()
+    es, worker = started
+    ids = [register(es, f"U{i}") for i in range(7)]
+    first = runner.run_first_batches
+    monkeypatch.setattr("es_app.worker.embedded.run_first_batches",
+                        lambda *a, **kw: first(*a, **{**kw, "batch_size": 3}))
+    opened = counting_write_transactions(monkeypatch)
+    worker.run_once()
+    assert len(opened) > 1  # 3 of 7 together, the rest by each queue's own run
+    assert_projected(es, ids)
 
 
-def test_a_first_batch_of_many_new_users_goes_with_the_commit_too(url, monkeypatch):
+def test_a_first_batch_of_many_new_users_goes_with_the_commit_too(started, monkeypatch):
     # From COPY_AT_LEAST new rows PostgreSQL's upsert would COPY them, which a pipeline cannot carry:
     # with the batch's writes pipelined with the COMMIT they go by the upsert instead.
     from es_app.dialect.postgres import COPY_AT_LEAST
-    from es_app.worker.embedded import EmbeddedWorker
 
-    es = container(url, catch_up_interval_s=3600)
-    worker = EmbeddedWorker(es.settings)
-    try:
-        worker.run_once()  # the layout
-        ids = [register(es, f"U{i}") for i in range(COPY_AT_LEAST + 20)]
-        opened = counting_write_transactions(monkeypatch)
-        worker.run_once()
-        assert len(opened) == 1  # all of them in the first batches' transaction
-        assert_projected(es, ids)
-    finally:
-        worker.stop()
+    es, worker = started
+    worker.run_once()  # the layout
+    ids = [register(es, f"U{i}") for i in range(COPY_AT_LEAST + 20)]
+    opened = counting_write_transactions(monkeypatch)
+    worker.run_once()
+    assert len(opened) == 1  # all of them in the first batches' transaction
+    assert_projected(es, ids)
