@@ -32,10 +32,8 @@ def dumps(value: Any) -> str:
 def loads(raw: str | bytes | memoryview) -> Any:
     """Returns the value of JSON text, parsed by orjson; when that holds a float, parsed again by
     json.loads, since orjson turns integers beyond 64 bits into floats."""
-    if isinstance(raw, memoryview):
-        raw = bytes(raw)
-    value = orjson.loads(raw)
-    return json.loads(raw) if _has_float(value) else value
+    value = orjson.loads(raw)  # orjson reads a memoryview (psycopg's buffer) as it is; json.loads does not
+    return json.loads(bytes(raw) if type(raw) is memoryview else raw) if _has_float(value) else value
 
 
 def _has_float(value: Any) -> bool:

@@ -92,14 +92,23 @@ def make_mysql_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def _decode_json_fast(engine: Engine) -> None:
-    """Makes psycopg decode json/jsonb with the store's loads (orjson; exact for big integers)."""
+    """Makes psycopg decode json/jsonb with the store's loads (orjson; exact for big integers).
+
+    The text format (what every query here reads) gets a loader that is `loads` itself: psycopg's
+    own calls it through a method that copies the buffer first, which costs as much as the parse."""
+    from psycopg.adapt import Loader
     from psycopg.types.json import set_json_loads
 
     from .codec import loads
 
+    class JsonText(Loader):
+        load = staticmethod(loads)
+
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn, _record) -> None:
-        set_json_loads(loads, dbapi_conn)
+        set_json_loads(loads, dbapi_conn)  # the binary formats
+        for name in ("json", "jsonb"):
+            dbapi_conn.adapters.register_loader(name, JsonText)
 
 
 def _ping_when_idle(engine: Engine, idle_s: float) -> None:

@@ -39,6 +39,7 @@ from .types import (
     ExpectedVersion,
     NewEvent,
     RecordedEvent,
+    recorded_event,
 )
 from .upcasting import UpcasterRegistry
 
@@ -132,7 +133,7 @@ class EventStore:
     def _recorded(self, row: StoredRow | tuple, upcast: Any) -> RecordedEvent:
         position, stream_id, version, event_id, event_type, schema_version, data, meta, recorded_at = row
         schema_version, data = upcast(event_type, schema_version, data)
-        return RecordedEvent(position, stream_id, version, event_id, event_type, schema_version, data, meta,
+        return recorded_event(position, stream_id, version, event_id, event_type, schema_version, data, meta,
                              recorded_at)
 
     def _in(self, column: str, values: list[str], params: list[Any]) -> str:
@@ -297,7 +298,7 @@ class EventStore:
                     data, meta = loads(data_text), loads(meta_text)
                 schema_version, data = upcast(event_type, schema_version, data)
                 # arg-type: recorded_at is None only when no row was written, and then no span reaches here
-                recorded.append(RecordedEvent(positions[n], stream_id, version, event_id, event_type, schema_version,
+                recorded.append(recorded_event(positions[n], stream_id, version, event_id, event_type, schema_version,
                                               data, meta, recorded_at))  # type: ignore[arg-type]
             out.append(recorded)
         return out

@@ -20,7 +20,7 @@ from .engine import begin_immediate, sqlite_writer_turn
 from .event_store import EventStore, _Mismatch
 from .rows import EventRow, StoredRow, rows_at
 from .rules import matches
-from .types import AppendResult, Claim, Expected, NewEvent, RecordedEvent
+from .types import AppendResult, Claim, Expected, NewEvent, RecordedEvent, recorded_event
 
 VARIABLES = 900  # parameters per statement, below SQLite's limit on older builds
 INSERT_POSITIONED = f"INSERT INTO events (position, {sql.INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -68,7 +68,7 @@ class SqliteEventStore(EventStore):
         data, meta = loads(data), loads(meta)
         recorded_at = datetime.fromisoformat(recorded_at + "+00:00")
         schema_version, data = upcast(event_type, schema_version, data)
-        return RecordedEvent(position, stream_id, version, event_id, event_type, schema_version, data, meta,
+        return recorded_event(position, stream_id, version, event_id, event_type, schema_version, data, meta,
                              recorded_at)
 
     def _in(self, column: str, values: list[str], params: list[Any]) -> str:

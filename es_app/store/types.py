@@ -81,6 +81,23 @@ class RecordedEvent:
             object.__setattr__(self, "recorded_at", self.recorded_at.replace(tzinfo=UTC))
 
 
+_new_object, _set_attribute = object.__new__, object.__setattr__
+
+
+def recorded_event(position: int, stream_id: str, version: int, event_id: str, type: str,  # noqa: A002 - the field's name
+                   schema_version: int, data: dict[str, Any], metadata: dict[str, Any],
+                   recorded_at: datetime) -> RecordedEvent:
+    """Returns RecordedEvent(...) (equal, same class) made without the frozen dataclass's __init__, which
+    sets each of the nine fields through object.__setattr__: half the cost of an event on the feed's reads."""
+    if recorded_at.tzinfo is None:
+        recorded_at = recorded_at.replace(tzinfo=UTC)
+    event = _new_object(RecordedEvent)
+    _set_attribute(event, "__dict__", {
+        "position": position, "stream_id": stream_id, "version": version, "event_id": event_id, "type": type,
+        "schema_version": schema_version, "data": data, "metadata": metadata, "recorded_at": recorded_at})
+    return event
+
+
 @dataclasses.dataclass(frozen=True)
 class AppendResult:
     """Returns where the batch landed; `written` is False when it was an idempotent retry."""

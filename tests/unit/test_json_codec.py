@@ -24,6 +24,7 @@ def test_loads_equals_json_loads_for_any_document(value):
         assert got == json.loads(text)
         assert repr(got) == repr(json.loads(text))  # ints stay ints, floats stay floats
         assert loads(text.encode()) == got
+        assert repr(loads(memoryview(text.encode()))) == repr(got)  # how psycopg's loader hands it over
 
 
 def test_integers_beyond_64_bits_stay_exact_in_text_bytes_and_memoryview():
