@@ -162,6 +162,12 @@ class Timing:
     ops: int
     items: int
     latencies: list[float] = dataclasses.field(default_factory=list)  # seconds per op
+    cpu_s: float | None = None  # this process's CPU over the timed part (every thread), when measured
+    server_cpu_s: float | None = None  # the database server's backends' over it (`ServerCpu`), when known
+
+    def cpu_us_per_item(self, seconds: float | None) -> float | None:
+        """Returns `seconds` (cpu_s or server_cpu_s) in microseconds per item; None when unknown."""
+        return None if seconds is None or not self.items else seconds * 1e6 / self.items
 
     @property
     def per_second(self) -> float:
@@ -196,19 +202,49 @@ def median_ms(fn: Callable[[], Any], repeat: int, warmup: int = 2) -> float:
     return statistics.median(samples) * 1000
 
 
-def run_ops(op: Callable[[int], Any], n: int, items_per_op: int = 1) -> Timing:
-    """Returns the timing of `op(i)` for i in range(n), called one after another."""
+class CpuUse:
+    """Measures, over a `with` block, this process's CPU (every thread) and the database server's
+    backends' (`server`; None where unknown); `timed` puts both on a Timing of that block."""
+
+    def __init__(self, server: ServerCpu | None = None):
+        self.server = server
+        self.cpu_s: float | None = None
+        self.server_cpu_s: float | None = None
+
+    def __enter__(self) -> CpuUse:
+        self._server0 = self.server.read() if self.server else None
+        self._cpu0 = time.process_time()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.cpu_s = time.process_time() - self._cpu0
+        after = self.server.read() if self.server else None
+        if self._server0 is not None and after is not None:
+            self.server_cpu_s = max(cpu_delta(self._server0, after), 0.0)
+
+    def timed(self, timing: Timing, share: float = 1.0) -> Timing:
+        """Returns `timing` with this block's CPU figures, times `share` (the timed part's share of the block)."""
+        timing.cpu_s = None if self.cpu_s is None else self.cpu_s * share
+        timing.server_cpu_s = None if self.server_cpu_s is None else self.server_cpu_s * share
+        return timing
+
+
+def run_ops(op: Callable[[int], Any], n: int, items_per_op: int = 1, server: ServerCpu | None = None) -> Timing:
+    """Returns the timing of `op(i)` for i in range(n), called one after another, with its CPU
+    (and the database server's, from `server`)."""
     latencies = []
-    start = time.perf_counter()
-    for i in range(n):
-        t0 = time.perf_counter()
-        op(i)
-        latencies.append(time.perf_counter() - t0)
-    return Timing(time.perf_counter() - start, n, n * items_per_op, latencies)
+    with CpuUse(server) as cpu:
+        start = time.perf_counter()
+        for i in range(n):
+            t0 = time.perf_counter()
+            op(i)
+            latencies.append(time.perf_counter() - t0)
+        seconds = time.perf_counter() - start
+    return cpu.timed(Timing(seconds, n, n * items_per_op, latencies))
 
 
 def run_threads(op: Callable[[int, int], Any], threads: int, per_thread: int,
-                items_per_op: int = 1) -> Timing:
+                items_per_op: int = 1, server: ServerCpu | None = None) -> Timing:
     """Returns the timing of `threads` threads each calling `op(thread, i)` `per_thread` times.
 
     The threads start together (a barrier); the wall time runs from the start to the
@@ -231,15 +267,75 @@ def run_threads(op: Callable[[int, int], Any], threads: int, per_thread: int,
     workers = [threading.Thread(target=worker, args=(t,), daemon=True) for t in range(threads)]
     for w in workers:
         w.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for w in workers:
-        w.join()
-    seconds = time.perf_counter() - start
+    with CpuUse(server) as cpu:
+        barrier.wait()
+        start = time.perf_counter()
+        for w in workers:
+            w.join()
+        seconds = time.perf_counter() - start
     if errors:
         raise errors[0]
     flat = [x for lat in latencies for x in lat]
-    return Timing(seconds, len(flat), len(flat) * items_per_op, flat)
+    return cpu.timed(Timing(seconds, len(flat), len(flat) * items_per_op, flat))
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """Returns the CPU seconds (user + system, every thread) a process used so far; None where /proc is not."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_of(pids: Sequence[int]) -> dict[int, float]:
+    """Returns each live process's CPU seconds so far."""
+    return {pid: s for pid in pids if (s := cpu_seconds(pid)) is not None}
+
+
+def run_seconds(pid: int) -> float | None:
+    """Returns the CPU seconds a single-threaded process (a PostgreSQL backend) ran so far, to the
+    nanosecond where /proc has schedstat (the ticks of `cpu_seconds` miss short bursts)."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return cpu_seconds(pid)
+
+
+class ServerCpu:
+    """Reads the CPU seconds used so far by the PostgreSQL backends serving one database, on a server on
+    this host (whose processes /proc shows); `read` is None for any other database. The server's shared
+    background work (WAL writer, checkpointer) is nobody's; connections named `leave_out` are not counted."""
+
+    def __init__(self, database_url: str, leave_out: str | None = None):
+        self.url, self.dbname = database_url, None
+        parsed = urlparse(database_url.replace("+psycopg", ""))
+        if parsed.scheme == "postgresql" and (parsed.hostname or "localhost") in ("localhost", "127.0.0.1", "::1"):
+            self.dbname = parsed.path.lstrip("/")
+        self.leave_out = leave_out
+        self._admin: Any = None  # a psycopg connection on the bench's admin database, opened on first use
+
+    def read(self) -> dict[int, float] | None:
+        if self.dbname is None:
+            return None
+        import psycopg
+
+        if self._admin is None:  # its own backend serves another database: not counted
+            self._admin = psycopg.connect(PG_URL.replace("postgresql+psycopg", "postgresql"), autocommit=True)
+        rows = self._admin.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s "
+                                   "AND application_name IS DISTINCT FROM %s", (self.dbname, self.leave_out)).fetchall()
+        return {pid: s for (pid,) in rows if (s := run_seconds(pid)) is not None}
+
+    def close(self) -> None:
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None
+
+
+def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    """Returns the CPU seconds used between two reads (a process that began in between counts whole;
+    one that ended in between is lost: the pools keep their connections)."""
+    return sum(s - before.get(pid, 0.0) for pid, s in after.items())
 
 
 def ratio(ours: float | None, theirs: float | None) -> str:

@@ -44,7 +44,11 @@ from typing import Any, Iterator, Sequence
 from urllib.parse import urlparse
 
 from bench.common import (
+    ServerCpu,
     Timing,
+    cpu_delta,
+    cpu_of,
+    cpu_seconds,
     empty_database,
     es_database,
     fmt,
@@ -119,15 +123,6 @@ class PositionWatcher:
             time.sleep(0.01)
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """Returns the CPU seconds (user + system, every thread) a process used so far; None where /proc is not."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _descendants(roots: Sequence[int]) -> list[int]:
     """Returns the roots and every process below them (read from /proc)."""
     children: dict[int, list[int]] = {}
@@ -156,51 +151,26 @@ class CpuMeter:
 
     def __init__(self, api_pid: int, worker_pids: Sequence[int] = (), database_url: str | None = None):
         self.api_pid, self.worker_pids = api_pid, list(worker_pids)
-        self.dbname = None
-        if database_url and database_url.startswith("postgresql") and _local_host(database_url):
-            self.dbname = urlparse(database_url).path.lstrip("/")
-        self._admin: Any = None  # a psycopg connection, opened on first use
+        self.server = ServerCpu(database_url, leave_out=WATCHER) if database_url else None
 
     def read(self) -> dict[str, dict[int, float] | None]:
         api = cpu_seconds(self.api_pid)
         return {"api": None if api is None else {self.api_pid: api},
-                "workers": self._cpu_of(_descendants(self.worker_pids)) if self.worker_pids else None,
-                "db": self._cpu_of(self._backends()) if self.dbname else None}
-
-    @staticmethod
-    def _cpu_of(pids: Sequence[int]) -> dict[int, float]:
-        return {pid: s for pid in pids if (s := cpu_seconds(pid)) is not None}
-
-    def _backends(self) -> list[int]:
-        import psycopg
-
-        from bench.common import PG_URL
-
-        if self._admin is None:  # on the bench's admin database: its own backend is not counted
-            self._admin = psycopg.connect(PG_URL.replace("postgresql+psycopg", "postgresql"), autocommit=True)
-        rows = self._admin.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name <> %s",
-                                   (self.dbname, WATCHER)).fetchall()
-        return [pid for (pid,) in rows]
+                "workers": cpu_of(_descendants(self.worker_pids)) if self.worker_pids else None,
+                "db": self.server.read() if self.server else None}
 
     def close(self) -> None:
-        if self._admin is not None:
-            self._admin.close()
-            self._admin = None
-
-
-def _local_host(url: str) -> bool:
-    return (urlparse(url.replace("+psycopg", "")).hostname or "localhost") in ("localhost", "127.0.0.1", "::1")
+        if self.server is not None:
+            self.server.close()
 
 
 def cpu_used(before: dict[str, dict[int, float] | None], after: dict[str, dict[int, float] | None],
              requests: int) -> dict[str, float | None]:
-    """Returns each part's CPU ms per request between two `CpuMeter.read`s (a process that began in
-    between counts whole; one that ended in between is lost: the pools keep their connections)."""
+    """Returns each part's CPU ms per request between two `CpuMeter.read`s (see `cpu_delta`)."""
     used: dict[str, float | None] = {}
     for part in PARTS:
         b, a = before.get(part), after.get(part)
-        used[part] = None if b is None or a is None else \
-            sum(s - b.get(pid, 0.0) for pid, s in a.items()) * 1000 / max(1, requests)
+        used[part] = None if b is None or a is None else cpu_delta(b, a) * 1000 / max(1, requests)
     return used
 
 

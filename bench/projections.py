@@ -13,12 +13,11 @@ processes serving this database (read from /proc; the server must be local).
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from typing import Sequence
 
-from bench.common import es_database, fmt, machine_line, parse, parser, print_table
+from bench.common import ServerCpu, cpu_delta, es_database, fmt, machine_line, parse, parser, print_table
 
 EVENTS_PER_USER = 4  # registered, renamed, email changed, phone changed
 
@@ -67,36 +66,18 @@ def _reset(container) -> None:  # noqa: ANN001
             conn.execute(table.delete())
 
 
-def _server_cpu(container) -> float | None:  # noqa: ANN001
-    """Returns the CPU seconds used so far by the PostgreSQL processes of this database (None if unknown)."""
-    from sqlalchemy import text
-
-    if container.engine.dialect.name == "sqlite":
-        return 0.0
-    with container.engine.connect() as conn:
-        pids = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")).scalars()
-        pids = list(pids)
-    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-        total += (int(fields[11]) + int(fields[12])) / tick
-    return total
-
-
 class Run:
     """Returns wall seconds and CPU seconds (ours + the database server's) of one call."""
 
-    def __init__(self, container, fn) -> None:  # noqa: ANN001
-        server0, cpu0, t0 = _server_cpu(container), time.process_time(), time.perf_counter()
+    def __init__(self, server: ServerCpu, fn) -> None:  # noqa: ANN001
+        before, cpu0, t0 = server.read(), time.process_time(), time.perf_counter()
         fn()
         self.seconds = time.perf_counter() - t0
-        server1 = _server_cpu(container)
-        self.cpu = None if server0 is None or server1 is None else \
-            time.process_time() - cpu0 + max(server1 - server0, 0.0)
+        cpu, after = time.process_time() - cpu0, server.read()
+        if server.dbname is None:  # SQLite runs in this process; a server elsewhere is unknown
+            self.cpu = None if server.url.startswith("postgresql") else cpu
+        else:
+            self.cpu = cpu + max(cpu_delta(before or {}, after or {}), 0.0)
 
     def row(self, backend: str, what: str, batch: str, n: int) -> list[str]:
         return [backend, what, batch, fmt(n), f"{self.seconds:.2f}", fmt(n / self.seconds),
@@ -111,25 +92,26 @@ def run_backend(backend: str, events: int, batch_sizes: Sequence[int]) -> list[l
 
     rows = []
     with es_database(backend, prefix="bench_proj") as url:
-        es = build(Settings(es_database_url=url))
-        seeded = Run(es, lambda: seed(es, events))
+        es, server = build(Settings(es_database_url=url)), ServerCpu(url)
+        seeded = Run(server, lambda: seed(es, events))
         n = es.store.head_position()
         _analyze(es)
         rows.append(seeded.row(backend, "seed (append_batch)", "-", n))
         for size in batch_sizes:
             _reset(es)
-            rows.append(Run(es, lambda: run_projections(es, names=["users"], batch_size=size))
+            rows.append(Run(server, lambda: run_projections(es, names=["users"], batch_size=size))
                         .row(backend, "users_view catch-up", fmt(size), n))
         size = batch_sizes[-1]
-        rows.append(Run(es, lambda: run_projections(es, names=["notifications"], batch_size=size))
+        rows.append(Run(server, lambda: run_projections(es, names=["notifications"], batch_size=size))
                     .row(backend, "notifications outbox", fmt(size), n))
-        rows.append(Run(es, lambda: rebuild_users(es, batch_size=size)).row(backend, "rebuild (blue/green)",
+        rows.append(Run(server, lambda: rebuild_users(es, batch_size=size)).row(backend, "rebuild (blue/green)",
                                                                            fmt(size), n))
         _reset(es)
-        shards = [Run(es, lambda s=s: run_projections(es, shard=s, shards=4, names=["users"], batch_size=size))
+        shards = [Run(server, lambda s=s: run_projections(es, shard=s, shards=4, names=["users"], batch_size=size))
                   for s in range(4)]
         rows.append(max(shards, key=lambda r: r.seconds).row(backend, "1 of 4 shards (slowest)", fmt(size), n))
         es.engine.dispose()
+        server.close()
     return rows
 
 

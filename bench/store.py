@@ -19,9 +19,11 @@ from typing import Any, Callable, Iterator, Sequence
 
 from . import store_eventsourcing
 from .common import (
+    CpuUse,
+    ServerCpu,
     Timing,
-    es_database,
     empty_database,
+    es_database,
     fmt,
     machine_line,
     median_ms,
@@ -60,6 +62,7 @@ class OurSide:
     """Does the bench's work through es_app: UserService/Repository and EventStore."""
 
     name = "ours"
+    server: ServerCpu | None = None  # the CPU of the database server's backends (`sides`)
 
     def __init__(self, url: str, *, serialize_appends: bool = True):
         from es_app.domain import UPCASTERS, User, UserState
@@ -149,14 +152,20 @@ class OurSide:
 def sides(backend: str, compare: bool, **ours: Any) -> Iterator[tuple[OurSide, Any]]:
     """Yields (our side, eventsourcing's side or None), each on a fresh database of its own."""
     with contextlib.ExitStack() as stack:
-        our = OurSide(stack.enter_context(es_database(backend, "bench_ours")), **ours)
+        url = stack.enter_context(es_database(backend, "bench_ours"))
+        our = OurSide(url, **ours)
         stack.callback(our.close)
+        our.server = ServerCpu(url)
+        stack.callback(our.server.close)
         theirs = None
         if compare:
             if backend == "sqlite":
                 stack.enter_context(store_eventsourcing.sqlite_synchronous("NORMAL"))
-            theirs = store_eventsourcing.EsSide(backend, stack.enter_context(empty_database(backend, "bench_es")))
+            url = stack.enter_context(empty_database(backend, "bench_es"))
+            theirs = store_eventsourcing.EsSide(backend, url)
             stack.callback(theirs.close)
+            theirs.server = ServerCpu(url)
+            stack.callback(theirs.server.close)
         yield our, theirs
 
 
@@ -165,33 +174,35 @@ def sides(backend: str, compare: bool, **ours: Any) -> Iterator[tuple[OurSide, A
 def create_path(side: Any, s: Sizes, threads: int) -> Timing:
     """Returns the timing of register commands: a new stream, one event, commit each."""
     if threads == 1:
-        return run_ops(side.create, s.commands)
-    return run_threads(lambda t, i: side.create(t * s.per_thread + i), threads, s.per_thread)
+        return run_ops(side.create, s.commands, server=side.server)
+    return run_threads(lambda t, i: side.create(t * s.per_thread + i), threads, s.per_thread, server=side.server)
 
 
 def command_path(side: Any, s: Sizes, threads: int) -> Timing:
     """Returns the timing of load + change_name + save commands, one event each, commit each."""
     if threads == 1:
         users = side.register(s.users)
-        return run_ops(lambda i: side.command(users[i % len(users)], f"Name {i}"), s.commands)
+        return run_ops(lambda i: side.command(users[i % len(users)], f"Name {i}"), s.commands, server=side.server)
     users = side.register(threads * 4)
-    return run_threads(lambda t, i: side.command(users[t * 4 + i % 4], f"Name {t}-{i}"), threads, s.per_thread)
+    return run_threads(lambda t, i: side.command(users[t * 4 + i % 4], f"Name {t}-{i}"), threads, s.per_thread,
+                       server=side.server)
 
 
 def append_path(side: Any, s: Sizes, threads: int) -> Timing:
     """Returns the timing of one-event appends with an exact expected version, commit each."""
     streams = [side.new_stream() for _ in range(threads)]
     if threads == 1:
-        return run_ops(lambda i: side.append_one(streams[0], i, i), s.commands)
-    return run_threads(lambda t, i: side.append_one(streams[t], i, i), threads, s.per_thread)
+        return run_ops(lambda i: side.append_one(streams[0], i, i), s.commands, server=side.server)
+    return run_threads(lambda t, i: side.append_one(streams[t], i, i), threads, s.per_thread, server=side.server)
 
 
 def batch_append(side: Any, s: Sizes) -> Timing:
-    return run_ops(lambda i: side.append_many(side.new_stream(), s.batch), s.batches, s.batch)
+    return run_ops(lambda i: side.append_many(side.new_stream(), s.batch), s.batches, s.batch, server=side.server)
 
 
 def batch_across(side: Any, s: Sizes) -> Timing:
-    return run_ops(lambda i: side.append_across([side.new_stream() for _ in range(s.batch)]), s.batches, s.batch)
+    return run_ops(lambda i: side.append_across([side.new_stream() for _ in range(s.batch)]), s.batches, s.batch,
+                   server=side.server)
 
 
 def feed_read(side: Any, s: Sizes) -> Timing:
@@ -202,8 +213,9 @@ def feed_read(side: Any, s: Sizes) -> Timing:
         side.append_across([side.new_stream() for _ in range(n)])
         have += n
     count = side.read_feed(s.page)
-    ms = median_ms(lambda: side.read_feed(s.page), repeat=3, warmup=1)
-    return Timing(ms / 1000, 1, count)
+    with CpuUse(side.server) as cpu:
+        ms = median_ms(lambda: side.read_feed(s.page), repeat=3, warmup=1)
+    return cpu.timed(Timing(ms / 1000, 1, count), share=1 / 4)  # the CPU of one of the four reads
 
 
 LOADS = ("10 events", "{big} events, no snapshot", "{big} events, snapshot at {big}",
@@ -233,6 +245,43 @@ def _throughput_rows(backend: str, ours: dict[str, Timing], theirs: dict[str, Ti
     return rows
 
 
+def _summed(total: Timing | None, t: Timing) -> Timing:
+    """Returns the rounds so far as one Timing, for CPU per event over every round (CPU is steadier
+    than wall time, and more rounds are more samples of the server's)."""
+    if total is None:
+        return Timing(t.seconds, t.ops, t.items, [], t.cpu_s, t.server_cpu_s)
+
+    def plus(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None else a + b
+
+    return Timing(total.seconds + t.seconds, total.ops + t.ops, total.items + t.items, [],
+                  plus(total.cpu_s, t.cpu_s), plus(total.server_cpu_s, t.server_cpu_s))
+
+
+def _all_cpu_us(t: Timing, backend: str) -> float | None:
+    """Returns the process's and the server's CPU µs per event; None when a part is unknown."""
+    process, server = t.cpu_us_per_item(t.cpu_s), t.cpu_us_per_item(t.server_cpu_s)
+    if process is None or (server is None and backend != "sqlite"):
+        return None
+    return process + (server or 0.0)
+
+
+def _cpu_rows(backend: str, ours: dict[str, Timing], theirs: dict[str, Timing]) -> list[list[str]]:
+    rows = []
+    for work, t in ours.items():
+        e = theirs.get(work)
+        cells = []
+        for side in (t, e):
+            if side is None:
+                cells += ["-", "-", "-"]
+                continue
+            cells += [fmt(side.cpu_us_per_item(side.cpu_s), 1), fmt(side.cpu_us_per_item(side.server_cpu_s), 1),
+                      fmt(_all_cpu_us(side, backend), 1)]
+        our_all, their_all = _all_cpu_us(t, backend), _all_cpu_us(e, backend) if e else None
+        rows.append([backend, work, *cells, ratio(their_all, our_all)])
+    return rows
+
+
 def works(s: Sizes) -> list[tuple[str, Callable[[Any], Timing]]]:
     """Returns the measured pieces of work: (label, function of a side)."""
     return [
@@ -255,7 +304,7 @@ def run_backend(backend: str, s: Sizes, compare: bool, rounds: int) -> dict[str,
     and the best round of each side counts: on a shared machine that is the figure
     least disturbed by other work, and both sides get the same chances.
     """
-    out: dict[str, Any] = {"ours": {}, "theirs": {}, "loads": {}}
+    out: dict[str, Any] = {"ours": {}, "theirs": {}, "loads": {}, "cpu": {"ours": {}, "theirs": {}}}
     with sides(backend, compare) as (our, theirs):
         present = [(key, side) for key, side in (("ours", our), ("theirs", theirs)) if side is not None]
         for label, work in works(s):
@@ -265,6 +314,7 @@ def run_backend(backend: str, s: Sizes, compare: bool, rounds: int) -> dict[str,
                     best = out[key].get(label)
                     if best is None or t.per_second > best.per_second:
                         out[key][label] = t
+                    out["cpu"][key][label] = _summed(out["cpu"][key].get(label), t)
         streams = {key: load_streams(side, s) for key, side in present}
         for key, _ in present:
             out["loads"][key] = [float("inf")] * len(LOADS)
@@ -302,6 +352,14 @@ def report(results: dict[str, dict[str, Any]], locks: dict[str, Timing] | None, 
     print_table("Event store: throughput (events/s) and latency per operation (ms)",
                 ["backend", "work", "ours ev/s", "p50", "p99", "eventsourcing ev/s", "p50", "p99", "speed ours/es"],
                 rows, markdown=markdown, caption=machine_line())
+
+    rows = []
+    for backend, r in results.items():
+        rows += _cpu_rows(backend, r["cpu"]["ours"], r["cpu"]["theirs"])
+    print_table("Event store: CPU per event (µs) over every round above — this process, and the database "
+                "server's backends serving each side (PostgreSQL on this host; SQLite runs in the process)",
+                ["backend", "work", "ours process", "ours server", "ours all", "eventsourcing process",
+                 "eventsourcing server", "eventsourcing all", "all CPU es/ours"], rows, markdown=markdown)
 
     rows = []
     for backend, r in results.items():

@@ -91,6 +91,7 @@ class EsSide:
     """Returns nothing but does the bench's work through eventsourcing (see module doc)."""
 
     name = "eventsourcing"
+    server: Any = None  # the CPU of the database server's backends (a bench.common.ServerCpu, set by bench.store)
 
     def __init__(self, backend: str, url: str, *, pool_size: int = 10):
         from eventsourcing.persistence import StoredEvent
