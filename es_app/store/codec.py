@@ -29,7 +29,7 @@ def dumps(value: Any) -> str:
         return json.dumps(value)
 
 
-def loads(raw: str | bytes | memoryview) -> Any:
+def loads(raw: str | bytes | bytearray | memoryview) -> Any:
     """Returns the value of JSON text, parsed by orjson; when that holds a float, parsed again by
     json.loads, since orjson turns integers beyond 64 bits into floats."""
     value = orjson.loads(raw)  # orjson reads a memoryview (psycopg's buffer) as it is; json.loads does not

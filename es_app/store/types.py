@@ -84,7 +84,7 @@ class RecordedEvent:
 _new_object, _set_attribute = object.__new__, object.__setattr__
 
 
-def recorded_event(position: int, stream_id: str, version: int, event_id: str, type: str,  # noqa: A002 - the field's name
+def recorded_event(position: int, stream_id: str, version: int, event_id: str, type: str,
                    schema_version: int, data: dict[str, Any], metadata: dict[str, Any],
                    recorded_at: datetime) -> RecordedEvent:
     """Returns RecordedEvent(...) (equal, same class) made without the frozen dataclass's __init__, which
