@@ -134,7 +134,7 @@ class EventStore:
         position, stream_id, version, event_id, event_type, schema_version, data, meta, recorded_at = row
         schema_version, data = upcast(event_type, schema_version, data)
         return recorded_event(position, stream_id, version, event_id, event_type, schema_version, data, meta,
-                             recorded_at)
+                              recorded_at)
 
     def _in(self, column: str, values: list[str], params: list[Any]) -> str:
         """Returns the condition " AND `column` is one of `values`", its parameters added to `params`."""
@@ -299,7 +299,7 @@ class EventStore:
                 schema_version, data = upcast(event_type, schema_version, data)
                 # arg-type: recorded_at is None only when no row was written, and then no span reaches here
                 recorded.append(recorded_event(positions[n], stream_id, version, event_id, event_type, schema_version,
-                                              data, meta, recorded_at))  # type: ignore[arg-type]
+                                               data, meta, recorded_at))  # type: ignore[arg-type]
             out.append(recorded)
         return out
 

@@ -69,7 +69,7 @@ class SqliteEventStore(EventStore):
         recorded_at = datetime.fromisoformat(recorded_at + "+00:00")
         schema_version, data = upcast(event_type, schema_version, data)
         return recorded_event(position, stream_id, version, event_id, event_type, schema_version, data, meta,
-                             recorded_at)
+                              recorded_at)
 
     def _in(self, column: str, values: list[str], params: list[Any]) -> str:
         params.extend(values)

@@ -17,6 +17,7 @@ FIELDS = (7, "user-1", 2, "e-1", "UserRenamed", 1, {"name": "Ann"}, {"actor": "x
 def test_it_equals_the_dataclass_and_stays_frozen(at):
     made, reference = recorded_event(*FIELDS, at), RecordedEvent(*FIELDS, at)
     assert type(made) is RecordedEvent
+    assert set(vars(made)) == {field.name for field in dataclasses.fields(RecordedEvent)}  # every field, no other
     assert made == reference and repr(made) == repr(reference)
     assert made.recorded_at.tzinfo is UTC  # a naive time (SQLite's) is UTC, as the dataclass makes it
     assert dataclasses.asdict(made) == dataclasses.asdict(reference)
