@@ -40,7 +40,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 from urllib.parse import urlparse
 
 from bench.common import (

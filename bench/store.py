@@ -400,7 +400,7 @@ def goals(results: dict[str, dict[str, Any]], s: Sizes, markdown: bool) -> list[
                   None if theirs is None else ours.per_second >= theirs.per_second)
         small, snapped = r["loads"]["ours"][0], r["loads"]["ours"][2]
         check(backend, f"{s.big:,}-event stream with snapshot <= 2 ms", f"{snapped:.3f} ms", snapped <= 2.0)
-        check(backend, f"... and <= 1.5x the 10-event stream", f"{snapped / small:.2f}x", snapped <= 1.5 * small)
+        check(backend, "... and <= 1.5x the 10-event stream", f"{snapped / small:.2f}x", snapped <= 1.5 * small)
     print_table("Event store: goals of issue 2", ["backend", "goal", "figure", "verdict"], rows, markdown=markdown)
     rows = []
     for backend, r in results.items():
