@@ -160,14 +160,11 @@ _SAVE_LAST = ("UPDATE projection_checkpoints SET position = %s, updated_at = %s,
               "WHERE name = %s")
 
 
-def save_locked_position(conn: Connection, cur: Any, name: str, position: int, rate: float | None = None) -> None:
-    """Saves the position of a checkpoint row this transaction has locked: on `cur`, `conn`'s driver cursor,
-    where the dialect sends a transaction's last writes with its COMMIT (inside `writes_with_commit`, so
-    it reads no result); elsewhere as `save_position`."""
-    if dialect_for(conn).commits_with_last_write:
-        cur.execute(_SAVE_LAST, (position, datetime.now(UTC), rate, name), prepare=True)
-    else:
-        save_position(conn, name, position, rate)
+def save_locked_position(cur: Any, name: str, position: int, rate: float | None = None) -> None:
+    """Saves the position of a checkpoint row this transaction has locked, on a driver cursor inside
+    `Dialect.writes_with_commit` where the dialect `commits_with_last_write` (PostgreSQL: it reads no
+    result); elsewhere `save_position` does it."""
+    cur.execute(_SAVE_LAST, (position, datetime.now(UTC), rate, name), prepare=True)
 
 
 def replace_layout(conn: Connection, projection: str, shards: int | None, position: int) -> None:

@@ -122,17 +122,13 @@ def run_batch(conn: Connection, store: EventStore, projection: Projection, *, sh
     hint = _last_positions(conn.engine).get(name) if ahead is None else None
     opened = _open_batches(conn, store, [(projection, name, hint)], batch_size)[0]
     position, page = _batch_page(conn, store, projection, opened, shards, batch_size, ahead)
-    head, events = page.head, page.events
-    if position >= head:
-        return BatchResult(name, 0, 0, 0, position, head, True), None
+    if position >= page.head:
+        return BatchResult(name, 0, 0, 0, position, page.head, True), None
     new_position, at_head = _advance(position, page, batch_size)
     following = read_ahead(new_position) if read_ahead is not None and not at_head else None
-    mine = events if shards is None else [e for e in events if shard_of(e.stream_id, shards) == shard]
-    batch, applied, parked, failure = fold_events(conn, projection, mine, park_failures=park_failures,
-                                                  attempts=attempts, blocked=opened.blocked)
-    if failure is not None:
-        new_position, at_head = failure.event.position - 1, False
-    result = BatchResult(name, len(events), applied, parked, new_position, head, at_head, failure)
+    mine = page.events if shards is None else [e for e in page.events if shard_of(e.stream_id, shards) == shard]
+    batch, result = _fold_batch(conn, projection, name, page, mine, (new_position, at_head),
+                                park_failures=park_failures, attempts=attempts, blocked=opened.blocked)
     _write_batches(conn, [(batch, result)], time.perf_counter() - started, last=last)
     return result, following
 
@@ -248,6 +244,19 @@ def _advance(position: int, page: FeedPage, batch_size: int) -> tuple[int, bool]
     return events[-1].position, False
 
 
+def _fold_batch(conn: Connection, projection: Projection, checkpoint: str, page: FeedPage,
+                events: Sequence[RecordedEvent], advanced: tuple[int, bool], *, park_failures: bool, attempts: int,
+                blocked: set[str]) -> tuple[Batch, BatchResult]:
+    """Returns the batch of `events` (the page's, or this shard's of them) folded, and its result: the
+    checkpoint goes to `advanced` (`_advance`'s position after the page, at the head or not), or to just
+    before an event whose handler failed, so that the event is read again."""
+    batch, applied, parked, failure = fold_events(conn, projection, events, park_failures=park_failures,
+                                                  attempts=attempts, blocked=blocked)
+    new_position, at_head = advanced if failure is None else (failure.event.position - 1, False)
+    return batch, BatchResult(checkpoint, len(page.events), applied, parked, new_position, page.head, at_head,
+                              failure)
+
+
 def _write_batches(conn: Connection, done: Sequence[tuple[Batch, BatchResult]], elapsed: float, *,
                    last: bool) -> None:
     """Writes each folded batch's rows and moves its checkpoint (locked by this transaction) to the
@@ -262,7 +271,7 @@ def _write_batches(conn: Connection, done: Sequence[tuple[Batch, BatchResult]], 
     with driver_cursor(conn) as cur, dialect.writes_with_commit(cur):
         for batch, result in done:
             batch.flush()
-            save_locked_position(conn, cur, result.checkpoint, result.position, _rate(result.read, elapsed))
+            save_locked_position(cur, result.checkpoint, result.position, _rate(result.read, elapsed))
 
 
 def _rate(events: int, elapsed: float) -> float | None:
@@ -347,14 +356,10 @@ def run_first_batches(engine: Engine, store: EventStore, projections: Sequence[P
             if position >= page.head:
                 results.append(BatchResult(start.checkpoint, 0, 0, 0, position, page.head, True))
                 continue
-            new_position, at_head = _advance(position, page, batch_size)
-            batch, applied, parked, failure = fold_events(conn, projection, page.events, park_failures=park_failures,
-                                                          attempts=attempts, blocked=start.blocked)
-            if failure is not None:
-                new_position, at_head = failure.event.position - 1, False
-            results.append(BatchResult(start.checkpoint, len(page.events), applied, parked, new_position, page.head,
-                                       at_head, failure))
-            done.append((batch, results[-1]))
+            done.append(_fold_batch(conn, projection, start.checkpoint, page, page.events,
+                                    _advance(position, page, batch_size), park_failures=park_failures,
+                                    attempts=attempts, blocked=start.blocked))
+            results.append(done[-1][1])
         if done:
             _write_batches(conn, done, time.perf_counter() - started, last=True)
     for result in results:
