@@ -48,10 +48,6 @@ def parse_if_match(value: str | None) -> Expected | None:
     return int(m.group(1) or m.group(2))
 
 
-def etag(version: int) -> str:
-    return f'"{version}"'
-
-
 @dataclasses.dataclass(frozen=True)
 class CommandRequest:
     """What a command carries besides its body: who, why, and under which preconditions."""
@@ -89,7 +85,7 @@ class Stale(Exception):
 
 def _stale(expected: int, current: int) -> ApiError:
     return ApiError(412, f"If-Match {expected} is stale: the user is at version {current}",
-                    headers={"ETag": etag(current)}, current_version=current)
+                    headers={"ETag": idempotency.etag(current)}, current_version=current)
 
 
 class CommandRunner:
@@ -104,14 +100,11 @@ class CommandRunner:
                  user_id: str | None = None, legacy_key: Any = None) -> Outcome:
         """Registers a user on a new stream (`user_id`, default: a new `user-<uuid>`), with its legacy key when
         it is registered through the legacy app."""
-        def respond(result: AppendResult) -> tuple[int, dict[str, Any], dict[str, str]]:
-            return 201, _body(result), {"Location": f"/users/{result.stream_id}", "ETag": etag(result.version)}
-
         def run(service: UserService) -> AppendResult:
             return service.register(name, email, phone, user_id=user_id, legacy_key=legacy_key,
                                     metadata=req.metadata("RegisterUser"))
 
-        return self._run(req, "RegisterUser", run, respond)
+        return self._run(req, "RegisterUser", run, idempotency.Answer(201, location_prefix="/users/"))
 
     def execute(self, req: CommandRequest, user_id: str, command: str,
                 action: Callable[[User], None]) -> Outcome:
@@ -124,15 +117,12 @@ class CommandRunner:
                 raise Stale(user.version)
             action(user)
 
-        def respond(result: AppendResult) -> tuple[int, dict[str, Any], dict[str, str]]:
-            return 200, _body(result), {"ETag": etag(result.version)}
-
         def run(service: UserService) -> AppendResult:
             # `If-Match: *` only asks that the user exists: decide on the loaded version, as without it
             return service.execute(user_id, guarded, metadata=req.metadata(command),
                                    expected_version=expected if isinstance(expected, int) else None)
 
-        return self._run(req, command, run, respond)
+        return self._run(req, command, run, idempotency.Answer(200))
 
     # -- the machinery -------------------------------------------------------
     def _run(self, req: CommandRequest, command: str, run: Callable[[UserService], AppendResult],
@@ -198,6 +188,3 @@ class CommandRunner:
         except Exception:  # the events are committed; the beat schedule catches up
             log.warning("could not publish position %s after %s", result.position, command, exc_info=True)
 
-
-def _body(result: AppendResult) -> dict[str, Any]:
-    return {"id": result.stream_id, "version": result.version, "position": result.position}

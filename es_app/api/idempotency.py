@@ -112,6 +112,27 @@ def _stored(row: tuple[Any, ...]) -> StoredResponse:
 Responder = Callable[[AppendResult], tuple[int, dict[str, Any], dict[str, str]]]
 
 
+def etag(version: int) -> str:
+    """Returns the ETag of a stream's version."""
+    return f'"{version}"'
+
+
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    """A command's answer: `status`, the body {id, version, position} and the headers ETag (and
+    Location, `location_prefix` + the stream id, when given). A Responder; on PostgreSQL
+    `api_keyed_append` stores the same for a keyed command in its one call (tests hold the two equal)."""
+
+    status: int
+    location_prefix: str | None = None
+
+    def __call__(self, result: AppendResult) -> tuple[int, dict[str, Any], dict[str, str]]:
+        headers = {"ETag": etag(result.version)}
+        if self.location_prefix is not None:
+            headers = {"Location": f"{self.location_prefix}{result.stream_id}", **headers}
+        return self.status, {"id": result.stream_id, "version": result.version, "position": result.position}, headers
+
+
 class KeyedStore:
     """An EventStore whose `append` also records the command's response under an idempotency key."""
 
@@ -124,6 +145,32 @@ class KeyedStore:
     def append(self, stream_id: str, new_events: Sequence[NewEvent],
                expected_version: Expected = ExpectedVersion.ANY, *,
                claims: Sequence[Claim] = (), releases: Sequence[Claim] = ()) -> AppendResult:
+        if isinstance(self._respond, Answer):
+            answered = self._append_called(self._respond, stream_id, new_events, expected_version, claims, releases)
+            if answered is not None:
+                return answered
+        return self._append_in_transaction(stream_id, new_events, expected_version, claims, releases)
+
+    def _append_called(self, answer: Answer, stream_id: str, new_events: Sequence[NewEvent], expected: Expected,
+                       claims: Sequence[Claim], releases: Sequence[Claim]) -> AppendResult | None:
+        """The key's lookup, the append and the key's row in one call of `api_keyed_append` (PostgreSQL);
+        None where the store cannot (SQLite) or when the stream's version did not match, for
+        `_append_in_transaction` to settle (an exact retry of stored events, or ConcurrencyError)."""
+        row = self._store.append_call("api_keyed_append",
+                                      (self._key, self._hash, answer.status, answer.location_prefix, datetime.now(UTC)),
+                                      stream_id, new_events, expected, claims=claims, releases=releases)
+        if row is None:
+            return None
+        outcome, version, positions, status, body, headers, fingerprint = row
+        if outcome == "replay":
+            raise KeyReplay(StoredResponse(status, dict(body), dict(headers), fingerprint))
+        if outcome != "appended":
+            return None
+        return AppendResult(stream_id, version, positions[-1], tuple(positions))
+
+    def _append_in_transaction(self, stream_id: str, new_events: Sequence[NewEvent], expected_version: Expected,
+                               claims: Sequence[Claim], releases: Sequence[Claim]) -> AppendResult:
+        """The key's lookup under the append lock, the append and the key's row in one write transaction."""
         with write_transaction(self._store.engine) as conn:
             result, found = self._store.append_probed_in(conn, stream_id, new_events, expected_version,
                                                          probe=(_PROBE, (self._key,)), claims=claims,

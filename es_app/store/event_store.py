@@ -181,6 +181,30 @@ class EventStore:
         except _Mismatch as mismatch:
             return self._retry_or_refuse(conn, stream_id, new_events, expected_version, mismatch)
 
+    def append_call(self, function: str, leading: Sequence[Any], stream_id: str, new_events: Sequence[NewEvent],
+                    expected_version: Expected = ExpectedVersion.ANY, *, claims: Iterable[Claim] = (),
+                    releases: Iterable[Claim] = ()) -> tuple[Any, ...] | None:
+        """Runs an append as one call of a server-side function, outside any transaction (one round
+        trip, committed when it returns), and returns the function's row; None where the backend has
+        no such functions (SQLite), for the caller to append otherwise.
+
+        `function` takes `leading`'s values, then `es_append`'s parameters (the append lock, the
+        stream, the expected version, the encoded events, the claims and releases: see the
+        `append_functions` migration) and returns at least `es_append`'s (outcome, version,
+        positions): outcome "appended", or "mismatch" with the stream's version, when nothing was
+        written. Raises ClaimTaken (nothing written), InvalidEvent, and IntegrityError for an event
+        id stored before.
+        """
+        claims, releases = tuple(claims), tuple(releases)
+        check_new_events(stream_id, new_events, claims, releases)
+        return self._call_append(function, leading, stream_id, new_events, expected_version, claims, releases)
+
+    def _call_append(self, function: str, leading: Sequence[Any], stream_id: str, new_events: Sequence[NewEvent],
+                     expected: Expected, claims: tuple[Claim, ...],
+                     releases: tuple[Claim, ...]) -> tuple[Any, ...] | None:
+        """`append_call` where the backend has server-side functions; None elsewhere."""
+        return None
+
     def append_probed_in(self, conn: Connection, stream_id: str, new_events: Sequence[NewEvent],
                          expected_version: Expected = ExpectedVersion.ANY, *, probe: tuple[str, Sequence[Any]],
                          claims: Iterable[Claim] = (),

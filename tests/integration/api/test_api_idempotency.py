@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 import uuid
 
+import pytest
 from sqlalchemy import func, select
 
-from es_app.api.idempotency import idempotency_keys
+from es_app.api.idempotency import KeyedStore, idempotency_keys
 from es_app.bootstrap import build
 from es_app.store.schema import events
 
@@ -87,3 +88,53 @@ def test_concurrent_requests_with_one_key_write_once(client, api_settings, backe
     assert sum(1 for r in responses if "idempotent-replayed" not in r.headers) == 1
     events_count, keys_count = _counts(api_settings)
     assert (events_count, keys_count) == (1, 1)
+
+
+def _stored(settings, key: str) -> tuple:  # noqa: ANN001
+    with build(settings).engine.connect() as conn:
+        row = conn.execute(select(idempotency_keys).where(idempotency_keys.c.key == key)).one()
+    return row.status_code, dict(row.body), dict(row.headers), row.stream_id, row.position
+
+
+def test_the_stored_first_answer_is_the_answer_given(client, api_settings, backend):
+    # on PostgreSQL the key's row is written by api_keyed_append, in SQL: it must be what Answer gives
+    created = client.post("/users", json={"name": "Ann", "email": unique_email()}, headers={"Idempotency-Key": "c-1"})
+    uid = created.json()["id"]
+    changed = client.patch(f"/users/{uid}", json={"name": "Bo"}, headers={"Idempotency-Key": "c-2", "If-Match": '"1"'})
+    for key, r, headers in (("c-1", created, ("etag", "location")), ("c-2", changed, ("etag",))):
+        status, body, stored_headers, stream_id, position = _stored(api_settings, key)
+        assert (status, body) == (r.status_code, r.json())
+        assert {k.lower(): v for k, v in stored_headers.items()} == {h: r.headers[h] for h in headers}
+        assert (stream_id, position) == (uid, r.json()["position"])
+    assert changed.headers["etag"] == '"2"' and created.headers["location"] == f"/users/{uid}"
+
+
+def test_a_keyed_register_whose_email_is_taken_stores_nothing(client, api_settings, backend):
+    email = unique_email()
+    register(client, email=email)
+    counts = _counts(api_settings)
+    r = client.post("/users", json={"name": "Second", "email": email.upper()}, headers={"Idempotency-Key": "t-1"})
+    assert r.status_code == 409, r.text
+    assert _counts(api_settings) == counts
+    assert client.post("/users", json={"name": "Second", "email": unique_email()},
+                       headers={"Idempotency-Key": "t-1"}).status_code == 201  # the key is still free
+
+
+def test_a_keyed_change_on_a_stale_version_is_refused_and_stores_nothing(client, api_settings, backend):
+    uid = register(client)["id"]
+    assert client.patch(f"/users/{uid}", json={"name": "B"}).status_code == 200
+    counts = _counts(api_settings)
+    r = client.patch(f"/users/{uid}", json={"name": "C"}, headers={"Idempotency-Key": "s-1", "If-Match": '"1"'})
+    assert r.status_code == 412 and r.headers["etag"] == '"2"'
+    assert _counts(api_settings) == counts
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+def test_on_postgres_a_keyed_command_is_one_call(client, monkeypatch):
+    def no_transaction(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise AssertionError("the keyed command took the write transaction's path")
+
+    monkeypatch.setattr(KeyedStore, "_append_in_transaction", no_transaction)
+    uid = register(client, **{"Idempotency-Key": "one-1"})["id"]
+    assert client.patch(f"/users/{uid}", json={"name": "B"}, headers={"Idempotency-Key": "one-2"}).status_code == 200
+    assert client.patch(f"/users/{uid}", json={"name": "B"}, headers={"Idempotency-Key": "one-2"}).status_code == 200
