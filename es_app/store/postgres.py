@@ -6,8 +6,8 @@ out in commit order (docs/architecture.md). An append of its own is one call of 
 function `es_append` outside any transaction (the `append_functions` migration: the lock, the
 version check, releases, claims and the INSERT, committed as the statement ends); an append in
 the caller's transaction is pipelined statements, the INSERT reading the version itself and
-writing only when it matches (unnest of arrays). A batch takes its positions from the sequence and COPYs the
-rows. Array parameters go in binary (`%b`): psycopg's text format escapes every element
+writing only when it matches (unnest of arrays). A batch takes its positions from the sequence
+and COPYs the rows. Array parameters go in binary (`%b`): psycopg's text format escapes every element
 with a regex, which made dumping 100 JSON documents cost ~8 ms against ~0.3 ms in binary.
 """
 
@@ -148,8 +148,8 @@ class PostgresEventStore(EventStore):
     def _append_own(self, stream_id: str, new_events: Sequence[NewEvent], expected: Expected,
                     claims: tuple[Claim, ...], releases: tuple[Claim, ...]) -> AppendResult:
         """One call of `es_append` outside any transaction: one statement, one round trip, its COMMIT
-        the statement's end (a pipeline of BEGIN, the lock, the statements and COMMIT cost the driver
-        two to three times the CPU)."""
+        the statement's end (a pipeline of BEGIN, the lock, the statements and COMMIT cost this
+        process about twice the CPU per append, docs/benchmarks.md)."""
         outcome, version, positions = self._call_append("es_append", (), stream_id, new_events, expected,
                                                         claims, releases)
         if outcome != "appended":
