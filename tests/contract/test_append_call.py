@@ -35,7 +35,7 @@ def test_sqlite_has_no_call_and_writes_nothing(store):
 def test_a_call_appends_with_its_claims_and_returns_versions_and_positions(store):
     events = NewEventFactory.build_batch(3)
     outcome, version, positions = store.append_call("es_append", (), "user-1", events, ExpectedVersion.NO_STREAM,
-                                                       claims=[Claim(EMAIL, "a@x.org")])
+                                                    claims=[Claim(EMAIL, "a@x.org")])
     assert (outcome, version) == ("appended", 3)
     stored = store.read_stream("user-1")
     assert [e.event_id for e in stored] == [e.event_id for e in events]
@@ -59,7 +59,7 @@ def test_a_claim_another_stream_holds_raises_and_the_call_writes_nothing(store):
     store.append("user-1", NewEventFactory.build_batch(1), claims=[Claim(EMAIL, "taken@x.org")])
     with pytest.raises(ClaimTaken) as caught:
         store.append_call("es_append", (), "user-2", NewEventFactory.build_batch(1), ExpectedVersion.NO_STREAM,
-                             claims=[Claim(EMAIL, "free@x.org"), Claim(EMAIL, "taken@x.org")])
+                          claims=[Claim(EMAIL, "free@x.org"), Claim(EMAIL, "taken@x.org")])
     assert (caught.value.claim, caught.value.owner) == (Claim(EMAIL, "taken@x.org"), "user-1")
     assert store.stream_version("user-2") == 0
     assert claims_held(store) == {(EMAIL, "taken@x.org", "user-1")}  # the first claim was undone too
@@ -69,7 +69,7 @@ def test_a_claim_another_stream_holds_raises_and_the_call_writes_nothing(store):
 def test_releases_go_before_claims_in_the_call(store):
     store.append("user-1", NewEventFactory.build_batch(1), claims=[Claim(EMAIL, "old@x.org")])
     outcome, version, _ = store.append_call("es_append", (), "user-1", NewEventFactory.build_batch(1), 1,
-                                               claims=[Claim(EMAIL, "new@x.org")], releases=[Claim(EMAIL, "old@x.org")])
+                                            claims=[Claim(EMAIL, "new@x.org")], releases=[Claim(EMAIL, "old@x.org")])
     assert (outcome, version) == ("appended", 2)
     assert claims_held(store) == {(EMAIL, "new@x.org", "user-1")}
 

@@ -8,9 +8,11 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from es_app.api.idempotency import KeyedStore, idempotency_keys
+from es_app.api.idempotency import Answer, KeyedStore, StoredResponse, idempotency_keys, lookup
 from es_app.bootstrap import build
+from es_app.store import ConcurrencyError
 from es_app.store.schema import events
+from tests.factories import NewEventFactory
 
 from .conftest import register, unique_email
 
@@ -118,6 +120,22 @@ def test_a_keyed_register_whose_email_is_taken_stores_nothing(client, api_settin
     assert _counts(api_settings) == counts
     assert client.post("/users", json={"name": "Second", "email": unique_email()},
                        headers={"Idempotency-Key": "t-1"}).status_code == 201  # the key is still free
+
+
+def test_a_keyed_append_on_a_version_that_moved_is_settled_as_before(client, api_settings, backend):
+    # what a writer between the command's load and its append leaves: on PostgreSQL api_keyed_append answers
+    # "mismatch" and the write transaction's way settles it, as it did alone
+    store = build(api_settings).store
+    store.append("user-m", NewEventFactory.build_batch(2))
+    with pytest.raises(ConcurrencyError):
+        KeyedStore(store, "m-1", "h", Answer(200)).append("user-m", NewEventFactory.build_batch(1), 1)
+    assert lookup(store.engine, "m-1") is None and store.stream_version("user-m") == 2
+    events = NewEventFactory.build_batch(1)
+    first = store.append("user-m", events, 2)
+    again = KeyedStore(store, "m-2", "h", Answer(200)).append("user-m", events, 2)  # an exact retry: its result
+    assert (again.position, again.version, again.written) == (first.position, 3, False)
+    body = {"id": "user-m", "version": 3, "position": first.position}
+    assert lookup(store.engine, "m-2") == StoredResponse(200, body, {"ETag": '"3"'}, "h")
 
 
 def test_a_keyed_change_on_a_stale_version_is_refused_and_stores_nothing(client, api_settings, backend):
