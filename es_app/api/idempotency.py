@@ -103,7 +103,8 @@ _PROBE = "SELECT status_code, body, headers, request_hash FROM api_idempotency_k
 
 
 def _stored(row: tuple[Any, ...]) -> StoredResponse:
-    """Returns the response of a `_PROBE` row (JSON comes as text from SQLite, parsed from PostgreSQL)."""
+    """Returns the response of a `_PROBE` row, or of those columns of `api_keyed_append`'s (JSON comes as text
+    from SQLite, parsed from PostgreSQL)."""
     status, body, headers, fingerprint = row
     decoded = [json.loads(v) if isinstance(v, str) else v for v in (body, headers)]
     return StoredResponse(status, dict(decoded[0]), dict(decoded[1]), fingerprint)
@@ -161,9 +162,9 @@ class KeyedStore:
                                       stream_id, new_events, expected, claims=claims, releases=releases)
         if row is None:
             return None
-        outcome, version, positions, status, body, headers, fingerprint = row
+        outcome, version, positions = row[:3]
         if outcome == "replay":
-            raise KeyReplay(StoredResponse(status, dict(body), dict(headers), fingerprint))
+            raise KeyReplay(_stored(row[3:]))  # the stored row's status, body, headers and request hash
         if outcome != "appended":
             return None
         return AppendResult(stream_id, version, positions[-1], tuple(positions))

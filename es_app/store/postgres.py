@@ -88,14 +88,11 @@ def _call_sql(function: str, leading: int) -> str:
 
 def _call_params(lock: int | None, stream_id: str, new_events: Sequence[NewEvent], expected: Expected,
                  claims: tuple[Claim, ...], releases: tuple[Claim, ...]) -> list[Any]:
-    """Returns `es_append`'s parameters (the `append_functions` migration), the events encoded and checked."""
-    now = datetime.now(UTC)
-    occurred = now.isoformat()
-    texts = [event_json(stream_id, e, occurred) for e in new_events]
+    """Returns `es_append`'s parameters (the `append_functions` migration), the events encoded and checked
+    as `_unnest_params` does it."""
+    _, category, now, _, *arrays = _unnest_params(stream_id, new_events, None)
     mode, exact = (expected.value, None) if isinstance(expected, ExpectedVersion) else ("exact", expected)
-    return [lock, stream_id, category_of(stream_id), mode, exact,
-            [str(e.event_id) for e in new_events], [e.type for e in new_events],
-            [e.schema_version for e in new_events], [data for data, _ in texts], [meta for _, meta in texts], now,
+    return [lock, stream_id, category, mode, exact, *arrays, now,
             [c.scope for c in claims], [c.value for c in claims],
             [c.scope for c in releases], [c.value for c in releases]]
 

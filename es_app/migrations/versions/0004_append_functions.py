@@ -3,8 +3,8 @@
 `es_append` is the store's append of one stream (the lock, the version check, releases and
 claims, the insert) and `api_keyed_append` is a command sent with an Idempotency-Key (the lock,
 the key's lookup, `es_append`, the key's row), each called as one statement outside any
-transaction: one round trip, committed when it ends, where the pipelined statements took two
-round trips and eight statements (docs/architecture.md, "The store's hot paths").
+transaction: one round trip, committed when it ends, where a keyed command's pipelined statements took two
+round trips and seven statements (docs/architecture.md, "The store's hot paths").
 Every statement in a plpgsql function reads a snapshot of its own, so what is read after the
 lock sees every append committed before it. SQLite has no server-side functions: nothing there.
 
